@@ -1,0 +1,47 @@
+//! wit-bindgen glue: the exported `lifecycle` interface, backed by one [`Provider`] per
+//! instance (so a Keystone token is reused across calls).
+
+use std::cell::RefCell;
+
+use crate::bindings::exports::openstack::image::lifecycle::Guest;
+use crate::lifecycle::Provider;
+use crate::types::{Cloud, Error, ImageSpec, ImageState, Plan};
+use crate::wasi_http::WasiHttp;
+
+struct Component;
+
+thread_local! {
+    static PROVIDER: RefCell<Provider<WasiHttp>> = RefCell::new(Provider::new(WasiHttp));
+}
+
+fn with<R>(f: impl FnOnce(&mut Provider<WasiHttp>) -> R) -> R {
+    PROVIDER.with(|p| f(&mut p.borrow_mut()))
+}
+
+impl Guest for Component {
+    fn check(spec: ImageSpec) -> Result<ImageSpec, Error> {
+        with(|p| p.check(spec))
+    }
+
+    fn diff(desired: ImageSpec, prior: ImageState) -> Result<Plan, Error> {
+        with(|p| p.diff(desired, &prior))
+    }
+
+    fn create(cloud: Cloud, spec: ImageSpec) -> Result<ImageState, Error> {
+        with(|p| p.create(&cloud, spec))
+    }
+
+    fn read(cloud: Cloud, id: String, prior: Option<ImageSpec>) -> Result<Option<ImageState>, Error> {
+        with(|p| p.read(&cloud, &id, prior.as_ref()))
+    }
+
+    fn update(cloud: Cloud, prior: ImageState, desired: ImageSpec) -> Result<ImageState, Error> {
+        with(|p| p.update(&cloud, &prior, desired))
+    }
+
+    fn delete(cloud: Cloud, id: String, region: Option<String>) -> Result<(), Error> {
+        with(|p| p.delete(&cloud, &id, region.as_deref()))
+    }
+}
+
+crate::bindings::export!(Component with_types_in crate::bindings);

@@ -1,0 +1,218 @@
+//! The diff rule for every field: what changes in place, what forces a new image, and what
+//! is state-only (source credentials, cache path, checksum verification, timeouts).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::types::{Action, FieldChange, ImageSpec, ImageState, Plan};
+
+/// Compares a validated desired spec with an image's (refreshed) state.
+pub fn diff(desired: &ImageSpec, prior: &ImageState) -> Plan {
+    let old = &prior.spec;
+    let mut changes = Vec::new();
+    let mut field = |name: &str, old: Option<String>, new: Option<String>, replace: bool| {
+        if old != new {
+            changes.push(FieldChange {
+                field: name.to_string(),
+                old,
+                new,
+                forces_replacement: replace,
+            });
+        }
+    };
+
+    // Data that cannot change under an existing image id.
+    if prior.status != "active" {
+        field("status", json(&prior.status), json(&"active"), true);
+    }
+    field("container_format", json(&old.container_format), json(&desired.container_format), true);
+    field("disk_format", json(&old.disk_format), json(&desired.disk_format), true);
+    field("region", opt(&old.region), opt(&desired.region), true);
+    if let Some(id) = &desired.image_id {
+        field("image_id", json(&prior.id), json(id), true);
+    }
+    field("local_file_path", opt(&old.local_file_path), opt(&desired.local_file_path), true);
+    field("image_source_url", opt(&old.image_source_url), opt(&desired.image_source_url), true);
+    field(
+        "decompress",
+        opt(&old.decompress.filter(|d| *d)),
+        opt(&desired.decompress.filter(|d| *d)),
+        true,
+    );
+
+    // Attributes Glance can change in place. An unset name is not managed.
+    if desired.name.is_some() {
+        field("name", opt(&old.name), opt(&desired.name), false);
+    }
+    field("visibility", opt(&old.visibility), opt(&desired.visibility), false);
+    field("protected", opt(&old.protected), opt(&desired.protected), false);
+    field("hidden", opt(&old.hidden), opt(&desired.hidden), false);
+    field("min_disk_gb", opt(&old.min_disk_gb), opt(&desired.min_disk_gb), false);
+    field("min_ram_mb", opt(&old.min_ram_mb), opt(&desired.min_ram_mb), false);
+    field("tags", json(&sorted(&old.tags)), json(&sorted(&desired.tags)), false);
+
+    // Only properties the spec manages, now or before; the prior spec holds exactly the
+    // managed keys, so server-set keys never show up here.
+    let before: BTreeMap<&str, &str> = pairs(&old.properties);
+    let after: BTreeMap<&str, &str> = pairs(&desired.properties);
+    let keys: std::collections::BTreeSet<&str> = before.keys().chain(after.keys()).copied().collect();
+    for key in keys {
+        field(
+            &format!("properties.{key}"),
+            before.get(key).and_then(|v| json(v)),
+            after.get(key).and_then(|v| json(v)),
+            false,
+        );
+    }
+
+    let action = if changes.iter().any(|c| c.forces_replacement) {
+        Action::Replace
+    } else if changes.is_empty() {
+        Action::NoOp
+    } else {
+        Action::Update
+    };
+    Plan { action, changes }
+}
+
+fn json<T: Serialize + ?Sized>(value: &T) -> Option<String> {
+    Some(serde_json::to_string(value).expect("plain values serialise"))
+}
+
+fn opt<T: Serialize>(value: &Option<T>) -> Option<String> {
+    value.as_ref().and_then(|v| json(v))
+}
+
+fn sorted(tags: &[String]) -> Vec<&str> {
+    let mut tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    tags.sort_unstable();
+    tags
+}
+
+fn pairs(properties: &[(String, String)]) -> BTreeMap<&str, &str> {
+    properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::{check, tests::spec};
+
+    pub(crate) fn state_of(spec: &ImageSpec) -> ImageState {
+        ImageState {
+            id: "6f1e0c2e-0000-4000-8000-000000000001".into(),
+            spec: spec.clone(),
+            status: "active".into(),
+            checksum: None,
+            os_hash_algo: None,
+            os_hash_value: None,
+            size_bytes: Some(1),
+            virtual_size: None,
+            owner: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+            update_at: String::new(),
+            file: String::new(),
+            schema: String::new(),
+            metadata: vec![],
+            stores: None,
+            direct_url: None,
+        }
+    }
+
+    fn changed(plan: &Plan) -> Vec<&str> {
+        plan.changes.iter().map(|c| c.field.as_str()).collect()
+    }
+
+    #[test]
+    fn same_spec_is_no_op() {
+        let s = check(spec()).unwrap();
+        let plan = diff(&s, &state_of(&s));
+        assert_eq!(plan.action, Action::NoOp);
+        assert!(plan.changes.is_empty());
+    }
+
+    #[test]
+    fn disk_format_forces_replacement() {
+        let s = check(spec()).unwrap();
+        let mut new = s.clone();
+        new.disk_format = "raw".into();
+        let plan = diff(&new, &state_of(&s));
+        assert_eq!(plan.action, Action::Replace);
+        assert_eq!(changed(&plan), vec!["disk_format"]);
+        assert_eq!(plan.changes[0].old.as_deref(), Some("\"qcow2\""));
+        assert!(plan.changes[0].forces_replacement);
+    }
+
+    #[test]
+    fn in_place_fields_update() {
+        let s = check(spec()).unwrap();
+        let mut new = s.clone();
+        new.name = Some("renamed".into());
+        new.tags = vec![];
+        new.min_ram_mb = Some(512);
+        new.hidden = Some(true);
+        let plan = diff(&new, &state_of(&s));
+        assert_eq!(plan.action, Action::Update);
+        assert_eq!(changed(&plan), vec!["name", "hidden", "min_ram_mb"]);
+    }
+
+    #[test]
+    fn removing_all_tags_is_a_change() {
+        let mut s = spec();
+        s.tags = vec!["a".into(), "b".into()];
+        let s = check(s).unwrap();
+        let mut new = s.clone();
+        new.tags.clear();
+        let plan = diff(&new, &state_of(&s));
+        assert_eq!(changed(&plan), vec!["tags"]);
+        assert_eq!(plan.changes[0].new.as_deref(), Some("[]"));
+    }
+
+    #[test]
+    fn only_managed_properties_are_compared() {
+        let mut s = spec();
+        s.properties = vec![("os_distro".into(), "cirros".into()), ("old".into(), "1".into())];
+        let s = check(s).unwrap();
+        let mut state = state_of(&s);
+        // Server-set keys live in metadata only: never part of the managed spec.
+        state.metadata = vec![("os_hash_algo".into(), "sha512".into()), ("stores".into(), "file".into())];
+        let mut new = s.clone();
+        new.properties = vec![("new".into(), "2".into()), ("os_distro".into(), "ubuntu".into())];
+        let plan = diff(&new, &state);
+        assert_eq!(plan.action, Action::Update);
+        assert_eq!(changed(&plan), vec!["properties.new", "properties.old", "properties.os_distro"]);
+    }
+
+    #[test]
+    fn unset_name_is_not_managed_and_state_only_fields_never_diff() {
+        let s = check(spec()).unwrap();
+        let mut new = s.clone();
+        new.name = None;
+        new.verify_checksum = Some(false);
+        new.image_cache_path = Some("/tmp/cache".into());
+        new.timeouts.create = Some(60);
+        assert_eq!(diff(&new, &state_of(&s)).action, Action::NoOp);
+    }
+
+    #[test]
+    fn broken_image_is_replaced() {
+        let s = check(spec()).unwrap();
+        let mut state = state_of(&s);
+        state.status = "killed".into();
+        let plan = diff(&s, &state);
+        assert_eq!(plan.action, Action::Replace);
+        assert_eq!(changed(&plan), vec!["status"]);
+    }
+
+    #[test]
+    fn explicit_image_id_must_match() {
+        let s = check(spec()).unwrap();
+        let mut new = s.clone();
+        new.image_id = Some("6f1e0c2e-0000-4000-8000-000000000002".into());
+        assert_eq!(diff(&new, &state_of(&s)).action, Action::Replace);
+        new.image_id = Some("6f1e0c2e-0000-4000-8000-000000000001".into());
+        assert_eq!(diff(&new, &state_of(&s)).action, Action::NoOp);
+    }
+}

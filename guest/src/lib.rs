@@ -1,0 +1,27 @@
+//! The OpenStack Glance image resource: every lifecycle decision and every cloud call.
+//!
+//! Pure modules (`validate`, `diff`, `patch`, `glance`, `keystone`) work on plain data and
+//! are unit-tested natively; `wasi_http` is the only module that touches WASI HTTP, and
+//! `component` is the thin wit-bindgen glue.
+
+mod bindings;
+pub mod diff;
+pub mod glance;
+pub mod glance_fields;
+pub mod http;
+pub mod keystone;
+pub mod lifecycle;
+pub mod patch;
+pub mod progress;
+pub mod upload;
+pub mod validate;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+#[cfg(target_arch = "wasm32")]
+mod wasi_http;
+
+/// The contract's records (generated from `wit/image.wit`).
+pub mod types {
+    pub use crate::bindings::openstack::image::types::*;
+}

@@ -1,0 +1,470 @@
+//! The lifecycle operations: Keystone sessions, Glance calls, waiting and verification.
+//! Decisions come from the pure modules; this module sequences the calls.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::http::{Request, Response, Transport, status_error};
+use crate::types::{
+    ChecksumMismatch, Cloud, Error, FieldError, ImageSpec, ImageState, Plan, TimeoutInfo,
+};
+use crate::upload::{DigestingReader, SourceDigests};
+use crate::{diff, glance, keystone, patch, progress, validate};
+
+/// Default time limits, in seconds.
+const DEFAULT_CREATE_TIMEOUT: u64 = 30 * 60;
+const DEFAULT_UPDATE_TIMEOUT: u64 = 10 * 60;
+/// Waiting for `active` polls with this backoff.
+const FIRST_POLL: Duration = Duration::from_millis(200);
+const MAX_POLL: Duration = Duration::from_secs(5);
+
+/// A Keystone token and the token response that carries its catalog.
+struct Session {
+    token: String,
+    token_body: Value,
+}
+
+/// Where one operation talks to Glance.
+struct Target {
+    session_key: String,
+    endpoint: String,
+}
+
+/// The image resource over a transport; caches one Keystone token per cloud.
+pub struct Provider<T> {
+    transport: T,
+    sessions: HashMap<String, Session>,
+}
+
+impl<T: Transport> Provider<T> {
+    /// A provider with no cached sessions.
+    pub fn new(transport: T) -> Self {
+        Provider {
+            transport,
+            sessions: HashMap::new(),
+        }
+    }
+
+    /// Validates a spec (including that its local file is readable) and fills defaults.
+    pub fn check(&mut self, spec: ImageSpec) -> Result<ImageSpec, Error> {
+        let spec = validate::check(spec).map_err(Error::InvalidSpec)?;
+        if let Some(path) = &spec.local_file_path
+            && let Err(message) = probe_file(path)
+        {
+            return Err(Error::InvalidSpec(vec![FieldError {
+                field: "local_file_path".into(),
+                message,
+            }]));
+        }
+        Ok(spec)
+    }
+
+    /// Validates `desired` and compares it with `prior`.
+    pub fn diff(&mut self, desired: ImageSpec, prior: &ImageState) -> Result<Plan, Error> {
+        let desired = self.check(desired)?;
+        Ok(diff::diff(&desired, prior))
+    }
+
+    /// Creates an image from its local file; deletes it again if anything fails after the
+    /// image record exists.
+    pub fn create(&mut self, cloud: &Cloud, spec: ImageSpec) -> Result<ImageState, Error> {
+        let spec = self.check(spec)?;
+        let started = Instant::now();
+        let path = spec
+            .local_file_path
+            .clone()
+            .expect("check requires local_file_path");
+        let file = File::open(&path).map_err(|e| invalid("local_file_path", format!("cannot open '{path}': {e}")))?;
+        let size = file
+            .metadata()
+            .map_err(|e| invalid("local_file_path", format!("cannot read '{path}': {e}")))?
+            .len();
+
+        let target = self.target(cloud, spec.region.as_deref())?;
+        let id = spec
+            .image_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let url = format!("{}/images", target.endpoint);
+        let response = self.call(cloud, &target, "POST", &url, Some(glance::create_body(&spec, &id)))?;
+        if response.status == 409 {
+            return Err(Error::Conflict(format!(
+                "an image with id {id} already exists; choose another image_id or import that image"
+            )));
+        }
+        expect(&response, "POST", &url, &[201])?;
+        progress::info(format!("created image record {id}; uploading {size} bytes from {path}"));
+
+        let finished = self.upload_and_activate(cloud, &target, &spec, &id, file, size, started);
+        match finished {
+            Ok(state) => Ok(state),
+            Err(err) => {
+                if let Err(cleanup) = self.delete_image(cloud, &target, &id) {
+                    progress::warn(format!(
+                        "could not delete the half-made image {id}: {}",
+                        describe(&cleanup)
+                    ));
+                }
+                Err(err)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn upload_and_activate(
+        &mut self,
+        cloud: &Cloud,
+        target: &Target,
+        spec: &ImageSpec,
+        id: &str,
+        file: File,
+        size: u64,
+        started: Instant,
+    ) -> Result<ImageState, Error> {
+        let digests = self.upload(cloud, target, id, file, size)?;
+        let timeout = spec.timeouts.create.unwrap_or(DEFAULT_CREATE_TIMEOUT);
+        let image = self.wait_active(cloud, target, id, started, timeout)?;
+        if spec.verify_checksum != Some(false) {
+            verify(&image, &digests)?;
+        }
+        let image = if spec.protected == Some(true) {
+            let url = format!("{}/images/{id}", target.endpoint);
+            let ops = vec![json!({"op": "replace", "path": "/protected", "value": true})];
+            self.patch(cloud, target, &url, ops)?
+        } else {
+            image
+        };
+        glance::state_from_image(&image, Some(spec)).map_err(Error::Transport)
+    }
+
+    fn upload(
+        &mut self,
+        cloud: &Cloud,
+        target: &Target,
+        id: &str,
+        file: File,
+        size: u64,
+    ) -> Result<SourceDigests, Error> {
+        let url = format!("{}/images/{id}/file", target.endpoint);
+        let token = self.token(cloud, target)?;
+        let mut reader = DigestingReader::new(file, id, size);
+        let request = Request::new("PUT", &url)
+            .header("x-auth-token", token)
+            .header("x-openstack-image-size", size.to_string())
+            .stream(&mut reader, size);
+        let response = self.transport.send(request)?;
+        let digests = reader.finish();
+        expect(&response, "PUT", &url, &[204])?;
+        if digests.bytes != size {
+            return Err(Error::Transport(format!(
+                "the file changed while it was uploaded: read {} bytes, expected {size}",
+                digests.bytes
+            )));
+        }
+        Ok(digests)
+    }
+
+    fn wait_active(
+        &mut self,
+        cloud: &Cloud,
+        target: &Target,
+        id: &str,
+        started: Instant,
+        timeout: u64,
+    ) -> Result<Value, Error> {
+        let url = format!("{}/images/{id}", target.endpoint);
+        let mut delay = FIRST_POLL;
+        let mut last_status = String::new();
+        loop {
+            let response = self.call(cloud, target, "GET", &url, None)?;
+            expect(&response, "GET", &url, &[200])?;
+            let image = response.json().map_err(Error::Transport)?;
+            let status = image.get("status").and_then(Value::as_str).unwrap_or("").to_string();
+            if status != last_status {
+                progress::status(id, &status);
+                last_status = status.clone();
+            }
+            match status.as_str() {
+                "active" => return Ok(image),
+                "saving" | "importing" | "uploading" => {}
+                other => {
+                    return Err(Error::ImportFailed(format!(
+                        "image {id} went to status '{other}' instead of 'active' after its data was sent"
+                    )));
+                }
+            }
+            let elapsed = started.elapsed();
+            if elapsed >= Duration::from_secs(timeout) {
+                return Err(Error::Timeout(TimeoutInfo {
+                    operation: "create".into(),
+                    last_status,
+                    elapsed_seconds: elapsed.as_secs(),
+                }));
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(MAX_POLL);
+        }
+    }
+
+    /// Reads an image; `None` when Glance no longer has it.
+    pub fn read(
+        &mut self,
+        cloud: &Cloud,
+        id: &str,
+        prior: Option<&ImageSpec>,
+    ) -> Result<Option<ImageState>, Error> {
+        let target = self.target(cloud, prior.and_then(|p| p.region.as_deref()))?;
+        let url = format!("{}/images/{id}", target.endpoint);
+        let response = self.call(cloud, &target, "GET", &url, None)?;
+        if response.status == 404 {
+            return Ok(None);
+        }
+        expect(&response, "GET", &url, &[200])?;
+        let image = response.json().map_err(Error::Transport)?;
+        glance::state_from_image(&image, prior).map(Some).map_err(Error::Transport)
+    }
+
+    /// Patches an image to match `desired`, sending only the operations still needed.
+    pub fn update(&mut self, cloud: &Cloud, prior: &ImageState, desired: ImageSpec) -> Result<ImageState, Error> {
+        let desired = self.check(desired)?;
+        let started = Instant::now();
+        let target = self.target(cloud, desired.region.as_deref())?;
+        let url = format!("{}/images/{}", target.endpoint, prior.id);
+        let response = self.call(cloud, &target, "GET", &url, None)?;
+        expect(&response, "GET", &url, &[200])?;
+        let current = response.json().map_err(Error::Transport)?;
+        let managed: Vec<String> = prior.spec.properties.iter().map(|(k, _)| k.clone()).collect();
+        let ops = patch::build(&current, &desired, &managed);
+        let image = if ops.is_empty() {
+            current
+        } else {
+            self.patch(cloud, &target, &url, ops)?
+        };
+        let timeout = desired.timeouts.update.unwrap_or(DEFAULT_UPDATE_TIMEOUT);
+        if started.elapsed() > Duration::from_secs(timeout) {
+            return Err(Error::Timeout(TimeoutInfo {
+                operation: "update".into(),
+                last_status: image.get("status").and_then(Value::as_str).unwrap_or("").into(),
+                elapsed_seconds: started.elapsed().as_secs(),
+            }));
+        }
+        glance::state_from_image(&image, Some(&desired)).map_err(Error::Transport)
+    }
+
+    /// Deletes an image; one that is already gone counts as deleted.
+    pub fn delete(&mut self, cloud: &Cloud, id: &str, region: Option<&str>) -> Result<(), Error> {
+        let target = self.target(cloud, region)?;
+        self.delete_image(cloud, &target, id)
+    }
+
+    fn delete_image(&mut self, cloud: &Cloud, target: &Target, id: &str) -> Result<(), Error> {
+        let url = format!("{}/images/{id}", target.endpoint);
+        let response = self.call(cloud, target, "DELETE", &url, None)?;
+        match response.status {
+            204 | 404 => Ok(()),
+            403 if self.is_protected(cloud, target, &url) => Err(Error::Forbidden(format!(
+                "image {id} is protected, so Glance refuses to delete it; set `protected: false` \
+                 in the spec and apply first"
+            ))),
+            _ => Err(status_error("DELETE", &url, &response)),
+        }
+    }
+
+    fn is_protected(&mut self, cloud: &Cloud, target: &Target, url: &str) -> bool {
+        self.call(cloud, target, "GET", url, None)
+            .ok()
+            .and_then(|r| r.json().ok())
+            .and_then(|image| image.get("protected").and_then(Value::as_bool))
+            .unwrap_or(false)
+    }
+
+    fn patch(&mut self, cloud: &Cloud, target: &Target, url: &str, ops: Vec<Value>) -> Result<Value, Error> {
+        let response = self.call(cloud, target, "PATCH", url, Some(Value::Array(ops)))?;
+        expect(&response, "PATCH", url, &[200])?;
+        response.json().map_err(Error::Transport)
+    }
+
+    /// Sends a JSON request with the cloud's token; on 401 authenticates again once.
+    fn call(
+        &mut self,
+        cloud: &Cloud,
+        target: &Target,
+        method: &'static str,
+        url: &str,
+        body: Option<Value>,
+    ) -> Result<Response, Error> {
+        for attempt in 0..2 {
+            let token = self.token(cloud, target)?;
+            let mut request = Request::new(method, url).header("x-auth-token", token);
+            if let Some(body) = &body {
+                if method == "PATCH" {
+                    request = request.header("content-type", patch::CONTENT_TYPE);
+                }
+                request = request.json(body.clone());
+            }
+            let response = self.transport.send(request)?;
+            if response.status == 401 && attempt == 0 {
+                self.sessions.remove(&target.session_key);
+                continue;
+            }
+            return Ok(response);
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    fn token(&mut self, cloud: &Cloud, target: &Target) -> Result<String, Error> {
+        if !self.sessions.contains_key(&target.session_key) {
+            self.authenticate(cloud, &target.session_key)?;
+        }
+        Ok(self.sessions[&target.session_key].token.clone())
+    }
+
+    /// The Glance endpoint for `region` (or the cloud's), authenticating if needed.
+    fn target(&mut self, cloud: &Cloud, region: Option<&str>) -> Result<Target, Error> {
+        let session_key = session_key(cloud);
+        if !self.sessions.contains_key(&session_key) {
+            self.authenticate(cloud, &session_key)?;
+        }
+        let session = &self.sessions[&session_key];
+        let region = region.or(cloud.region.as_deref());
+        let interface = cloud.interface.as_deref().unwrap_or("public");
+        let endpoint = keystone::image_endpoint(&session.token_body, region, interface)
+            .map_err(|e| Error::NotFound(format!("Keystone at {}: {e}", cloud.auth_url)))?;
+        Ok(Target {
+            session_key,
+            endpoint,
+        })
+    }
+
+    fn authenticate(&mut self, cloud: &Cloud, session_key: &str) -> Result<(), Error> {
+        let url = keystone::tokens_url(&cloud.auth_url);
+        let request = Request::new("POST", &url).json(keystone::token_request(cloud));
+        let response = self.transport.send(request)?;
+        if response.status == 401 {
+            return Err(Error::AuthFailed(format!(
+                "Keystone at {} rejected the credentials: {} (check OS_USERNAME/OS_PASSWORD, the \
+                 user and project domains, or the application credential)",
+                cloud.auth_url,
+                response.message()
+            )));
+        }
+        expect(&response, "POST", &url, &[201])?;
+        let token = response
+            .header("x-subject-token")
+            .ok_or_else(|| Error::AuthFailed(format!("Keystone at {} returned no token", cloud.auth_url)))?
+            .to_string();
+        let token_body = response.json().map_err(Error::Transport)?;
+        self.sessions.insert(session_key.to_string(), Session { token, token_body });
+        Ok(())
+    }
+}
+
+/// Identifies a cloud's credentials and scope without keeping secrets in the key.
+fn session_key(cloud: &Cloud) -> String {
+    let identity = json!([keystone::tokens_url(&cloud.auth_url), keystone::token_request(cloud)]);
+    hex::encode(Sha256::digest(identity.to_string().as_bytes()))
+}
+
+fn probe_file(path: &str) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(format!("'{path}' is not a regular file; point it at the image file")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "file '{path}' does not exist; fix the path (relative paths are resolved against \
+             the spec file's directory)"
+        )),
+        Err(e) => Err(format!("cannot read '{path}': {e}")),
+    }
+}
+
+fn verify(image: &Value, sent: &SourceDigests) -> Result<(), Error> {
+    let mismatch = |algorithm: &str, expected: &str, actual: &str| {
+        Error::ChecksumMismatch(ChecksumMismatch {
+            algorithm: algorithm.into(),
+            expected: expected.into(),
+            actual: actual.into(),
+        })
+    };
+    if let Some(checksum) = image.get("checksum").and_then(Value::as_str)
+        && checksum != sent.md5
+    {
+        return Err(mismatch("md5", &sent.md5, checksum));
+    }
+    let algo = image.get("os_hash_algo").and_then(Value::as_str);
+    let value = image.get("os_hash_value").and_then(Value::as_str);
+    match (algo, value) {
+        (Some("sha512"), Some(value)) if value != sent.sha512 => Err(mismatch("sha512", &sent.sha512, value)),
+        (Some(other), Some(_)) if other != "sha512" => {
+            progress::warn(format!("Glance hashes with {other}; only its MD5 checksum was verified"));
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn expect(response: &Response, method: &str, url: &str, statuses: &[u16]) -> Result<(), Error> {
+    if statuses.contains(&response.status) {
+        Ok(())
+    } else {
+        Err(status_error(method, url, response))
+    }
+}
+
+fn invalid(field: &str, message: String) -> Error {
+    Error::InvalidSpec(vec![FieldError {
+        field: field.into(),
+        message,
+    }])
+}
+
+/// A one-line description of an error, for logs.
+pub fn describe(err: &Error) -> String {
+    match err {
+        Error::InvalidSpec(fields) => fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        Error::ChecksumMismatch(m) => format!("{} mismatch: sent {}, Glance has {}", m.algorithm, m.expected, m.actual),
+        Error::Timeout(t) => format!("{} timed out after {}s (last status {})", t.operation, t.elapsed_seconds, t.last_status),
+        Error::Api(a) => format!("{} {} answered {}: {}", a.method, a.url, a.status, a.message),
+        Error::AuthFailed(m)
+        | Error::NotFound(m)
+        | Error::Forbidden(m)
+        | Error::Conflict(m)
+        | Error::Quota(m)
+        | Error::ImportFailed(m)
+        | Error::Transport(m)
+        | Error::DeniedByHost(m) => m.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_compares_both_digests() {
+        let sent = SourceDigests {
+            bytes: 3,
+            md5: "m".into(),
+            sha512: "s".into(),
+        };
+        assert!(verify(&json!({"checksum": "m", "os_hash_algo": "sha512", "os_hash_value": "s"}), &sent).is_ok());
+        assert!(verify(&json!({"checksum": null, "os_hash_algo": "sha512", "os_hash_value": "s"}), &sent).is_ok());
+        let err = verify(&json!({"checksum": "m", "os_hash_algo": "sha512", "os_hash_value": "x"}), &sent);
+        assert!(matches!(err, Err(Error::ChecksumMismatch(m)) if m.algorithm == "sha512"));
+        let err = verify(&json!({"checksum": "x"}), &sent);
+        assert!(matches!(err, Err(Error::ChecksumMismatch(m)) if m.algorithm == "md5"));
+    }
+
+    #[test]
+    fn probe_reports_missing_files_with_the_fix() {
+        let err = probe_file("/definitely/not/here.qcow2").unwrap_err();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+}

@@ -1,0 +1,316 @@
+//! Spec validation and defaults: every rule that needs no I/O.
+
+use crate::glance_fields::{
+    CONTAINER_FORMATS, DISK_FORMATS, VISIBILITIES, is_core_attribute, is_read_only,
+};
+use crate::types::{FieldError, ImageSpec};
+
+/// Glance stores min_disk and min_ram as 32-bit signed integers.
+const GLANCE_INT_MAX: u64 = i32::MAX as u64;
+/// Glance's limit on names, tags and property keys.
+const MAX_SHORT_TEXT: usize = 255;
+/// Glance's limit on a property value.
+const MAX_PROPERTY_VALUE: usize = 65_535;
+/// No operation may be given more than a week.
+const MAX_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
+
+/// Validates `spec` and returns it normalised (defaults filled, tags and properties sorted).
+pub fn check(spec: ImageSpec) -> Result<ImageSpec, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut err = |field: &str, message: String| {
+        errors.push(FieldError {
+            field: field.to_string(),
+            message,
+        })
+    };
+
+    check_enum(&mut err, "container_format", &spec.container_format, CONTAINER_FORMATS);
+    check_enum(&mut err, "disk_format", &spec.disk_format, DISK_FORMATS);
+    if let Some(visibility) = &spec.visibility {
+        check_enum(&mut err, "visibility", visibility, VISIBILITIES);
+    }
+    if let Some(name) = &spec.name
+        && name.chars().count() > MAX_SHORT_TEXT
+    {
+        err(
+            "name",
+            format!("is {} characters long; Glance allows at most {MAX_SHORT_TEXT}", name.chars().count()),
+        );
+    }
+
+    check_source(&mut err, &spec);
+
+    for (field, value) in [("min_disk_gb", spec.min_disk_gb), ("min_ram_mb", spec.min_ram_mb)] {
+        if let Some(v) = value
+            && v > GLANCE_INT_MAX
+        {
+            err(field, format!("{v} is too large; Glance allows at most {GLANCE_INT_MAX}"));
+        }
+    }
+
+    if let Some(id) = &spec.image_id
+        && uuid::Uuid::try_parse(id).is_err()
+    {
+        err(
+            "image_id",
+            format!("'{id}' is not a UUID; give one like 3fa85f64-5717-4562-b3fc-2c963f66afa6 or leave image_id out"),
+        );
+    }
+    if let Some(region) = &spec.region
+        && region.trim().is_empty()
+    {
+        err("region", "is empty; name a region or leave region out".to_string());
+    }
+
+    check_tags(&mut err, &spec.tags);
+    check_properties(&mut err, &spec.properties);
+
+    for (field, value) in [
+        ("timeouts.create", spec.timeouts.create),
+        ("timeouts.update", spec.timeouts.update),
+        ("timeouts.delete", spec.timeouts.delete),
+    ] {
+        match value {
+            Some(0) => err(field, "must be longer than zero".to_string()),
+            Some(v) if v > MAX_TIMEOUT_SECONDS => err(
+                field,
+                format!("{v} seconds is more than a week; give at most {MAX_TIMEOUT_SECONDS}"),
+            ),
+            _ => {}
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(with_defaults(spec))
+    } else {
+        Err(errors)
+    }
+}
+
+fn check_enum(err: &mut impl FnMut(&str, String), field: &str, value: &str, allowed: &[&str]) {
+    if value.is_empty() {
+        err(field, format!("is required; use one of {}", allowed.join(", ")));
+    } else if !allowed.contains(&value) {
+        err(field, format!("'{value}' is not allowed; use one of {}", allowed.join(", ")));
+    }
+}
+
+fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
+    match (&spec.local_file_path, &spec.image_source_url) {
+        (Some(_), Some(_)) => err(
+            "local_file_path",
+            "conflicts with image_source_url; keep only one source".to_string(),
+        ),
+        (None, None) => err(
+            "local_file_path",
+            "an image needs data: set local_file_path (or image_source_url)".to_string(),
+        ),
+        (Some(path), None) => {
+            if path.is_empty() {
+                err("local_file_path", "is empty; give the image file's path".to_string());
+            } else if !path.starts_with('/') {
+                err(
+                    "local_file_path",
+                    format!("'{path}' is not absolute; the runtime must pass an absolute path"),
+                );
+            }
+        }
+        (None, Some(_)) => err(
+            "image_source_url",
+            "downloading from a URL is not supported by this version of the component; \
+             download the file and use local_file_path"
+                .to_string(),
+        ),
+    }
+    if spec.web_download == Some(true) {
+        err(
+            "web_download",
+            "Glance web-download import is not supported by this version of the component; \
+             remove web_download"
+                .to_string(),
+        );
+    }
+    if spec.decompress == Some(true) && spec.image_source_url.is_none() {
+        err(
+            "decompress",
+            "applies only to image_source_url downloads; remove it".to_string(),
+        );
+    }
+    if spec.image_source_username.is_some() != spec.image_source_password.is_some() {
+        err(
+            "image_source_username",
+            "image_source_username and image_source_password go together; set both or neither"
+                .to_string(),
+        );
+    }
+}
+
+fn check_tags(err: &mut impl FnMut(&str, String), tags: &[String]) {
+    let mut seen = std::collections::BTreeSet::new();
+    for tag in tags {
+        if tag.is_empty() {
+            err("tags", "contains an empty tag; remove it".to_string());
+        } else if tag.chars().count() > MAX_SHORT_TEXT {
+            err("tags", format!("tag '{tag}' is longer than {MAX_SHORT_TEXT} characters"));
+        } else if !seen.insert(tag.as_str()) {
+            err("tags", format!("tag '{tag}' appears twice; tags are a set"));
+        }
+    }
+}
+
+fn check_properties(err: &mut impl FnMut(&str, String), properties: &[(String, String)]) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (key, value) in properties {
+        let field = format!("properties.{key}");
+        if key.is_empty() {
+            err("properties", "contains an empty key; remove it".to_string());
+        } else if key.chars().count() > MAX_SHORT_TEXT {
+            err(&field, format!("key is longer than {MAX_SHORT_TEXT} characters"));
+        } else if !seen.insert(key.as_str()) {
+            err(&field, "appears twice".to_string());
+        } else if is_read_only(key) {
+            err(
+                &field,
+                format!("'{key}' is set by Glance and cannot be managed; remove it from properties"),
+            );
+        } else if is_core_attribute(key) {
+            err(
+                &field,
+                format!("'{key}' is an image attribute, not a property; use the spec field for it"),
+            );
+        }
+        if value.len() > MAX_PROPERTY_VALUE {
+            err(&field, format!("value is longer than {MAX_PROPERTY_VALUE} bytes"));
+        }
+    }
+}
+
+fn with_defaults(mut spec: ImageSpec) -> ImageSpec {
+    spec.min_disk_gb.get_or_insert(0);
+    spec.min_ram_mb.get_or_insert(0);
+    spec.protected.get_or_insert(false);
+    spec.hidden.get_or_insert(false);
+    spec.verify_checksum.get_or_insert(true);
+    spec.decompress.get_or_insert(false);
+    spec.web_download.get_or_insert(false);
+    spec.visibility.get_or_insert_with(|| "private".to_string());
+    spec.tags.sort();
+    spec.properties.sort();
+    spec
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::types::Timeouts;
+
+    /// A minimal valid spec for tests across the crate.
+    pub(crate) fn spec() -> ImageSpec {
+        ImageSpec {
+            name: Some("cirros".into()),
+            container_format: "bare".into(),
+            disk_format: "qcow2".into(),
+            local_file_path: Some("/images/cirros.qcow2".into()),
+            image_source_url: None,
+            image_source_username: None,
+            image_source_password: None,
+            image_cache_path: None,
+            decompress: None,
+            web_download: None,
+            image_id: None,
+            min_disk_gb: None,
+            min_ram_mb: None,
+            properties: vec![],
+            protected: None,
+            hidden: None,
+            region: None,
+            tags: vec![],
+            verify_checksum: None,
+            visibility: None,
+            timeouts: Timeouts {
+                create: None,
+                update: None,
+                delete: None,
+            },
+        }
+    }
+
+    fn fields(result: Result<ImageSpec, Vec<FieldError>>) -> Vec<String> {
+        result.unwrap_err().into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn fills_defaults_and_sorts() {
+        let mut s = spec();
+        s.tags = vec!["b".into(), "a".into()];
+        s.properties = vec![("z".into(), "1".into()), ("a".into(), "2".into())];
+        let s = check(s).unwrap();
+        assert_eq!(s.visibility.as_deref(), Some("private"));
+        assert_eq!(s.min_disk_gb, Some(0));
+        assert_eq!(s.verify_checksum, Some(true));
+        assert_eq!(s.protected, Some(false));
+        assert_eq!(s.tags, vec!["a", "b"]);
+        assert_eq!(s.properties[0].0, "a");
+    }
+
+    #[test]
+    fn rejects_bad_enums_with_allowed_values() {
+        let mut s = spec();
+        s.disk_format = "qcow3".into();
+        s.visibility = Some("everyone".into());
+        let errors = check(s).unwrap_err();
+        assert_eq!(errors[0].field, "disk_format");
+        assert!(errors[0].message.contains("qcow2"), "{}", errors[0].message);
+        assert_eq!(errors[1].field, "visibility");
+    }
+
+    #[test]
+    fn requires_formats() {
+        let mut s = spec();
+        s.container_format = String::new();
+        assert_eq!(fields(check(s)), vec!["container_format"]);
+    }
+
+    #[test]
+    fn sources_conflict_and_are_required() {
+        let mut s = spec();
+        s.image_source_url = Some("https://example.org/x.img".into());
+        assert_eq!(fields(check(s)), vec!["local_file_path"]);
+        let mut s = spec();
+        s.local_file_path = None;
+        assert_eq!(fields(check(s)), vec!["local_file_path"]);
+        let mut s = spec();
+        s.local_file_path = Some("relative.qcow2".into());
+        assert_eq!(fields(check(s)), vec!["local_file_path"]);
+    }
+
+    #[test]
+    fn rejects_read_only_and_core_properties() {
+        let mut s = spec();
+        s.properties = vec![
+            ("os_hash_value".into(), "x".into()),
+            ("disk_format".into(), "raw".into()),
+            ("os_distro".into(), "cirros".into()),
+        ];
+        assert_eq!(
+            fields(check(s)),
+            vec!["properties.os_hash_value", "properties.disk_format"]
+        );
+    }
+
+    #[test]
+    fn rejects_duplicate_tags_bad_uuid_and_zero_timeout() {
+        let mut s = spec();
+        s.tags = vec!["a".into(), "a".into()];
+        s.image_id = Some("not-a-uuid".into());
+        s.timeouts.create = Some(0);
+        assert_eq!(fields(check(s)), vec!["image_id", "tags", "timeouts.create"]);
+    }
+
+    #[test]
+    fn rejects_huge_minimums() {
+        let mut s = spec();
+        s.min_ram_mb = Some(u64::MAX);
+        assert_eq!(fields(check(s)), vec!["min_ram_mb"]);
+    }
+}

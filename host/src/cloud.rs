@@ -1,0 +1,106 @@
+//! Cloud settings from the standard `OS_*` environment variables.
+
+use anyhow::{Result, bail};
+
+use crate::bindings::{ApplicationCredentialAuth, Cloud, Credentials, PasswordAuth, ProjectScope};
+
+/// Reads the cloud from `OS_*` variables through `var` (the process environment in
+/// production, a map in tests).
+pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Cloud> {
+    let get = |name: &str| var(name).filter(|v| !v.is_empty());
+    let Some(auth_url) = get("OS_AUTH_URL") else {
+        bail!(
+            "OS_AUTH_URL is not set: load your cloud's openrc file (or, for the local dev \
+             cloud, run: eval \"$(scripts/dev-cloud env)\")"
+        );
+    };
+    let credentials = if let Some(token) = get("OS_TOKEN") {
+        Credentials::Token(token)
+    } else if let Some(secret) = get("OS_APPLICATION_CREDENTIAL_SECRET") {
+        let id = get("OS_APPLICATION_CREDENTIAL_ID");
+        let name = get("OS_APPLICATION_CREDENTIAL_NAME");
+        if id.is_none() && name.is_none() {
+            bail!("OS_APPLICATION_CREDENTIAL_SECRET is set but neither OS_APPLICATION_CREDENTIAL_ID nor OS_APPLICATION_CREDENTIAL_NAME is");
+        }
+        Credentials::ApplicationCredential(ApplicationCredentialAuth {
+            id,
+            name,
+            secret,
+            user_id: get("OS_USER_ID"),
+            username: get("OS_USERNAME"),
+            user_domain_id: get("OS_USER_DOMAIN_ID"),
+            user_domain_name: get("OS_USER_DOMAIN_NAME"),
+        })
+    } else {
+        let (user_id, username) = (get("OS_USER_ID"), get("OS_USERNAME"));
+        if user_id.is_none() && username.is_none() {
+            bail!("no credentials: set OS_USERNAME (or OS_USER_ID) and OS_PASSWORD, OS_APPLICATION_CREDENTIAL_ID and OS_APPLICATION_CREDENTIAL_SECRET, or OS_TOKEN");
+        }
+        let Some(password) = get("OS_PASSWORD") else {
+            bail!("OS_PASSWORD is not set (needed with OS_USERNAME/OS_USER_ID)");
+        };
+        Credentials::Password(PasswordAuth {
+            user_id,
+            username,
+            password,
+            user_domain_id: get("OS_USER_DOMAIN_ID"),
+            user_domain_name: get("OS_USER_DOMAIN_NAME"),
+        })
+    };
+    let interface = get("OS_INTERFACE").map(|i| i.trim_end_matches("URL").to_ascii_lowercase());
+    if let Some(i) = &interface
+        && !["public", "internal", "admin"].contains(&i.as_str())
+    {
+        bail!("OS_INTERFACE is '{i}'; use public, internal or admin");
+    }
+    Ok(Cloud {
+        auth_url,
+        credentials,
+        scope: ProjectScope {
+            project_id: get("OS_PROJECT_ID").or_else(|| get("OS_TENANT_ID")),
+            project_name: get("OS_PROJECT_NAME").or_else(|| get("OS_TENANT_NAME")),
+            project_domain_id: get("OS_PROJECT_DOMAIN_ID"),
+            project_domain_name: get("OS_PROJECT_DOMAIN_NAME"),
+        },
+        region: get("OS_REGION_NAME"),
+        interface,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cloud(vars: &[(&str, &str)]) -> Result<Cloud> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        from_env(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn password_cloud_from_openrc_variables() {
+        let c = cloud(&[
+            ("OS_AUTH_URL", "http://k:5000/v3"),
+            ("OS_USERNAME", "admin"),
+            ("OS_PASSWORD", "pw"),
+            ("OS_PROJECT_NAME", "admin"),
+            ("OS_INTERFACE", "publicURL"),
+        ])
+        .unwrap();
+        assert!(matches!(c.credentials, Credentials::Password(ref p) if p.username.as_deref() == Some("admin")));
+        assert_eq!(c.interface.as_deref(), Some("public"));
+    }
+
+    #[test]
+    fn missing_settings_name_the_variable() {
+        assert!(cloud(&[]).unwrap_err().to_string().contains("OS_AUTH_URL"));
+        let err = cloud(&[("OS_AUTH_URL", "u"), ("OS_USERNAME", "a")]).unwrap_err();
+        assert!(err.to_string().contains("OS_PASSWORD"));
+    }
+
+    #[test]
+    fn token_wins_over_password() {
+        let c = cloud(&[("OS_AUTH_URL", "u"), ("OS_TOKEN", "t"), ("OS_USERNAME", "a")]).unwrap();
+        assert!(matches!(c.credentials, Credentials::Token(_)));
+    }
+}

@@ -1,0 +1,127 @@
+//! The component's stderr: JSON event lines, routed to the host's log; capped in size so a
+//! chatty component cannot flood the terminal or memory.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use serde_json::Value;
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+
+/// Most bytes of component output the host accepts per instance; the rest is dropped.
+pub const DEFAULT_OUTPUT_CAP: usize = 4 * 1024 * 1024;
+/// Longest line kept; longer lines are cut.
+const MAX_LINE: usize = 64 * 1024;
+
+/// A sink for a component's stdout or stderr.
+#[derive(Clone)]
+pub struct GuestLog {
+    inner: Arc<Mutex<LineBuffer>>,
+}
+
+struct LineBuffer {
+    pending: Vec<u8>,
+    seen: usize,
+    cap: usize,
+    truncated: bool,
+}
+
+impl GuestLog {
+    /// A sink that accepts at most `cap` bytes in total.
+    pub fn new(cap: usize) -> GuestLog {
+        GuestLog {
+            inner: Arc::new(Mutex::new(LineBuffer {
+                pending: Vec::new(),
+                seen: 0,
+                cap,
+                truncated: false,
+            })),
+        }
+    }
+
+    fn write(&self, data: &[u8]) {
+        let mut buffer = self.inner.lock().expect("log lock");
+        let room = buffer.cap.saturating_sub(buffer.seen);
+        let accepted = &data[..data.len().min(room)];
+        buffer.seen += accepted.len();
+        if accepted.len() < data.len() && !buffer.truncated {
+            buffer.truncated = true;
+            tracing::warn!("the component wrote more than {} bytes of output; the rest is dropped", buffer.cap);
+        }
+        for &byte in accepted {
+            if byte == b'\n' {
+                let line = std::mem::take(&mut buffer.pending);
+                route(&String::from_utf8_lossy(&line));
+            } else if buffer.pending.len() < MAX_LINE {
+                buffer.pending.push(byte);
+            }
+        }
+    }
+}
+
+/// Sends one line of component output to the host's log.
+fn route(line: &str) {
+    let Ok(event) = serde_json::from_str::<Value>(line) else {
+        if !line.trim().is_empty() {
+            tracing::warn!(target: "component", "{line}");
+        }
+        return;
+    };
+    let text = |key: &str| event.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    match text("event").as_str() {
+        "log" if text("level") == "warn" => tracing::warn!(target: "component", "{}", text("message")),
+        "log" => tracing::info!(target: "component", "{}", text("message")),
+        "status" => tracing::info!(target: "component", "image {} is {}", text("image"), text("status")),
+        "upload" => {
+            let number = |key: &str| event.get(key).and_then(Value::as_u64).unwrap_or(0);
+            let (bytes, total) = (number("bytes"), number("total"));
+            let percent = if total == 0 { 100 } else { bytes * 100 / total };
+            tracing::info!(target: "component", "image {}: uploaded {bytes} of {total} bytes ({percent}%)", text("image"));
+        }
+        _ => tracing::debug!(target: "component", "{line}"),
+    }
+}
+
+impl IsTerminal for GuestLog {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestLog {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl AsyncWrite for GuestLog {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.write(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_total_output() {
+        let log = GuestLog::new(10);
+        log.write(b"0123456789abcdef\n");
+        let buffer = log.inner.lock().unwrap();
+        assert_eq!(buffer.seen, 10);
+        assert!(buffer.truncated);
+        assert_eq!(buffer.pending, b"0123456789");
+    }
+}

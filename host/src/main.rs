@@ -1,0 +1,236 @@
+//! `openstack-image`: manage OpenStack Glance images declaratively, through a sandboxed
+//! WebAssembly component.
+
+mod bindings;
+mod cloud;
+mod engine;
+mod guest_log;
+mod policy;
+mod report;
+mod runtime;
+mod spec;
+mod state;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::bindings::Cloud;
+use crate::policy::{AllowedHost, NetworkPolicy};
+use crate::runtime::{EMBEDDED_COMPONENT, Grants, Instance, Limits, Runtime};
+use crate::spec::SpecFile;
+use crate::state::State;
+
+/// Default state file name, next to the spec file.
+const STATE_FILE: &str = "openstack-image.state.json";
+
+/// Manage OpenStack Glance images from a spec file, through a sandboxed WebAssembly component.
+///
+/// The cloud comes from the standard OS_* variables (OS_AUTH_URL, OS_USERNAME, OS_PASSWORD,
+/// OS_PROJECT_NAME, OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME, OS_REGION_NAME,
+/// OS_INTERFACE, or OS_APPLICATION_CREDENTIAL_ID/SECRET, or OS_TOKEN).
+///
+/// The component may only call the Keystone auth URL's host, the image endpoints Keystone's
+/// catalog names, and hosts given with --allow-host; it may only read the directories
+/// holding the spec's local image files.
+///
+/// Exit status: 0 success (for `plan`: no changes), 1 error, 2 (`plan` only) changes pending.
+#[derive(Parser)]
+#[command(name = "openstack-image", version, max_term_width = 100)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct GlobalArgs {
+    /// More log output (-v: info, -vv: debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Run this component file instead of the embedded one.
+    #[arg(long, global = true, value_name = "PATH")]
+    component: Option<PathBuf>,
+    /// Also let the component reach HOST (any port) or HOST:PORT. Repeatable.
+    #[arg(long = "allow-host", global = true, value_name = "HOST[:PORT]")]
+    allow_host: Vec<String>,
+    /// Memory limit for the component, in MiB.
+    #[arg(long, global = true, value_name = "MIB", default_value_t = 512)]
+    memory_limit_mib: usize,
+    /// Wall-clock limit for one component call, in seconds.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 7200)]
+    deadline_seconds: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show what `apply` would do. Exit 0: no changes; 2: changes pending; 1: error.
+    Plan(SpecArgs),
+    /// Create, update, replace and delete images until the cloud matches the spec.
+    Apply(SpecArgs),
+    /// Delete every image recorded in the state file.
+    Destroy(StateArgs),
+    /// Print the state's images with all their inputs and outputs, as JSON.
+    Show(StateArgs),
+    /// Work with the embedded WebAssembly component.
+    #[command(subcommand)]
+    Component(ComponentCommand),
+}
+
+#[derive(Args)]
+struct SpecArgs {
+    /// The spec file (YAML, or JSON when it ends in .json).
+    #[arg(short = 'f', long = "file", value_name = "SPEC")]
+    file: PathBuf,
+    /// The state file [default: openstack-image.state.json beside SPEC].
+    #[arg(long, value_name = "STATE")]
+    state: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct StateArgs {
+    /// The state file [default: openstack-image.state.json beside SPEC, or here].
+    #[arg(long, value_name = "STATE")]
+    state: Option<PathBuf>,
+    /// The spec file, used only to locate the default state file.
+    #[arg(short = 'f', long = "file", value_name = "SPEC")]
+    file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ComponentCommand {
+    /// Write the embedded component to OUT (a .wasm file any component runtime can load).
+    Export {
+        /// Where to write the component.
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("start the async runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(global: &GlobalArgs) {
+    let default = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug,cranelift_codegen=info,wasmtime_cranelift=info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let global = cli.global;
+    match cli.command {
+        Command::Component(ComponentCommand::Export { out }) => {
+            std::fs::write(&out, EMBEDDED_COMPONENT).with_context(|| format!("cannot write {}", out.display()))?;
+            eprintln!("wrote the component ({} bytes) to {}", EMBEDDED_COMPONENT.len(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show(args) => {
+            let state = State::load(&state_path(args.state, args.file.as_deref()))?;
+            let images: serde_json::Map<String, serde_json::Value> =
+                state.images.iter().map(|(name, entry)| (name.clone(), report::image_json(&entry.image))).collect();
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "images": images }))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan(args) => {
+            let (mut instance, cloud, desired, state, _) = prepare(&global, &args).await?;
+            let steps = engine::plan(&mut instance, &cloud, &desired, &state).await?;
+            print!("{}", report::plan_text(&steps));
+            Ok(if steps.iter().any(engine::Step::changes_anything) { ExitCode::from(2) } else { ExitCode::SUCCESS })
+        }
+        Command::Apply(args) => {
+            let (mut instance, cloud, desired, mut state, path) = prepare(&global, &args).await?;
+            let steps = engine::plan(&mut instance, &cloud, &desired, &state).await?;
+            print!("{}", report::plan_text(&steps));
+            let failures = engine::apply(&mut instance, &cloud, steps, &mut state, &path).await?;
+            finish(failures, "apply")
+        }
+        Command::Destroy(args) => {
+            let path = state_path(args.state, args.file.as_deref());
+            let mut state = State::load(&path)?;
+            let cloud = cloud::from_env(|k| std::env::var(k).ok())?;
+            let mut instance = instance(&global, &cloud, Vec::new()).await?;
+            let failures = engine::destroy(&mut instance, &cloud, &mut state, &path).await?;
+            finish(failures, "destroy")
+        }
+    }
+}
+
+fn finish(failures: Vec<String>, command: &str) -> Result<ExitCode> {
+    if failures.is_empty() {
+        println!("{command}: done.");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{command}: failed for {}; the state file records everything that was done.", failures.join(", "));
+        Ok(ExitCode::from(1))
+    }
+}
+
+type Prepared = (Instance, Cloud, std::collections::BTreeMap<String, bindings::ImageSpec>, State, PathBuf);
+
+/// Loads spec, state and cloud, starts the component and validates every image.
+async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
+    let spec = SpecFile::load(&args.file)?;
+    let path = state_path(args.state.clone(), Some(&args.file));
+    let state = State::load(&path)?;
+    let cloud = cloud::from_env(|k| std::env::var(k).ok())?;
+    let dirs = spec
+        .images
+        .values()
+        .filter_map(|image| image.local_file_path.as_deref())
+        .filter_map(|file| Path::new(file).parent().map(Path::to_path_buf))
+        .filter(|dir| dir.is_dir())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut instance = instance(global, &cloud, dirs).await?;
+    let desired = engine::check_all(&mut instance, &spec.images).await?;
+    Ok((instance, cloud, desired, state, path))
+}
+
+async fn instance(global: &GlobalArgs, cloud: &Cloud, read_only_dirs: Vec<PathBuf>) -> Result<Instance> {
+    let extra = global
+        .allow_host
+        .iter()
+        .map(|h| AllowedHost::parse(h).map_err(|e| anyhow::anyhow!("--allow-host: {e}")))
+        .collect::<Result<Vec<_>>>()?;
+    let network = NetworkPolicy::new(&cloud.auth_url, &extra).map_err(|e| anyhow::anyhow!("OS_AUTH_URL: {e}"))?;
+    let wasm = match &global.component {
+        Some(path) => std::fs::read(path).with_context(|| format!("cannot read the component {}", path.display()))?,
+        None => EMBEDDED_COMPONENT.to_vec(),
+    };
+    let limits = Limits {
+        memory_bytes: global.memory_limit_mib.saturating_mul(1024 * 1024),
+        call_deadline: Duration::from_secs(global.deadline_seconds),
+    };
+    let runtime = Runtime::new(&wasm, limits)?;
+    runtime.instantiate(Grants { network, read_only_dirs }).await
+}
+
+fn state_path(explicit: Option<PathBuf>, spec: Option<&Path>) -> PathBuf {
+    explicit.unwrap_or_else(|| match spec.and_then(Path::parent) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(STATE_FILE),
+        _ => PathBuf::from(STATE_FILE),
+    })
+}

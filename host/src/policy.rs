@@ -1,0 +1,193 @@
+//! The capability policy: which hosts the component may call, and the sandbox's limits.
+//! Every grant the host gives a component is decided here.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions};
+
+/// Largest Keystone token response the host inspects for catalog endpoints.
+const MAX_TOKEN_RESPONSE: usize = 16 * 1024 * 1024;
+
+/// One allowed destination: a host, on one port or on any.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AllowedHost {
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl AllowedHost {
+    /// Parses `host`, `host:port`, `[v6]:port` or a URL (scheme and path are ignored).
+    pub fn parse(text: &str) -> Result<AllowedHost, String> {
+        let with_scheme = if text.contains("://") { text.to_string() } else { format!("http://{text}") };
+        let url = url::Url::parse(&with_scheme).map_err(|e| format!("'{text}' is not a host name or host:port ({e})"))?;
+        let host = url.host_str().ok_or_else(|| format!("'{text}' names no host"))?;
+        let explicit_port = url.port().or_else(|| {
+            // Url drops a port equal to the scheme's default; keep what the user wrote.
+            let rest = text.split_once("://").map_or(text, |(_, r)| r);
+            let authority = rest.split('/').next().unwrap_or(rest);
+            authority.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+        });
+        let port = if text.contains("://") { explicit_port.or(url.port_or_known_default()) } else { explicit_port };
+        Ok(AllowedHost {
+            host: host.trim_matches(['[', ']']).to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    fn admits(&self, host: &str, port: u16) -> bool {
+        self.host == host && self.port.is_none_or(|p| p == port)
+    }
+}
+
+/// Outgoing HTTP policy: the auth URL's host, the image endpoints Keystone's catalog names,
+/// and what the user allowed; everything else is refused.
+#[derive(Clone)]
+pub struct NetworkPolicy {
+    allowed: Arc<Mutex<BTreeSet<AllowedHost>>>,
+    denied: Arc<Mutex<BTreeSet<String>>>,
+    auth_host: AllowedHost,
+}
+
+impl NetworkPolicy {
+    /// A policy admitting the auth URL's host and `extra` hosts.
+    pub fn new(auth_url: &str, extra: &[AllowedHost]) -> Result<NetworkPolicy, String> {
+        let auth_host = AllowedHost::parse(auth_url)?;
+        let mut allowed: BTreeSet<AllowedHost> = extra.iter().cloned().collect();
+        allowed.insert(auth_host.clone());
+        Ok(NetworkPolicy {
+            allowed: Arc::new(Mutex::new(allowed)),
+            denied: Arc::new(Mutex::new(BTreeSet::new())),
+            auth_host,
+        })
+    }
+
+    /// Hosts refused so far (`host:port`), for error messages.
+    pub fn denied(&self) -> Vec<String> {
+        self.denied.lock().expect("policy lock").iter().cloned().collect()
+    }
+
+    /// Whether a request to `uri` may go out.
+    pub fn admits(&self, uri: &http::Uri) -> bool {
+        let Some((host, port)) = host_port(uri) else {
+            return false;
+        };
+        self.allowed
+            .lock()
+            .expect("policy lock")
+            .iter()
+            .any(|a| a.admits(&host, port))
+    }
+
+    /// Admits the hosts of the image service's endpoints in a Keystone token response.
+    fn learn_catalog(&self, token_body: &[u8]) {
+        let Ok(json) = serde_json::from_slice::<Value>(token_body) else {
+            return;
+        };
+        let services = json.pointer("/token/catalog").and_then(Value::as_array);
+        let image_urls = services
+            .into_iter()
+            .flatten()
+            .filter(|s| s.get("type").and_then(Value::as_str) == Some("image"))
+            .flat_map(|s| s.get("endpoints").and_then(Value::as_array).cloned().unwrap_or_default())
+            .filter_map(|e| e.get("url").and_then(Value::as_str).map(str::to_string));
+        let mut allowed = self.allowed.lock().expect("policy lock");
+        for url in image_urls {
+            if let Ok(host) = AllowedHost::parse(&url) {
+                tracing::debug!(host = %host.host, port = ?host.port, "allowing the image endpoint from the catalog");
+                allowed.insert(host);
+            }
+        }
+    }
+
+    fn is_token_request(&self, request: &http::Request<WasiBody>) -> bool {
+        request.method() == http::Method::POST
+            && request.uri().path().trim_end_matches('/').ends_with("/auth/tokens")
+            && host_port(request.uri()).is_some_and(|(h, p)| self.auth_host.admits(&h, p))
+    }
+}
+
+fn host_port(uri: &http::Uri) -> Option<(String, u16)> {
+    let host = uri.host()?.trim_matches(['[', ']']).to_ascii_lowercase();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme() == Some(&http::uri::Scheme::HTTPS) { 443 } else { 80 });
+    Some((host, port))
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+
+impl WasiHttpHooks for NetworkPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: IoFuture,
+    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send> {
+        if !self.admits(request.uri()) {
+            let target = host_port(request.uri()).map_or_else(|| request.uri().to_string(), |(h, p)| format!("{h}:{p}"));
+            tracing::warn!(host = %target, "denied outgoing HTTP: the host is not allowed");
+            self.denied.lock().expect("policy lock").insert(target);
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        let sniff = self.is_token_request(&request);
+        let policy = self.clone();
+        Box::new(async move {
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            if !sniff {
+                return Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture));
+            }
+            // The connection must keep being driven while we read the token response.
+            let io = tokio::spawn(io);
+            let (parts, body) = response.into_parts();
+            let bytes = collect_limited(body).await?;
+            policy.learn_catalog(&bytes);
+            let body = Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
+            let io: IoFuture = Box::new(async move { io.await.unwrap_or(Ok(())) });
+            Ok((http::Response::from_parts(parts, body), io))
+        })
+    }
+}
+
+async fn collect_limited<B>(body: B) -> Result<Bytes, HttpError>
+where
+    B: http_body::Body<Data = Bytes, Error = HttpError>,
+{
+    let limited = http_body_util::Limited::new(body, MAX_TOKEN_RESPONSE);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(HttpError::HttpResponseBodySize(None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hosts_ports_and_urls() {
+        assert_eq!(AllowedHost::parse("Example.org").unwrap(), AllowedHost { host: "example.org".into(), port: None });
+        assert_eq!(AllowedHost::parse("127.0.0.1:8080").unwrap().port, Some(8080));
+        assert_eq!(AllowedHost::parse("https://k.example.org/v3").unwrap().port, Some(443));
+        assert_eq!(AllowedHost::parse("http://127.0.0.1:80/").unwrap().port, Some(80));
+        assert!(AllowedHost::parse("http://").is_err());
+    }
+
+    #[test]
+    fn admits_only_allowed_hosts_and_learns_image_endpoints() {
+        let policy = NetworkPolicy::new("http://127.0.0.1:5000/v3", &[]).unwrap();
+        assert!(policy.admits(&"http://127.0.0.1:5000/v3/auth/tokens".parse().unwrap()));
+        assert!(!policy.admits(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
+        assert!(!policy.admits(&"http://169.254.169.254/latest".parse().unwrap()));
+        policy.learn_catalog(
+            br#"{"token":{"catalog":[{"type":"image","endpoints":[{"url":"http://127.0.0.1:9292"}]},
+                {"type":"compute","endpoints":[{"url":"http://127.0.0.1:8774"}]}]}}"#,
+        );
+        assert!(policy.admits(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
+        assert!(!policy.admits(&"http://127.0.0.1:8774/v2.1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,130 @@
+//! Words for people: guest errors, plans and state as the CLI prints them.
+
+use serde_json::{Map, Value, json};
+
+use crate::bindings::{Action, GuestError, ImageState};
+use crate::engine::{Change, Step};
+
+/// A guest error as one or more lines, each naming the image.
+pub fn guest_error(image: &str, err: &GuestError) -> String {
+    let line = |what: &str, detail: &str| format!("image '{image}': {what}: {detail}");
+    match err {
+        GuestError::InvalidSpec(fields) => fields
+            .iter()
+            .map(|f| format!("image '{image}', field {}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        GuestError::AuthFailed(m) => line("authentication failed", m),
+        GuestError::NotFound(m) => line("not found", m),
+        GuestError::Forbidden(m) => line("forbidden", m),
+        GuestError::Conflict(m) => line("conflict", m),
+        GuestError::Quota(m) => line("over quota or size limit", m),
+        GuestError::ChecksumMismatch(c) => line(
+            "checksum mismatch",
+            &format!("{} of the uploaded bytes is {}, Glance computed {}; the image was deleted, apply again", c.algorithm, c.expected, c.actual),
+        ),
+        GuestError::Timeout(t) => line(
+            "timed out",
+            &format!(
+                "{} gave up after {}s with the image in status '{}'; raise timeouts.{} in the spec",
+                t.operation, t.elapsed_seconds, t.last_status, t.operation
+            ),
+        ),
+        GuestError::ImportFailed(m) => line("upload failed", m),
+        GuestError::Transport(m) => line("cannot reach the cloud", m),
+        GuestError::DeniedByHost(m) => line("blocked by the sandbox", m),
+        GuestError::Api(a) => line(
+            "cloud error",
+            &format!("{} {} answered HTTP {}: {}", a.method, a.url, a.status, a.message),
+        ),
+    }
+}
+
+/// The plan as the `plan` and `apply` commands print it.
+pub fn plan_text(steps: &[Step]) -> String {
+    let mut out = String::new();
+    let count = |f: fn(&Step) -> bool| steps.iter().filter(|s| f(s)).count();
+    let (create, update, replace, delete) = (
+        count(|s| matches!(s.change, Change::Create)),
+        count(|s| matches!(s.change, Change::Update(_))),
+        count(|s| matches!(s.change, Change::Replace(_))),
+        count(|s| matches!(s.change, Change::Delete)),
+    );
+    for step in steps {
+        match &step.change {
+            Change::NoOp => {}
+            Change::Create => {
+                let why = if step.prior.is_some() { " (it is gone from the cloud)" } else { "" };
+                out.push_str(&format!("  + {}: create{why}\n", step.name));
+                if let Some(spec) = &step.desired {
+                    for (field, value) in [
+                        ("name", spec.name.clone()),
+                        ("container_format", Some(spec.container_format.clone())),
+                        ("disk_format", Some(spec.disk_format.clone())),
+                        ("local_file_path", spec.local_file_path.clone()),
+                    ] {
+                        if let Some(value) = value {
+                            out.push_str(&format!("      {field} = {}\n", json!(value)));
+                        }
+                    }
+                }
+            }
+            Change::Update(plan) | Change::Replace(plan) => {
+                let (mark, verb) = if plan.action == Action::Replace { ("-/+", "replace") } else { ("~", "update in place") };
+                let id = step.prior.as_ref().map(|p| p.id.as_str()).unwrap_or("?");
+                out.push_str(&format!("  {mark} {}: {verb} (id {id})\n", step.name));
+                for c in &plan.changes {
+                    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".to_string());
+                    let forces = if c.forces_replacement { "   # forces replacement" } else { "" };
+                    out.push_str(&format!("      {}: {} → {}{forces}\n", c.field, show(&c.old), show(&c.new)));
+                }
+            }
+            Change::Delete => {
+                let id = step.prior.as_ref().map(|p| p.id.as_str()).unwrap_or("?");
+                out.push_str(&format!("  - {}: delete (id {id}; no longer in the spec)\n", step.name));
+            }
+        }
+        for deposed in &step.deposed {
+            out.push_str(&format!("  - {}: delete replaced image {}\n", step.name, deposed.id));
+        }
+    }
+    let deposed: usize = steps.iter().map(|s| s.deposed.len()).sum();
+    if create + update + replace + delete + deposed == 0 {
+        out.push_str("No changes: the cloud matches the spec.\n");
+    } else {
+        out.push_str(&format!(
+            "\nPlan: {create} to create, {update} to update in place, {replace} to replace, {} to delete.\n",
+            delete + deposed
+        ));
+    }
+    out
+}
+
+/// One image of the state as `show` prints it: every input and output, properties and
+/// metadata as objects, secrets left out.
+pub fn image_json(state: &ImageState) -> Value {
+    let mut object = Map::new();
+    object.insert("id".into(), json!(state.id));
+    let Value::Object(spec) = serde_json::to_value(&state.spec).expect("specs serialise") else {
+        unreachable!("a record serialises to an object")
+    };
+    for (key, value) in spec {
+        if key == "image_source_password" {
+            continue;
+        }
+        object.insert(key, value);
+    }
+    let Value::Object(outputs) = serde_json::to_value(state).expect("states serialise") else {
+        unreachable!("a record serialises to an object")
+    };
+    for (key, value) in outputs {
+        if key != "spec" {
+            object.insert(key, value);
+        }
+    }
+    let pairs = |list: &[(String, String)]| Value::Object(list.iter().map(|(k, v)| (k.clone(), json!(v))).collect());
+    object.insert("properties".into(), pairs(&state.spec.properties));
+    object.insert("metadata".into(), pairs(&state.metadata));
+    object.insert("size_bytes".into(), json!(state.size_bytes));
+    Value::Object(object)
+}

@@ -1,0 +1,251 @@
+//! The sandbox: one engine, the compiled component (cached on disk), and instances that get
+//! exactly the grants the policy names: WASI with no environment, arguments or sockets,
+//! outgoing HTTP through [`NetworkPolicy`], read-only preopens, a memory cap and a deadline.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::bindings::{Cloud, GuestError, ImageProvider, ImageProviderPre, ImageSpec, ImageState, Plan};
+use crate::guest_log::{DEFAULT_OUTPUT_CAP, GuestLog};
+use crate::policy::NetworkPolicy;
+
+/// The component built from `guest/`, embedded at build time.
+pub static EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("OPENSTACK_IMAGE_COMPONENT"));
+
+/// How often the epoch ticks; deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(100);
+
+/// Limits every instance runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest linear memory, in bytes.
+    pub memory_bytes: usize,
+    /// Wall-clock limit for one lifecycle call.
+    pub call_deadline: Duration,
+}
+
+/// What one instance may touch.
+pub struct Grants {
+    pub network: NetworkPolicy,
+    /// Host directories mapped read-only at the same absolute path in the guest.
+    pub read_only_dirs: Vec<PathBuf>,
+}
+
+/// A compiled component ready to instantiate.
+pub struct Runtime {
+    engine: Engine,
+    pre: ImageProviderPre<GuestState>,
+    limits: Limits,
+}
+
+/// Per-instance host state.
+pub struct GuestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    network: NetworkPolicy,
+    limits: StoreLimits,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.network,
+        }
+    }
+}
+
+impl Runtime {
+    /// Compiles `wasm` (or loads it from the compiled-artifact cache) and links WASI.
+    pub fn new(wasm: &[u8], limits: Limits) -> Result<Runtime> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let component = load_cached(&engine, wasm)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .context("the component does not fit the image-provider world's imports")?;
+        let pre = ImageProviderPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .context("the component does not export openstack:image/lifecycle")?;
+
+        let ticker = engine.weak();
+        std::thread::spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
+        Ok(Runtime { engine, pre, limits })
+    }
+
+    /// A fresh instance with `grants`.
+    pub async fn instantiate(&self, grants: Grants) -> Result<Instance> {
+        let mut wasi = WasiCtxBuilder::new();
+        let log = GuestLog::new(DEFAULT_OUTPUT_CAP);
+        wasi.stdout(log.clone()).stderr(log);
+        for dir in &grants.read_only_dirs {
+            let guest_path = dir.to_str().ok_or_else(|| anyhow!("{} is not UTF-8", dir.display()))?;
+            wasi.preopened_dir(dir, guest_path, FsPerms::ReadOnly)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("cannot open {} for the component", dir.display()))?;
+        }
+        let state = GuestState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            network: grants.network,
+            limits: StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
+        let provider = self.pre.instantiate_async(&mut store).await?;
+        Ok(Instance {
+            store,
+            provider,
+            limits: self.limits,
+        })
+    }
+}
+
+/// One running component instance (its Keystone token is reused across calls).
+pub struct Instance {
+    store: Store<GuestState>,
+    provider: ImageProvider,
+    limits: Limits,
+}
+
+/// A call's outcome: the component's own answer, or a host-side failure (trap, deadline).
+pub type CallResult<T> = Result<Result<T, GuestError>>;
+
+macro_rules! lifecycle_call {
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {{
+        $self.store.set_epoch_deadline(deadline_ticks($self.limits.call_deadline));
+        let lifecycle = $self.provider.openstack_image_lifecycle();
+        let call = lifecycle.$method(&mut $self.store, $($arg),*);
+        match tokio::time::timeout($self.limits.call_deadline, call).await {
+            Ok(result) => result.map_err(|trap| explain_trap(trap, &$self.store)),
+            Err(_) => Err(anyhow!(
+                "the component did not finish within {}s (raise --deadline-seconds)",
+                $self.limits.call_deadline.as_secs()
+            )),
+        }
+    }};
+}
+
+impl Instance {
+    /// `lifecycle.check`.
+    pub async fn check(&mut self, spec: &ImageSpec) -> CallResult<ImageSpec> {
+        lifecycle_call!(self, call_check(spec))
+    }
+
+    /// `lifecycle.diff`.
+    pub async fn diff(&mut self, desired: &ImageSpec, prior: &ImageState) -> CallResult<Plan> {
+        lifecycle_call!(self, call_diff(desired, prior))
+    }
+
+    /// `lifecycle.create`.
+    pub async fn create(&mut self, cloud: &Cloud, spec: &ImageSpec) -> CallResult<ImageState> {
+        lifecycle_call!(self, call_create(cloud, spec))
+    }
+
+    /// `lifecycle.read`.
+    pub async fn read(&mut self, cloud: &Cloud, id: &str, prior: Option<&ImageSpec>) -> CallResult<Option<ImageState>> {
+        lifecycle_call!(self, call_read(cloud, id, prior))
+    }
+
+    /// `lifecycle.update`.
+    pub async fn update(&mut self, cloud: &Cloud, prior: &ImageState, desired: &ImageSpec) -> CallResult<ImageState> {
+        lifecycle_call!(self, call_update(cloud, prior, desired))
+    }
+
+    /// `lifecycle.delete`.
+    pub async fn delete(&mut self, cloud: &Cloud, id: &str, region: Option<&str>) -> CallResult<()> {
+        lifecycle_call!(self, call_delete(cloud, id, region))
+    }
+}
+
+fn deadline_ticks(deadline: Duration) -> u64 {
+    u64::try_from(deadline.as_millis() / EPOCH_TICK.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn explain_trap(trap: wasmtime::Error, store: &Store<GuestState>) -> anyhow::Error {
+    let denied = store.data().network.denied();
+    if let Some(wasmtime::Trap::Interrupt) = trap.downcast_ref::<wasmtime::Trap>() {
+        return anyhow!("the component ran past its deadline and was stopped (raise --deadline-seconds)");
+    }
+    let trap = anyhow::Error::from(trap);
+    if denied.is_empty() {
+        trap.context("the component failed (trapped)")
+    } else {
+        trap.context(format!("the component failed after being denied {}", denied.join(", ")))
+    }
+}
+
+/// Loads the compiled form of `wasm` from the cache, compiling and storing it on a miss.
+fn load_cached(engine: &Engine, wasm: &[u8]) -> Result<Component> {
+    let Some(path) = cache_path(engine, wasm) else {
+        return Ok(Component::new(engine, wasm)?);
+    };
+    if path.exists() {
+        // SAFETY: the file is one this program wrote with `Component::serialize` for an
+        // engine with the same compatibility hash (both are in its name); a damaged file
+        // fails to deserialize and is rebuilt below.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => return Ok(component),
+            Err(e) => tracing::warn!("ignoring unusable compiled component {}: {e}", path.display()),
+        }
+    }
+    let component = Component::new(engine, wasm)
+        .map_err(anyhow::Error::from)
+        .context("compiling the component")?;
+    if let Err(e) = store_cached(&path, &component) {
+        tracing::warn!("could not cache the compiled component at {}: {e:#}", path.display());
+    }
+    Ok(component)
+}
+
+fn store_cached(path: &Path, component: &Component) -> Result<()> {
+    let dir = path.parent().expect("cache paths have a directory");
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut file, &component.serialize()?)?;
+    file.persist(path)?;
+    Ok(())
+}
+
+fn cache_path(engine: &Engine, wasm: &[u8]) -> Option<PathBuf> {
+    let dir = std::env::var_os("OPENSTACK_IMAGE_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| dirs::cache_dir().map(|d| d.join("openstack-image")))?;
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut engine_hash);
+    let component_hash = hex::encode(&Sha256::digest(wasm)[..16]);
+    Some(dir.join(format!("{component_hash}-{:016x}.cwasm", engine_hash.finish())))
+}

@@ -1,0 +1,117 @@
+//! The state file: what this tool created, by logical name. Written atomically (temporary
+//! file in the same directory, fsync, rename), so a crash leaves the old or the new file.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::bindings::ImageState;
+
+/// The state format this build reads and writes.
+pub const STATE_VERSION: u32 = 1;
+
+/// The whole state file.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub version: u32,
+    #[serde(default)]
+    pub images: BTreeMap<String, StateEntry>,
+}
+
+/// One managed image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateEntry {
+    pub image: ImageState,
+    /// Images this one replaced whose deletion has not succeeded yet; retried by the next
+    /// `apply` and by `destroy`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deposed: Vec<DeposedImage>,
+}
+
+/// A replaced image still waiting to be deleted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeposedImage {
+    pub id: String,
+    pub region: Option<String>,
+}
+
+impl State {
+    /// An empty state.
+    pub fn empty() -> State {
+        State {
+            version: STATE_VERSION,
+            images: BTreeMap::new(),
+        }
+    }
+
+    /// Reads `path`; a missing file is an empty state.
+    pub fn load(path: &Path) -> Result<State> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::empty()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read the state file {}", path.display())),
+        };
+        let version: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("the state file {} is not valid JSON; restore it from a backup", path.display()))?;
+        match version.get("version").and_then(serde_json::Value::as_u64) {
+            Some(v) if v == u64::from(STATE_VERSION) => {}
+            Some(v) => bail!(
+                "the state file {} has format version {v}, but this openstack-image reads version {STATE_VERSION}; use a matching release",
+                path.display()
+            ),
+            None => bail!("the state file {} has no version field; it was not written by openstack-image", path.display()),
+        }
+        serde_json::from_value(version).with_context(|| format!("the state file {} is damaged", path.display()))
+    }
+
+    /// Writes the state to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut file = tempfile::NamedTempFile::new_in(&dir)
+            .with_context(|| format!("cannot write the state file in {}", dir.display()))?;
+        serde_json::to_writer_pretty(&mut file, self)?;
+        file.write_all(b"\n")?;
+        file.as_file().sync_all()?;
+        file.persist(path)
+            .with_context(|| format!("cannot replace the state file {}", path.display()))?;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            // Make the rename itself durable; not all filesystems support this.
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_file_is_empty_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let state = State::load(&path).unwrap();
+        assert!(state.images.is_empty());
+        state.save(&path).unwrap();
+        assert_eq!(State::load(&path).unwrap().version, STATE_VERSION);
+    }
+
+    #[test]
+    fn refuses_future_versions_and_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        std::fs::write(&path, r#"{"version": 99, "images": {}}"#).unwrap();
+        assert!(State::load(&path).unwrap_err().to_string().contains("version 99"));
+        std::fs::write(&path, "{truncated").unwrap();
+        assert!(State::load(&path).unwrap_err().to_string().contains("not valid JSON"));
+    }
+}
