@@ -124,7 +124,12 @@ fn write_from(stream: &OutputStream, source: &mut dyn Read, length: u64) -> Resu
         stream.write(&buffer[..read]).map_err(stream_error)?;
         remaining -= read as u64;
     }
-    stream.blocking_flush().map_err(stream_error)
+    // Once the last byte is handed over the runtime may close the stream (the body is
+    // complete by its Content-Length): a close here is not a failure.
+    match stream.blocking_flush() {
+        Ok(()) | Err(StreamError::Closed) => Ok(()),
+        Err(err) => Err(stream_error(err)),
+    }
 }
 
 fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, String> {

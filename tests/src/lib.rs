@@ -1,1 +1,231 @@
+//! Harness for the end-to-end tests: runs the real `openstack-image` binary against the
+//! local dev cloud (`scripts/dev-cloud`) and checks the cloud through an independent
+//! observer, python-openstackclient.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use rand::RngCore;
+use serde_json::Value;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+}
+
+/// The dev cloud's `OS_*` settings, as `scripts/dev-cloud env` prints them.
+pub fn cloud_env() -> &'static HashMap<String, String> {
+    static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let script = root().join("scripts/dev-cloud");
+        let status = Command::new(&script).arg("status").output().expect("run scripts/dev-cloud status");
+        assert!(
+            status.status.success(),
+            "the dev cloud is not running: start it with `scripts/dev-cloud up` (or run `scripts/test`)"
+        );
+        let out = Command::new(&script).arg("env").output().expect("run scripts/dev-cloud env");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches(['"', '\'']).to_string()))
+            .collect()
+    })
+}
+
+/// The `openstack-image` binary under test: `OPENSTACK_IMAGE_BIN`, or the one built beside
+/// this test executable's profile.
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("OPENSTACK_IMAGE_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("openstack-image");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p openstack-image` in the same profile (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with both streams unless the exit code is `code`.
+    #[track_caller]
+    pub fn expect_code(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// One test's scratch directory, spec, state and uniquely named images. Dropping it deletes
+/// any image whose name carries its prefix, so a failed test leaves the cloud clean.
+pub struct Scenario {
+    dir: tempfile::TempDir,
+    prefix: String,
+}
+
+impl Scenario {
+    /// A scenario whose image names start with `test` plus a random suffix.
+    pub fn new(test: &str) -> Scenario {
+        let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+        Scenario {
+            dir: tempfile::Builder::new().prefix(&format!("{test}-")).tempdir().expect("temp dir"),
+            prefix: format!("e2e-{test}-{suffix}"),
+        }
+    }
+
+    /// A path inside the scenario's directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A Glance image name unique to this scenario.
+    pub fn image_name(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    /// Writes a real qcow2 image of `mib` MiB of random data, made with qemu-img.
+    pub fn qcow2(&self, file: &str, mib: usize) -> PathBuf {
+        let raw = self.path(&format!("{file}.raw"));
+        let mut data = vec![0u8; mib * 1024 * 1024];
+        rand::rng().fill_bytes(&mut data);
+        std::fs::write(&raw, data).expect("write raw data");
+        let out = self.path(file);
+        let status = Command::new("qemu-img")
+            .args(["convert", "-f", "raw", "-O", "qcow2"])
+            .arg(&raw)
+            .arg(&out)
+            .status()
+            .expect("run qemu-img (package qemu-utils)");
+        assert!(status.success(), "qemu-img convert failed");
+        std::fs::remove_file(raw).expect("remove raw data");
+        out
+    }
+
+    /// Writes the spec file `images.yaml`.
+    pub fn write_spec(&self, yaml: &str) {
+        std::fs::write(self.path("images.yaml"), yaml).expect("write spec");
+    }
+
+    /// Runs `openstack-image ARGS` in the scenario directory against the dev cloud.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let output = Command::new(binary())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+            .env("OPENSTACK_IMAGE_CACHE_DIR", root().join("target/component-cache"))
+            .envs(cloud_env().iter().filter(|(k, _)| k.starts_with("OS_")))
+            .output()
+            .expect("run openstack-image");
+        Run::from(output)
+    }
+
+    /// `plan -f images.yaml`.
+    pub fn plan(&self) -> Run {
+        self.run(&["plan", "-f", "images.yaml"])
+    }
+
+    /// `apply -f images.yaml`, which must succeed.
+    #[track_caller]
+    pub fn apply(&self) -> Run {
+        self.run(&["apply", "-f", "images.yaml"]).expect_code(0)
+    }
+
+    /// The state file, parsed; `None` when it does not exist.
+    pub fn state(&self) -> Option<Value> {
+        let text = std::fs::read_to_string(self.path("openstack-image.state.json")).ok()?;
+        Some(serde_json::from_str(&text).expect("the state file is JSON"))
+    }
+
+    /// The id the state records for logical image `name`.
+    #[track_caller]
+    pub fn state_id(&self, name: &str) -> String {
+        let state = self.state().expect("a state file");
+        state["images"][name]["image"]["id"].as_str().expect("an image id in the state").to_string()
+    }
+
+    /// Every image in the cloud whose name carries this scenario's prefix.
+    pub fn cloud_images(&self) -> Vec<Value> {
+        observer::list()
+            .into_iter()
+            .filter(|i| i["Name"].as_str().is_some_and(|n| n.starts_with(&self.prefix)))
+            .collect()
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        for image in self.cloud_images() {
+            if let Some(id) = image["ID"].as_str() {
+                let _ = observer::openstack(&["image", "set", "--unprotected", id]);
+                let _ = observer::openstack(&["image", "delete", id]);
+            }
+        }
+    }
+}
+
+/// The independent observer: python-openstackclient from the dev cloud's virtualenv.
+pub mod observer {
+    use super::*;
+
+    /// Runs `openstack ARGS` with the dev cloud's settings.
+    pub fn openstack(args: &[&str]) -> Output {
+        let venv = cloud_env().get("DEV_CLOUD_VENV").expect("scripts/dev-cloud env names DEV_CLOUD_VENV");
+        Command::new(Path::new(venv).join("bin/openstack"))
+            .args(args)
+            .envs(cloud_env())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run the openstack CLI")
+    }
+
+    /// `openstack image show ID`, or `None` when the image does not exist.
+    pub fn image(id: &str) -> Option<Value> {
+        let out = openstack(&["image", "show", id, "-f", "json"]);
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains("No Image found") || stderr.contains("404") || stderr.contains("Could not find"),
+                "openstack image show {id} failed unexpectedly: {stderr}"
+            );
+            return None;
+        }
+        Some(serde_json::from_slice(&out.stdout).expect("openstack prints JSON"))
+    }
+
+    /// `openstack image list` (all visibilities).
+    pub fn list() -> Vec<Value> {
+        let out = openstack(&["image", "list", "-f", "json"]);
+        assert!(out.status.success(), "openstack image list failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("openstack prints JSON")
+    }
+}
+
+/// Hex digest of a file from the system's `md5sum`/`sha512sum` (independent of our code).
+pub fn digest(tool: &str, path: &Path) -> String {
+    let out = Command::new(tool).arg(path).output().unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    assert!(out.status.success(), "{tool} failed");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("a digest").to_string()
+}

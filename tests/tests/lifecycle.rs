@@ -1,0 +1,227 @@
+//! Lifecycle scenarios: apply a spec, check the cloud through the observer, change the spec,
+//! check again, destroy, check it is gone.
+
+use openstack_image_tests::{Scenario, digest, observer};
+use serde_json::Value;
+
+fn spec(s: &Scenario, name: &str, extra: &str) -> String {
+    format!(
+        "images:\n  web:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    local_file_path: web.qcow2\n{extra}",
+        s.image_name(name)
+    )
+}
+
+fn tags(image: &Value) -> Vec<String> {
+    let mut tags: Vec<String> = image["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    tags.sort();
+    tags
+}
+
+#[test]
+fn create_from_a_local_qcow2_matches_the_spec_and_the_file_digests() {
+    let s = Scenario::new("create");
+    let file = s.qcow2("web.qcow2", 6);
+    s.write_spec(&spec(
+        &s,
+        "web",
+        "    min_disk_gb: 1\n    min_ram_mb: 128\n    tags: [linux, test]\n    properties:\n      os_distro: cirros\n      hw_disk_bus: virtio\n",
+    ));
+
+    let plan = s.plan().expect_code(2);
+    assert!(plan.stdout.contains("+ web: create"), "{}", plan.stdout);
+    assert!(s.state().is_none(), "plan must not write the state");
+
+    s.apply();
+    let id = s.state_id("web");
+    let image = observer::image(&id).expect("the image exists");
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["name"], s.image_name("web"));
+    assert_eq!(image["disk_format"], "qcow2");
+    assert_eq!(image["container_format"], "bare");
+    assert_eq!(image["min_disk"], 1);
+    assert_eq!(image["min_ram"], 128);
+    assert_eq!(image["visibility"], "private");
+    assert_eq!(tags(&image), vec!["linux", "test"]);
+    assert_eq!(image["properties"]["os_distro"], "cirros");
+    assert_eq!(image["properties"]["hw_disk_bus"], "virtio");
+    assert_eq!(image["checksum"], digest("md5sum", &file));
+    assert_eq!(image["properties"]["os_hash_algo"], "sha512");
+    assert_eq!(image["properties"]["os_hash_value"], digest("sha512sum", &file));
+    assert_eq!(image["size"], std::fs::metadata(&file).unwrap().len());
+
+    // Server-set properties (os_hash_*, stores, …) never show up as changes.
+    let again = s.plan().expect_code(0);
+    assert!(again.stdout.contains("No changes"), "{}", again.stdout);
+
+    // `show` prints every input and output from the state.
+    let shown: Value = serde_json::from_str(&s.run(&["show"]).expect_code(0).stdout).unwrap();
+    let web = &shown["images"]["web"];
+    assert_eq!(web["id"], id.as_str());
+    assert_eq!(web["checksum"], image["checksum"]);
+    assert_eq!(web["os_hash_value"], image["properties"]["os_hash_value"]);
+    assert_eq!(web["properties"]["os_distro"], "cirros");
+    assert_eq!(web["status"], "active");
+    assert_eq!(web["updated_at"], web["update_at"]);
+}
+
+#[test]
+fn in_place_update_keeps_the_id_and_can_remove_every_tag() {
+    let s = Scenario::new("update");
+    s.qcow2("web.qcow2", 1);
+    s.write_spec(&spec(&s, "web", "    tags: [a, b]\n    properties:\n      keep: \"1\"\n      drop/me: x\n"));
+    s.apply();
+    let id = s.state_id("web");
+
+    s.write_spec(&spec(
+        &s,
+        "renamed",
+        "    tags: []\n    min_ram_mb: 256\n    hidden: true\n    properties:\n      keep: \"2\"\n      new~key: y\n",
+    ));
+    let plan = s.plan().expect_code(2);
+    assert!(plan.stdout.contains("~ web: update in place"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("-/+"), "no replacement: {}", plan.stdout);
+    s.apply();
+
+    assert_eq!(s.state_id("web"), id, "an in-place update keeps the image");
+    let image = observer::image(&id).expect("the image exists");
+    assert_eq!(image["name"], s.image_name("renamed"));
+    assert!(tags(&image).is_empty(), "all tags removed: {:?}", image["tags"]);
+    assert_eq!(image["min_ram"], 256);
+    assert_eq!(image["properties"]["keep"], "2");
+    assert_eq!(image["properties"]["new~key"], "y");
+    assert_eq!(image["properties"]["os_hidden"], true);
+    assert!(image["properties"].get("drop/me").is_none(), "{:?}", image["properties"]);
+    s.plan().expect_code(0);
+}
+
+#[test]
+fn changing_disk_format_replaces_the_image() {
+    let s = Scenario::new("replace");
+    s.qcow2("web.qcow2", 1);
+    s.write_spec(&spec(&s, "web", ""));
+    s.apply();
+    let old = s.state_id("web");
+
+    s.write_spec(&spec(&s, "web", "").replace("disk_format: qcow2", "disk_format: raw"));
+    let plan = s.plan().expect_code(2);
+    assert!(plan.stdout.contains("-/+ web: replace"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("disk_format: \"qcow2\" → \"raw\"   # forces replacement"), "{}", plan.stdout);
+    s.apply();
+
+    let new = s.state_id("web");
+    assert_ne!(new, old);
+    assert_eq!(observer::image(&new).expect("the new image")["disk_format"], "raw");
+    assert!(observer::image(&old).is_none(), "the old image is gone");
+    assert_eq!(s.cloud_images().len(), 1);
+    s.plan().expect_code(0);
+}
+
+#[test]
+fn out_of_band_drift_is_detected_and_repaired() {
+    let s = Scenario::new("drift");
+    s.qcow2("web.qcow2", 1);
+    s.write_spec(&spec(&s, "web", "    tags: [a]\n    properties:\n      os_distro: cirros\n"));
+    s.apply();
+    let id = s.state_id("web");
+
+    let changed = observer::openstack(&[
+        "image", "set", "--name", "drifted", "--tag", "extra", "--property", "os_distro=hacked", "--min-ram", "999",
+        "--property", "owner_specified.openstack.md5=abc", &id,
+    ]);
+    assert!(changed.status.success(), "{}", String::from_utf8_lossy(&changed.stderr));
+
+    let plan = s.plan().expect_code(2);
+    for field in ["name:", "tags:", "min_ram_mb:", "properties.os_distro:"] {
+        assert!(plan.stdout.contains(field), "plan misses {field}:\n{}", plan.stdout);
+    }
+    assert!(!plan.stdout.contains("owner_specified"), "unmanaged keys never drift:\n{}", plan.stdout);
+    s.apply();
+
+    let image = observer::image(&id).expect("the same image");
+    assert_eq!(image["name"], s.image_name("web"));
+    assert_eq!(tags(&image), vec!["a"]);
+    assert_eq!(image["min_ram"], 0);
+    assert_eq!(image["properties"]["os_distro"], "cirros");
+    assert_eq!(image["properties"]["owner_specified.openstack.md5"], "abc", "unmanaged keys are left alone");
+    s.plan().expect_code(0);
+}
+
+#[test]
+fn an_image_deleted_out_of_band_is_created_again() {
+    let s = Scenario::new("gone");
+    s.qcow2("web.qcow2", 1);
+    s.write_spec(&spec(&s, "web", ""));
+    s.apply();
+    let old = s.state_id("web");
+    assert!(observer::openstack(&["image", "delete", &old]).status.success());
+
+    let plan = s.plan().expect_code(2);
+    assert!(plan.stdout.contains("+ web: create (it is gone from the cloud)"), "{}", plan.stdout);
+    s.apply();
+    let new = s.state_id("web");
+    assert_ne!(new, old);
+    assert_eq!(observer::image(&new).expect("recreated")["status"], "active");
+}
+
+#[test]
+fn destroy_deletes_everything_and_protected_images_need_unprotecting() {
+    let s = Scenario::new("destroy");
+    s.qcow2("web.qcow2", 1);
+    s.write_spec(&format!(
+        "{}  db:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    local_file_path: web.qcow2\n    protected: true\n",
+        spec(&s, "web", ""),
+        s.image_name("db")
+    ));
+    s.apply();
+    let (web, db) = (s.state_id("web"), s.state_id("db"));
+    assert_eq!(observer::image(&db).expect("db")["protected"], true);
+
+    let refused = s.run(&["destroy"]).expect_code(1);
+    assert!(refused.stderr.contains("image 'db'"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("protected"), "{}", refused.stderr);
+    assert!(observer::image(&web).is_none(), "the unprotected image is deleted anyway");
+    assert!(observer::image(&db).is_some(), "the protected image stays");
+    let state = s.state().unwrap();
+    assert!(state["images"].get("web").is_none() && state["images"].get("db").is_some(), "{state}");
+
+    s.write_spec(&format!(
+        "images:\n  db:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    local_file_path: web.qcow2\n    protected: false\n",
+        s.image_name("db")
+    ));
+    s.apply();
+    s.run(&["destroy"]).expect_code(0);
+    assert!(observer::image(&db).is_none());
+    assert!(s.cloud_images().is_empty());
+    assert_eq!(s.state().unwrap()["images"], serde_json::json!({}));
+}
+
+#[test]
+fn removing_an_image_from_the_spec_deletes_it() {
+    let s = Scenario::new("remove");
+    s.qcow2("web.qcow2", 1);
+    s.write_spec(&spec(&s, "web", ""));
+    s.apply();
+    let id = s.state_id("web");
+    s.write_spec("images: {}\n");
+    let plan = s.plan().expect_code(2);
+    assert!(plan.stdout.contains("- web: delete"), "{}", plan.stdout);
+    s.apply();
+    assert!(observer::image(&id).is_none());
+}
+
+#[test]
+fn the_exported_component_runs_under_component() {
+    let s = Scenario::new("export");
+    s.qcow2("web.qcow2", 1);
+    s.write_spec(&spec(&s, "web", ""));
+    s.run(&["component", "export", "exported.wasm"]).expect_code(0);
+    let bytes = std::fs::read(s.path("exported.wasm")).expect("exported component");
+    assert_eq!(&bytes[..4], b"\0asm");
+    s.run(&["apply", "-f", "images.yaml", "--component", "exported.wasm"]).expect_code(0);
+    assert_eq!(observer::image(&s.state_id("web")).expect("created")["status"], "active");
+}
