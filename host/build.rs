@@ -6,7 +6,10 @@ use std::process::Command;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir.parent().expect("host/ sits in the workspace").to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .expect("host/ sits in the workspace")
+        .to_path_buf();
     for watched in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
@@ -20,7 +23,14 @@ fn main() {
     let mut build = Command::new(cargo);
     build
         .current_dir(&root)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "openstack-image-guest"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "openstack-image-guest",
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     // The outer build's flags and wrappers (clippy, coverage) are for the host, not the guest.
@@ -39,6 +49,10 @@ fn main() {
     assert!(status.success(), "building the guest component failed: {status}");
 
     let wasm = target_dir.join("wasm32-wasip2/release/openstack_image_guest.wasm");
-    assert!(wasm.exists(), "the guest build did not produce {}", wasm.display());
+    assert!(
+        wasm.exists(),
+        "the guest build did not produce {}",
+        wasm.display()
+    );
     println!("cargo:rustc-env=OPENSTACK_IMAGE_COMPONENT={}", wasm.display());
 }

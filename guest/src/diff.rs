@@ -26,14 +26,34 @@ pub fn diff(desired: &ImageSpec, prior: &ImageState) -> Plan {
     if prior.status != "active" {
         field("status", json(&prior.status), json(&"active"), true);
     }
-    field("container_format", json(&old.container_format), json(&desired.container_format), true);
-    field("disk_format", json(&old.disk_format), json(&desired.disk_format), true);
+    field(
+        "container_format",
+        json(&old.container_format),
+        json(&desired.container_format),
+        true,
+    );
+    field(
+        "disk_format",
+        json(&old.disk_format),
+        json(&desired.disk_format),
+        true,
+    );
     field("region", opt(&old.region), opt(&desired.region), true);
     if let Some(id) = &desired.image_id {
         field("image_id", json(&prior.id), json(id), true);
     }
-    field("local_file_path", opt(&old.local_file_path), opt(&desired.local_file_path), true);
-    field("image_source_url", opt(&old.image_source_url), opt(&desired.image_source_url), true);
+    field(
+        "local_file_path",
+        opt(&old.local_file_path),
+        opt(&desired.local_file_path),
+        true,
+    );
+    field(
+        "image_source_url",
+        opt(&old.image_source_url),
+        opt(&desired.image_source_url),
+        true,
+    );
     field(
         "decompress",
         opt(&old.decompress.filter(|d| *d)),
@@ -45,12 +65,32 @@ pub fn diff(desired: &ImageSpec, prior: &ImageState) -> Plan {
     if desired.name.is_some() {
         field("name", opt(&old.name), opt(&desired.name), false);
     }
-    field("visibility", opt(&old.visibility), opt(&desired.visibility), false);
+    field(
+        "visibility",
+        opt(&old.visibility),
+        opt(&desired.visibility),
+        false,
+    );
     field("protected", opt(&old.protected), opt(&desired.protected), false);
     field("hidden", opt(&old.hidden), opt(&desired.hidden), false);
-    field("min_disk_gb", opt(&old.min_disk_gb), opt(&desired.min_disk_gb), false);
-    field("min_ram_mb", opt(&old.min_ram_mb), opt(&desired.min_ram_mb), false);
-    field("tags", json(&sorted(&old.tags)), json(&sorted(&desired.tags)), false);
+    field(
+        "min_disk_gb",
+        opt(&old.min_disk_gb),
+        opt(&desired.min_disk_gb),
+        false,
+    );
+    field(
+        "min_ram_mb",
+        opt(&old.min_ram_mb),
+        opt(&desired.min_ram_mb),
+        false,
+    );
+    field(
+        "tags",
+        json(&sorted(&old.tags)),
+        json(&sorted(&desired.tags)),
+        false,
+    );
 
     // Only properties the spec manages, now or before; the prior spec holds exactly the
     // managed keys, so server-set keys never show up here.
@@ -60,8 +100,8 @@ pub fn diff(desired: &ImageSpec, prior: &ImageState) -> Plan {
     for key in keys {
         field(
             &format!("properties.{key}"),
-            before.get(key).and_then(|v| json(v)),
-            after.get(key).and_then(|v| json(v)),
+            before.get(key).and_then(json),
+            after.get(key).and_then(json),
             false,
         );
     }
@@ -177,12 +217,18 @@ mod tests {
         let s = check(s).unwrap();
         let mut state = state_of(&s);
         // Server-set keys live in metadata only: never part of the managed spec.
-        state.metadata = vec![("os_hash_algo".into(), "sha512".into()), ("stores".into(), "file".into())];
+        state.metadata = vec![
+            ("os_hash_algo".into(), "sha512".into()),
+            ("stores".into(), "file".into()),
+        ];
         let mut new = s.clone();
         new.properties = vec![("new".into(), "2".into()), ("os_distro".into(), "ubuntu".into())];
         let plan = diff(&new, &state);
         assert_eq!(plan.action, Action::Update);
-        assert_eq!(changed(&plan), vec!["properties.new", "properties.old", "properties.os_distro"]);
+        assert_eq!(
+            changed(&plan),
+            vec!["properties.new", "properties.old", "properties.os_distro"]
+        );
     }
 
     #[test]

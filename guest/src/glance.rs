@@ -70,7 +70,12 @@ pub fn state_from_image(image: &Value, prior: Option<&ImageSpec>) -> Result<Imag
     let mut tags: Vec<String> = image
         .get("tags")
         .and_then(Value::as_array)
-        .map(|tags| tags.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|tags| {
+            tags.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     tags.sort();
 
@@ -185,7 +190,10 @@ mod tests {
         assert_eq!(state.spec.local_file_path, prior.local_file_path);
         assert_eq!(state.spec.image_source_password, None);
         // Managed keys only: the removed-out-of-band key is absent, unmanaged ones ignored.
-        assert_eq!(state.spec.properties, vec![("os_distro".to_string(), "cirros".to_string())]);
+        assert_eq!(
+            state.spec.properties,
+            vec![("os_distro".to_string(), "cirros".to_string())]
+        );
         assert!(state.metadata.iter().any(|(k, _)| k == "unmanaged"));
         assert!(!state.metadata.iter().any(|(k, _)| k == "stores"));
     }

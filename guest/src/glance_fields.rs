@@ -2,16 +2,7 @@
 //! keys a client must never send back.
 
 /// Glance container formats.
-pub const CONTAINER_FORMATS: &[&str] = &[
-    "bare",
-    "ovf",
-    "aki",
-    "ari",
-    "ami",
-    "ova",
-    "docker",
-    "compressed",
-];
+pub const CONTAINER_FORMATS: &[&str] = &["bare", "ovf", "aki", "ari", "ami", "ova", "docker", "compressed"];
 
 /// Glance disk formats.
 pub const DISK_FORMATS: &[&str] = &[
@@ -101,10 +92,21 @@ mod tests {
 
     #[test]
     fn glance_owned_keys_are_read_only() {
-        for key in ["os_glance_failed_import", "os_hash_value", "stores", "checksum", "owner"] {
+        for key in [
+            "os_glance_failed_import",
+            "os_hash_value",
+            "stores",
+            "checksum",
+            "owner",
+        ] {
             assert!(is_read_only(key), "{key}");
         }
-        for key in ["os_distro", "os_type", "hw_disk_bus", "owner_specified.openstack.md5"] {
+        for key in [
+            "os_distro",
+            "os_type",
+            "hw_disk_bus",
+            "owner_specified.openstack.md5",
+        ] {
             assert!(!is_read_only(key), "{key}");
         }
     }

@@ -14,7 +14,10 @@ pub enum Body<'a> {
     Empty,
     Json(Value),
     /// `length` bytes read from `source` and sent as they are read.
-    Stream { source: &'a mut dyn Read, length: u64 },
+    Stream {
+        source: &'a mut dyn Read,
+        length: u64,
+    },
 }
 
 /// One outgoing request.
@@ -44,7 +47,11 @@ impl<'a> Request<'a> {
 
     /// Sets a JSON body (and its content type unless one is set).
     pub fn json(mut self, body: Value) -> Self {
-        if !self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
+        if !self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        {
             self.headers.push(("content-type", "application/json".into()));
         }
         self.body = Body::Json(body);
@@ -53,7 +60,8 @@ impl<'a> Request<'a> {
 
     /// Streams `length` bytes from `source` as an octet-stream body.
     pub fn stream(mut self, source: &'a mut dyn Read, length: u64) -> Self {
-        self.headers.push(("content-type", "application/octet-stream".into()));
+        self.headers
+            .push(("content-type", "application/octet-stream".into()));
         self.body = Body::Stream { source, length };
         self
     }
@@ -171,7 +179,10 @@ mod tests {
 
     #[test]
     fn finds_messages_in_keystone_glance_and_text_bodies() {
-        assert_eq!(response(401, r#"{"error":{"message":"bad creds","code":401}}"#).message(), "bad creds");
+        assert_eq!(
+            response(401, r#"{"error":{"message":"bad creds","code":401}}"#).message(),
+            "bad creds"
+        );
         assert_eq!(
             response(403, "403 Forbidden\n\n  Attribute 'x' is read-only.\n").message(),
             "403 Forbidden Attribute 'x' is read-only."
@@ -187,7 +198,10 @@ mod tests {
 
     #[test]
     fn maps_statuses_to_errors() {
-        assert!(matches!(status_error("DELETE", "u", &response(403, "")), Error::Forbidden(_)));
+        assert!(matches!(
+            status_error("DELETE", "u", &response(403, "")),
+            Error::Forbidden(_)
+        ));
         assert!(matches!(
             status_error("GET", "u", &response(500, "boom")),
             Error::Api(ApiError { status: 500, .. })

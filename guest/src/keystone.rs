@@ -31,7 +31,13 @@ pub fn token_request(cloud: &Cloud) -> Value {
                     credential.insert("name".into(), json!(a.name));
                     credential.insert(
                         "user".into(),
-                        user(&a.user_id, &a.username, &a.user_domain_id, &a.user_domain_name, None),
+                        user(
+                            &a.user_id,
+                            &a.username,
+                            &a.user_domain_id,
+                            &a.user_domain_name,
+                            None,
+                        ),
                     );
                 }
             }
@@ -94,20 +100,22 @@ fn project_scope(scope: &ProjectScope) -> Option<Value> {
 }
 
 /// The image service's URL from a token response's catalog, with Glance's `/v2` appended.
-pub fn image_endpoint(
-    token_body: &Value,
-    region: Option<&str>,
-    interface: &str,
-) -> Result<String, String> {
+pub fn image_endpoint(token_body: &Value, region: Option<&str>, interface: &str) -> Result<String, String> {
     let catalog = token_body
         .pointer("/token/catalog")
         .and_then(Value::as_array)
-        .ok_or("the token has no service catalog; scope it to a project (OS_PROJECT_NAME or OS_PROJECT_ID)")?;
+        .ok_or(
+            "the token has no service catalog; scope it to a project (OS_PROJECT_NAME or OS_PROJECT_ID)",
+        )?;
     let service = catalog
         .iter()
         .find(|s| s.get("type").and_then(Value::as_str) == Some("image"))
         .ok_or("the service catalog has no 'image' service (Glance)")?;
-    let endpoints = service.get("endpoints").and_then(Value::as_array).cloned().unwrap_or_default();
+    let endpoints = service
+        .get("endpoints")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let in_region = |e: &Value| {
         region.is_none_or(|r| {
             e.get("region_id").and_then(Value::as_str) == Some(r)
@@ -133,7 +141,11 @@ pub fn image_endpoint(
                 "no image endpoint for region {} and interface {interface}; the catalog offers {} \
                  (set OS_REGION_NAME / the image's region, or OS_INTERFACE)",
                 region.unwrap_or("(any)"),
-                if offered.is_empty() { "none".to_string() } else { offered.join(", ") }
+                if offered.is_empty() {
+                    "none".to_string()
+                } else {
+                    offered.join(", ")
+                }
             )
         })?;
     Ok(glance_v2(endpoint))
@@ -187,24 +199,38 @@ mod tests {
     #[test]
     fn password_request_scopes_to_project_by_name() {
         let body = token_request(&cloud(password()));
-        assert_eq!(body.pointer("/auth/identity/password/user/name").unwrap(), "admin");
-        assert_eq!(body.pointer("/auth/identity/password/user/domain/id").unwrap(), "default");
+        assert_eq!(
+            body.pointer("/auth/identity/password/user/name").unwrap(),
+            "admin"
+        );
+        assert_eq!(
+            body.pointer("/auth/identity/password/user/domain/id").unwrap(),
+            "default"
+        );
         assert_eq!(body.pointer("/auth/scope/project/name").unwrap(), "demo");
-        assert_eq!(body.pointer("/auth/scope/project/domain/name").unwrap(), "Default");
+        assert_eq!(
+            body.pointer("/auth/scope/project/domain/name").unwrap(),
+            "Default"
+        );
     }
 
     #[test]
     fn application_credential_is_unscoped() {
-        let body = token_request(&cloud(Credentials::ApplicationCredential(ApplicationCredentialAuth {
-            id: Some("ac".into()),
-            name: None,
-            secret: "s".into(),
-            user_id: None,
-            username: None,
-            user_domain_id: None,
-            user_domain_name: None,
-        })));
-        assert_eq!(body.pointer("/auth/identity/application_credential/id").unwrap(), "ac");
+        let body = token_request(&cloud(Credentials::ApplicationCredential(
+            ApplicationCredentialAuth {
+                id: Some("ac".into()),
+                name: None,
+                secret: "s".into(),
+                user_id: None,
+                username: None,
+                user_domain_id: None,
+                user_domain_name: None,
+            },
+        )));
+        assert_eq!(
+            body.pointer("/auth/identity/application_credential/id").unwrap(),
+            "ac"
+        );
         assert!(body.pointer("/auth/scope").is_none());
     }
 
@@ -218,9 +244,18 @@ mod tests {
                 {"interface": "public", "region_id": "RegionTwo", "url": "http://g2:9292/v2/"},
             ]},
         ]}});
-        assert_eq!(image_endpoint(&token, Some("RegionOne"), "public").unwrap(), "http://g1:9292/v2");
-        assert_eq!(image_endpoint(&token, Some("RegionTwo"), "public").unwrap(), "http://g2:9292/v2");
-        assert_eq!(image_endpoint(&token, None, "internal").unwrap(), "http://g1-int:9292/v2");
+        assert_eq!(
+            image_endpoint(&token, Some("RegionOne"), "public").unwrap(),
+            "http://g1:9292/v2"
+        );
+        assert_eq!(
+            image_endpoint(&token, Some("RegionTwo"), "public").unwrap(),
+            "http://g2:9292/v2"
+        );
+        assert_eq!(
+            image_endpoint(&token, None, "internal").unwrap(),
+            "http://g1-int:9292/v2"
+        );
         let err = image_endpoint(&token, Some("RegionThree"), "public").unwrap_err();
         assert!(err.contains("RegionOne/public"), "{err}");
     }

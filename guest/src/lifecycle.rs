@@ -9,9 +9,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::http::{Request, Response, Transport, status_error};
-use crate::types::{
-    ChecksumMismatch, Cloud, Error, FieldError, ImageSpec, ImageState, Plan, TimeoutInfo,
-};
+use crate::types::{ChecksumMismatch, Cloud, Error, FieldError, ImageSpec, ImageState, Plan, TimeoutInfo};
 use crate::upload::{DigestingReader, SourceDigests};
 use crate::{diff, glance, keystone, patch, progress, validate};
 
@@ -78,7 +76,8 @@ impl<T: Transport> Provider<T> {
             .local_file_path
             .clone()
             .expect("check requires local_file_path");
-        let file = File::open(&path).map_err(|e| invalid("local_file_path", format!("cannot open '{path}': {e}")))?;
+        let file = File::open(&path)
+            .map_err(|e| invalid("local_file_path", format!("cannot open '{path}': {e}")))?;
         let size = file
             .metadata()
             .map_err(|e| invalid("local_file_path", format!("cannot read '{path}': {e}")))?
@@ -90,14 +89,22 @@ impl<T: Transport> Provider<T> {
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let url = format!("{}/images", target.endpoint);
-        let response = self.call(cloud, &target, "POST", &url, Some(glance::create_body(&spec, &id)))?;
+        let response = self.call(
+            cloud,
+            &target,
+            "POST",
+            &url,
+            Some(glance::create_body(&spec, &id)),
+        )?;
         if response.status == 409 {
             return Err(Error::Conflict(format!(
                 "an image with id {id} already exists; choose another image_id or import that image"
             )));
         }
         expect(&response, "POST", &url, &[201])?;
-        progress::info(format!("created image record {id}; uploading {size} bytes from {path}"));
+        progress::info(format!(
+            "created image record {id}; uploading {size} bytes from {path}"
+        ));
 
         let finished = self.upload_and_activate(cloud, &target, &spec, &id, file, size, started);
         match finished {
@@ -183,7 +190,11 @@ impl<T: Transport> Provider<T> {
             let response = self.call(cloud, target, "GET", &url, None)?;
             expect(&response, "GET", &url, &[200])?;
             let image = response.json().map_err(Error::Transport)?;
-            let status = image.get("status").and_then(Value::as_str).unwrap_or("").to_string();
+            let status = image
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if status != last_status {
                 progress::status(id, &status);
                 last_status = status.clone();
@@ -225,11 +236,18 @@ impl<T: Transport> Provider<T> {
         }
         expect(&response, "GET", &url, &[200])?;
         let image = response.json().map_err(Error::Transport)?;
-        glance::state_from_image(&image, prior).map(Some).map_err(Error::Transport)
+        glance::state_from_image(&image, prior)
+            .map(Some)
+            .map_err(Error::Transport)
     }
 
     /// Patches an image to match `desired`, sending only the operations still needed.
-    pub fn update(&mut self, cloud: &Cloud, prior: &ImageState, desired: ImageSpec) -> Result<ImageState, Error> {
+    pub fn update(
+        &mut self,
+        cloud: &Cloud,
+        prior: &ImageState,
+        desired: ImageSpec,
+    ) -> Result<ImageState, Error> {
         let desired = self.check(desired)?;
         let started = Instant::now();
         let target = self.target(cloud, desired.region.as_deref())?;
@@ -358,21 +376,27 @@ impl<T: Transport> Provider<T> {
             .ok_or_else(|| Error::AuthFailed(format!("Keystone at {} returned no token", cloud.auth_url)))?
             .to_string();
         let token_body = response.json().map_err(Error::Transport)?;
-        self.sessions.insert(session_key.to_string(), Session { token, token_body });
+        self.sessions
+            .insert(session_key.to_string(), Session { token, token_body });
         Ok(())
     }
 }
 
 /// Identifies a cloud's credentials and scope without keeping secrets in the key.
 fn session_key(cloud: &Cloud) -> String {
-    let identity = json!([keystone::tokens_url(&cloud.auth_url), keystone::token_request(cloud)]);
+    let identity = json!([
+        keystone::tokens_url(&cloud.auth_url),
+        keystone::token_request(cloud)
+    ]);
     hex::encode(Sha256::digest(identity.to_string().as_bytes()))
 }
 
 fn probe_file(path: &str) -> Result<(), String> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_file() => Ok(()),
-        Ok(_) => Err(format!("'{path}' is not a regular file; point it at the image file")),
+        Ok(_) => Err(format!(
+            "'{path}' is not a regular file; point it at the image file"
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
             "file '{path}' does not exist; fix the path (relative paths are resolved against \
              the spec file's directory)"
@@ -399,7 +423,9 @@ fn verify(image: &Value, sent: &SourceDigests) -> Result<(), Error> {
     match (algo, value) {
         (Some("sha512"), Some(value)) if value != sent.sha512 => Err(mismatch("sha512", &sent.sha512, value)),
         (Some(other), Some(_)) if other != "sha512" => {
-            progress::warn(format!("Glance hashes with {other}; only its MD5 checksum was verified"));
+            progress::warn(format!(
+                "Glance hashes with {other}; only its MD5 checksum was verified"
+            ));
             Ok(())
         }
         _ => Ok(()),
@@ -429,8 +455,14 @@ pub fn describe(err: &Error) -> String {
             .map(|f| format!("{}: {}", f.field, f.message))
             .collect::<Vec<_>>()
             .join("; "),
-        Error::ChecksumMismatch(m) => format!("{} mismatch: sent {}, Glance has {}", m.algorithm, m.expected, m.actual),
-        Error::Timeout(t) => format!("{} timed out after {}s (last status {})", t.operation, t.elapsed_seconds, t.last_status),
+        Error::ChecksumMismatch(m) => format!(
+            "{} mismatch: sent {}, Glance has {}",
+            m.algorithm, m.expected, m.actual
+        ),
+        Error::Timeout(t) => format!(
+            "{} timed out after {}s (last status {})",
+            t.operation, t.elapsed_seconds, t.last_status
+        ),
         Error::Api(a) => format!("{} {} answered {}: {}", a.method, a.url, a.status, a.message),
         Error::AuthFailed(m)
         | Error::NotFound(m)
@@ -454,9 +486,24 @@ mod tests {
             md5: "m".into(),
             sha512: "s".into(),
         };
-        assert!(verify(&json!({"checksum": "m", "os_hash_algo": "sha512", "os_hash_value": "s"}), &sent).is_ok());
-        assert!(verify(&json!({"checksum": null, "os_hash_algo": "sha512", "os_hash_value": "s"}), &sent).is_ok());
-        let err = verify(&json!({"checksum": "m", "os_hash_algo": "sha512", "os_hash_value": "x"}), &sent);
+        assert!(
+            verify(
+                &json!({"checksum": "m", "os_hash_algo": "sha512", "os_hash_value": "s"}),
+                &sent
+            )
+            .is_ok()
+        );
+        assert!(
+            verify(
+                &json!({"checksum": null, "os_hash_algo": "sha512", "os_hash_value": "s"}),
+                &sent
+            )
+            .is_ok()
+        );
+        let err = verify(
+            &json!({"checksum": "m", "os_hash_algo": "sha512", "os_hash_value": "x"}),
+            &sent,
+        );
         assert!(matches!(err, Err(Error::ChecksumMismatch(m)) if m.algorithm == "sha512"));
         let err = verify(&json!({"checksum": "x"}), &sent);
         assert!(matches!(err, Err(Error::ChecksumMismatch(m)) if m.algorithm == "md5"));

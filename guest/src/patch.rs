@@ -92,7 +92,10 @@ mod tests {
     fn desired() -> ImageSpec {
         let mut s = spec();
         s.tags = vec!["a".into(), "b".into()];
-        s.properties = vec![("os_distro".into(), "cirros".into()), ("a/b~c".into(), "1".into())];
+        s.properties = vec![
+            ("os_distro".into(), "cirros".into()),
+            ("a/b~c".into(), "1".into()),
+        ];
         check(s).unwrap()
     }
 
@@ -106,9 +109,15 @@ mod tests {
     fn escapes_pointer_segments() {
         assert_eq!(pointer("a/b~c"), "/a~1b~0c");
         let mut d = desired();
-        d.properties = vec![("os_distro".into(), "cirros".into()), ("a/b~c".into(), "2".into())];
+        d.properties = vec![
+            ("os_distro".into(), "cirros".into()),
+            ("a/b~c".into(), "2".into()),
+        ];
         let ops = build(&current(), &d, &[]);
-        assert_eq!(ops, vec![json!({"op": "replace", "path": "/a~1b~0c", "value": "2"})]);
+        assert_eq!(
+            ops,
+            vec![json!({"op": "replace", "path": "/a~1b~0c", "value": "2"})]
+        );
     }
 
     #[test]

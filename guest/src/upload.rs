@@ -60,7 +60,9 @@ impl<R: Read> Read for DigestingReader<R> {
         self.md5.update(&buf[..n]);
         self.sha512.update(&buf[..n]);
         self.bytes += n as u64;
-        if self.bytes - self.reported >= PROGRESS_STEP || (self.bytes == self.total && self.reported != self.bytes) {
+        if self.bytes - self.reported >= PROGRESS_STEP
+            || (self.bytes == self.total && self.reported != self.bytes)
+        {
             self.reported = self.bytes;
             progress::upload(&self.image, self.bytes, self.total);
         }

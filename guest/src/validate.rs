@@ -1,8 +1,6 @@
 //! Spec validation and defaults: every rule that needs no I/O.
 
-use crate::glance_fields::{
-    CONTAINER_FORMATS, DISK_FORMATS, VISIBILITIES, is_core_attribute, is_read_only,
-};
+use crate::glance_fields::{CONTAINER_FORMATS, DISK_FORMATS, VISIBILITIES, is_core_attribute, is_read_only};
 use crate::types::{FieldError, ImageSpec};
 
 /// Glance stores min_disk and min_ram as 32-bit signed integers.
@@ -24,7 +22,12 @@ pub fn check(spec: ImageSpec) -> Result<ImageSpec, Vec<FieldError>> {
         })
     };
 
-    check_enum(&mut err, "container_format", &spec.container_format, CONTAINER_FORMATS);
+    check_enum(
+        &mut err,
+        "container_format",
+        &spec.container_format,
+        CONTAINER_FORMATS,
+    );
     check_enum(&mut err, "disk_format", &spec.disk_format, DISK_FORMATS);
     if let Some(visibility) = &spec.visibility {
         check_enum(&mut err, "visibility", visibility, VISIBILITIES);
@@ -34,7 +37,10 @@ pub fn check(spec: ImageSpec) -> Result<ImageSpec, Vec<FieldError>> {
     {
         err(
             "name",
-            format!("is {} characters long; Glance allows at most {MAX_SHORT_TEXT}", name.chars().count()),
+            format!(
+                "is {} characters long; Glance allows at most {MAX_SHORT_TEXT}",
+                name.chars().count()
+            ),
         );
     }
 
@@ -44,7 +50,10 @@ pub fn check(spec: ImageSpec) -> Result<ImageSpec, Vec<FieldError>> {
         if let Some(v) = value
             && v > GLANCE_INT_MAX
         {
-            err(field, format!("{v} is too large; Glance allows at most {GLANCE_INT_MAX}"));
+            err(
+                field,
+                format!("{v} is too large; Glance allows at most {GLANCE_INT_MAX}"),
+            );
         }
     }
 
@@ -53,13 +62,18 @@ pub fn check(spec: ImageSpec) -> Result<ImageSpec, Vec<FieldError>> {
     {
         err(
             "image_id",
-            format!("'{id}' is not a UUID; give one like 3fa85f64-5717-4562-b3fc-2c963f66afa6 or leave image_id out"),
+            format!(
+                "'{id}' is not a UUID; give one like 3fa85f64-5717-4562-b3fc-2c963f66afa6 or leave image_id out"
+            ),
         );
     }
     if let Some(region) = &spec.region
         && region.trim().is_empty()
     {
-        err("region", "is empty; name a region or leave region out".to_string());
+        err(
+            "region",
+            "is empty; name a region or leave region out".to_string(),
+        );
     }
 
     check_tags(&mut err, &spec.tags);
@@ -91,7 +105,10 @@ fn check_enum(err: &mut impl FnMut(&str, String), field: &str, value: &str, allo
     if value.is_empty() {
         err(field, format!("is required; use one of {}", allowed.join(", ")));
     } else if !allowed.contains(&value) {
-        err(field, format!("'{value}' is not allowed; use one of {}", allowed.join(", ")));
+        err(
+            field,
+            format!("'{value}' is not allowed; use one of {}", allowed.join(", ")),
+        );
     }
 }
 
@@ -107,7 +124,10 @@ fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
         ),
         (Some(path), None) => {
             if path.is_empty() {
-                err("local_file_path", "is empty; give the image file's path".to_string());
+                err(
+                    "local_file_path",
+                    "is empty; give the image file's path".to_string(),
+                );
             } else if !path.starts_with('/') {
                 err(
                     "local_file_path",
@@ -139,8 +159,7 @@ fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
     if spec.image_source_username.is_some() != spec.image_source_password.is_some() {
         err(
             "image_source_username",
-            "image_source_username and image_source_password go together; set both or neither"
-                .to_string(),
+            "image_source_username and image_source_password go together; set both or neither".to_string(),
         );
     }
 }
@@ -151,7 +170,10 @@ fn check_tags(err: &mut impl FnMut(&str, String), tags: &[String]) {
         if tag.is_empty() {
             err("tags", "contains an empty tag; remove it".to_string());
         } else if tag.chars().count() > MAX_SHORT_TEXT {
-            err("tags", format!("tag '{tag}' is longer than {MAX_SHORT_TEXT} characters"));
+            err(
+                "tags",
+                format!("tag '{tag}' is longer than {MAX_SHORT_TEXT} characters"),
+            );
         } else if !seen.insert(tag.as_str()) {
             err("tags", format!("tag '{tag}' appears twice; tags are a set"));
         }

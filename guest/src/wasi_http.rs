@@ -3,9 +3,7 @@
 use std::io::Read;
 
 use wasi::http::outgoing_handler;
-use wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
-};
+use wasi::http::types::{ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme};
 use wasi::io::streams::{OutputStream, StreamError};
 
 use crate::http::{Body, MAX_RESPONSE_BYTES, Request, Response, Transport, TransportError};
@@ -28,7 +26,7 @@ impl Transport for WasiHttp {
         let (scheme, authority, path) = split_url(&url).ok_or_else(|| failed("not an http(s) URL".into()))?;
 
         let headers = Fields::new();
-        let mut append = |name: &str, value: &str| {
+        let append = |name: &str, value: &str| {
             headers
                 .append(name, value.as_bytes())
                 .map_err(|e| failed(format!("header {name}: {e:?}")))
@@ -93,7 +91,9 @@ impl Transport for WasiHttp {
             .into_iter()
             .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
             .collect();
-        let incoming = response.consume().map_err(|()| failed("the response body was already taken".into()))?;
+        let incoming = response
+            .consume()
+            .map_err(|()| failed("the response body was already taken".into()))?;
         let body = read_body(&incoming).map_err(failed)?;
         drop(IncomingBody::finish(incoming));
         Ok(Response {
@@ -133,7 +133,9 @@ fn write_from(stream: &OutputStream, source: &mut dyn Read, length: u64) -> Resu
 }
 
 fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, String> {
-    let stream = incoming.stream().map_err(|()| "the response body stream was already taken".to_string())?;
+    let stream = incoming
+        .stream()
+        .map_err(|()| "the response body stream was already taken".to_string())?;
     let mut body = Vec::new();
     loop {
         match stream.blocking_read(READ_CHUNK) {

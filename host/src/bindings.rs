@@ -8,6 +8,6 @@ wasmtime::component::bindgen!({
 });
 
 pub use openstack::image::types::{
-    Action, ApplicationCredentialAuth, Cloud, Credentials, Error as GuestError,
-    ImageSpec, ImageState, PasswordAuth, Plan, ProjectScope, Timeouts,
+    Action, ApplicationCredentialAuth, Cloud, Credentials, Error as GuestError, ImageSpec, ImageState,
+    PasswordAuth, Plan, ProjectScope, Timeouts,
 };

@@ -20,7 +20,9 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Cloud> {
         let id = get("OS_APPLICATION_CREDENTIAL_ID");
         let name = get("OS_APPLICATION_CREDENTIAL_NAME");
         if id.is_none() && name.is_none() {
-            bail!("OS_APPLICATION_CREDENTIAL_SECRET is set but neither OS_APPLICATION_CREDENTIAL_ID nor OS_APPLICATION_CREDENTIAL_NAME is");
+            bail!(
+                "OS_APPLICATION_CREDENTIAL_SECRET is set but neither OS_APPLICATION_CREDENTIAL_ID nor OS_APPLICATION_CREDENTIAL_NAME is"
+            );
         }
         Credentials::ApplicationCredential(ApplicationCredentialAuth {
             id,
@@ -34,7 +36,9 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Cloud> {
     } else {
         let (user_id, username) = (get("OS_USER_ID"), get("OS_USERNAME"));
         if user_id.is_none() && username.is_none() {
-            bail!("no credentials: set OS_USERNAME (or OS_USER_ID) and OS_PASSWORD, OS_APPLICATION_CREDENTIAL_ID and OS_APPLICATION_CREDENTIAL_SECRET, or OS_TOKEN");
+            bail!(
+                "no credentials: set OS_USERNAME (or OS_USER_ID) and OS_PASSWORD, OS_APPLICATION_CREDENTIAL_ID and OS_APPLICATION_CREDENTIAL_SECRET, or OS_TOKEN"
+            );
         }
         let Some(password) = get("OS_PASSWORD") else {
             bail!("OS_PASSWORD is not set (needed with OS_USERNAME/OS_USER_ID)");
@@ -87,7 +91,9 @@ mod tests {
             ("OS_INTERFACE", "publicURL"),
         ])
         .unwrap();
-        assert!(matches!(c.credentials, Credentials::Password(ref p) if p.username.as_deref() == Some("admin")));
+        assert!(
+            matches!(c.credentials, Credentials::Password(ref p) if p.username.as_deref() == Some("admin"))
+        );
         assert_eq!(c.interface.as_deref(), Some("public"));
     }
 

@@ -49,7 +49,10 @@ fn named<T>(image: &str, result: CallResult<T>) -> Result<T> {
 }
 
 /// Validates every image of the spec; reports all problems at once, before any cloud call.
-pub async fn check_all(instance: &mut Instance, images: &BTreeMap<String, ImageSpec>) -> Result<BTreeMap<String, ImageSpec>> {
+pub async fn check_all(
+    instance: &mut Instance,
+    images: &BTreeMap<String, ImageSpec>,
+) -> Result<BTreeMap<String, ImageSpec>> {
     let mut checked = BTreeMap::new();
     let mut problems = Vec::new();
     for (name, spec) in images {
@@ -68,14 +71,24 @@ pub async fn check_all(instance: &mut Instance, images: &BTreeMap<String, ImageS
 }
 
 /// Reads every image in the state and decides what each needs.
-pub async fn plan(instance: &mut Instance, cloud: &Cloud, desired: &BTreeMap<String, ImageSpec>, state: &State) -> Result<Vec<Step>> {
+pub async fn plan(
+    instance: &mut Instance,
+    cloud: &Cloud,
+    desired: &BTreeMap<String, ImageSpec>,
+    state: &State,
+) -> Result<Vec<Step>> {
     let names: BTreeSet<&String> = desired.keys().chain(state.images.keys()).collect();
     let mut steps = Vec::new();
     for name in names {
         let entry = state.images.get(name);
         let spec = desired.get(name).cloned();
         let prior = match entry {
-            Some(entry) => named(name, instance.read(cloud, &entry.image.id, Some(&entry.image.spec)).await)?,
+            Some(entry) => named(
+                name,
+                instance
+                    .read(cloud, &entry.image.id, Some(&entry.image.spec))
+                    .await,
+            )?,
             None => None,
         };
         let change = match (&spec, &prior) {
@@ -107,7 +120,13 @@ pub async fn plan(instance: &mut Instance, cloud: &Cloud, desired: &BTreeMap<Str
 
 /// Carries out `steps`, saving the state after each change. Returns the failures; one
 /// image's failure does not stop the others.
-pub async fn apply(instance: &mut Instance, cloud: &Cloud, steps: Vec<Step>, state: &mut State, state_path: &Path) -> Result<Vec<String>> {
+pub async fn apply(
+    instance: &mut Instance,
+    cloud: &Cloud,
+    steps: Vec<Step>,
+    state: &mut State,
+    state_path: &Path,
+) -> Result<Vec<String>> {
     let mut failures = Vec::new();
     for step in steps {
         let name = step.name.clone();
@@ -119,7 +138,13 @@ pub async fn apply(instance: &mut Instance, cloud: &Cloud, steps: Vec<Step>, sta
     Ok(failures)
 }
 
-async fn apply_step(instance: &mut Instance, cloud: &Cloud, step: Step, state: &mut State, state_path: &Path) -> Result<()> {
+async fn apply_step(
+    instance: &mut Instance,
+    cloud: &Cloud,
+    step: Step,
+    state: &mut State,
+    state_path: &Path,
+) -> Result<()> {
     let name = step.name.as_str();
     delete_deposed(instance, cloud, name, state, state_path).await?;
     match step.change {
@@ -129,19 +154,37 @@ async fn apply_step(instance: &mut Instance, cloud: &Cloud, step: Step, state: &
             println!("{name}: creating…");
             let image = named(name, instance.create(cloud, &spec).await)?;
             println!("{name}: created {} ({})", image.id, image.status);
-            state.images.insert(name.to_string(), StateEntry { image, deposed: Vec::new() });
+            state.images.insert(
+                name.to_string(),
+                StateEntry {
+                    image,
+                    deposed: Vec::new(),
+                },
+            );
             state.save(state_path)?;
         }
         Change::Update(_) => {
-            let (prior, spec) = (step.prior.expect("updates have a prior"), step.desired.expect("updates have a spec"));
+            let (prior, spec) = (
+                step.prior.expect("updates have a prior"),
+                step.desired.expect("updates have a spec"),
+            );
             println!("{name}: updating {}…", prior.id);
             let image = named(name, instance.update(cloud, &prior, &spec).await)?;
             println!("{name}: updated {}", image.id);
-            state.images.insert(name.to_string(), StateEntry { image, deposed: Vec::new() });
+            state.images.insert(
+                name.to_string(),
+                StateEntry {
+                    image,
+                    deposed: Vec::new(),
+                },
+            );
             state.save(state_path)?;
         }
         Change::Replace(_) => {
-            let (prior, spec) = (step.prior.expect("replacements have a prior"), step.desired.expect("replacements have a spec"));
+            let (prior, spec) = (
+                step.prior.expect("replacements have a prior"),
+                step.desired.expect("replacements have a spec"),
+            );
             // Create first: if that fails, the old image is untouched.
             println!("{name}: replacing {}: creating the new image…", prior.id);
             let image = named(name, instance.create(cloud, &spec).await)?;
@@ -150,14 +193,25 @@ async fn apply_step(instance: &mut Instance, cloud: &Cloud, step: Step, state: &
                 id: prior.id.clone(),
                 region: prior.spec.region.clone(),
             };
-            state.images.insert(name.to_string(), StateEntry { image, deposed: vec![old] });
+            state.images.insert(
+                name.to_string(),
+                StateEntry {
+                    image,
+                    deposed: vec![old],
+                },
+            );
             state.save(state_path)?;
             delete_deposed(instance, cloud, name, state, state_path).await?;
         }
         Change::Delete => {
             let prior = step.prior.expect("deletions have a prior");
             println!("{name}: deleting {}…", prior.id);
-            named(name, instance.delete(cloud, &prior.id, prior.spec.region.as_deref()).await)?;
+            named(
+                name,
+                instance
+                    .delete(cloud, &prior.id, prior.spec.region.as_deref())
+                    .await,
+            )?;
             state.images.remove(name);
             state.save(state_path)?;
             println!("{name}: deleted {}", prior.id);
@@ -167,11 +221,25 @@ async fn apply_step(instance: &mut Instance, cloud: &Cloud, step: Step, state: &
 }
 
 /// Deletes the images `name` replaced, dropping each from the state once it is gone.
-async fn delete_deposed(instance: &mut Instance, cloud: &Cloud, name: &str, state: &mut State, state_path: &Path) -> Result<()> {
-    let deposed = state.images.get(name).map(|e| e.deposed.clone()).unwrap_or_default();
+async fn delete_deposed(
+    instance: &mut Instance,
+    cloud: &Cloud,
+    name: &str,
+    state: &mut State,
+    state_path: &Path,
+) -> Result<()> {
+    let deposed = state
+        .images
+        .get(name)
+        .map(|e| e.deposed.clone())
+        .unwrap_or_default();
     for old in deposed {
-        named(name, instance.delete(cloud, &old.id, old.region.as_deref()).await)
-            .map_err(|e| e.context(format!("image '{name}': the replaced image {} is still there; the next apply retries", old.id)))?;
+        named(name, instance.delete(cloud, &old.id, old.region.as_deref()).await).map_err(|e| {
+            e.context(format!(
+                "image '{name}': the replaced image {} is still there; the next apply retries",
+                old.id
+            ))
+        })?;
         if let Some(entry) = state.images.get_mut(name) {
             entry.deposed.retain(|d| d.id != old.id);
         }
@@ -182,7 +250,12 @@ async fn delete_deposed(instance: &mut Instance, cloud: &Cloud, name: &str, stat
 }
 
 /// Deletes every image in the state (and every replaced one), saving after each.
-pub async fn destroy(instance: &mut Instance, cloud: &Cloud, state: &mut State, state_path: &Path) -> Result<Vec<String>> {
+pub async fn destroy(
+    instance: &mut Instance,
+    cloud: &Cloud,
+    state: &mut State,
+    state_path: &Path,
+) -> Result<Vec<String>> {
     let mut failures = Vec::new();
     let names: Vec<String> = state.images.keys().cloned().collect();
     for name in names {
@@ -190,7 +263,12 @@ pub async fn destroy(instance: &mut Instance, cloud: &Cloud, state: &mut State, 
             delete_deposed(instance, cloud, &name, state, state_path).await?;
             let entry = state.images[&name].clone();
             println!("{name}: deleting {}…", entry.image.id);
-            named(&name, instance.delete(cloud, &entry.image.id, entry.image.spec.region.as_deref()).await)?;
+            named(
+                &name,
+                instance
+                    .delete(cloud, &entry.image.id, entry.image.spec.region.as_deref())
+                    .await,
+            )?;
             state.images.remove(&name);
             state.save(state_path)?;
             println!("{name}: deleted {}", entry.image.id);

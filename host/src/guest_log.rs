@@ -48,7 +48,10 @@ impl GuestLog {
         buffer.seen += accepted.len();
         if accepted.len() < data.len() && !buffer.truncated {
             buffer.truncated = true;
-            tracing::warn!("the component wrote more than {} bytes of output; the rest is dropped", buffer.cap);
+            tracing::warn!(
+                "the component wrote more than {} bytes of output; the rest is dropped",
+                buffer.cap
+            );
         }
         for &byte in accepted {
             if byte == b'\n' {
@@ -77,7 +80,7 @@ fn route(line: &str) {
         "upload" => {
             let number = |key: &str| event.get(key).and_then(Value::as_u64).unwrap_or(0);
             let (bytes, total) = (number("bytes"), number("total"));
-            let percent = if total == 0 { 100 } else { bytes * 100 / total };
+            let percent = (bytes * 100).checked_div(total).unwrap_or(100);
             tracing::info!(target: "component", "image {}: uploaded {bytes} of {total} bytes ({percent}%)", text("image"));
         }
         _ => tracing::debug!(target: "component", "{line}"),

@@ -117,7 +117,10 @@ enum ComponentCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.global);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("start the async runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("start the async runtime");
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
@@ -135,29 +138,48 @@ fn init_logging(global: &GlobalArgs) {
         (false, _) => "debug,cranelift_codegen=info,wasmtime_cranelift=info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let global = cli.global;
     match cli.command {
         Command::Component(ComponentCommand::Export { out }) => {
-            std::fs::write(&out, EMBEDDED_COMPONENT).with_context(|| format!("cannot write {}", out.display()))?;
-            eprintln!("wrote the component ({} bytes) to {}", EMBEDDED_COMPONENT.len(), out.display());
+            std::fs::write(&out, EMBEDDED_COMPONENT)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            eprintln!(
+                "wrote the component ({} bytes) to {}",
+                EMBEDDED_COMPONENT.len(),
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Show(args) => {
             let state = State::load(&state_path(args.state, args.file.as_deref()))?;
-            let images: serde_json::Map<String, serde_json::Value> =
-                state.images.iter().map(|(name, entry)| (name.clone(), report::image_json(&entry.image))).collect();
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "images": images }))?);
+            let images: serde_json::Map<String, serde_json::Value> = state
+                .images
+                .iter()
+                .map(|(name, entry)| (name.clone(), report::image_json(&entry.image)))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "images": images }))?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan(args) => {
             let (mut instance, cloud, desired, state, _) = prepare(&global, &args).await?;
             let steps = engine::plan(&mut instance, &cloud, &desired, &state).await?;
             print!("{}", report::plan_text(&steps));
-            Ok(if steps.iter().any(engine::Step::changes_anything) { ExitCode::from(2) } else { ExitCode::SUCCESS })
+            Ok(if steps.iter().any(engine::Step::changes_anything) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Apply(args) => {
             let (mut instance, cloud, desired, mut state, path) = prepare(&global, &args).await?;
@@ -182,12 +204,21 @@ fn finish(failures: Vec<String>, command: &str) -> Result<ExitCode> {
         println!("{command}: done.");
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("{command}: failed for {}; the state file records everything that was done.", failures.join(", "));
+        eprintln!(
+            "{command}: failed for {}; the state file records everything that was done.",
+            failures.join(", ")
+        );
         Ok(ExitCode::from(1))
     }
 }
 
-type Prepared = (Instance, Cloud, std::collections::BTreeMap<String, bindings::ImageSpec>, State, PathBuf);
+type Prepared = (
+    Instance,
+    Cloud,
+    std::collections::BTreeMap<String, bindings::ImageSpec>,
+    State,
+    PathBuf,
+);
 
 /// Loads spec, state and cloud, starts the component and validates every image.
 async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
@@ -215,9 +246,12 @@ async fn instance(global: &GlobalArgs, cloud: &Cloud, read_only_dirs: Vec<PathBu
         .iter()
         .map(|h| AllowedHost::parse(h).map_err(|e| anyhow::anyhow!("--allow-host: {e}")))
         .collect::<Result<Vec<_>>>()?;
-    let network = NetworkPolicy::new(&cloud.auth_url, &extra).map_err(|e| anyhow::anyhow!("OS_AUTH_URL: {e}"))?;
+    let network =
+        NetworkPolicy::new(&cloud.auth_url, &extra).map_err(|e| anyhow::anyhow!("OS_AUTH_URL: {e}"))?;
     let wasm = match &global.component {
-        Some(path) => std::fs::read(path).with_context(|| format!("cannot read the component {}", path.display()))?,
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read the component {}", path.display()))?
+        }
         None => EMBEDDED_COMPONENT.to_vec(),
     };
     let limits = Limits {
@@ -225,7 +259,12 @@ async fn instance(global: &GlobalArgs, cloud: &Cloud, read_only_dirs: Vec<PathBu
         call_deadline: Duration::from_secs(global.deadline_seconds),
     };
     let runtime = Runtime::new(&wasm, limits)?;
-    runtime.instantiate(Grants { network, read_only_dirs }).await
+    runtime
+        .instantiate(Grants {
+            network,
+            read_only_dirs,
+        })
+        .await
 }
 
 fn state_path(explicit: Option<PathBuf>, spec: Option<&Path>) -> PathBuf {

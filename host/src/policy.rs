@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
-use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions};
+use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
 /// Largest Keystone token response the host inspects for catalog endpoints.
 const MAX_TOKEN_RESPONSE: usize = 16 * 1024 * 1024;
@@ -23,8 +23,13 @@ pub struct AllowedHost {
 impl AllowedHost {
     /// Parses `host`, `host:port`, `[v6]:port` or a URL (scheme and path are ignored).
     pub fn parse(text: &str) -> Result<AllowedHost, String> {
-        let with_scheme = if text.contains("://") { text.to_string() } else { format!("http://{text}") };
-        let url = url::Url::parse(&with_scheme).map_err(|e| format!("'{text}' is not a host name or host:port ({e})"))?;
+        let with_scheme = if text.contains("://") {
+            text.to_string()
+        } else {
+            format!("http://{text}")
+        };
+        let url = url::Url::parse(&with_scheme)
+            .map_err(|e| format!("'{text}' is not a host name or host:port ({e})"))?;
         let host = url.host_str().ok_or_else(|| format!("'{text}' names no host"))?;
         let explicit_port = url.port().or_else(|| {
             // Url drops a port equal to the scheme's default; keep what the user wrote.
@@ -32,7 +37,11 @@ impl AllowedHost {
             let authority = rest.split('/').next().unwrap_or(rest);
             authority.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
         });
-        let port = if text.contains("://") { explicit_port.or(url.port_or_known_default()) } else { explicit_port };
+        let port = if text.contains("://") {
+            explicit_port.or(url.port_or_known_default())
+        } else {
+            explicit_port
+        };
         Ok(AllowedHost {
             host: host.trim_matches(['[', ']']).to_ascii_lowercase(),
             port,
@@ -93,7 +102,12 @@ impl NetworkPolicy {
             .into_iter()
             .flatten()
             .filter(|s| s.get("type").and_then(Value::as_str) == Some("image"))
-            .flat_map(|s| s.get("endpoints").and_then(Value::as_array).cloned().unwrap_or_default())
+            .flat_map(|s| {
+                s.get("endpoints")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            })
             .filter_map(|e| e.get("url").and_then(Value::as_str).map(str::to_string));
         let mut allowed = self.allowed.lock().expect("policy lock");
         for url in image_urls {
@@ -106,7 +120,11 @@ impl NetworkPolicy {
 
     fn is_token_request(&self, request: &http::Request<WasiBody>) -> bool {
         request.method() == http::Method::POST
-            && request.uri().path().trim_end_matches('/').ends_with("/auth/tokens")
+            && request
+                .uri()
+                .path()
+                .trim_end_matches('/')
+                .ends_with("/auth/tokens")
             && host_port(request.uri()).is_some_and(|(h, p)| self.auth_host.admits(&h, p))
     }
 }
@@ -115,7 +133,11 @@ fn host_port(uri: &http::Uri) -> Option<(String, u16)> {
     let host = uri.host()?.trim_matches(['[', ']']).to_ascii_lowercase();
     let port = uri
         .port_u16()
-        .unwrap_or(if uri.scheme() == Some(&http::uri::Scheme::HTTPS) { 443 } else { 80 });
+        .unwrap_or(if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+            443
+        } else {
+            80
+        });
     Some((host, port))
 }
 
@@ -129,7 +151,8 @@ impl WasiHttpHooks for NetworkPolicy {
         _fut: IoFuture,
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send> {
         if !self.admits(request.uri()) {
-            let target = host_port(request.uri()).map_or_else(|| request.uri().to_string(), |(h, p)| format!("{h}:{p}"));
+            let target = host_port(request.uri())
+                .map_or_else(|| request.uri().to_string(), |(h, p)| format!("{h}:{p}"));
             tracing::warn!(host = %target, "denied outgoing HTTP: the host is not allowed");
             self.denied.lock().expect("policy lock").insert(target);
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
@@ -170,9 +193,18 @@ mod tests {
 
     #[test]
     fn parses_hosts_ports_and_urls() {
-        assert_eq!(AllowedHost::parse("Example.org").unwrap(), AllowedHost { host: "example.org".into(), port: None });
+        assert_eq!(
+            AllowedHost::parse("Example.org").unwrap(),
+            AllowedHost {
+                host: "example.org".into(),
+                port: None
+            }
+        );
         assert_eq!(AllowedHost::parse("127.0.0.1:8080").unwrap().port, Some(8080));
-        assert_eq!(AllowedHost::parse("https://k.example.org/v3").unwrap().port, Some(443));
+        assert_eq!(
+            AllowedHost::parse("https://k.example.org/v3").unwrap().port,
+            Some(443)
+        );
         assert_eq!(AllowedHost::parse("http://127.0.0.1:80/").unwrap().port, Some(80));
         assert!(AllowedHost::parse("http://").is_err());
     }

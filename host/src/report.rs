@@ -21,7 +21,10 @@ pub fn guest_error(image: &str, err: &GuestError) -> String {
         GuestError::Quota(m) => line("over quota or size limit", m),
         GuestError::ChecksumMismatch(c) => line(
             "checksum mismatch",
-            &format!("{} of the uploaded bytes is {}, Glance computed {}; the image was deleted, apply again", c.algorithm, c.expected, c.actual),
+            &format!(
+                "{} of the uploaded bytes is {}, Glance computed {}; the image was deleted, apply again",
+                c.algorithm, c.expected, c.actual
+            ),
         ),
         GuestError::Timeout(t) => line(
             "timed out",
@@ -54,7 +57,11 @@ pub fn plan_text(steps: &[Step]) -> String {
         match &step.change {
             Change::NoOp => {}
             Change::Create => {
-                let why = if step.prior.is_some() { " (it is gone from the cloud)" } else { "" };
+                let why = if step.prior.is_some() {
+                    " (it is gone from the cloud)"
+                } else {
+                    ""
+                };
                 out.push_str(&format!("  + {}: create{why}\n", step.name));
                 if let Some(spec) = &step.desired {
                     for (field, value) in [
@@ -70,22 +77,41 @@ pub fn plan_text(steps: &[Step]) -> String {
                 }
             }
             Change::Update(plan) | Change::Replace(plan) => {
-                let (mark, verb) = if plan.action == Action::Replace { ("-/+", "replace") } else { ("~", "update in place") };
+                let (mark, verb) = if plan.action == Action::Replace {
+                    ("-/+", "replace")
+                } else {
+                    ("~", "update in place")
+                };
                 let id = step.prior.as_ref().map(|p| p.id.as_str()).unwrap_or("?");
                 out.push_str(&format!("  {mark} {}: {verb} (id {id})\n", step.name));
                 for c in &plan.changes {
                     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".to_string());
-                    let forces = if c.forces_replacement { "   # forces replacement" } else { "" };
-                    out.push_str(&format!("      {}: {} → {}{forces}\n", c.field, show(&c.old), show(&c.new)));
+                    let forces = if c.forces_replacement {
+                        "   # forces replacement"
+                    } else {
+                        ""
+                    };
+                    out.push_str(&format!(
+                        "      {}: {} → {}{forces}\n",
+                        c.field,
+                        show(&c.old),
+                        show(&c.new)
+                    ));
                 }
             }
             Change::Delete => {
                 let id = step.prior.as_ref().map(|p| p.id.as_str()).unwrap_or("?");
-                out.push_str(&format!("  - {}: delete (id {id}; no longer in the spec)\n", step.name));
+                out.push_str(&format!(
+                    "  - {}: delete (id {id}; no longer in the spec)\n",
+                    step.name
+                ));
             }
         }
         for deposed in &step.deposed {
-            out.push_str(&format!("  - {}: delete replaced image {}\n", step.name, deposed.id));
+            out.push_str(&format!(
+                "  - {}: delete replaced image {}\n",
+                step.name, deposed.id
+            ));
         }
     }
     let deposed: usize = steps.iter().map(|s| s.deposed.len()).sum();
@@ -122,7 +148,8 @@ pub fn image_json(state: &ImageState) -> Value {
             object.insert(key, value);
         }
     }
-    let pairs = |list: &[(String, String)]| Value::Object(list.iter().map(|(k, v)| (k.clone(), json!(v))).collect());
+    let pairs =
+        |list: &[(String, String)]| Value::Object(list.iter().map(|(k, v)| (k.clone(), json!(v))).collect());
     object.insert("properties".into(), pairs(&state.spec.properties));
     object.insert("metadata".into(), pairs(&state.metadata));
     object.insert("size_bytes".into(), json!(state.size_bytes));

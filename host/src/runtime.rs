@@ -109,7 +109,9 @@ impl Runtime {
         let log = GuestLog::new(DEFAULT_OUTPUT_CAP);
         wasi.stdout(log.clone()).stderr(log);
         for dir in &grants.read_only_dirs {
-            let guest_path = dir.to_str().ok_or_else(|| anyhow!("{} is not UTF-8", dir.display()))?;
+            let guest_path = dir
+                .to_str()
+                .ok_or_else(|| anyhow!("{} is not UTF-8", dir.display()))?;
             wasi.preopened_dir(dir, guest_path, FsPerms::ReadOnly)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("cannot open {} for the component", dir.display()))?;
@@ -119,7 +121,9 @@ impl Runtime {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             network: grants.network,
-            limits: StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes)
+                .build(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -176,12 +180,22 @@ impl Instance {
     }
 
     /// `lifecycle.read`.
-    pub async fn read(&mut self, cloud: &Cloud, id: &str, prior: Option<&ImageSpec>) -> CallResult<Option<ImageState>> {
+    pub async fn read(
+        &mut self,
+        cloud: &Cloud,
+        id: &str,
+        prior: Option<&ImageSpec>,
+    ) -> CallResult<Option<ImageState>> {
         lifecycle_call!(self, call_read(cloud, id, prior))
     }
 
     /// `lifecycle.update`.
-    pub async fn update(&mut self, cloud: &Cloud, prior: &ImageState, desired: &ImageSpec) -> CallResult<ImageState> {
+    pub async fn update(
+        &mut self,
+        cloud: &Cloud,
+        prior: &ImageState,
+        desired: &ImageSpec,
+    ) -> CallResult<ImageState> {
         lifecycle_call!(self, call_update(cloud, prior, desired))
     }
 
@@ -192,7 +206,9 @@ impl Instance {
 }
 
 fn deadline_ticks(deadline: Duration) -> u64 {
-    u64::try_from(deadline.as_millis() / EPOCH_TICK.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(deadline.as_millis() / EPOCH_TICK.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 fn explain_trap(trap: wasmtime::Error, store: &Store<GuestState>) -> anyhow::Error {
@@ -204,7 +220,10 @@ fn explain_trap(trap: wasmtime::Error, store: &Store<GuestState>) -> anyhow::Err
     if denied.is_empty() {
         trap.context("the component failed (trapped)")
     } else {
-        trap.context(format!("the component failed after being denied {}", denied.join(", ")))
+        trap.context(format!(
+            "the component failed after being denied {}",
+            denied.join(", ")
+        ))
     }
 }
 
@@ -226,7 +245,10 @@ fn load_cached(engine: &Engine, wasm: &[u8]) -> Result<Component> {
         .map_err(anyhow::Error::from)
         .context("compiling the component")?;
     if let Err(e) = store_cached(&path, &component) {
-        tracing::warn!("could not cache the compiled component at {}: {e:#}", path.display());
+        tracing::warn!(
+            "could not cache the compiled component at {}: {e:#}",
+            path.display()
+        );
     }
     Ok(component)
 }

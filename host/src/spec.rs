@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::bindings::{ImageSpec, Timeouts};
 
 /// A parsed spec file: images by logical name.
+#[derive(Debug)]
 pub struct SpecFile {
     pub images: BTreeMap<String, ImageSpec>,
 }
@@ -113,22 +114,40 @@ fn parse_duration(text: &str) -> Result<u64, String> {
             _ => return Err(invalid()),
         };
         let n: u64 = number.parse().map_err(|_| invalid())?;
-        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(invalid)?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(invalid)?;
         number.clear();
     }
     if !number.is_empty() {
-        total = number.parse::<u64>().ok().and_then(|n| total.checked_add(n)).ok_or_else(invalid)?;
+        total = number
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| total.checked_add(n))
+            .ok_or_else(invalid)?;
     }
-    if text.trim().is_empty() { Err(invalid()) } else { Ok(total) }
+    if text.trim().is_empty() {
+        Err(invalid())
+    } else {
+        Ok(total)
+    }
 }
 
 impl SpecFile {
     /// Reads and parses `path`; JSON when it ends in `.json`, YAML otherwise.
     pub fn load(path: &Path) -> Result<SpecFile> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the spec file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the spec file {}", path.display()))?;
         let base = path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."));
         let base = std::path::absolute(base)?;
         Self::parse(&text, path.extension().is_some_and(|e| e == "json"), &base)
@@ -182,7 +201,11 @@ impl RawImage {
             image_id: self.image_id,
             min_disk_gb: self.min_disk_gb,
             min_ram_mb: self.min_ram_mb,
-            properties: self.properties.into_iter().map(|(k, v)| (k, v.into_text())).collect(),
+            properties: self
+                .properties
+                .into_iter()
+                .map(|(k, v)| (k, v.into_text()))
+                .collect(),
             protected: self.protected,
             hidden: self.hidden,
             region: self.region,
@@ -234,26 +257,41 @@ mod tests {
         .unwrap();
         let image = &spec.images["rancheros"];
         assert_eq!(image.local_file_path.as_deref(), Some("/img/r.qcow2"));
-        assert_eq!(image.properties, vec![("cores".to_string(), "2".to_string()), ("key".to_string(), "value".to_string())]);
+        assert_eq!(
+            image.properties,
+            vec![
+                ("cores".to_string(), "2".to_string()),
+                ("key".to_string(), "value".to_string())
+            ]
+        );
         assert_eq!(image.timeouts.create, Some(5400));
     }
 
     #[test]
     fn unknown_keys_name_image_and_field() {
-        let err = parse("images:\n  web:\n    disk_fromat: qcow2\n").unwrap_err().to_string();
+        let err = parse("images:\n  web:\n    disk_fromat: qcow2\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("image 'web'"), "{err}");
         assert!(err.contains("disk_fromat"), "{err}");
     }
 
     #[test]
     fn wrong_types_name_the_field() {
-        let err = parse("images:\n  web:\n    min_ram_mb: lots\n").unwrap_err().to_string();
+        let err = parse("images:\n  web:\n    min_ram_mb: lots\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("field min_ram_mb"), "{err}");
     }
 
     #[test]
     fn json_specs_work_too() {
-        let spec = SpecFile::parse(r#"{"images": {"a": {"disk_format": "raw", "local_file_path": "/x"}}}"#, true, Path::new("/")).unwrap();
+        let spec = SpecFile::parse(
+            r#"{"images": {"a": {"disk_format": "raw", "local_file_path": "/x"}}}"#,
+            true,
+            Path::new("/"),
+        )
+        .unwrap();
         assert_eq!(spec.images["a"].disk_format, "raw");
     }
 

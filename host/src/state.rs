@@ -55,19 +55,29 @@ impl State {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::empty()),
-            Err(e) => return Err(e).with_context(|| format!("cannot read the state file {}", path.display())),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read the state file {}", path.display()));
+            }
         };
-        let version: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("the state file {} is not valid JSON; restore it from a backup", path.display()))?;
+        let version: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "the state file {} is not valid JSON; restore it from a backup",
+                path.display()
+            )
+        })?;
         match version.get("version").and_then(serde_json::Value::as_u64) {
             Some(v) if v == u64::from(STATE_VERSION) => {}
             Some(v) => bail!(
                 "the state file {} has format version {v}, but this openstack-image reads version {STATE_VERSION}; use a matching release",
                 path.display()
             ),
-            None => bail!("the state file {} has no version field; it was not written by openstack-image", path.display()),
+            None => bail!(
+                "the state file {} has no version field; it was not written by openstack-image",
+                path.display()
+            ),
         }
-        serde_json::from_value(version).with_context(|| format!("the state file {} is damaged", path.display()))
+        serde_json::from_value(version)
+            .with_context(|| format!("the state file {} is damaged", path.display()))
     }
 
     /// Writes the state to `path` atomically.
@@ -112,6 +122,11 @@ mod tests {
         std::fs::write(&path, r#"{"version": 99, "images": {}}"#).unwrap();
         assert!(State::load(&path).unwrap_err().to_string().contains("version 99"));
         std::fs::write(&path, "{truncated").unwrap();
-        assert!(State::load(&path).unwrap_err().to_string().contains("not valid JSON"));
+        assert!(
+            State::load(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("not valid JSON")
+        );
     }
 }

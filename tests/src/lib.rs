@@ -12,7 +12,10 @@ use serde_json::Value;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
 }
 
 /// The dev cloud's `OS_*` settings, as `scripts/dev-cloud env` prints them.
@@ -20,12 +23,18 @@ pub fn cloud_env() -> &'static HashMap<String, String> {
     static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
     ENV.get_or_init(|| {
         let script = root().join("scripts/dev-cloud");
-        let status = Command::new(&script).arg("status").output().expect("run scripts/dev-cloud status");
+        let status = Command::new(&script)
+            .arg("status")
+            .output()
+            .expect("run scripts/dev-cloud status");
         assert!(
             status.status.success(),
             "the dev cloud is not running: start it with `scripts/dev-cloud up` (or run `scripts/test`)"
         );
-        let out = Command::new(&script).arg("env").output().expect("run scripts/dev-cloud env");
+        let out = Command::new(&script)
+            .arg("env")
+            .output()
+            .expect("run scripts/dev-cloud env");
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.strip_prefix("export "))
@@ -42,7 +51,10 @@ pub fn binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
     let bin = profile_dir.join("openstack-image");
     assert!(
         bin.exists(),
@@ -72,7 +84,11 @@ impl Run {
     /// Panics with both streams unless the exit code is `code`.
     #[track_caller]
     pub fn expect_code(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -89,7 +105,10 @@ impl Scenario {
     pub fn new(test: &str) -> Scenario {
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
         Scenario {
-            dir: tempfile::Builder::new().prefix(&format!("{test}-")).tempdir().expect("temp dir"),
+            dir: tempfile::Builder::new()
+                .prefix(&format!("{test}-"))
+                .tempdir()
+                .expect("temp dir"),
             prefix: format!("e2e-{test}-{suffix}"),
         }
     }
@@ -163,7 +182,10 @@ impl Scenario {
     #[track_caller]
     pub fn state_id(&self, name: &str) -> String {
         let state = self.state().expect("a state file");
-        state["images"][name]["image"]["id"].as_str().expect("an image id in the state").to_string()
+        state["images"][name]["image"]["id"]
+            .as_str()
+            .expect("an image id in the state")
+            .to_string()
     }
 
     /// Every image in the cloud whose name carries this scenario's prefix.
@@ -192,7 +214,9 @@ pub mod observer {
 
     /// Runs `openstack ARGS` with the dev cloud's settings.
     pub fn openstack(args: &[&str]) -> Output {
-        let venv = cloud_env().get("DEV_CLOUD_VENV").expect("scripts/dev-cloud env names DEV_CLOUD_VENV");
+        let venv = cloud_env()
+            .get("DEV_CLOUD_VENV")
+            .expect("scripts/dev-cloud env names DEV_CLOUD_VENV");
         Command::new(Path::new(venv).join("bin/openstack"))
             .args(args)
             .envs(cloud_env())
@@ -207,7 +231,9 @@ pub mod observer {
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(
-                stderr.contains("No Image found") || stderr.contains("404") || stderr.contains("Could not find"),
+                stderr.contains("No Image found")
+                    || stderr.contains("404")
+                    || stderr.contains("Could not find"),
                 "openstack image show {id} failed unexpectedly: {stderr}"
             );
             return None;
@@ -218,14 +244,25 @@ pub mod observer {
     /// `openstack image list` (all visibilities).
     pub fn list() -> Vec<Value> {
         let out = openstack(&["image", "list", "-f", "json"]);
-        assert!(out.status.success(), "openstack image list failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "openstack image list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("openstack prints JSON")
     }
 }
 
 /// Hex digest of a file from the system's `md5sum`/`sha512sum` (independent of our code).
 pub fn digest(tool: &str, path: &Path) -> String {
-    let out = Command::new(tool).arg(path).output().unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    let out = Command::new(tool)
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
     assert!(out.status.success(), "{tool} failed");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("a digest").to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_string()
 }

@@ -73,7 +73,11 @@ fn create_from_a_local_qcow2_matches_the_spec_and_the_file_digests() {
 fn in_place_update_keeps_the_id_and_can_remove_every_tag() {
     let s = Scenario::new("update");
     s.qcow2("web.qcow2", 1);
-    s.write_spec(&spec(&s, "web", "    tags: [a, b]\n    properties:\n      keep: \"1\"\n      drop/me: x\n"));
+    s.write_spec(&spec(
+        &s,
+        "web",
+        "    tags: [a, b]\n    properties:\n      keep: \"1\"\n      drop/me: x\n",
+    ));
     s.apply();
     let id = s.state_id("web");
 
@@ -95,7 +99,11 @@ fn in_place_update_keeps_the_id_and_can_remove_every_tag() {
     assert_eq!(image["properties"]["keep"], "2");
     assert_eq!(image["properties"]["new~key"], "y");
     assert_eq!(image["properties"]["os_hidden"], true);
-    assert!(image["properties"].get("drop/me").is_none(), "{:?}", image["properties"]);
+    assert!(
+        image["properties"].get("drop/me").is_none(),
+        "{:?}",
+        image["properties"]
+    );
     s.plan().expect_code(0);
 }
 
@@ -110,12 +118,20 @@ fn changing_disk_format_replaces_the_image() {
     s.write_spec(&spec(&s, "web", "").replace("disk_format: qcow2", "disk_format: raw"));
     let plan = s.plan().expect_code(2);
     assert!(plan.stdout.contains("-/+ web: replace"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("disk_format: \"qcow2\" → \"raw\"   # forces replacement"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("disk_format: \"qcow2\" → \"raw\"   # forces replacement"),
+        "{}",
+        plan.stdout
+    );
     s.apply();
 
     let new = s.state_id("web");
     assert_ne!(new, old);
-    assert_eq!(observer::image(&new).expect("the new image")["disk_format"], "raw");
+    assert_eq!(
+        observer::image(&new).expect("the new image")["disk_format"],
+        "raw"
+    );
     assert!(observer::image(&old).is_none(), "the old image is gone");
     assert_eq!(s.cloud_images().len(), 1);
     s.plan().expect_code(0);
@@ -125,21 +141,48 @@ fn changing_disk_format_replaces_the_image() {
 fn out_of_band_drift_is_detected_and_repaired() {
     let s = Scenario::new("drift");
     s.qcow2("web.qcow2", 1);
-    s.write_spec(&spec(&s, "web", "    tags: [a]\n    properties:\n      os_distro: cirros\n"));
+    s.write_spec(&spec(
+        &s,
+        "web",
+        "    tags: [a]\n    properties:\n      os_distro: cirros\n",
+    ));
     s.apply();
     let id = s.state_id("web");
 
     let changed = observer::openstack(&[
-        "image", "set", "--name", "drifted", "--tag", "extra", "--property", "os_distro=hacked", "--min-ram", "999",
-        "--property", "owner_specified.openstack.md5=abc", &id,
+        "image",
+        "set",
+        "--name",
+        "drifted",
+        "--tag",
+        "extra",
+        "--property",
+        "os_distro=hacked",
+        "--min-ram",
+        "999",
+        "--property",
+        "owner_specified.openstack.md5=abc",
+        &id,
     ]);
-    assert!(changed.status.success(), "{}", String::from_utf8_lossy(&changed.stderr));
+    assert!(
+        changed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&changed.stderr)
+    );
 
     let plan = s.plan().expect_code(2);
     for field in ["name:", "tags:", "min_ram_mb:", "properties.os_distro:"] {
-        assert!(plan.stdout.contains(field), "plan misses {field}:\n{}", plan.stdout);
+        assert!(
+            plan.stdout.contains(field),
+            "plan misses {field}:\n{}",
+            plan.stdout
+        );
     }
-    assert!(!plan.stdout.contains("owner_specified"), "unmanaged keys never drift:\n{}", plan.stdout);
+    assert!(
+        !plan.stdout.contains("owner_specified"),
+        "unmanaged keys never drift:\n{}",
+        plan.stdout
+    );
     s.apply();
 
     let image = observer::image(&id).expect("the same image");
@@ -147,7 +190,10 @@ fn out_of_band_drift_is_detected_and_repaired() {
     assert_eq!(tags(&image), vec!["a"]);
     assert_eq!(image["min_ram"], 0);
     assert_eq!(image["properties"]["os_distro"], "cirros");
-    assert_eq!(image["properties"]["owner_specified.openstack.md5"], "abc", "unmanaged keys are left alone");
+    assert_eq!(
+        image["properties"]["owner_specified.openstack.md5"], "abc",
+        "unmanaged keys are left alone"
+    );
     s.plan().expect_code(0);
 }
 
@@ -161,7 +207,11 @@ fn an_image_deleted_out_of_band_is_created_again() {
     assert!(observer::openstack(&["image", "delete", &old]).status.success());
 
     let plan = s.plan().expect_code(2);
-    assert!(plan.stdout.contains("+ web: create (it is gone from the cloud)"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("+ web: create (it is gone from the cloud)"),
+        "{}",
+        plan.stdout
+    );
     s.apply();
     let new = s.state_id("web");
     assert_ne!(new, old);
@@ -184,10 +234,16 @@ fn destroy_deletes_everything_and_protected_images_need_unprotecting() {
     let refused = s.run(&["destroy"]).expect_code(1);
     assert!(refused.stderr.contains("image 'db'"), "{}", refused.stderr);
     assert!(refused.stderr.contains("protected"), "{}", refused.stderr);
-    assert!(observer::image(&web).is_none(), "the unprotected image is deleted anyway");
+    assert!(
+        observer::image(&web).is_none(),
+        "the unprotected image is deleted anyway"
+    );
     assert!(observer::image(&db).is_some(), "the protected image stays");
     let state = s.state().unwrap();
-    assert!(state["images"].get("web").is_none() && state["images"].get("db").is_some(), "{state}");
+    assert!(
+        state["images"].get("web").is_none() && state["images"].get("db").is_some(),
+        "{state}"
+    );
 
     s.write_spec(&format!(
         "images:\n  db:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    local_file_path: web.qcow2\n    protected: false\n",
@@ -222,6 +278,22 @@ fn the_exported_component_runs_under_component() {
     s.run(&["component", "export", "exported.wasm"]).expect_code(0);
     let bytes = std::fs::read(s.path("exported.wasm")).expect("exported component");
     assert_eq!(&bytes[..4], b"\0asm");
-    s.run(&["apply", "-f", "images.yaml", "--component", "exported.wasm"]).expect_code(0);
-    assert_eq!(observer::image(&s.state_id("web")).expect("created")["status"], "active");
+    s.run(&["apply", "-f", "images.yaml", "--component", "exported.wasm"])
+        .expect_code(0);
+    assert_eq!(
+        observer::image(&s.state_id("web")).expect("created")["status"],
+        "active"
+    );
+}
+
+#[test]
+fn destroy_succeeds_when_the_image_is_already_gone() {
+    let s = Scenario::new("gonedestroy");
+    s.qcow2("web.qcow2", 1);
+    s.write_spec(&spec(&s, "web", ""));
+    s.apply();
+    let id = s.state_id("web");
+    assert!(observer::openstack(&["image", "delete", &id]).status.success());
+    s.run(&["destroy"]).expect_code(0);
+    assert_eq!(s.state().unwrap()["images"], serde_json::json!({}));
 }
