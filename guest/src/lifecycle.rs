@@ -26,6 +26,12 @@ struct Session {
     token_body: Value,
 }
 
+/// An image record that exists in Glance but has no verified data yet.
+struct Pending {
+    id: String,
+    started: Instant,
+}
+
 /// Where one operation talks to Glance.
 struct Target {
     session_key: String,
@@ -106,13 +112,14 @@ impl<T: Transport> Provider<T> {
             "created image record {id}; uploading {size} bytes from {path}"
         ));
 
-        let finished = self.upload_and_activate(cloud, &target, &spec, &id, file, size, started);
-        match finished {
+        let pending = Pending { id, started };
+        match self.upload_and_activate(cloud, &target, &spec, &pending, file, size) {
             Ok(state) => Ok(state),
             Err(err) => {
-                if let Err(cleanup) = self.delete_image(cloud, &target, &id) {
+                if let Err(cleanup) = self.delete_image(cloud, &target, &pending.id) {
                     progress::warn(format!(
-                        "could not delete the half-made image {id}: {}",
+                        "could not delete the half-made image {}: {}",
+                        pending.id,
                         describe(&cleanup)
                     ));
                 }
@@ -121,20 +128,19 @@ impl<T: Transport> Provider<T> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn upload_and_activate(
         &mut self,
         cloud: &Cloud,
         target: &Target,
         spec: &ImageSpec,
-        id: &str,
+        pending: &Pending,
         file: File,
         size: u64,
-        started: Instant,
     ) -> Result<ImageState, Error> {
+        let id = pending.id.as_str();
         let digests = self.upload(cloud, target, id, file, size)?;
         let timeout = spec.timeouts.create.unwrap_or(DEFAULT_CREATE_TIMEOUT);
-        let image = self.wait_active(cloud, target, id, started, timeout)?;
+        let image = self.wait_active(cloud, target, id, pending.started, timeout)?;
         if spec.verify_checksum != Some(false) {
             verify(&image, &digests)?;
         }

@@ -159,12 +159,26 @@ fn stream_error(err: StreamError) -> String {
 }
 
 fn error(url: &str, code: ErrorCode) -> TransportError {
-    match code {
-        ErrorCode::HttpRequestDenied => TransportError::Denied { url: url.to_string() },
-        other => TransportError::Failed {
-            url: url.to_string(),
-            reason: format!("{other:?}"),
-        },
+    let reason = match code {
+        ErrorCode::HttpRequestDenied => return TransportError::Denied { url: url.to_string() },
+        ErrorCode::ConnectionRefused => {
+            "connection refused: is the service running and the URL right?".into()
+        }
+        ErrorCode::ConnectionTimeout => "timed out connecting".into(),
+        ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
+            "timed out waiting for the answer".into()
+        }
+        ErrorCode::ConnectionTerminated
+        | ErrorCode::HttpProtocolError
+        | ErrorCode::HttpResponseIncomplete => "the connection broke before a complete answer arrived".into(),
+        ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => "the host name does not resolve".into(),
+        ErrorCode::TlsCertificateError => "the server's TLS certificate is not trusted".into(),
+        ErrorCode::TlsProtocolError | ErrorCode::TlsAlertReceived(_) => "the TLS handshake failed".into(),
+        other => format!("{other:?}"),
+    };
+    TransportError::Failed {
+        url: url.to_string(),
+        reason,
     }
 }
 

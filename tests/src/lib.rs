@@ -266,3 +266,147 @@ pub fn digest(tool: &str, path: &Path) -> String {
         .expect("a digest")
         .to_string()
 }
+
+/// A TCP proxy in front of a real service that fails chosen requests: for each connection
+/// it reads the request head and either answers it with a canned failure or relays the
+/// connection to the upstream untouched.
+pub mod fault_proxy {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    /// Decides from the request line (`PUT /v2/images/… HTTP/1.1`) whether to fail it, and
+    /// with which raw HTTP response; an empty response drops the connection unanswered.
+    pub type Rule = fn(&str) -> Option<&'static str>;
+
+    /// A running proxy; stops when dropped.
+    pub struct FaultProxy {
+        pub addr: SocketAddr,
+        stop: Arc<AtomicBool>,
+        failed: Arc<AtomicUsize>,
+    }
+
+    impl FaultProxy {
+        /// Listens on 127.0.0.1 (a free port) and relays to `upstream` unless `rule` fails a request.
+        pub fn start(upstream: SocketAddr, rule: Rule) -> FaultProxy {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+            let addr = listener.local_addr().expect("proxy address");
+            let stop = Arc::new(AtomicBool::new(false));
+            let failed = Arc::new(AtomicUsize::new(0));
+            let (stop_flag, failures) = (stop.clone(), failed.clone());
+            std::thread::spawn(move || {
+                for client in listener.incoming() {
+                    if stop_flag.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(client) = client else { continue };
+                    let failures = failures.clone();
+                    std::thread::spawn(move || serve(client, upstream, rule, &failures));
+                }
+            });
+            FaultProxy { addr, stop, failed }
+        }
+
+        /// How many requests the proxy failed.
+        pub fn failures(&self) -> usize {
+            self.failed.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for FaultProxy {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            let _ = TcpStream::connect(self.addr);
+        }
+    }
+
+    fn serve(mut client: TcpStream, upstream: SocketAddr, rule: Rule, failures: &AtomicUsize) {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match client.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let text = String::from_utf8_lossy(&head);
+        let request_line = text.lines().next().unwrap_or("");
+        if let Some(response) = rule(request_line) {
+            failures.fetch_add(1, Ordering::SeqCst);
+            if response.is_empty() {
+                let _ = client.shutdown(Shutdown::Both);
+                return;
+            }
+            // Take the whole body first, as a server does, so the client sees the answer.
+            let length = text
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_string())
+                })
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            let _ = std::io::copy(&mut (&mut client).take(length), &mut std::io::sink());
+            let _ = client.write_all(response.as_bytes());
+            let _ = client.shutdown(Shutdown::Both);
+            return;
+        }
+        let Ok(mut server) = TcpStream::connect(upstream) else {
+            return;
+        };
+        if server.write_all(&head).is_err() {
+            return;
+        }
+        let (mut client_read, mut server_write) = (
+            client.try_clone().expect("clone"),
+            server.try_clone().expect("clone"),
+        );
+        let upload = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut client_read, &mut server_write);
+            let _ = server_write.shutdown(Shutdown::Write);
+        });
+        let _ = std::io::copy(&mut server, &mut client);
+        let _ = client.shutdown(Shutdown::Both);
+        let _ = upload.join();
+    }
+}
+
+/// A Keystone region whose image endpoint is `url`, registered through the observer CLI for
+/// the lifetime of the value (so the component can be pointed at a proxy with `region:`).
+pub struct TestRegion {
+    pub name: String,
+    endpoint_id: String,
+}
+
+impl TestRegion {
+    /// Registers region `name` with an image endpoint at `url` (public interface).
+    pub fn register(name: &str, url: &str) -> TestRegion {
+        let created = observer::openstack(&["region", "create", name]);
+        assert!(
+            created.status.success(),
+            "region create: {}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        let endpoint = observer::openstack(&[
+            "endpoint", "create", "--region", name, "image", "public", url, "-f", "value", "-c", "id",
+        ]);
+        assert!(
+            endpoint.status.success(),
+            "endpoint create: {}",
+            String::from_utf8_lossy(&endpoint.stderr)
+        );
+        TestRegion {
+            name: name.to_string(),
+            endpoint_id: String::from_utf8_lossy(&endpoint.stdout).trim().to_string(),
+        }
+    }
+}
+
+impl Drop for TestRegion {
+    fn drop(&mut self) {
+        let _ = observer::openstack(&["endpoint", "delete", &self.endpoint_id]);
+        let _ = observer::openstack(&["region", "delete", &self.name]);
+    }
+}

@@ -1,0 +1,66 @@
+//! Failures after the image record exists: the half-made image is deleted and the state
+//! never records it.
+
+use openstack_image_tests::fault_proxy::FaultProxy;
+use openstack_image_tests::{Scenario, TestRegion, cloud_env};
+
+fn glance_addr() -> std::net::SocketAddr {
+    let url = &cloud_env()["DEV_CLOUD_GLANCE_URL"];
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("DEV_CLOUD_GLANCE_URL is http://IP:PORT")
+}
+
+fn is_upload(line: &str) -> bool {
+    line.starts_with("PUT ") && line.contains("/file ")
+}
+
+#[test]
+fn a_refused_upload_deletes_the_half_made_image() {
+    let run = failed_upload("refused", |line| {
+        is_upload(line).then_some(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 11\r\nConnection: close\r\n\r\nstore down\n",
+        )
+    });
+    assert!(run.contains("503") && run.contains("store down"), "{run}");
+}
+
+#[test]
+fn a_broken_upload_connection_deletes_the_half_made_image() {
+    let run = failed_upload("broken", |line| is_upload(line).then_some(""));
+    assert!(run.contains("the connection broke"), "{run}");
+}
+
+/// Applies one image through a proxy that fails its upload; returns the error output after
+/// checking that nothing is left in the cloud or the state.
+fn failed_upload(test: &str, rule: openstack_image_tests::fault_proxy::Rule) -> String {
+    let s = Scenario::new(test);
+    s.qcow2("web.qcow2", 2);
+    let proxy = FaultProxy::start(glance_addr(), rule);
+    let region = TestRegion::register(&s.image_name("region"), &format!("http://{}", proxy.addr));
+    s.write_spec(&format!(
+        "images:\n  web:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    local_file_path: web.qcow2\n    region: {}\n",
+        s.image_name("web"),
+        region.name
+    ));
+
+    let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+    assert_eq!(
+        proxy.failures(),
+        1,
+        "the upload went through the proxy and failed"
+    );
+    assert!(run.stderr.contains("image 'web'"), "{}", run.stderr);
+    assert!(
+        s.cloud_images().is_empty(),
+        "no half-made image is left: {:?}",
+        s.cloud_images()
+    );
+    let state = s.state();
+    assert!(
+        state.is_none_or(|st| st["images"].get("web").is_none()),
+        "the state does not record it"
+    );
+    run.stderr
+}
