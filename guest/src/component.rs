@@ -39,8 +39,13 @@ impl Guest for Component {
         with(|p| p.update(&cloud, &prior, desired))
     }
 
-    fn delete(cloud: Cloud, id: String, region: Option<String>) -> Result<(), Error> {
-        with(|p| p.delete(&cloud, &id, region.as_deref()))
+    fn delete(
+        cloud: Cloud,
+        id: String,
+        region: Option<String>,
+        timeout_seconds: Option<u64>,
+    ) -> Result<(), Error> {
+        with(|p| p.delete(&cloud, &id, region.as_deref(), timeout_seconds))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The one HTTP abstraction the lifecycle uses; `wasi_http` implements it over wasi:http.
 
 use std::io::Read;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -26,6 +27,8 @@ pub struct Request<'a> {
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
     pub body: Body<'a>,
+    /// Longest wait for the connection, the answer, and between answer bytes.
+    pub timeout: Option<Duration>,
 }
 
 impl<'a> Request<'a> {
@@ -36,7 +39,14 @@ impl<'a> Request<'a> {
             url: url.into(),
             headers: Vec::new(),
             body: Body::Empty,
+            timeout: None,
         }
+    }
+
+    /// Bounds how long the request may wait.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
     /// Adds a header.
@@ -114,6 +124,8 @@ impl Response {
 pub enum TransportError {
     /// The runtime refused to let the request out.
     Denied { url: String },
+    /// No connection or no answer within the request's timeout.
+    TimedOut { url: String },
     /// Connection, TLS or protocol failure.
     Failed { url: String, reason: String },
 }
@@ -127,6 +139,7 @@ impl From<TransportError> for Error {
                 host_of(&url),
                 host_of(&url)
             )),
+            TransportError::TimedOut { url } => Error::Transport(format!("request to {url} timed out")),
             TransportError::Failed { url, reason } => {
                 Error::Transport(format!("request to {url} failed: {reason}"))
             }

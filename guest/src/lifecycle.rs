@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::http::{Request, Response, Transport, status_error};
+use crate::http::{Request, Response, Transport, TransportError, status_error};
 use crate::types::{ChecksumMismatch, Cloud, Error, FieldError, ImageSpec, ImageState, Plan, TimeoutInfo};
 use crate::upload::{DigestingReader, SourceDigests};
 use crate::{diff, glance, keystone, patch, progress, validate};
@@ -16,6 +16,8 @@ use crate::{diff, glance, keystone, patch, progress, validate};
 /// Default time limits, in seconds.
 const DEFAULT_CREATE_TIMEOUT: u64 = 30 * 60;
 const DEFAULT_UPDATE_TIMEOUT: u64 = 10 * 60;
+const DEFAULT_DELETE_TIMEOUT: u64 = 10 * 60;
+const READ_TIMEOUT: u64 = 5 * 60;
 /// Waiting for `active` polls with this backoff.
 const FIRST_POLL: Duration = Duration::from_millis(200);
 const MAX_POLL: Duration = Duration::from_secs(5);
@@ -26,16 +28,49 @@ struct Session {
     token_body: Value,
 }
 
+/// One operation in progress: the cloud, the Glance endpoint it talks to, and its time
+/// budget. Every request it sends may take at most the time left.
+struct Op<'a> {
+    cloud: &'a Cloud,
+    session_key: String,
+    endpoint: String,
+    operation: &'static str,
+    started: Instant,
+    limit: Duration,
+    last_status: String,
+}
+
+impl Op<'_> {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.endpoint)
+    }
+
+    /// Time left, or the timeout error naming the operation and the last status seen.
+    fn remaining(&self) -> Result<Duration, Error> {
+        self.limit
+            .checked_sub(self.started.elapsed())
+            .filter(|left| !left.is_zero())
+            .ok_or_else(|| self.timed_out())
+    }
+
+    fn timed_out(&self) -> Error {
+        Error::Timeout(TimeoutInfo {
+            operation: self.operation.into(),
+            last_status: if self.last_status.is_empty() {
+                "unknown".into()
+            } else {
+                self.last_status.clone()
+            },
+            elapsed_seconds: self.started.elapsed().as_secs(),
+        })
+    }
+}
+
 /// An image record that exists in Glance but has no verified data yet.
 struct Pending {
     id: String,
-    started: Instant,
-}
-
-/// Where one operation talks to Glance.
-struct Target {
-    session_key: String,
-    endpoint: String,
+    file: File,
+    size: u64,
 }
 
 /// The image resource over a transport; caches one Keystone token per cloud.
@@ -59,10 +94,7 @@ impl<T: Transport> Provider<T> {
         if let Some(path) = &spec.local_file_path
             && let Err(message) = probe_file(path)
         {
-            return Err(Error::InvalidSpec(vec![FieldError {
-                field: "local_file_path".into(),
-                message,
-            }]));
+            return Err(invalid("local_file_path", message));
         }
         Ok(spec)
     }
@@ -77,7 +109,8 @@ impl<T: Transport> Provider<T> {
     /// image record exists.
     pub fn create(&mut self, cloud: &Cloud, spec: ImageSpec) -> Result<ImageState, Error> {
         let spec = self.check(spec)?;
-        let started = Instant::now();
+        let timeout = spec.timeouts.create.unwrap_or(DEFAULT_CREATE_TIMEOUT);
+        let mut op = self.begin(cloud, spec.region.as_deref(), "create", timeout)?;
         let path = spec
             .local_file_path
             .clone()
@@ -89,37 +122,36 @@ impl<T: Transport> Provider<T> {
             .map_err(|e| invalid("local_file_path", format!("cannot read '{path}': {e}")))?
             .len();
 
-        let target = self.target(cloud, spec.region.as_deref())?;
         let id = spec
             .image_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let url = format!("{}/images", target.endpoint);
-        let response = self.call(
-            cloud,
-            &target,
-            "POST",
-            &url,
-            Some(glance::create_body(&spec, &id)),
-        )?;
+        let url = op.url("/images");
+        let response = self.call(&mut op, "POST", &url, Some(glance::create_body(&spec, &id)))?;
         if response.status == 409 {
             return Err(Error::Conflict(format!(
-                "an image with id {id} already exists; choose another image_id or import that image"
+                "an image with id {id} already exists (Glance never reuses the id of a deleted image); \
+                 choose another image_id or leave it out"
             )));
         }
         expect(&response, "POST", &url, &[201])?;
+        op.last_status = "queued".into();
         progress::info(format!(
             "created image record {id}; uploading {size} bytes from {path}"
         ));
 
-        let pending = Pending { id, started };
-        match self.upload_and_activate(cloud, &target, &spec, &pending, file, size) {
+        let pending = Pending { id, file, size };
+        let id = pending.id.clone();
+        match self.upload_and_activate(&mut op, &spec, pending) {
             Ok(state) => Ok(state),
             Err(err) => {
-                if let Err(cleanup) = self.delete_image(cloud, &target, &pending.id) {
+                // Cleaning up gets its own budget: a create that timed out must still clean up.
+                let cleanup = self
+                    .begin(cloud, spec.region.as_deref(), "delete", DEFAULT_DELETE_TIMEOUT)
+                    .and_then(|mut cleanup| self.delete_image(&mut cleanup, &id));
+                if let Err(cleanup) = cleanup {
                     progress::warn(format!(
-                        "could not delete the half-made image {}: {}",
-                        pending.id,
+                        "could not delete the half-made image {id}: {}",
                         describe(&cleanup)
                     ));
                 }
@@ -130,46 +162,36 @@ impl<T: Transport> Provider<T> {
 
     fn upload_and_activate(
         &mut self,
-        cloud: &Cloud,
-        target: &Target,
+        op: &mut Op,
         spec: &ImageSpec,
-        pending: &Pending,
-        file: File,
-        size: u64,
+        pending: Pending,
     ) -> Result<ImageState, Error> {
-        let id = pending.id.as_str();
-        let digests = self.upload(cloud, target, id, file, size)?;
-        let timeout = spec.timeouts.create.unwrap_or(DEFAULT_CREATE_TIMEOUT);
-        let image = self.wait_active(cloud, target, id, pending.started, timeout)?;
+        let id = pending.id.clone();
+        let digests = self.upload(op, pending)?;
+        let image = self.wait_active(op, &id)?;
         if spec.verify_checksum != Some(false) {
             verify(&image, &digests)?;
         }
         let image = if spec.protected == Some(true) {
-            let url = format!("{}/images/{id}", target.endpoint);
             let ops = vec![json!({"op": "replace", "path": "/protected", "value": true})];
-            self.patch(cloud, target, &url, ops)?
+            self.patch(op, &id, ops)?
         } else {
             image
         };
         glance::state_from_image(&image, Some(spec)).map_err(Error::Transport)
     }
 
-    fn upload(
-        &mut self,
-        cloud: &Cloud,
-        target: &Target,
-        id: &str,
-        file: File,
-        size: u64,
-    ) -> Result<SourceDigests, Error> {
-        let url = format!("{}/images/{id}/file", target.endpoint);
-        let token = self.token(cloud, target)?;
-        let mut reader = DigestingReader::new(file, id, size);
+    fn upload(&mut self, op: &mut Op, pending: Pending) -> Result<SourceDigests, Error> {
+        let Pending { id, file, size } = pending;
+        let url = op.url(&format!("/images/{id}/file"));
+        let token = self.token(op)?;
+        let mut reader = DigestingReader::new(file, &id, size);
         let request = Request::new("PUT", &url)
             .header("x-auth-token", token)
             .header("x-openstack-image-size", size.to_string())
+            .timeout(op.remaining()?)
             .stream(&mut reader, size);
-        let response = self.transport.send(request)?;
+        let response = self.transport.send(request).map_err(|e| transport_error(op, e))?;
         let digests = reader.finish();
         expect(&response, "PUT", &url, &[204])?;
         if digests.bytes != size {
@@ -181,19 +203,11 @@ impl<T: Transport> Provider<T> {
         Ok(digests)
     }
 
-    fn wait_active(
-        &mut self,
-        cloud: &Cloud,
-        target: &Target,
-        id: &str,
-        started: Instant,
-        timeout: u64,
-    ) -> Result<Value, Error> {
-        let url = format!("{}/images/{id}", target.endpoint);
+    fn wait_active(&mut self, op: &mut Op, id: &str) -> Result<Value, Error> {
+        let url = op.url(&format!("/images/{id}"));
         let mut delay = FIRST_POLL;
-        let mut last_status = String::new();
         loop {
-            let response = self.call(cloud, target, "GET", &url, None)?;
+            let response = self.call(op, "GET", &url, None)?;
             expect(&response, "GET", &url, &[200])?;
             let image = response.json().map_err(Error::Transport)?;
             let status = image
@@ -201,9 +215,9 @@ impl<T: Transport> Provider<T> {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            if status != last_status {
+            if status != op.last_status {
                 progress::status(id, &status);
-                last_status = status.clone();
+                op.last_status = status.clone();
             }
             match status.as_str() {
                 "active" => return Ok(image),
@@ -214,15 +228,7 @@ impl<T: Transport> Provider<T> {
                     )));
                 }
             }
-            let elapsed = started.elapsed();
-            if elapsed >= Duration::from_secs(timeout) {
-                return Err(Error::Timeout(TimeoutInfo {
-                    operation: "create".into(),
-                    last_status,
-                    elapsed_seconds: elapsed.as_secs(),
-                }));
-            }
-            std::thread::sleep(delay);
+            std::thread::sleep(delay.min(op.remaining()?));
             delay = (delay * 2).min(MAX_POLL);
         }
     }
@@ -234,9 +240,14 @@ impl<T: Transport> Provider<T> {
         id: &str,
         prior: Option<&ImageSpec>,
     ) -> Result<Option<ImageState>, Error> {
-        let target = self.target(cloud, prior.and_then(|p| p.region.as_deref()))?;
-        let url = format!("{}/images/{id}", target.endpoint);
-        let response = self.call(cloud, &target, "GET", &url, None)?;
+        let mut op = self.begin(
+            cloud,
+            prior.and_then(|p| p.region.as_deref()),
+            "read",
+            READ_TIMEOUT,
+        )?;
+        let url = op.url(&format!("/images/{id}"));
+        let response = self.call(&mut op, "GET", &url, None)?;
         if response.status == 404 {
             return Ok(None);
         }
@@ -255,42 +266,42 @@ impl<T: Transport> Provider<T> {
         desired: ImageSpec,
     ) -> Result<ImageState, Error> {
         let desired = self.check(desired)?;
-        let started = Instant::now();
-        let target = self.target(cloud, desired.region.as_deref())?;
-        let url = format!("{}/images/{}", target.endpoint, prior.id);
-        let response = self.call(cloud, &target, "GET", &url, None)?;
+        let timeout = desired.timeouts.update.unwrap_or(DEFAULT_UPDATE_TIMEOUT);
+        let mut op = self.begin(cloud, desired.region.as_deref(), "update", timeout)?;
+        let url = op.url(&format!("/images/{}", prior.id));
+        let response = self.call(&mut op, "GET", &url, None)?;
         expect(&response, "GET", &url, &[200])?;
         let current = response.json().map_err(Error::Transport)?;
+        op.last_status = current.get("status").and_then(Value::as_str).unwrap_or("").into();
         let managed: Vec<String> = prior.spec.properties.iter().map(|(k, _)| k.clone()).collect();
         let ops = patch::build(&current, &desired, &managed);
         let image = if ops.is_empty() {
             current
         } else {
-            self.patch(cloud, &target, &url, ops)?
+            self.patch(&mut op, &prior.id, ops)?
         };
-        let timeout = desired.timeouts.update.unwrap_or(DEFAULT_UPDATE_TIMEOUT);
-        if started.elapsed() > Duration::from_secs(timeout) {
-            return Err(Error::Timeout(TimeoutInfo {
-                operation: "update".into(),
-                last_status: image.get("status").and_then(Value::as_str).unwrap_or("").into(),
-                elapsed_seconds: started.elapsed().as_secs(),
-            }));
-        }
         glance::state_from_image(&image, Some(&desired)).map_err(Error::Transport)
     }
 
     /// Deletes an image; one that is already gone counts as deleted.
-    pub fn delete(&mut self, cloud: &Cloud, id: &str, region: Option<&str>) -> Result<(), Error> {
-        let target = self.target(cloud, region)?;
-        self.delete_image(cloud, &target, id)
+    pub fn delete(
+        &mut self,
+        cloud: &Cloud,
+        id: &str,
+        region: Option<&str>,
+        timeout_seconds: Option<u64>,
+    ) -> Result<(), Error> {
+        let timeout = timeout_seconds.unwrap_or(DEFAULT_DELETE_TIMEOUT);
+        let mut op = self.begin(cloud, region, "delete", timeout)?;
+        self.delete_image(&mut op, id)
     }
 
-    fn delete_image(&mut self, cloud: &Cloud, target: &Target, id: &str) -> Result<(), Error> {
-        let url = format!("{}/images/{id}", target.endpoint);
-        let response = self.call(cloud, target, "DELETE", &url, None)?;
+    fn delete_image(&mut self, op: &mut Op, id: &str) -> Result<(), Error> {
+        let url = op.url(&format!("/images/{id}"));
+        let response = self.call(op, "DELETE", &url, None)?;
         match response.status {
             204 | 404 => Ok(()),
-            403 if self.is_protected(cloud, target, &url) => Err(Error::Forbidden(format!(
+            403 if self.is_protected(op, &url) => Err(Error::Forbidden(format!(
                 "image {id} is protected, so Glance refuses to delete it; set `protected: false` \
                  in the spec and apply first"
             ))),
@@ -298,41 +309,44 @@ impl<T: Transport> Provider<T> {
         }
     }
 
-    fn is_protected(&mut self, cloud: &Cloud, target: &Target, url: &str) -> bool {
-        self.call(cloud, target, "GET", url, None)
+    fn is_protected(&mut self, op: &mut Op, url: &str) -> bool {
+        self.call(op, "GET", url, None)
             .ok()
             .and_then(|r| r.json().ok())
             .and_then(|image| image.get("protected").and_then(Value::as_bool))
             .unwrap_or(false)
     }
 
-    fn patch(&mut self, cloud: &Cloud, target: &Target, url: &str, ops: Vec<Value>) -> Result<Value, Error> {
-        let response = self.call(cloud, target, "PATCH", url, Some(Value::Array(ops)))?;
-        expect(&response, "PATCH", url, &[200])?;
+    fn patch(&mut self, op: &mut Op, id: &str, ops: Vec<Value>) -> Result<Value, Error> {
+        let url = op.url(&format!("/images/{id}"));
+        let response = self.call(op, "PATCH", &url, Some(Value::Array(ops)))?;
+        expect(&response, "PATCH", &url, &[200])?;
         response.json().map_err(Error::Transport)
     }
 
-    /// Sends a JSON request with the cloud's token; on 401 authenticates again once.
+    /// Sends a JSON request with the cloud's token within the operation's time; on 401
+    /// authenticates again once.
     fn call(
         &mut self,
-        cloud: &Cloud,
-        target: &Target,
+        op: &mut Op,
         method: &'static str,
         url: &str,
         body: Option<Value>,
     ) -> Result<Response, Error> {
         for attempt in 0..2 {
-            let token = self.token(cloud, target)?;
-            let mut request = Request::new(method, url).header("x-auth-token", token);
+            let token = self.token(op)?;
+            let mut request = Request::new(method, url)
+                .header("x-auth-token", token)
+                .timeout(op.remaining()?);
             if let Some(body) = &body {
                 if method == "PATCH" {
                     request = request.header("content-type", patch::CONTENT_TYPE);
                 }
                 request = request.json(body.clone());
             }
-            let response = self.transport.send(request)?;
+            let response = self.transport.send(request).map_err(|e| transport_error(op, e))?;
             if response.status == 401 && attempt == 0 {
-                self.sessions.remove(&target.session_key);
+                self.sessions.remove(&op.session_key);
                 continue;
             }
             return Ok(response);
@@ -340,33 +354,49 @@ impl<T: Transport> Provider<T> {
         unreachable!("the loop returns on its second attempt")
     }
 
-    fn token(&mut self, cloud: &Cloud, target: &Target) -> Result<String, Error> {
-        if !self.sessions.contains_key(&target.session_key) {
-            self.authenticate(cloud, &target.session_key)?;
+    fn token(&mut self, op: &Op) -> Result<String, Error> {
+        if !self.sessions.contains_key(&op.session_key) {
+            self.authenticate(op.cloud, &op.session_key, op.remaining()?)?;
         }
-        Ok(self.sessions[&target.session_key].token.clone())
+        Ok(self.sessions[&op.session_key].token.clone())
     }
 
-    /// The Glance endpoint for `region` (or the cloud's), authenticating if needed.
-    fn target(&mut self, cloud: &Cloud, region: Option<&str>) -> Result<Target, Error> {
+    /// Starts an operation against the Glance endpoint for `region` (or the cloud's),
+    /// authenticating if needed.
+    fn begin<'a>(
+        &mut self,
+        cloud: &'a Cloud,
+        region: Option<&str>,
+        operation: &'static str,
+        timeout_seconds: u64,
+    ) -> Result<Op<'a>, Error> {
+        let started = Instant::now();
+        let limit = Duration::from_secs(timeout_seconds);
         let session_key = session_key(cloud);
         if !self.sessions.contains_key(&session_key) {
-            self.authenticate(cloud, &session_key)?;
+            self.authenticate(cloud, &session_key, limit)?;
         }
         let session = &self.sessions[&session_key];
         let region = region.or(cloud.region.as_deref());
         let interface = cloud.interface.as_deref().unwrap_or("public");
         let endpoint = keystone::image_endpoint(&session.token_body, region, interface)
             .map_err(|e| Error::NotFound(format!("Keystone at {}: {e}", cloud.auth_url)))?;
-        Ok(Target {
+        Ok(Op {
+            cloud,
             session_key,
             endpoint,
+            operation,
+            started,
+            limit,
+            last_status: String::new(),
         })
     }
 
-    fn authenticate(&mut self, cloud: &Cloud, session_key: &str) -> Result<(), Error> {
+    fn authenticate(&mut self, cloud: &Cloud, session_key: &str, timeout: Duration) -> Result<(), Error> {
         let url = keystone::tokens_url(&cloud.auth_url);
-        let request = Request::new("POST", &url).json(keystone::token_request(cloud));
+        let request = Request::new("POST", &url)
+            .timeout(timeout)
+            .json(keystone::token_request(cloud));
         let response = self.transport.send(request)?;
         if response.status == 401 {
             return Err(Error::AuthFailed(format!(
@@ -385,6 +415,14 @@ impl<T: Transport> Provider<T> {
         self.sessions
             .insert(session_key.to_string(), Session { token, token_body });
         Ok(())
+    }
+}
+
+/// A transport failure; a request cut short by the operation's deadline is its timeout.
+fn transport_error(op: &Op, err: TransportError) -> Error {
+    match err {
+        TransportError::TimedOut { .. } if op.remaining().is_err() => op.timed_out(),
+        other => other.into(),
     }
 }
 

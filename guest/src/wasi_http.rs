@@ -1,9 +1,15 @@
 //! The guest's one HTTP transport, over wasi:http/outgoing-handler.
 
 use std::io::Read;
+use std::time::Duration;
+
+use wasi::clocks::monotonic_clock;
+use wasi::io::poll;
 
 use wasi::http::outgoing_handler;
-use wasi::http::types::{ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme};
+use wasi::http::types::{
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
 use wasi::io::streams::{OutputStream, StreamError};
 
 use crate::http::{Body, MAX_RESPONSE_BYTES, Request, Response, Transport, TransportError};
@@ -54,13 +60,24 @@ impl Transport for WasiHttp {
         let body = outgoing.body().expect("a new request's body is available once");
 
         // Hand the request over first, then stream the body into it.
-        let future = outgoing_handler::handle(outgoing, None).map_err(|code| error(&url, code))?;
+        let options = request.timeout.map(|timeout| {
+            let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+            let options = RequestOptions::new();
+            // A runtime that cannot enforce a timeout leaves it unset; the operation's own
+            // deadline still applies between requests.
+            let _ = options.set_connect_timeout(Some(nanos));
+            let _ = options.set_first_byte_timeout(Some(nanos));
+            let _ = options.set_between_bytes_timeout(Some(nanos));
+            options
+        });
+        let future = outgoing_handler::handle(outgoing, options).map_err(|code| error(&url, code))?;
         let write_result = {
             let stream = body.write().expect("a new body's stream is available once");
+            let deadline = request.timeout;
             let result = match request.body {
                 Body::Empty => Ok(()),
-                Body::Json(_) => write_from(&stream, &mut &json_bytes[..], json_bytes.len() as u64),
-                Body::Stream { source, length } => write_from(&stream, source, length),
+                Body::Json(_) => write_from(&stream, &mut &json_bytes[..], json_bytes.len() as u64, deadline),
+                Body::Stream { source, length } => write_from(&stream, source, length, deadline),
             };
             drop(stream);
             result
@@ -104,14 +121,33 @@ impl Transport for WasiHttp {
     }
 }
 
-/// Copies `length` bytes from `source` in chunks as large as the stream accepts.
-fn write_from(stream: &OutputStream, source: &mut dyn Read, length: u64) -> Result<(), String> {
+/// Copies `length` bytes from `source` in chunks as large as the stream accepts. A server
+/// that stops reading for longer than `stall_limit` fails the write.
+fn write_from(
+    stream: &OutputStream,
+    source: &mut dyn Read,
+    length: u64,
+    stall_limit: Option<Duration>,
+) -> Result<(), String> {
     let mut buffer = vec![0u8; MAX_WRITE.min(length.max(1)) as usize];
     let mut remaining = length;
     while remaining > 0 {
         let permit = stream.check_write().map_err(stream_error)?;
         if permit == 0 {
-            stream.subscribe().block();
+            let ready = stream.subscribe();
+            match stall_limit {
+                Some(limit) => {
+                    let nanos = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+                    let timer = monotonic_clock::subscribe_duration(nanos);
+                    if poll::poll(&[&ready, &timer]) == [1] {
+                        return Err(format!(
+                            "the server stopped reading the body for {}s",
+                            limit.as_secs()
+                        ));
+                    }
+                }
+                None => ready.block(),
+            }
             continue;
         }
         let want = permit.min(MAX_WRITE).min(remaining) as usize;
@@ -164,9 +200,8 @@ fn error(url: &str, code: ErrorCode) -> TransportError {
         ErrorCode::ConnectionRefused => {
             "connection refused: is the service running and the URL right?".into()
         }
-        ErrorCode::ConnectionTimeout => "timed out connecting".into(),
-        ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
-            "timed out waiting for the answer".into()
+        ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
+            return TransportError::TimedOut { url: url.to_string() };
         }
         ErrorCode::ConnectionTerminated
         | ErrorCode::HttpProtocolError

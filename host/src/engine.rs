@@ -209,7 +209,12 @@ async fn apply_step(
             named(
                 name,
                 instance
-                    .delete(cloud, &prior.id, prior.spec.region.as_deref())
+                    .delete(
+                        cloud,
+                        &prior.id,
+                        prior.spec.region.as_deref(),
+                        prior.spec.timeouts.delete,
+                    )
                     .await,
             )?;
             state.images.remove(name);
@@ -234,7 +239,11 @@ async fn delete_deposed(
         .map(|e| e.deposed.clone())
         .unwrap_or_default();
     for old in deposed {
-        named(name, instance.delete(cloud, &old.id, old.region.as_deref()).await).map_err(|e| {
+        named(
+            name,
+            instance.delete(cloud, &old.id, old.region.as_deref(), None).await,
+        )
+        .map_err(|e| {
             e.context(format!(
                 "image '{name}': the replaced image {} is still there; the next apply retries",
                 old.id
@@ -266,7 +275,12 @@ pub async fn destroy(
             named(
                 &name,
                 instance
-                    .delete(cloud, &entry.image.id, entry.image.spec.region.as_deref())
+                    .delete(
+                        cloud,
+                        &entry.image.id,
+                        entry.image.spec.region.as_deref(),
+                        entry.image.spec.timeouts.delete,
+                    )
                     .await,
             )?;
             state.images.remove(&name);

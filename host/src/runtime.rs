@@ -200,8 +200,14 @@ impl Instance {
     }
 
     /// `lifecycle.delete`.
-    pub async fn delete(&mut self, cloud: &Cloud, id: &str, region: Option<&str>) -> CallResult<()> {
-        lifecycle_call!(self, call_delete(cloud, id, region))
+    pub async fn delete(
+        &mut self,
+        cloud: &Cloud,
+        id: &str,
+        region: Option<&str>,
+        timeout_seconds: Option<u64>,
+    ) -> CallResult<()> {
+        lifecycle_call!(self, call_delete(cloud, id, region, timeout_seconds))
     }
 }
 

@@ -276,9 +276,19 @@ pub mod fault_proxy {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    /// Decides from the request line (`PUT /v2/images/… HTTP/1.1`) whether to fail it, and
-    /// with which raw HTTP response; an empty response drops the connection unanswered.
-    pub type Rule = fn(&str) -> Option<&'static str>;
+    /// What the proxy does to a request it fails.
+    #[derive(Clone, Copy)]
+    pub enum Fault {
+        /// Reads the body, then answers with this raw HTTP response.
+        Answer(&'static str),
+        /// Closes the connection at once, unanswered.
+        Drop,
+        /// Reads the body, then never answers (until the proxy is dropped).
+        Stall,
+    }
+
+    /// Decides from the request line (`PUT /v2/images/… HTTP/1.1`) whether to fail it.
+    pub type Rule = fn(&str) -> Option<Fault>;
 
     /// A running proxy; stops when dropped.
     pub struct FaultProxy {
@@ -301,8 +311,8 @@ pub mod fault_proxy {
                         break;
                     }
                     let Ok(client) = client else { continue };
-                    let failures = failures.clone();
-                    std::thread::spawn(move || serve(client, upstream, rule, &failures));
+                    let (failures, stop) = (failures.clone(), stop_flag.clone());
+                    std::thread::spawn(move || serve(client, upstream, rule, &failures, &stop));
                 }
             });
             FaultProxy { addr, stop, failed }
@@ -321,7 +331,13 @@ pub mod fault_proxy {
         }
     }
 
-    fn serve(mut client: TcpStream, upstream: SocketAddr, rule: Rule, failures: &AtomicUsize) {
+    fn serve(
+        mut client: TcpStream,
+        upstream: SocketAddr,
+        rule: Rule,
+        failures: &AtomicUsize,
+        stop: &AtomicBool,
+    ) {
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
@@ -332,9 +348,9 @@ pub mod fault_proxy {
         }
         let text = String::from_utf8_lossy(&head);
         let request_line = text.lines().next().unwrap_or("");
-        if let Some(response) = rule(request_line) {
+        if let Some(fault) = rule(request_line) {
             failures.fetch_add(1, Ordering::SeqCst);
-            if response.is_empty() {
+            if let Fault::Drop = fault {
                 let _ = client.shutdown(Shutdown::Both);
                 return;
             }
@@ -349,7 +365,16 @@ pub mod fault_proxy {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
             let _ = std::io::copy(&mut (&mut client).take(length), &mut std::io::sink());
-            let _ = client.write_all(response.as_bytes());
+            match fault {
+                Fault::Answer(response) => {
+                    let _ = client.write_all(response.as_bytes());
+                }
+                _ => {
+                    while !stop.load(Ordering::SeqCst) {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                }
+            }
             let _ = client.shutdown(Shutdown::Both);
             return;
         }

@@ -1,7 +1,7 @@
 //! Failures after the image record exists: the half-made image is deleted and the state
 //! never records it.
 
-use openstack_image_tests::fault_proxy::FaultProxy;
+use openstack_image_tests::fault_proxy::{Fault, FaultProxy, Rule};
 use openstack_image_tests::{Scenario, TestRegion, cloud_env};
 
 fn glance_addr() -> std::net::SocketAddr {
@@ -19,28 +19,51 @@ fn is_upload(line: &str) -> bool {
 #[test]
 fn a_refused_upload_deletes_the_half_made_image() {
     let run = failed_upload("refused", |line| {
-        is_upload(line).then_some(
+        is_upload(line).then_some(Fault::Answer(
             "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 11\r\nConnection: close\r\n\r\nstore down\n",
-        )
+        ))
     });
     assert!(run.contains("503") && run.contains("store down"), "{run}");
 }
 
 #[test]
 fn a_broken_upload_connection_deletes_the_half_made_image() {
-    let run = failed_upload("broken", |line| is_upload(line).then_some(""));
+    let run = failed_upload("broken", |line| is_upload(line).then_some(Fault::Drop));
     assert!(run.contains("the connection broke"), "{run}");
 }
 
-/// Applies one image through a proxy that fails its upload; returns the error output after
-/// checking that nothing is left in the cloud or the state.
-fn failed_upload(test: &str, rule: openstack_image_tests::fault_proxy::Rule) -> String {
+fn failed_upload(test: &str, rule: Rule) -> String {
+    failed_create(test, rule, "")
+}
+
+#[test]
+fn a_stalled_upload_times_out_names_the_status_and_cleans_up() {
+    let started = std::time::Instant::now();
+    let stall: Rule = |line| is_upload(line).then_some(Fault::Stall);
+    let run = failed_create("stalled", stall, "    timeouts:\n      create: 3s\n");
+    assert!(
+        run.contains("timed out") && run.contains("create gave up after"),
+        "{run}"
+    );
+    assert!(
+        run.contains("status 'queued'") && run.contains("timeouts.create"),
+        "{run}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the timeout is enforced promptly"
+    );
+}
+
+/// Applies one image (spec lines `extra` added) through a proxy that applies `rule`; returns
+/// the error output after checking that nothing is left in the cloud or the state.
+fn failed_create(test: &str, rule: Rule, extra: &str) -> String {
     let s = Scenario::new(test);
     s.qcow2("web.qcow2", 2);
     let proxy = FaultProxy::start(glance_addr(), rule);
     let region = TestRegion::register(&s.image_name("region"), &format!("http://{}", proxy.addr));
     s.write_spec(&format!(
-        "images:\n  web:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    local_file_path: web.qcow2\n    region: {}\n",
+        "images:\n  web:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    local_file_path: web.qcow2\n    region: {}\n{extra}",
         s.image_name("web"),
         region.name
     ));
