@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 use rand::RngCore;
 use serde_json::Value;
 
+pub mod source_server;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
