@@ -14,10 +14,11 @@ pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 pub enum Body<'a> {
     Empty,
     Json(Value),
-    /// `length` bytes read from `source` and sent as they are read.
+    /// Bytes read from `source` and sent as they are read: exactly `length` when known,
+    /// otherwise (sent chunked) until `source` ends.
     Stream {
         source: &'a mut dyn Read,
-        length: u64,
+        length: Option<u64>,
     },
 }
 
@@ -68,8 +69,8 @@ impl<'a> Request<'a> {
         self
     }
 
-    /// Streams `length` bytes from `source` as an octet-stream body.
-    pub fn stream(mut self, source: &'a mut dyn Read, length: u64) -> Self {
+    /// Streams `source` as an octet-stream body (`length` bytes, when known).
+    pub fn stream(mut self, source: &'a mut dyn Read, length: Option<u64>) -> Self {
         self.headers
             .push(("content-type", "application/octet-stream".into()));
         self.body = Body::Stream { source, length };
@@ -87,10 +88,7 @@ pub struct Response {
 impl Response {
     /// The first value of a header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header(&self.headers, name)
     }
 
     /// True for 2xx.
@@ -116,6 +114,20 @@ impl Response {
         let text = String::from_utf8_lossy(&self.body);
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         text.chars().take(500).collect()
+    }
+}
+
+/// A response whose body is read as it arrives.
+pub struct StreamedResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Box<dyn Read>,
+}
+
+impl StreamedResponse {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
     }
 }
 
@@ -147,9 +159,19 @@ impl From<TransportError> for Error {
     }
 }
 
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// Sends requests. Implemented over wasi:http in the component.
 pub trait Transport {
+    /// Sends `request` and reads the whole (bounded) answer.
     fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError>;
+    /// Sends `request` and returns as soon as the answer's head arrives.
+    fn open(&mut self, request: Request<'_>) -> Result<StreamedResponse, TransportError>;
 }
 
 /// `host:port` (or `host`) of a URL, for messages.

@@ -190,7 +190,7 @@ impl<T: Transport> Provider<T> {
             .header("x-auth-token", token)
             .header("x-openstack-image-size", size.to_string())
             .timeout(op.remaining()?)
-            .stream(&mut reader, size);
+            .stream(&mut reader, Some(size));
         let response = self.transport.send(request).map_err(|e| transport_error(op, e))?;
         let digests = reader.finish();
         expect(&response, "PUT", &url, &[204])?;

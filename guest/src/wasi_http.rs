@@ -10,9 +10,9 @@ use wasi::http::outgoing_handler;
 use wasi::http::types::{
     ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
-use wasi::io::streams::{OutputStream, StreamError};
+use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
-use crate::http::{Body, MAX_RESPONSE_BYTES, Request, Response, Transport, TransportError};
+use crate::http::{Body, MAX_RESPONSE_BYTES, Request, Response, StreamedResponse, Transport, TransportError};
 
 /// Largest single write into a request body (the host's per-write limit).
 const MAX_WRITE: u64 = 1024 * 1024;
@@ -24,6 +24,33 @@ pub struct WasiHttp;
 
 impl Transport for WasiHttp {
     fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError> {
+        let url = request.url.clone();
+        let mut opened = self.open(request)?;
+        let mut body = Vec::new();
+        let limit = MAX_RESPONSE_BYTES as u64 + 1;
+        opened
+            .body
+            .by_ref()
+            .take(limit)
+            .read_to_end(&mut body)
+            .map_err(|e| TransportError::Failed {
+                url: url.clone(),
+                reason: format!("reading the answer failed: {e}"),
+            })?;
+        if body.len() > MAX_RESPONSE_BYTES {
+            return Err(TransportError::Failed {
+                url,
+                reason: format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"),
+            });
+        }
+        Ok(Response {
+            status: opened.status,
+            headers: opened.headers,
+            body,
+        })
+    }
+
+    fn open(&mut self, request: Request<'_>) -> Result<StreamedResponse, TransportError> {
         let url = request.url.clone();
         let failed = |reason: String| TransportError::Failed {
             url: url.clone(),
@@ -47,7 +74,11 @@ impl Transport for WasiHttp {
                 json_bytes = serde_json::to_vec(value).expect("JSON values serialise");
                 append("content-length", &json_bytes.len().to_string())?;
             }
-            Body::Stream { length, .. } => append("content-length", &length.to_string())?,
+            // Without a length the runtime sends the body chunked.
+            Body::Stream {
+                length: Some(length), ..
+            } => append("content-length", &length.to_string())?,
+            Body::Stream { length: None, .. } => {}
         }
 
         let outgoing = OutgoingRequest::new(headers);
@@ -76,13 +107,26 @@ impl Transport for WasiHttp {
             let deadline = request.timeout;
             let result = match request.body {
                 Body::Empty => Ok(()),
-                Body::Json(_) => write_from(&stream, &mut &json_bytes[..], json_bytes.len() as u64, deadline),
+                Body::Json(_) => write_from(
+                    &stream,
+                    &mut &json_bytes[..],
+                    Some(json_bytes.len() as u64),
+                    deadline,
+                ),
                 Body::Stream { source, length } => write_from(&stream, source, length, deadline),
             };
             drop(stream);
             result
         };
-        let finish = OutgoingBody::finish(body, None);
+        // Only a completely written body is finished; dropping an unfinished one aborts the
+        // request, so a body cut short (e.g. a failed source check) never completes upstream.
+        let finish = match &write_result {
+            Ok(()) => OutgoingBody::finish(body, None),
+            Err(_) => {
+                drop(body);
+                Ok(())
+            }
+        };
 
         let response = loop {
             if let Some(result) = future.get() {
@@ -92,7 +136,7 @@ impl Transport for WasiHttp {
         };
         let response = match response {
             Ok(Ok(response)) => response,
-            Ok(Err(code)) => return Err(error(&url, code)),
+            Ok(Err(code)) => return Err(write_result.err().map_or_else(|| error(&url, code), failed)),
             Err(()) => return Err(failed("the response was already taken".into())),
         };
         // A server may answer early (e.g. 413) and stop reading: its answer says more than
@@ -111,27 +155,58 @@ impl Transport for WasiHttp {
         let incoming = response
             .consume()
             .map_err(|()| failed("the response body was already taken".into()))?;
-        let body = read_body(&incoming).map_err(failed)?;
-        drop(IncomingBody::finish(incoming));
-        Ok(Response {
+        let stream = incoming
+            .stream()
+            .map_err(|()| failed("the response body stream was already taken".into()))?;
+        Ok(StreamedResponse {
             status,
             headers,
-            body,
+            body: Box::new(BodyReader {
+                stream,
+                _body: incoming,
+                url,
+            }),
         })
     }
 }
 
-/// Copies `length` bytes from `source` in chunks as large as the stream accepts. A server
-/// that stops reading for longer than `stall_limit` fails the write.
+/// A response body as a reader. Field order matters: the stream must drop before its body.
+struct BodyReader {
+    stream: InputStream,
+    _body: IncomingBody,
+    url: String,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = (buf.len() as u64).min(READ_CHUNK);
+        match self.stream.blocking_read(want) {
+            Ok(chunk) => {
+                buf[..chunk.len()].copy_from_slice(&chunk);
+                Ok(chunk.len())
+            }
+            Err(StreamError::Closed) => Ok(0),
+            Err(err) => Err(std::io::Error::other(format!(
+                "reading from {} failed: {}",
+                self.url,
+                stream_error(err)
+            ))),
+        }
+    }
+}
+
+/// Copies `source` (exactly `length` bytes when known, else to its end) in chunks as large
+/// as the stream accepts. A server that stops reading for longer than `stall_limit` fails
+/// the write.
 fn write_from(
     stream: &OutputStream,
     source: &mut dyn Read,
-    length: u64,
+    length: Option<u64>,
     stall_limit: Option<Duration>,
 ) -> Result<(), String> {
-    let mut buffer = vec![0u8; MAX_WRITE.min(length.max(1)) as usize];
+    let mut buffer = vec![0u8; MAX_WRITE.min(length.unwrap_or(MAX_WRITE).max(1)) as usize];
     let mut remaining = length;
-    while remaining > 0 {
+    while remaining != Some(0) {
         let permit = stream.check_write().map_err(stream_error)?;
         if permit == 0 {
             let ready = stream.subscribe();
@@ -150,15 +225,16 @@ fn write_from(
             }
             continue;
         }
-        let want = permit.min(MAX_WRITE).min(remaining) as usize;
-        let read = source
-            .read(&mut buffer[..want])
-            .map_err(|e| format!("reading the image data failed: {e}"))?;
+        let want = permit.min(MAX_WRITE).min(remaining.unwrap_or(u64::MAX)) as usize;
+        let read = source.read(&mut buffer[..want]).map_err(|e| e.to_string())?;
         if read == 0 {
-            return Err(format!("the data ended {remaining} bytes early"));
+            match remaining {
+                Some(left) => return Err(format!("the data ended {left} bytes early")),
+                None => break,
+            }
         }
         stream.write(&buffer[..read]).map_err(stream_error)?;
-        remaining -= read as u64;
+        remaining = remaining.map(|left| left - read as u64);
     }
     // Once the last byte is handed over the runtime may close the stream (the body is
     // complete by its Content-Length): a close here is not a failure.
@@ -168,28 +244,9 @@ fn write_from(
     }
 }
 
-fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, String> {
-    let stream = incoming
-        .stream()
-        .map_err(|()| "the response body stream was already taken".to_string())?;
-    let mut body = Vec::new();
-    loop {
-        match stream.blocking_read(READ_CHUNK) {
-            Ok(chunk) => {
-                body.extend_from_slice(&chunk);
-                if body.len() > MAX_RESPONSE_BYTES {
-                    return Err(format!("the response is larger than {MAX_RESPONSE_BYTES} bytes"));
-                }
-            }
-            Err(StreamError::Closed) => return Ok(body),
-            Err(err) => return Err(stream_error(err)),
-        }
-    }
-}
-
 fn stream_error(err: StreamError) -> String {
     match err {
-        StreamError::Closed => "the connection closed".to_string(),
+        StreamError::Closed => "the connection broke while sending the data".to_string(),
         StreamError::LastOperationFailed(e) => e.to_debug_string(),
     }
 }
