@@ -89,6 +89,7 @@ pub fn state_from_image(image: &Value, prior: Option<&ImageSpec>) -> Result<Imag
         // Secrets are never kept in state.
         image_source_password: None,
         image_cache_path: prior.and_then(|p| p.image_cache_path.clone()),
+        source_checksum: prior.and_then(|p| p.source_checksum.clone()),
         decompress: prior.and_then(|p| p.decompress),
         web_download: prior.and_then(|p| p.web_download),
         image_id: prior.and_then(|p| p.image_id.clone()),

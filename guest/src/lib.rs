@@ -5,6 +5,7 @@
 //! `component` is the thin wit-bindgen glue.
 
 mod bindings;
+pub mod decompress;
 pub mod diff;
 pub mod glance;
 pub mod glance_fields;
@@ -13,6 +14,7 @@ pub mod keystone;
 pub mod lifecycle;
 pub mod patch;
 pub mod progress;
+pub mod source;
 pub mod upload;
 pub mod validate;
 

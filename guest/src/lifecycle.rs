@@ -3,14 +3,16 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::http::{Request, Response, Transport, TransportError, status_error};
+use crate::source::{self, Digests, ExpectedDigest, UrlSource};
 use crate::types::{ChecksumMismatch, Cloud, Error, FieldError, ImageSpec, ImageState, Plan, TimeoutInfo};
-use crate::upload::{DigestingReader, SourceDigests};
+use crate::upload::DigestingReader;
 use crate::{diff, glance, keystone, patch, progress, validate};
 
 /// Default time limits, in seconds.
@@ -66,11 +68,23 @@ impl Op<'_> {
     }
 }
 
+/// Image data ready to upload.
+struct Data {
+    reader: Box<dyn Read>,
+    /// Bytes to upload, when known in advance (sent as the size to Glance).
+    length: Option<u64>,
+    /// Where the data comes from, for messages.
+    label: String,
+    /// `source_checksum`, still to be checked while uploading.
+    expected: Option<ExpectedDigest>,
+    /// Digests the bytes must have (a verified cache file).
+    cached: Option<Digests>,
+}
+
 /// An image record that exists in Glance but has no verified data yet.
 struct Pending {
     id: String,
-    file: File,
-    size: u64,
+    data: Data,
 }
 
 /// The image resource over a transport; caches one Keystone token per cloud.
@@ -105,22 +119,15 @@ impl<T: Transport> Provider<T> {
         Ok(diff::diff(&desired, prior))
     }
 
-    /// Creates an image from its local file; deletes it again if anything fails after the
+    /// Creates an image and uploads its data; deletes it again if anything fails after the
     /// image record exists.
     pub fn create(&mut self, cloud: &Cloud, spec: ImageSpec) -> Result<ImageState, Error> {
         let spec = self.check(spec)?;
         let timeout = spec.timeouts.create.unwrap_or(DEFAULT_CREATE_TIMEOUT);
         let mut op = self.begin(cloud, spec.region.as_deref(), "create", timeout)?;
-        let path = spec
-            .local_file_path
-            .clone()
-            .expect("check requires local_file_path");
-        let file = File::open(&path)
-            .map_err(|e| invalid("local_file_path", format!("cannot open '{path}': {e}")))?;
-        let size = file
-            .metadata()
-            .map_err(|e| invalid("local_file_path", format!("cannot read '{path}': {e}")))?
-            .len();
+        // The data is opened (downloaded, when cached) before the image record exists, so a
+        // bad source never leaves an image behind.
+        let data = self.open_data(&spec, &op)?;
 
         let id = spec
             .image_id
@@ -136,11 +143,9 @@ impl<T: Transport> Provider<T> {
         }
         expect(&response, "POST", &url, &[201])?;
         op.last_status = "queued".into();
-        progress::info(format!(
-            "created image record {id}; uploading {size} bytes from {path}"
-        ));
+        progress::info(format!("created image record {id}; uploading {}", data.label));
 
-        let pending = Pending { id, file, size };
+        let pending = Pending { id, data };
         let id = pending.id.clone();
         match self.upload_and_activate(&mut op, &spec, pending) {
             Ok(state) => Ok(state),
@@ -156,6 +161,73 @@ impl<T: Transport> Provider<T> {
                     ));
                 }
                 Err(err)
+            }
+        }
+    }
+
+    /// Opens the spec's image data: the local file, the verified cache file of the URL, or
+    /// the URL's response itself when the cache is off.
+    fn open_data(&mut self, spec: &ImageSpec, op: &Op) -> Result<Data, Error> {
+        let expected = spec
+            .source_checksum
+            .as_deref()
+            .map(source::parse_checksum)
+            .transpose()
+            .map_err(|e| invalid("source_checksum", e))?;
+        if let Some(path) = &spec.local_file_path {
+            let file = File::open(path)
+                .map_err(|e| invalid("local_file_path", format!("cannot open '{path}': {e}")))?;
+            let size = file
+                .metadata()
+                .map_err(|e| invalid("local_file_path", format!("cannot read '{path}': {e}")))?
+                .len();
+            return Ok(Data {
+                reader: Box::new(file),
+                length: Some(size),
+                label: format!("{size} bytes from {path}"),
+                expected,
+                cached: None,
+            });
+        }
+        let url = spec.image_source_url.as_deref().expect("check requires a source");
+        let source = UrlSource {
+            url,
+            username: spec.image_source_username.as_deref(),
+            password: spec.image_source_password.as_deref(),
+            decompress: spec.decompress == Some(true),
+            timeout: op.remaining()?,
+        };
+        match spec.image_cache_path.as_deref() {
+            Some(source::NO_CACHE) => {
+                let opened = source.stream(&mut self.transport)?;
+                Ok(Data {
+                    reader: opened.reader,
+                    length: opened.length,
+                    label: format!("{url} as it downloads"),
+                    expected,
+                    cached: None,
+                })
+            }
+            dir => {
+                let dir = dir.ok_or_else(|| {
+                    invalid(
+                        "image_cache_path",
+                        "is not set; the runtime must give a cache directory or `none`".into(),
+                    )
+                })?;
+                let (path, sidecar) = source.cached(&mut self.transport, std::path::Path::new(dir))?;
+                if let Some(expected) = &expected {
+                    sidecar.digests.check(expected)?;
+                }
+                let file = File::open(&path)
+                    .map_err(|e| Error::Transport(format!("cannot open {}: {e}", path.display())))?;
+                Ok(Data {
+                    reader: Box::new(file),
+                    length: Some(sidecar.digests.size),
+                    label: format!("{} bytes of {url} from {}", sidecar.digests.size, path.display()),
+                    expected: None,
+                    cached: Some(sidecar.digests),
+                })
             }
         }
     }
@@ -181,24 +253,42 @@ impl<T: Transport> Provider<T> {
         glance::state_from_image(&image, Some(spec)).map_err(Error::Transport)
     }
 
-    fn upload(&mut self, op: &mut Op, pending: Pending) -> Result<SourceDigests, Error> {
-        let Pending { id, file, size } = pending;
+    fn upload(&mut self, op: &mut Op, pending: Pending) -> Result<Digests, Error> {
+        let Pending { id, data } = pending;
         let url = op.url(&format!("/images/{id}/file"));
         let token = self.token(op)?;
-        let mut reader = DigestingReader::new(file, &id, size);
-        let request = Request::new("PUT", &url)
-            .header("x-auth-token", token)
-            .header("x-openstack-image-size", size.to_string())
-            .timeout(op.remaining()?)
-            .stream(&mut reader, Some(size));
-        let response = self.transport.send(request).map_err(|e| transport_error(op, e))?;
+        let expected = data.expected.clone();
+        let mut reader = DigestingReader::new(data.reader, &id, data.length, data.expected);
+        let mut request = Request::new("PUT", &url).header("x-auth-token", token);
+        if let Some(size) = data.length {
+            request = request.header("x-openstack-image-size", size.to_string());
+        }
+        let request = request.timeout(op.remaining()?).stream(&mut reader, data.length);
+        let sent = self.transport.send(request);
+        if let (Some(actual), Some(expected)) = (reader.mismatch(), &expected) {
+            return Err(Error::ChecksumMismatch(ChecksumMismatch {
+                algorithm: format!("source_checksum {}", expected.algorithm.name()),
+                expected: expected.hex.clone(),
+                actual: actual.to_string(),
+            }));
+        }
+        let response = sent.map_err(|e| transport_error(op, e))?;
         let digests = reader.finish();
         expect(&response, "PUT", &url, &[204])?;
-        if digests.bytes != size {
+        if let Some(size) = data.length
+            && digests.size != size
+        {
             return Err(Error::Transport(format!(
-                "the file changed while it was uploaded: read {} bytes, expected {size}",
-                digests.bytes
+                "the data changed while it was uploaded: read {} bytes, expected {size}",
+                digests.size
             )));
+        }
+        if let Some(cached) = data.cached
+            && cached != digests
+        {
+            return Err(Error::Transport(
+                "the cached download changed while it was uploaded; apply again".into(),
+            ));
         }
         Ok(digests)
     }
@@ -449,7 +539,7 @@ fn probe_file(path: &str) -> Result<(), String> {
     }
 }
 
-fn verify(image: &Value, sent: &SourceDigests) -> Result<(), Error> {
+fn verify(image: &Value, sent: &Digests) -> Result<(), Error> {
     let mismatch = |algorithm: &str, expected: &str, actual: &str| {
         Error::ChecksumMismatch(ChecksumMismatch {
             algorithm: algorithm.into(),
@@ -525,9 +615,10 @@ mod tests {
 
     #[test]
     fn verify_compares_both_digests() {
-        let sent = SourceDigests {
-            bytes: 3,
+        let sent = Digests {
+            size: 3,
             md5: "m".into(),
+            sha256: "x".into(),
             sha512: "s".into(),
         };
         assert!(

@@ -1,6 +1,7 @@
 //! Spec validation and defaults: every rule that needs no I/O.
 
 use crate::glance_fields::{CONTAINER_FORMATS, DISK_FORMATS, VISIBILITIES, is_core_attribute, is_read_only};
+use crate::source::{NO_CACHE, parse_checksum};
 use crate::types::{FieldError, ImageSpec};
 
 /// Glance stores min_disk and min_ram as 32-bit signed integers.
@@ -120,7 +121,7 @@ fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
         ),
         (None, None) => err(
             "local_file_path",
-            "an image needs data: set local_file_path (or image_source_url)".to_string(),
+            "an image needs data: set local_file_path or image_source_url".to_string(),
         ),
         (Some(path), None) => {
             if path.is_empty() {
@@ -135,12 +136,29 @@ fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
                 );
             }
         }
-        (None, Some(_)) => err(
-            "image_source_url",
-            "downloading from a URL is not supported by this version of the component; \
-             download the file and use local_file_path"
-                .to_string(),
-        ),
+        (None, Some(url)) => {
+            let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+            if !matches!(scheme.as_deref(), Some("http" | "https")) || url::Url::parse(url).is_err() {
+                err(
+                    "image_source_url",
+                    format!("'{url}' is not an http:// or https:// URL"),
+                );
+            }
+        }
+    }
+    if let Some(cache) = &spec.image_cache_path
+        && cache != NO_CACHE
+        && !cache.starts_with('/')
+    {
+        err(
+            "image_cache_path",
+            format!("'{cache}' is not absolute; give a directory, or `{NO_CACHE}` to stream without a cache"),
+        );
+    }
+    if let Some(checksum) = &spec.source_checksum
+        && let Err(message) = parse_checksum(checksum)
+    {
+        err("source_checksum", message);
     }
     if spec.web_download == Some(true) {
         err(
@@ -160,6 +178,12 @@ fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
         err(
             "image_source_username",
             "image_source_username and image_source_password go together; set both or neither".to_string(),
+        );
+    }
+    if spec.image_source_username.is_some() && spec.image_source_url.is_none() {
+        err(
+            "image_source_username",
+            "applies only to image_source_url downloads; remove it".to_string(),
         );
     }
 }
@@ -237,6 +261,7 @@ pub(crate) mod tests {
             image_source_username: None,
             image_source_password: None,
             image_cache_path: None,
+            source_checksum: None,
             decompress: None,
             web_download: None,
             image_id: None,
@@ -291,6 +316,24 @@ pub(crate) mod tests {
         let mut s = spec();
         s.container_format = String::new();
         assert_eq!(fields(check(s)), vec!["container_format"]);
+    }
+
+    #[test]
+    fn url_sources_are_checked() {
+        let mut s = spec();
+        s.local_file_path = None;
+        s.image_source_url = Some("https://example.org/x.img.xz".into());
+        s.decompress = Some(true);
+        s.image_cache_path = Some("none".into());
+        s.source_checksum = Some(format!("sha256:{}", "a".repeat(64)));
+        assert!(check(s.clone()).is_ok());
+        s.image_source_url = Some("ftp://example.org/x.img".into());
+        s.image_cache_path = Some("cache".into());
+        s.source_checksum = Some("sha1:00".into());
+        assert_eq!(
+            fields(check(s)),
+            vec!["image_source_url", "image_cache_path", "source_checksum"]
+        );
     }
 
     #[test]

@@ -77,11 +77,20 @@ fn route(line: &str) {
         "log" if text("level") == "warn" => tracing::warn!(target: "component", "{}", text("message")),
         "log" => tracing::info!(target: "component", "{}", text("message")),
         "status" => tracing::info!(target: "component", "image {} is {}", text("image"), text("status")),
-        "upload" => {
-            let number = |key: &str| event.get(key).and_then(Value::as_u64).unwrap_or(0);
-            let (bytes, total) = (number("bytes"), number("total"));
-            let percent = (bytes * 100).checked_div(total).unwrap_or(100);
-            tracing::info!(target: "component", "image {}: uploaded {bytes} of {total} bytes ({percent}%)", text("image"));
+        "upload" | "download" => {
+            let bytes = event.get("bytes").and_then(Value::as_u64).unwrap_or(0);
+            let what = if text("event") == "upload" {
+                format!("image {}: uploaded", text("image"))
+            } else {
+                format!("{}: downloaded", text("url"))
+            };
+            match event.get("total").and_then(Value::as_u64) {
+                Some(total) => {
+                    let percent = (bytes * 100).checked_div(total).unwrap_or(100);
+                    tracing::info!(target: "component", "{what} {bytes} of {total} bytes ({percent}%)");
+                }
+                None => tracing::info!(target: "component", "{what} {bytes} bytes"),
+            }
         }
         _ => tracing::debug!(target: "component", "{line}"),
     }

@@ -192,7 +192,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let path = state_path(args.state, args.file.as_deref());
             let mut state = State::load(&path)?;
             let cloud = cloud::from_env(|k| std::env::var(k).ok())?;
-            let mut instance = instance(&global, &cloud, Vec::new()).await?;
+            let mut instance = instance(&global, &cloud, policy::SpecGrants::default()).await?;
             let failures = engine::destroy(&mut instance, &cloud, &mut state, &path).await?;
             finish(failures, "destroy")
         }
@@ -222,30 +222,37 @@ type Prepared = (
 
 /// Loads spec, state and cloud, starts the component and validates every image.
 async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
-    let spec = SpecFile::load(&args.file)?;
+    let mut spec = SpecFile::load(&args.file)?;
     let path = state_path(args.state.clone(), Some(&args.file));
     let state = State::load(&path)?;
     let cloud = cloud::from_env(|k| std::env::var(k).ok())?;
-    let dirs = spec
-        .images
-        .values()
-        .filter_map(|image| image.local_file_path.as_deref())
-        .filter_map(|file| Path::new(file).parent().map(Path::to_path_buf))
-        .filter(|dir| dir.is_dir())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut instance = instance(global, &cloud, dirs).await?;
+    for image in spec.images.values_mut() {
+        if image.image_source_url.is_some() && image.image_cache_path.is_none() {
+            image.image_cache_path = Some(default_cache_dir()?.to_string_lossy().into_owned());
+        }
+    }
+    let grants = policy::SpecGrants::for_images(spec.images.values())?;
+    let mut instance = instance(global, &cloud, grants).await?;
     let desired = engine::check_all(&mut instance, &spec.images).await?;
     Ok((instance, cloud, desired, state, path))
 }
 
-async fn instance(global: &GlobalArgs, cloud: &Cloud, read_only_dirs: Vec<PathBuf>) -> Result<Instance> {
-    let extra = global
+/// Where downloads are cached when a spec does not say.
+fn default_cache_dir() -> Result<PathBuf> {
+    let base = std::env::var_os("OPENSTACK_IMAGE_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| dirs::cache_dir().map(|d| d.join("openstack-image")))
+        .context("no cache directory: set image_cache_path in the spec or OPENSTACK_IMAGE_CACHE_DIR")?;
+    Ok(base.join("images"))
+}
+
+async fn instance(global: &GlobalArgs, cloud: &Cloud, grants: policy::SpecGrants) -> Result<Instance> {
+    let mut extra = global
         .allow_host
         .iter()
         .map(|h| AllowedHost::parse(h).map_err(|e| anyhow::anyhow!("--allow-host: {e}")))
         .collect::<Result<Vec<_>>>()?;
+    extra.extend(grants.hosts);
     let network =
         NetworkPolicy::new(&cloud.auth_url, &extra).map_err(|e| anyhow::anyhow!("OS_AUTH_URL: {e}"))?;
     let wasm = match &global.component {
@@ -262,7 +269,8 @@ async fn instance(global: &GlobalArgs, cloud: &Cloud, read_only_dirs: Vec<PathBu
     runtime
         .instantiate(Grants {
             network,
-            read_only_dirs,
+            read_only_dirs: grants.read_only_dirs,
+            read_write_dirs: grants.read_write_dirs,
         })
         .await
 }

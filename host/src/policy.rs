@@ -2,6 +2,7 @@
 //! Every grant the host gives a component is decided here.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -10,8 +11,54 @@ use serde_json::Value;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions};
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
+use crate::bindings::ImageSpec;
+
 /// Largest Keystone token response the host inspects for catalog endpoints.
 const MAX_TOKEN_RESPONSE: usize = 16 * 1024 * 1024;
+
+/// What a spec's images need beyond the cloud: the directories of local files (read-only),
+/// download caches (read-write, created if missing), and the hosts of source URLs.
+#[derive(Default)]
+pub struct SpecGrants {
+    pub read_only_dirs: Vec<PathBuf>,
+    pub read_write_dirs: Vec<PathBuf>,
+    pub hosts: Vec<AllowedHost>,
+}
+
+impl SpecGrants {
+    /// The grants for `images` (paths already absolute).
+    pub fn for_images<'a>(images: impl Iterator<Item = &'a ImageSpec>) -> anyhow::Result<SpecGrants> {
+        let (mut read_only, mut read_write, mut hosts) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for image in images {
+            if let Some(dir) = image
+                .local_file_path
+                .as_deref()
+                .and_then(|f| Path::new(f).parent())
+                && dir.is_dir()
+            {
+                read_only.insert(dir.to_path_buf());
+            }
+            // Glance downloads web-download sources itself: the component never calls them.
+            if let Some(url) = &image.image_source_url
+                && image.web_download != Some(true)
+            {
+                if let Ok(host) = AllowedHost::parse(url) {
+                    hosts.insert(host);
+                }
+                if let Some(cache) = image.image_cache_path.as_deref().filter(|c| *c != "none") {
+                    std::fs::create_dir_all(cache)
+                        .map_err(|e| anyhow::anyhow!("image_cache_path: cannot create {cache}: {e}"))?;
+                    read_write.insert(PathBuf::from(cache));
+                }
+            }
+        }
+        Ok(SpecGrants {
+            read_only_dirs: read_only.into_iter().collect(),
+            read_write_dirs: read_write.into_iter().collect(),
+            hosts: hosts.into_iter().collect(),
+        })
+    }
+}
 
 /// One allowed destination: a host, on one port or on any.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

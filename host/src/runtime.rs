@@ -37,6 +37,8 @@ pub struct Grants {
     pub network: NetworkPolicy,
     /// Host directories mapped read-only at the same absolute path in the guest.
     pub read_only_dirs: Vec<PathBuf>,
+    /// Host directories mapped read-write at the same absolute path in the guest.
+    pub read_write_dirs: Vec<PathBuf>,
 }
 
 /// A compiled component ready to instantiate.
@@ -108,11 +110,13 @@ impl Runtime {
         let mut wasi = WasiCtxBuilder::new();
         let log = GuestLog::new(DEFAULT_OUTPUT_CAP);
         wasi.stdout(log.clone()).stderr(log);
-        for dir in &grants.read_only_dirs {
+        let read_only = grants.read_only_dirs.iter().map(|d| (d, FsPerms::ReadOnly));
+        let read_write = grants.read_write_dirs.iter().map(|d| (d, FsPerms::ReadWrite));
+        for (dir, perms) in read_only.chain(read_write) {
             let guest_path = dir
                 .to_str()
                 .ok_or_else(|| anyhow!("{} is not UTF-8", dir.display()))?;
-            wasi.preopened_dir(dir, guest_path, FsPerms::ReadOnly)
+            wasi.preopened_dir(dir, guest_path, perms)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("cannot open {} for the component", dir.display()))?;
         }

@@ -32,6 +32,7 @@ struct RawImage {
     image_source_username: Option<String>,
     image_source_password: Option<String>,
     image_cache_path: Option<String>,
+    source_checksum: Option<String>,
     decompress: Option<bool>,
     web_download: Option<bool>,
     image_id: Option<String>,
@@ -195,7 +196,11 @@ impl RawImage {
             image_source_url: self.image_source_url,
             image_source_username: self.image_source_username,
             image_source_password: self.image_source_password,
-            image_cache_path: self.image_cache_path.map(|p| resolve(base, &p)),
+            // `none` streams the download instead of caching it.
+            image_cache_path: self
+                .image_cache_path
+                .map(|p| if p == "none" { p } else { resolve(base, &p) }),
+            source_checksum: self.source_checksum,
             decompress: self.decompress,
             web_download: self.web_download,
             image_id: self.image_id,
