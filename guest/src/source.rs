@@ -480,7 +480,19 @@ struct Checked<R> {
 
 impl<R: Read> Read for Checked<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            // A connection that breaks before the announced length is a cut-short download.
+            Err(err) => match self.expected {
+                Some(expected) if self.seen < expected => {
+                    return Err(io::Error::other(format!(
+                        "the download from {} was cut short: {} of {expected} bytes arrived ({err})",
+                        self.url, self.seen
+                    )));
+                }
+                _ => return Err(err),
+            },
+        };
         self.seen += n as u64;
         if n == 0
             && let Some(expected) = self.expected

@@ -1,0 +1,226 @@
+//! Image data from URLs: every compression format, the download cache, streaming without a
+//! cache, source checksums, and the ways a download goes wrong.
+
+use std::path::PathBuf;
+
+use openstack_image_tests::source_server::{Served, SourceServer, compressed_variants};
+use openstack_image_tests::{Run, Scenario, digest, observer};
+
+/// A URL image named `key` in the spec.
+fn url_image(s: &Scenario, key: &str, url: &str, extra: &str) -> String {
+    format!(
+        "  {key}:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    image_source_url: {url}\n{extra}",
+        s.image_name(key)
+    )
+}
+
+fn spec(images: &[String]) -> String {
+    format!("images:\n{}", images.concat())
+}
+
+/// The raw qcow2 and its bytes.
+fn image_file(s: &Scenario) -> (PathBuf, Vec<u8>) {
+    let path = s.qcow2("disk.qcow2", 3);
+    let bytes = std::fs::read(&path).unwrap();
+    (path, bytes)
+}
+
+fn cache_files(s: &Scenario) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(s.path("cache"))
+        .map(|dir| dir.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "img")).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[track_caller]
+fn assert_no_image_left(s: &Scenario, run: &Run) {
+    assert!(s.cloud_images().is_empty(), "no image may be left: {:?}\n{}", s.cloud_images(), run.stderr);
+    assert!(s.state().is_none_or(|st| st["images"].as_object().unwrap().is_empty()), "{:?}", s.state());
+}
+
+#[test]
+fn every_compression_format_round_trips_to_the_decompressed_digests() {
+    let s = Scenario::new("formats");
+    let (raw, bytes) = image_file(&s);
+    let server = SourceServer::start();
+    let variant = |name: &str| {
+        let (_, path) = compressed_variants(&raw).into_iter().find(|(n, _)| *n == name).unwrap();
+        std::fs::read(path).unwrap()
+    };
+    // Each format is recognised by a different hint: type, disposition, extension, magic.
+    server.serve("/plain.qcow2", Served::new(bytes.clone()).content_type("application/octet-stream"));
+    server.serve("/by-type", Served::new(variant("gzip")).content_type("application/gzip"));
+    server.serve(
+        "/by-disposition",
+        Served::new(variant("bzip2"))
+            .content_type("application/octet-stream")
+            .content_disposition("attachment; filename=\"disk.qcow2.bz2\""),
+    );
+    server.serve("/disk.qcow2.xz", Served::new(variant("xz")).content_type("application/octet-stream"));
+    server.serve("/by-magic", Served::new(variant("zstd")));
+
+    let decompress = "    decompress: true\n    image_cache_path: cache\n";
+    s.write_spec(&spec(&[
+        url_image(&s, "plain", &server.url("/plain.qcow2"), decompress),
+        url_image(&s, "gzip", &server.url("/by-type"), decompress),
+        url_image(&s, "bzip2", &server.url("/by-disposition"), decompress),
+        url_image(&s, "xz", &server.url("/disk.qcow2.xz"), decompress),
+        // Streamed straight into Glance: no cache file, size unknown until the end.
+        url_image(&s, "zstd", &server.url("/by-magic"), "    decompress: true\n    image_cache_path: none\n"),
+    ]));
+    s.apply();
+
+    let (md5, sha512) = (digest("md5sum", &raw), digest("sha512sum", &raw));
+    for key in ["plain", "gzip", "bzip2", "xz", "zstd"] {
+        let image = observer::image(&s.state_id(key)).unwrap_or_else(|| panic!("{key} exists"));
+        assert_eq!(image["status"], "active", "{key}");
+        assert_eq!(image["properties"]["os_hash_value"], sha512.as_str(), "{key}: sha512 of the decompressed bytes");
+        assert_eq!(image["checksum"], md5.as_str(), "{key}");
+        assert_eq!(image["size"], bytes.len(), "{key}");
+    }
+    assert_eq!(cache_files(&s).len(), 4, "the streamed image left no cache file");
+    s.plan().expect_code(0);
+}
+
+#[test]
+fn the_cache_is_reused_only_while_it_is_intact() {
+    let s = Scenario::new("cache");
+    let (raw, bytes) = image_file(&s);
+    let server = SourceServer::start();
+    server.serve("/disk.qcow2", Served::new(bytes).etag("v1"));
+    s.write_spec(&spec(&[url_image(&s, "web", &server.url("/disk.qcow2"), "    image_cache_path: cache\n")]));
+
+    s.apply();
+    assert_eq!(server.hits("/disk.qcow2"), 1);
+    s.run(&["destroy"]).expect_code(0);
+
+    s.apply();
+    assert_eq!(server.hits("/disk.qcow2"), 1, "the second create uses the cache");
+    s.run(&["destroy"]).expect_code(0);
+
+    // Damage the cached copy: it must be detected and downloaded again, never uploaded.
+    let cached = cache_files(&s).pop().expect("a cache file");
+    let mut damaged = std::fs::read(&cached).unwrap();
+    damaged[1000] ^= 0xff;
+    std::fs::write(&cached, damaged).unwrap();
+    s.apply();
+    assert_eq!(server.hits("/disk.qcow2"), 2, "a damaged cache file is downloaded again");
+    let image = observer::image(&s.state_id("web")).unwrap();
+    assert_eq!(image["properties"]["os_hash_value"], digest("sha512sum", &raw).as_str());
+    assert_eq!(std::fs::read(&cached).unwrap(), std::fs::read(&raw).unwrap(), "the cache is repaired");
+}
+
+#[test]
+fn a_changed_source_is_downloaded_again() {
+    let s = Scenario::new("changed");
+    let (_, bytes) = image_file(&s);
+    let server = SourceServer::start();
+    server.serve("/disk.qcow2", Served::new(bytes.clone()).etag("v1"));
+    s.write_spec(&spec(&[url_image(&s, "web", &server.url("/disk.qcow2"), "    image_cache_path: cache\n")]));
+    s.apply();
+    s.run(&["destroy"]).expect_code(0);
+
+    let newer = s.qcow2("newer.qcow2", 1);
+    server.serve("/disk.qcow2", Served::new(std::fs::read(&newer).unwrap()).etag("v2"));
+    s.apply();
+    assert_eq!(server.hits("/disk.qcow2"), 2);
+    let image = observer::image(&s.state_id("web")).unwrap();
+    assert_eq!(image["properties"]["os_hash_value"], digest("sha512sum", &newer).as_str());
+}
+
+#[test]
+fn a_wrong_source_checksum_fails_before_anything_is_uploaded() {
+    let s = Scenario::new("checksum");
+    let (raw, bytes) = image_file(&s);
+    let server = SourceServer::start();
+    server.serve("/disk.qcow2", Served::new(bytes));
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    for cache in ["cache", "none"] {
+        s.write_spec(&spec(&[url_image(
+            &s,
+            "web",
+            &server.url("/disk.qcow2"),
+            &format!("    image_cache_path: {cache}\n    source_checksum: {wrong}\n"),
+        )]));
+        let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+        assert!(run.stderr.contains("source_checksum sha256"), "{cache}: {}", run.stderr);
+        assert_no_image_left(&s, &run);
+    }
+    // A local file is checked in the same single read as its upload.
+    s.write_spec(&format!(
+        "images:\n  web:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    local_file_path: disk.qcow2\n    source_checksum: {wrong}\n",
+        s.image_name("web")
+    ));
+    let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+    assert!(run.stderr.contains("source_checksum sha256"), "{}", run.stderr);
+    assert_no_image_left(&s, &run);
+
+    let right = format!("sha256:{}", digest("sha256sum", &raw));
+    s.write_spec(&spec(&[url_image(
+        &s,
+        "web",
+        &server.url("/disk.qcow2"),
+        &format!("    image_cache_path: none\n    source_checksum: {right}\n"),
+    )]));
+    s.apply();
+    assert_eq!(observer::image(&s.state_id("web")).unwrap()["status"], "active");
+}
+
+#[test]
+fn broken_sources_fail_clearly_and_leave_nothing() {
+    let s = Scenario::new("broken");
+    let (_, bytes) = image_file(&s);
+    let server = SourceServer::start();
+    server.serve("/short.qcow2", Served::new(bytes));
+    server.truncate("/short.qcow2", 100_000);
+    server.redirect("/loop-a", "/loop-b");
+    server.redirect("/loop-b", "/loop-a");
+
+    let cases = [
+        ("/missing.qcow2", "cache", "no such file (HTTP 404)"),
+        ("/missing.qcow2", "none", "no such file (HTTP 404)"),
+        ("/short.qcow2", "cache", "cut short"),
+        ("/short.qcow2", "none", "cut short"),
+        ("/loop-a", "cache", "redirects in a loop"),
+    ];
+    for (path, cache, expected) in cases {
+        s.write_spec(&spec(&[url_image(&s, "web", &server.url(path), &format!("    image_cache_path: {cache}\n"))]));
+        let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+        assert!(run.stderr.contains("image 'web'") && run.stderr.contains(expected), "{path} {cache}: {}", run.stderr);
+        assert_no_image_left(&s, &run);
+    }
+    assert!(cache_files(&s).is_empty(), "no partial download is kept as a cache file");
+}
+
+#[test]
+fn basic_auth_works_and_a_wrong_password_is_never_shown() {
+    let s = Scenario::new("auth");
+    let (_, bytes) = image_file(&s);
+    let server = SourceServer::start();
+    server.serve("/private.qcow2", Served::new(bytes).basic_auth("reader", "open-sesame"));
+    let with = |password: &str| {
+        spec(&[url_image(
+            &s,
+            "web",
+            &server.url("/private.qcow2"),
+            &format!("    image_cache_path: cache\n    image_source_username: reader\n    image_source_password: {password}\n"),
+        )])
+    };
+
+    s.write_spec(&with("wrong-secret-123"));
+    let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+    assert!(run.stderr.contains("refused access (HTTP 401)"), "{}", run.stderr);
+    assert!(run.stderr.contains("image_source_password"), "{}", run.stderr);
+    assert!(!format!("{}{}", run.stdout, run.stderr).contains("wrong-secret-123"));
+    assert_no_image_left(&s, &run);
+
+    s.write_spec(&with("open-sesame"));
+    let run = s.apply();
+    assert!(!format!("{}{}", run.stdout, run.stderr).contains("open-sesame"));
+    let state = std::fs::read_to_string(s.path("openstack-image.state.json")).unwrap();
+    assert!(!state.contains("open-sesame"), "the password is never stored");
+    assert_eq!(observer::image(&s.state_id("web")).unwrap()["status"], "active");
+    let shown = s.run(&["show"]).expect_code(0).stdout;
+    assert!(!shown.contains("open-sesame"));
+}
