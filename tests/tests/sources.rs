@@ -27,7 +27,11 @@ fn image_file(s: &Scenario) -> (PathBuf, Vec<u8>) {
 
 fn cache_files(s: &Scenario) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(s.path("cache"))
-        .map(|dir| dir.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "img")).collect())
+        .map(|dir| {
+            dir.map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "img"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     files
@@ -35,8 +39,18 @@ fn cache_files(s: &Scenario) -> Vec<PathBuf> {
 
 #[track_caller]
 fn assert_no_image_left(s: &Scenario, run: &Run) {
-    assert!(s.cloud_images().is_empty(), "no image may be left: {:?}\n{}", s.cloud_images(), run.stderr);
-    assert!(s.state().is_none_or(|st| st["images"].as_object().unwrap().is_empty()), "{:?}", s.state());
+    assert!(
+        s.cloud_images().is_empty(),
+        "no image may be left: {:?}\n{}",
+        s.cloud_images(),
+        run.stderr
+    );
+    assert!(
+        s.state()
+            .is_none_or(|st| st["images"].as_object().unwrap().is_empty()),
+        "{:?}",
+        s.state()
+    );
 }
 
 #[test]
@@ -45,19 +59,31 @@ fn every_compression_format_round_trips_to_the_decompressed_digests() {
     let (raw, bytes) = image_file(&s);
     let server = SourceServer::start();
     let variant = |name: &str| {
-        let (_, path) = compressed_variants(&raw).into_iter().find(|(n, _)| *n == name).unwrap();
+        let (_, path) = compressed_variants(&raw)
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .unwrap();
         std::fs::read(path).unwrap()
     };
     // Each format is recognised by a different hint: type, disposition, extension, magic.
-    server.serve("/plain.qcow2", Served::new(bytes.clone()).content_type("application/octet-stream"));
-    server.serve("/by-type", Served::new(variant("gzip")).content_type("application/gzip"));
+    server.serve(
+        "/plain.qcow2",
+        Served::new(bytes.clone()).content_type("application/octet-stream"),
+    );
+    server.serve(
+        "/by-type",
+        Served::new(variant("gzip")).content_type("application/gzip"),
+    );
     server.serve(
         "/by-disposition",
         Served::new(variant("bzip2"))
             .content_type("application/octet-stream")
             .content_disposition("attachment; filename=\"disk.qcow2.bz2\""),
     );
-    server.serve("/disk.qcow2.xz", Served::new(variant("xz")).content_type("application/octet-stream"));
+    server.serve(
+        "/disk.qcow2.xz",
+        Served::new(variant("xz")).content_type("application/octet-stream"),
+    );
     server.serve("/by-magic", Served::new(variant("zstd")));
 
     let decompress = "    decompress: true\n    image_cache_path: cache\n";
@@ -67,7 +93,12 @@ fn every_compression_format_round_trips_to_the_decompressed_digests() {
         url_image(&s, "bzip2", &server.url("/by-disposition"), decompress),
         url_image(&s, "xz", &server.url("/disk.qcow2.xz"), decompress),
         // Streamed straight into Glance: no cache file, size unknown until the end.
-        url_image(&s, "zstd", &server.url("/by-magic"), "    decompress: true\n    image_cache_path: none\n"),
+        url_image(
+            &s,
+            "zstd",
+            &server.url("/by-magic"),
+            "    decompress: true\n    image_cache_path: none\n",
+        ),
     ]));
     s.apply();
 
@@ -75,7 +106,11 @@ fn every_compression_format_round_trips_to_the_decompressed_digests() {
     for key in ["plain", "gzip", "bzip2", "xz", "zstd"] {
         let image = observer::image(&s.state_id(key)).unwrap_or_else(|| panic!("{key} exists"));
         assert_eq!(image["status"], "active", "{key}");
-        assert_eq!(image["properties"]["os_hash_value"], sha512.as_str(), "{key}: sha512 of the decompressed bytes");
+        assert_eq!(
+            image["properties"]["os_hash_value"],
+            sha512.as_str(),
+            "{key}: sha512 of the decompressed bytes"
+        );
         assert_eq!(image["checksum"], md5.as_str(), "{key}");
         assert_eq!(image["size"], bytes.len(), "{key}");
     }
@@ -89,7 +124,12 @@ fn the_cache_is_reused_only_while_it_is_intact() {
     let (raw, bytes) = image_file(&s);
     let server = SourceServer::start();
     server.serve("/disk.qcow2", Served::new(bytes).etag("v1"));
-    s.write_spec(&spec(&[url_image(&s, "web", &server.url("/disk.qcow2"), "    image_cache_path: cache\n")]));
+    s.write_spec(&spec(&[url_image(
+        &s,
+        "web",
+        &server.url("/disk.qcow2"),
+        "    image_cache_path: cache\n",
+    )]));
 
     s.apply();
     assert_eq!(server.hits("/disk.qcow2"), 1);
@@ -105,10 +145,21 @@ fn the_cache_is_reused_only_while_it_is_intact() {
     damaged[1000] ^= 0xff;
     std::fs::write(&cached, damaged).unwrap();
     s.apply();
-    assert_eq!(server.hits("/disk.qcow2"), 2, "a damaged cache file is downloaded again");
+    assert_eq!(
+        server.hits("/disk.qcow2"),
+        2,
+        "a damaged cache file is downloaded again"
+    );
     let image = observer::image(&s.state_id("web")).unwrap();
-    assert_eq!(image["properties"]["os_hash_value"], digest("sha512sum", &raw).as_str());
-    assert_eq!(std::fs::read(&cached).unwrap(), std::fs::read(&raw).unwrap(), "the cache is repaired");
+    assert_eq!(
+        image["properties"]["os_hash_value"],
+        digest("sha512sum", &raw).as_str()
+    );
+    assert_eq!(
+        std::fs::read(&cached).unwrap(),
+        std::fs::read(&raw).unwrap(),
+        "the cache is repaired"
+    );
 }
 
 #[test]
@@ -117,16 +168,27 @@ fn a_changed_source_is_downloaded_again() {
     let (_, bytes) = image_file(&s);
     let server = SourceServer::start();
     server.serve("/disk.qcow2", Served::new(bytes.clone()).etag("v1"));
-    s.write_spec(&spec(&[url_image(&s, "web", &server.url("/disk.qcow2"), "    image_cache_path: cache\n")]));
+    s.write_spec(&spec(&[url_image(
+        &s,
+        "web",
+        &server.url("/disk.qcow2"),
+        "    image_cache_path: cache\n",
+    )]));
     s.apply();
     s.run(&["destroy"]).expect_code(0);
 
     let newer = s.qcow2("newer.qcow2", 1);
-    server.serve("/disk.qcow2", Served::new(std::fs::read(&newer).unwrap()).etag("v2"));
+    server.serve(
+        "/disk.qcow2",
+        Served::new(std::fs::read(&newer).unwrap()).etag("v2"),
+    );
     s.apply();
     assert_eq!(server.hits("/disk.qcow2"), 2);
     let image = observer::image(&s.state_id("web")).unwrap();
-    assert_eq!(image["properties"]["os_hash_value"], digest("sha512sum", &newer).as_str());
+    assert_eq!(
+        image["properties"]["os_hash_value"],
+        digest("sha512sum", &newer).as_str()
+    );
 }
 
 #[test]
@@ -144,7 +206,11 @@ fn a_wrong_source_checksum_fails_before_anything_is_uploaded() {
             &format!("    image_cache_path: {cache}\n    source_checksum: {wrong}\n"),
         )]));
         let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
-        assert!(run.stderr.contains("source_checksum sha256"), "{cache}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("source_checksum sha256"),
+            "{cache}: {}",
+            run.stderr
+        );
         assert_no_image_left(&s, &run);
     }
     // A local file is checked in the same single read as its upload.
@@ -185,12 +251,24 @@ fn broken_sources_fail_clearly_and_leave_nothing() {
         ("/loop-a", "cache", "redirects in a loop"),
     ];
     for (path, cache, expected) in cases {
-        s.write_spec(&spec(&[url_image(&s, "web", &server.url(path), &format!("    image_cache_path: {cache}\n"))]));
+        s.write_spec(&spec(&[url_image(
+            &s,
+            "web",
+            &server.url(path),
+            &format!("    image_cache_path: {cache}\n"),
+        )]));
         let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
-        assert!(run.stderr.contains("image 'web'") && run.stderr.contains(expected), "{path} {cache}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("image 'web'") && run.stderr.contains(expected),
+            "{path} {cache}: {}",
+            run.stderr
+        );
         assert_no_image_left(&s, &run);
     }
-    assert!(cache_files(&s).is_empty(), "no partial download is kept as a cache file");
+    assert!(
+        cache_files(&s).is_empty(),
+        "no partial download is kept as a cache file"
+    );
 }
 
 #[test]
@@ -198,13 +276,18 @@ fn basic_auth_works_and_a_wrong_password_is_never_shown() {
     let s = Scenario::new("auth");
     let (_, bytes) = image_file(&s);
     let server = SourceServer::start();
-    server.serve("/private.qcow2", Served::new(bytes).basic_auth("reader", "open-sesame"));
+    server.serve(
+        "/private.qcow2",
+        Served::new(bytes).basic_auth("reader", "open-sesame"),
+    );
     let with = |password: &str| {
         spec(&[url_image(
             &s,
             "web",
             &server.url("/private.qcow2"),
-            &format!("    image_cache_path: cache\n    image_source_username: reader\n    image_source_password: {password}\n"),
+            &format!(
+                "    image_cache_path: cache\n    image_source_username: reader\n    image_source_password: {password}\n"
+            ),
         )])
     };
 
