@@ -31,7 +31,7 @@ impl Guest for Component {
         with(|p| p.create(&cloud, spec))
     }
 
-    fn read(cloud: Cloud, id: String, prior: Option<ImageSpec>) -> Result<Option<ImageState>, Error> {
+    fn read(cloud: Cloud, id: String, prior: Option<ImageState>) -> Result<Option<ImageState>, Error> {
         with(|p| p.read(&cloud, &id, prior.as_ref()))
     }
 

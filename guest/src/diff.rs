@@ -158,6 +158,7 @@ mod tests {
             metadata: vec![],
             stores: None,
             direct_url: None,
+            source_fingerprint: None,
         }
     }
 

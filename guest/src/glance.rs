@@ -127,6 +127,7 @@ pub fn state_from_image(image: &Value, prior: Option<&ImageSpec>) -> Result<Imag
         metadata: all_properties,
         stores: str_field("stores"),
         direct_url: str_field("direct_url"),
+        source_fingerprint: None,
     })
 }
 

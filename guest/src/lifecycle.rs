@@ -11,7 +11,10 @@ use sha2::{Digest, Sha256};
 
 use crate::http::{Request, Response, Transport, TransportError, status_error};
 use crate::source::{self, Digests, ExpectedDigest, UrlSource};
-use crate::types::{ChecksumMismatch, Cloud, Error, FieldError, ImageSpec, ImageState, Plan, TimeoutInfo};
+use crate::types::{
+    Action, ChecksumMismatch, Cloud, Error, FieldChange, FieldError, ImageSpec, ImageState, Plan,
+    SourceFingerprint, TimeoutInfo,
+};
 use crate::upload::DigestingReader;
 use crate::{diff, glance, keystone, patch, progress, validate};
 
@@ -79,6 +82,10 @@ struct Data {
     expected: Option<ExpectedDigest>,
     /// Digests the bytes must have (a verified cache file).
     cached: Option<Digests>,
+    /// What identifies the source's version: mtime or the server's validators.
+    mtime_ns: Option<u64>,
+    etag: Option<String>,
+    last_modified: Option<String>,
 }
 
 /// An image record that exists in Glance but has no verified data yet.
@@ -113,10 +120,80 @@ impl<T: Transport> Provider<T> {
         Ok(spec)
     }
 
-    /// Validates `desired` and compares it with `prior`.
+    /// Validates `desired` and compares it with `prior`, including whether the source data
+    /// changed since it was uploaded.
     pub fn diff(&mut self, desired: ImageSpec, prior: &ImageState) -> Result<Plan, Error> {
         let desired = self.check(desired)?;
-        Ok(diff::diff(&desired, prior))
+        let mut plan = diff::diff(&desired, prior);
+        if let Some(change) = self.source_change(&desired, prior) {
+            plan.changes.push(change);
+            plan.action = Action::Replace;
+        }
+        Ok(plan)
+    }
+
+    /// The change of the source data behind an unchanged source setting, if any.
+    fn source_change(&mut self, desired: &ImageSpec, prior: &ImageState) -> Option<FieldChange> {
+        let recorded = prior.source_fingerprint.as_ref()?;
+        let change = |field: &str, old: String, new: String| FieldChange {
+            field: field.into(),
+            old: Some(serde_json::to_string(&old).expect("strings serialise")),
+            new: Some(serde_json::to_string(&new).expect("strings serialise")),
+            forces_replacement: true,
+        };
+        if let Some(path) = &desired.local_file_path
+            && prior.spec.local_file_path.as_ref() == Some(path)
+        {
+            let meta = std::fs::metadata(path).ok()?;
+            if meta.len() == recorded.size && mtime_ns(&meta) == recorded.mtime_ns {
+                return None;
+            }
+            // Size or mtime moved: only a different digest means different content.
+            let now = source::digest_file(std::path::Path::new(path)).ok()?;
+            return (now.sha512 != recorded.sha512).then(|| {
+                change(
+                    "source content (sha512)",
+                    short(&recorded.sha512),
+                    short(&now.sha512),
+                )
+            });
+        }
+        let url = desired.image_source_url.as_deref()?;
+        if prior.spec.image_source_url.as_deref() != Some(url) || desired.web_download == Some(true) {
+            return None;
+        }
+        let source = UrlSource {
+            url,
+            username: desired.image_source_username.as_deref(),
+            password: desired.image_source_password.as_deref(),
+            decompress: desired.decompress == Some(true),
+            timeout: Duration::from_secs(READ_TIMEOUT),
+        };
+        let head = match source.open(&mut self.transport, "HEAD") {
+            Ok(head) => head,
+            Err(err) => {
+                progress::warn(format!(
+                    "could not ask {url} whether it changed: {}",
+                    describe(&err)
+                ));
+                return None;
+            }
+        };
+        let validator = |name: &str| head.header(name).map(str::to_string);
+        match (
+            &recorded.etag,
+            validator("etag"),
+            &recorded.last_modified,
+            validator("last-modified"),
+        ) {
+            (Some(old), Some(new), _, _) if *old != new => {
+                Some(change("source content (etag)", old.clone(), new))
+            }
+            (None, _, Some(old), Some(new)) if *old != new => {
+                Some(change("source content (last-modified)", old.clone(), new))
+            }
+            _ => None,
+        }
     }
 
     /// Creates an image and uploads its data; deletes it again if anything fails after the
@@ -181,12 +258,16 @@ impl<T: Transport> Provider<T> {
                 .metadata()
                 .map_err(|e| invalid("local_file_path", format!("cannot read '{path}': {e}")))?
                 .len();
+            let mtime_ns = file.metadata().ok().and_then(|m| mtime_ns(&m));
             return Ok(Data {
                 reader: Box::new(file),
                 length: Some(size),
                 label: format!("{size} bytes from {path}"),
                 expected,
                 cached: None,
+                mtime_ns,
+                etag: None,
+                last_modified: None,
             });
         }
         let url = spec.image_source_url.as_deref().expect("check requires a source");
@@ -206,6 +287,9 @@ impl<T: Transport> Provider<T> {
                     label: format!("{url} as it downloads"),
                     expected,
                     cached: None,
+                    mtime_ns: None,
+                    etag: opened.etag,
+                    last_modified: opened.last_modified,
                 })
             }
             dir => {
@@ -227,6 +311,9 @@ impl<T: Transport> Provider<T> {
                     label: format!("{} bytes of {url} from {}", sidecar.digests.size, path.display()),
                     expected: None,
                     cached: Some(sidecar.digests),
+                    mtime_ns: None,
+                    etag: sidecar.etag,
+                    last_modified: sidecar.last_modified,
                 })
             }
         }
@@ -239,6 +326,11 @@ impl<T: Transport> Provider<T> {
         pending: Pending,
     ) -> Result<ImageState, Error> {
         let id = pending.id.clone();
+        let (mtime_ns, etag, last_modified) = (
+            pending.data.mtime_ns,
+            pending.data.etag.clone(),
+            pending.data.last_modified.clone(),
+        );
         let digests = self.upload(op, pending)?;
         let image = self.wait_active(op, &id)?;
         if spec.verify_checksum != Some(false) {
@@ -250,7 +342,15 @@ impl<T: Transport> Provider<T> {
         } else {
             image
         };
-        glance::state_from_image(&image, Some(spec)).map_err(Error::Transport)
+        let mut state = glance::state_from_image(&image, Some(spec)).map_err(Error::Transport)?;
+        state.source_fingerprint = Some(SourceFingerprint {
+            size: digests.size,
+            sha512: digests.sha512,
+            mtime_ns,
+            etag,
+            last_modified,
+        });
+        Ok(state)
     }
 
     fn upload(&mut self, op: &mut Op, pending: Pending) -> Result<Digests, Error> {
@@ -328,14 +428,10 @@ impl<T: Transport> Provider<T> {
         &mut self,
         cloud: &Cloud,
         id: &str,
-        prior: Option<&ImageSpec>,
+        prior: Option<&ImageState>,
     ) -> Result<Option<ImageState>, Error> {
-        let mut op = self.begin(
-            cloud,
-            prior.and_then(|p| p.region.as_deref()),
-            "read",
-            READ_TIMEOUT,
-        )?;
+        let region = prior.and_then(|p| p.spec.region.as_deref());
+        let mut op = self.begin(cloud, region, "read", READ_TIMEOUT)?;
         let url = op.url(&format!("/images/{id}"));
         let response = self.call(&mut op, "GET", &url, None)?;
         if response.status == 404 {
@@ -343,9 +439,10 @@ impl<T: Transport> Provider<T> {
         }
         expect(&response, "GET", &url, &[200])?;
         let image = response.json().map_err(Error::Transport)?;
-        glance::state_from_image(&image, prior)
-            .map(Some)
-            .map_err(Error::Transport)
+        let mut state = glance::state_from_image(&image, prior.map(|p| &p.spec)).map_err(Error::Transport)?;
+        // Glance does not know where the data came from: that stays as recorded.
+        state.source_fingerprint = prior.and_then(|p| p.source_fingerprint.clone());
+        Ok(Some(state))
     }
 
     /// Patches an image to match `desired`, sending only the operations still needed.
@@ -523,6 +620,17 @@ fn session_key(cloud: &Cloud) -> String {
         keystone::token_request(cloud)
     ]);
     hex::encode(Sha256::digest(identity.to_string().as_bytes()))
+}
+
+/// A file's modification time in nanoseconds since the Unix epoch.
+fn mtime_ns(meta: &std::fs::Metadata) -> Option<u64> {
+    let since = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(since.as_nanos()).ok()
+}
+
+/// The first 16 hex digits of a digest, for plans.
+fn short(digest: &str) -> String {
+    format!("{}…", &digest[..digest.len().min(16)])
 }
 
 fn probe_file(path: &str) -> Result<(), String> {

@@ -85,9 +85,7 @@ pub async fn plan(
         let prior = match entry {
             Some(entry) => named(
                 name,
-                instance
-                    .read(cloud, &entry.image.id, Some(&entry.image.spec))
-                    .await,
+                instance.read(cloud, &entry.image.id, Some(&entry.image)).await,
             )?,
             None => None,
         };

@@ -188,7 +188,7 @@ impl Instance {
         &mut self,
         cloud: &Cloud,
         id: &str,
-        prior: Option<&ImageSpec>,
+        prior: Option<&ImageState>,
     ) -> CallResult<Option<ImageState>> {
         lifecycle_call!(self, call_read(cloud, id, prior))
     }

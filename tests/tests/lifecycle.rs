@@ -297,3 +297,34 @@ fn destroy_succeeds_when_the_image_is_already_gone() {
     s.run(&["destroy"]).expect_code(0);
     assert_eq!(s.state().unwrap()["images"], serde_json::json!({}));
 }
+
+#[test]
+fn a_changed_local_file_is_a_replacement_and_a_touched_one_is_not() {
+    let s = Scenario::new("filechange");
+    s.qcow2("web.qcow2", 1);
+    s.write_spec(&spec(&s, "web", ""));
+    s.apply();
+    let old = s.state_id("web");
+
+    // Same bytes, new mtime: nothing to do.
+    let bytes = std::fs::read(s.path("web.qcow2")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(s.path("web.qcow2"), &bytes).unwrap();
+    s.plan().expect_code(0);
+
+    // New bytes: a new image.
+    s.qcow2("web.qcow2", 1);
+    let plan = s.plan().expect_code(2);
+    assert!(plan.stdout.contains("-/+ web: replace"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("source content (sha512)"), "{}", plan.stdout);
+    s.apply();
+    let new = s.state_id("web");
+    assert_ne!(new, old);
+    let image = observer::image(&new).unwrap();
+    assert_eq!(
+        image["properties"]["os_hash_value"],
+        digest("sha512sum", &s.path("web.qcow2")).as_str()
+    );
+    assert!(observer::image(&old).is_none());
+    s.plan().expect_code(0);
+}

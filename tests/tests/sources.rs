@@ -175,13 +175,16 @@ fn a_changed_source_is_downloaded_again() {
         "    image_cache_path: cache\n",
     )]));
     s.apply();
-    s.run(&["destroy"]).expect_code(0);
+    s.plan().expect_code(0);
 
     let newer = s.qcow2("newer.qcow2", 1);
     server.serve(
         "/disk.qcow2",
         Served::new(std::fs::read(&newer).unwrap()).etag("v2"),
     );
+    let plan = s.plan().expect_code(2);
+    assert!(plan.stdout.contains("-/+ web: replace"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("source content (etag)"), "{}", plan.stdout);
     s.apply();
     assert_eq!(server.hits("/disk.qcow2"), 2);
     let image = observer::image(&s.state_id("web")).unwrap();
