@@ -60,6 +60,12 @@ pub fn diff(desired: &ImageSpec, prior: &ImageState) -> Plan {
         opt(&desired.decompress.filter(|d| *d)),
         true,
     );
+    field(
+        "web_download",
+        opt(&old.web_download.filter(|d| *d)),
+        opt(&desired.web_download.filter(|d| *d)),
+        true,
+    );
 
     // Attributes Glance can change in place. An unset name is not managed.
     if desired.name.is_some() {

@@ -1,7 +1,7 @@
 //! Spec validation and defaults: every rule that needs no I/O.
 
 use crate::glance_fields::{CONTAINER_FORMATS, DISK_FORMATS, VISIBILITIES, is_core_attribute, is_read_only};
-use crate::source::{NO_CACHE, parse_checksum};
+use crate::source::{DigestAlgorithm, NO_CACHE, parse_checksum};
 use crate::types::{FieldError, ImageSpec};
 
 /// Glance stores min_disk and min_ram as 32-bit signed integers.
@@ -161,12 +161,7 @@ fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
         err("source_checksum", message);
     }
     if spec.web_download == Some(true) {
-        err(
-            "web_download",
-            "Glance web-download import is not supported by this version of the component; \
-             remove web_download"
-                .to_string(),
-        );
+        check_web_download(err, spec);
     }
     if spec.decompress == Some(true) && spec.image_source_url.is_none() {
         err(
@@ -184,6 +179,38 @@ fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
         err(
             "image_source_username",
             "applies only to image_source_url downloads; remove it".to_string(),
+        );
+    }
+}
+
+/// Glance downloads a web-download source itself: what only the tool can do is excluded.
+fn check_web_download(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
+    let not_with = "cannot be used with web_download (Glance downloads the data itself); remove it";
+    if spec.image_source_url.is_none() {
+        err(
+            "web_download",
+            "needs image_source_url: the URL Glance downloads".to_string(),
+        );
+    }
+    if spec.verify_checksum.is_some() {
+        err("verify_checksum", not_with.to_string());
+    }
+    if spec.decompress == Some(true) {
+        err("decompress", not_with.to_string());
+    }
+    if spec.image_source_username.is_some() {
+        err("image_source_username", not_with.to_string());
+    }
+    if spec.image_cache_path.is_some() {
+        err("image_cache_path", not_with.to_string());
+    }
+    if let Some(checksum) = &spec.source_checksum
+        && let Ok(parsed) = parse_checksum(checksum)
+        && parsed.algorithm == DigestAlgorithm::Sha256
+    {
+        err(
+            "source_checksum",
+            "with web_download only md5 or sha512 can be checked (the digests Glance computes)".to_string(),
         );
     }
 }
@@ -236,7 +263,10 @@ fn with_defaults(mut spec: ImageSpec) -> ImageSpec {
     spec.min_ram_mb.get_or_insert(0);
     spec.protected.get_or_insert(false);
     spec.hidden.get_or_insert(false);
-    spec.verify_checksum.get_or_insert(true);
+    // With web_download nothing is verified by the tool, and setting it is an error.
+    if spec.web_download != Some(true) {
+        spec.verify_checksum.get_or_insert(true);
+    }
     spec.decompress.get_or_insert(false);
     spec.web_download.get_or_insert(false);
     spec.visibility.get_or_insert_with(|| "private".to_string());
@@ -333,6 +363,30 @@ pub(crate) mod tests {
         assert_eq!(
             fields(check(s)),
             vec!["image_source_url", "image_cache_path", "source_checksum"]
+        );
+    }
+
+    #[test]
+    fn web_download_excludes_what_only_the_tool_does() {
+        let mut s = spec();
+        s.local_file_path = None;
+        s.image_source_url = Some("https://example.org/x.img".into());
+        s.web_download = Some(true);
+        let checked = check(s.clone()).unwrap();
+        assert_eq!(checked.verify_checksum, None);
+        assert!(check(checked).is_ok(), "checking twice is stable");
+        s.verify_checksum = Some(true);
+        s.decompress = Some(true);
+        s.image_cache_path = Some("/cache".into());
+        s.source_checksum = Some(format!("sha256:{}", "a".repeat(64)));
+        assert_eq!(
+            fields(check(s)),
+            vec![
+                "verify_checksum",
+                "decompress",
+                "image_cache_path",
+                "source_checksum"
+            ]
         );
     }
 

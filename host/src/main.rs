@@ -227,7 +227,11 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     let state = State::load(&path)?;
     let cloud = cloud::from_env(|k| std::env::var(k).ok())?;
     for image in spec.images.values_mut() {
-        if image.image_source_url.is_some() && image.image_cache_path.is_none() {
+        // Glance downloads web-download sources itself: no cache for those.
+        if image.image_source_url.is_some()
+            && image.image_cache_path.is_none()
+            && image.web_download != Some(true)
+        {
             image.image_cache_path = Some(default_cache_dir()?.to_string_lossy().into_owned());
         }
     }

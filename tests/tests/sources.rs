@@ -310,3 +310,53 @@ fn basic_auth_works_and_a_wrong_password_is_never_shown() {
     let shown = s.run(&["show"]).expect_code(0).stdout;
     assert!(!shown.contains("open-sesame"));
 }
+
+/// Ports Glance's web-download may fetch from on the dev cloud (scripts/dev-cloud).
+const WEB_DOWNLOAD_PORTS: std::ops::RangeInclusive<u16> = 28080..=28089;
+
+#[test]
+fn web_download_imports_through_glance() {
+    let s = Scenario::new("webdownload");
+    let (raw, bytes) = image_file(&s);
+    let server = SourceServer::start_in_ports(WEB_DOWNLOAD_PORTS);
+    server.serve("/disk.qcow2", Served::new(bytes));
+    let sha512 = digest("sha512sum", &raw);
+    s.write_spec(&spec(&[url_image(
+        &s,
+        "web",
+        &server.url("/disk.qcow2"),
+        &format!("    web_download: true\n    source_checksum: sha512:{sha512}\n"),
+    )]));
+    s.apply();
+    let image = observer::image(&s.state_id("web")).unwrap();
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["properties"]["os_hash_value"], sha512.as_str());
+    assert_eq!(server.hits("/disk.qcow2"), 1, "Glance fetched it, once");
+    assert!(!s.path("cache").exists(), "the tool downloaded nothing");
+    s.plan().expect_code(0);
+}
+
+#[test]
+fn a_failing_web_download_fails_fast_and_leaves_nothing() {
+    let s = Scenario::new("webdownloadfail");
+    let server = SourceServer::start_in_ports(WEB_DOWNLOAD_PORTS);
+    s.write_spec(&spec(&[url_image(
+        &s,
+        "web",
+        &server.url("/missing.qcow2"),
+        "    web_download: true\n",
+    )]));
+    let started = std::time::Instant::now();
+    let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        run.stderr.contains("image 'web'") && run.stderr.contains("Glance could not import"),
+        "{}",
+        run.stderr
+    );
+    assert_no_image_left(&s, &run);
+}
