@@ -360,3 +360,25 @@ fn a_failing_web_download_fails_fast_and_leaves_nothing() {
     );
     assert_no_image_left(&s, &run);
 }
+
+#[test]
+fn images_sharing_a_url_download_it_once() {
+    let s = Scenario::new("shared");
+    let (raw, bytes) = image_file(&s);
+    let server = SourceServer::start();
+    server.serve("/disk.qcow2", Served::new(bytes).etag("v1"));
+    let cached = "    image_cache_path: cache\n";
+    s.write_spec(&spec(&[
+        url_image(&s, "one", &server.url("/disk.qcow2"), cached),
+        url_image(&s, "two", &server.url("/disk.qcow2"), cached),
+    ]));
+    s.apply();
+    assert_eq!(server.hits("/disk.qcow2"), 1);
+    for key in ["one", "two"] {
+        let image = observer::image(&s.state_id(key)).unwrap();
+        assert_eq!(
+            image["properties"]["os_hash_value"],
+            digest("sha512sum", &raw).as_str()
+        );
+    }
+}
