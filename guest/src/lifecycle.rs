@@ -306,18 +306,7 @@ impl<T: Transport> Provider<T> {
         let mut delay = FIRST_POLL;
         let mut importing = false;
         let image = loop {
-            let response = self.call(op, "GET", &image_url, None)?;
-            expect(&response, "GET", &image_url, &[200])?;
-            let image = response.json().map_err(Error::Transport)?;
-            let status = image
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            if status != op.last_status {
-                progress::status(id, &status);
-                op.last_status = status.clone();
-            }
+            let (image, status) = self.poll(op, id, &image_url)?;
             importing |= status == "importing";
             if status == "active" {
                 break image;
@@ -546,22 +535,28 @@ impl<T: Transport> Provider<T> {
         Ok(digests)
     }
 
+    /// Reads the image once while waiting on it; reports status changes.
+    fn poll(&mut self, op: &mut Op, id: &str, url: &str) -> Result<(Value, String), Error> {
+        let response = self.call(op, "GET", url, None)?;
+        expect(&response, "GET", url, &[200])?;
+        let image = response.json().map_err(Error::Transport)?;
+        let status = image
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if status != op.last_status {
+            progress::status(id, &status);
+            op.last_status = status.clone();
+        }
+        Ok((image, status))
+    }
+
     fn wait_active(&mut self, op: &mut Op, id: &str) -> Result<Value, Error> {
         let url = op.url(&format!("/images/{id}"));
         let mut delay = FIRST_POLL;
         loop {
-            let response = self.call(op, "GET", &url, None)?;
-            expect(&response, "GET", &url, &[200])?;
-            let image = response.json().map_err(Error::Transport)?;
-            let status = image
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            if status != op.last_status {
-                progress::status(id, &status);
-                op.last_status = status.clone();
-            }
+            let (image, status) = self.poll(op, id, &url)?;
             match status.as_str() {
                 "active" => return Ok(image),
                 "saving" | "importing" | "uploading" => {}

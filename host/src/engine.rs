@@ -152,14 +152,7 @@ async fn apply_step(
             println!("{name}: creating…");
             let image = named(name, instance.create(cloud, &spec).await)?;
             println!("{name}: created {} ({})", image.id, image.status);
-            state.images.insert(
-                name.to_string(),
-                StateEntry {
-                    image,
-                    deposed: Vec::new(),
-                },
-            );
-            state.save(state_path)?;
+            record(state, state_path, name, image, Vec::new())?;
         }
         Change::Update(_) => {
             let (prior, spec) = (
@@ -169,14 +162,7 @@ async fn apply_step(
             println!("{name}: updating {}…", prior.id);
             let image = named(name, instance.update(cloud, &prior, &spec).await)?;
             println!("{name}: updated {}", image.id);
-            state.images.insert(
-                name.to_string(),
-                StateEntry {
-                    image,
-                    deposed: Vec::new(),
-                },
-            );
-            state.save(state_path)?;
+            record(state, state_path, name, image, Vec::new())?;
         }
         Change::Replace(_) => {
             let (prior, spec) = (
@@ -191,14 +177,7 @@ async fn apply_step(
                 id: prior.id.clone(),
                 region: prior.spec.region.clone(),
             };
-            state.images.insert(
-                name.to_string(),
-                StateEntry {
-                    image,
-                    deposed: vec![old],
-                },
-            );
-            state.save(state_path)?;
+            record(state, state_path, name, image, vec![old])?;
             delete_deposed(instance, cloud, name, state, state_path).await?;
         }
         Change::Delete => {
@@ -221,6 +200,20 @@ async fn apply_step(
         }
     }
     Ok(())
+}
+
+/// Records `image` under `name` and saves the state at once.
+fn record(
+    state: &mut State,
+    path: &Path,
+    name: &str,
+    image: ImageState,
+    deposed: Vec<DeposedImage>,
+) -> Result<()> {
+    state
+        .images
+        .insert(name.to_string(), StateEntry { image, deposed });
+    state.save(path)
 }
 
 /// Deletes the images `name` replaced, dropping each from the state once it is gone.
