@@ -42,30 +42,34 @@ pub fn diff(desired: &ImageSpec, prior: &ImageState) -> Plan {
     if let Some(id) = &desired.image_id {
         field("image_id", json(&prior.id), json(id), true);
     }
-    field(
-        "local_file_path",
-        opt(&old.local_file_path),
-        opt(&desired.local_file_path),
-        true,
-    );
-    field(
-        "image_source_url",
-        opt(&old.image_source_url),
-        opt(&desired.image_source_url),
-        true,
-    );
-    field(
-        "decompress",
-        opt(&old.decompress.filter(|d| *d)),
-        opt(&desired.decompress.filter(|d| *d)),
-        true,
-    );
-    field(
-        "web_download",
-        opt(&old.web_download.filter(|d| *d)),
-        opt(&desired.web_download.filter(|d| *d)),
-        true,
-    );
+    // An adopted image's source is unknown: the spec's source is taken to describe it.
+    let adopted = old.local_file_path.is_none() && old.image_source_url.is_none();
+    if !adopted {
+        field(
+            "local_file_path",
+            opt(&old.local_file_path),
+            opt(&desired.local_file_path),
+            true,
+        );
+        field(
+            "image_source_url",
+            opt(&old.image_source_url),
+            opt(&desired.image_source_url),
+            true,
+        );
+        field(
+            "decompress",
+            opt(&old.decompress.filter(|d| *d)),
+            opt(&desired.decompress.filter(|d| *d)),
+            true,
+        );
+        field(
+            "web_download",
+            opt(&old.web_download.filter(|d| *d)),
+            opt(&desired.web_download.filter(|d| *d)),
+            true,
+        );
+    }
 
     // Attributes Glance can change in place. An unset name is not managed.
     if desired.name.is_some() {
@@ -247,6 +251,17 @@ mod tests {
         new.image_cache_path = Some("/tmp/cache".into());
         new.timeouts.create = Some(60);
         assert_eq!(diff(&new, &state_of(&s)).action, Action::NoOp);
+    }
+
+    #[test]
+    fn an_adopted_image_takes_the_specs_source() {
+        let s = check(spec()).unwrap();
+        let mut adopted = s.clone();
+        adopted.local_file_path = None;
+        assert_eq!(diff(&s, &state_of(&adopted)).action, Action::NoOp);
+        let mut raw = s.clone();
+        raw.disk_format = "raw".into();
+        assert_eq!(diff(&raw, &state_of(&adopted)).action, Action::Replace);
     }
 
     #[test]

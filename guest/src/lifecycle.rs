@@ -600,7 +600,8 @@ impl<T: Transport> Provider<T> {
         prior: &ImageState,
         desired: ImageSpec,
     ) -> Result<ImageState, Error> {
-        let desired = self.check(desired)?;
+        // The data is not read again, so its file need not exist any more.
+        let desired = validate::check(desired).map_err(Error::InvalidSpec)?;
         let timeout = desired.timeouts.update.unwrap_or(DEFAULT_UPDATE_TIMEOUT);
         let mut op = self.begin(cloud, desired.region.as_deref(), "update", timeout)?;
         let url = op.url(&format!("/images/{}", prior.id));

@@ -76,8 +76,13 @@ pub async fn plan(
     cloud: &Cloud,
     desired: &BTreeMap<String, ImageSpec>,
     state: &State,
+    targets: &[String],
 ) -> Result<Vec<Step>> {
-    let names: BTreeSet<&String> = desired.keys().chain(state.images.keys()).collect();
+    let names: BTreeSet<&String> = desired
+        .keys()
+        .chain(state.images.keys())
+        .filter(|n| targets.is_empty() || targets.contains(n))
+        .collect();
     let mut steps = Vec::new();
     for name in names {
         let entry = state.images.get(name);
@@ -249,34 +254,47 @@ async fn delete_deposed(
     Ok(())
 }
 
-/// Deletes every image in the state (and every replaced one), saving after each.
+/// Deletes the state's images named in `targets` (all when empty) and every image they
+/// replaced, saving after each. With `force`, protected images are unprotected first.
 pub async fn destroy(
     instance: &mut Instance,
     cloud: &Cloud,
     state: &mut State,
     state_path: &Path,
+    targets: &[String],
+    force: bool,
 ) -> Result<Vec<String>> {
     let mut failures = Vec::new();
-    let names: Vec<String> = state.images.keys().cloned().collect();
+    let names: Vec<String> = state
+        .images
+        .keys()
+        .filter(|n| targets.is_empty() || targets.contains(n))
+        .cloned()
+        .collect();
     for name in names {
         let result = async {
             delete_deposed(instance, cloud, &name, state, state_path).await?;
             let entry = state.images[&name].clone();
-            println!("{name}: deleting {}…", entry.image.id);
-            named(
-                &name,
-                instance
-                    .delete(
-                        cloud,
-                        &entry.image.id,
-                        entry.image.spec.region.as_deref(),
-                        entry.image.spec.timeouts.delete,
-                    )
-                    .await,
-            )?;
+            let image = &entry.image;
+            if force && image.spec.protected == Some(true) {
+                println!("{name}: removing the protection of {}…", image.id);
+                let mut unprotected = image.spec.clone();
+                unprotected.protected = Some(false);
+                let updated = named(&name, instance.update(cloud, image, &unprotected).await)?;
+                record(state, state_path, &name, updated, entry.deposed.clone())?;
+            }
+            println!("{name}: deleting {}…", image.id);
+            let (region, timeout) = (image.spec.region.as_deref(), image.spec.timeouts.delete);
+            named(&name, instance.delete(cloud, &image.id, region, timeout).await).map_err(|e| {
+                if image.spec.protected == Some(true) && !force {
+                    e.context("use `destroy --force` to remove the protection and delete it")
+                } else {
+                    e
+                }
+            })?;
             state.images.remove(&name);
             state.save(state_path)?;
-            println!("{name}: deleted {}", entry.image.id);
+            println!("{name}: deleted {}", image.id);
             anyhow::Ok(())
         }
         .await;
@@ -286,4 +304,70 @@ pub async fn destroy(
         }
     }
     Ok(failures)
+}
+
+/// Adopts the existing image `id` under `name`: from now on the state manages it. Its
+/// user properties become managed; its source is unknown until the spec names one.
+pub async fn import(
+    instance: &mut Instance,
+    cloud: &Cloud,
+    state: &mut State,
+    state_path: &Path,
+    name: &str,
+    id: &str,
+) -> Result<()> {
+    if let Some(existing) = state.images.get(name) {
+        anyhow::bail!(
+            "image '{name}' is already in the state (id {}); pick another name, or `destroy --target {name}` first",
+            existing.image.id
+        );
+    }
+    let image = named(name, instance.read(cloud, id, None).await)?.ok_or_else(|| {
+        anyhow!("image '{name}': the cloud has no image {id} (check the id and OS_REGION_NAME)")
+    })?;
+    println!(
+        "{name}: adopted {} ({}, {})",
+        image.id,
+        image.spec.name.as_deref().unwrap_or("unnamed"),
+        image.status
+    );
+    record(state, state_path, name, image, Vec::new())
+}
+
+/// Re-reads every image of the state (those in `targets`, when given) and records what the
+/// cloud holds now; images gone from the cloud leave the state.
+pub async fn refresh(
+    instance: &mut Instance,
+    cloud: &Cloud,
+    state: &mut State,
+    state_path: &Path,
+    targets: &[String],
+) -> Result<()> {
+    let names: Vec<String> = state
+        .images
+        .keys()
+        .filter(|n| targets.is_empty() || targets.contains(n))
+        .cloned()
+        .collect();
+    for name in names {
+        let entry = state.images[&name].clone();
+        match named(
+            &name,
+            instance.read(cloud, &entry.image.id, Some(&entry.image)).await,
+        )? {
+            Some(image) => {
+                println!("{name}: {} is {}", image.id, image.status);
+                record(state, state_path, &name, image, entry.deposed)?;
+            }
+            None => {
+                println!(
+                    "{name}: {} is gone from the cloud; removed from the state",
+                    entry.image.id
+                );
+                state.images.remove(&name);
+                state.save(state_path)?;
+            }
+        }
+    }
+    Ok(())
 }

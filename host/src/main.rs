@@ -16,14 +16,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::bindings::Cloud;
 use crate::policy::{AllowedHost, NetworkPolicy};
 use crate::runtime::{EMBEDDED_COMPONENT, Grants, Instance, Limits, Runtime};
 use crate::spec::SpecFile;
-use crate::state::State;
+use crate::state::{State, StateLock};
 
 /// Default state file name, next to the spec file.
 const STATE_FILE: &str = "openstack-image.state.json";
@@ -73,13 +73,41 @@ struct GlobalArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Show what `apply` would do. Exit 0: no changes; 2: changes pending; 1: error.
-    Plan(SpecArgs),
+    Plan {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Print the plan as JSON (for machines) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create, update, replace and delete images until the cloud matches the spec.
     Apply(SpecArgs),
-    /// Delete every image recorded in the state file.
-    Destroy(StateArgs),
+    /// Delete the images recorded in the state file (all, or those named with --target).
+    Destroy {
+        #[command(flatten)]
+        state: StateArgs,
+        /// Remove the protection of protected images first instead of refusing them.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the state's images with all their inputs and outputs, as JSON.
     Show(StateArgs),
+    /// Adopt an existing image: record IMAGE_ID in the state under NAME.
+    Import {
+        /// The logical name (the key in the spec and the state).
+        name: String,
+        /// The Glance image id.
+        image_id: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Re-read every image in the state from the cloud and record what it holds now.
+    Refresh(StateArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Work with the embedded WebAssembly component.
     #[command(subcommand)]
     Component(ComponentCommand),
@@ -93,6 +121,9 @@ struct SpecArgs {
     /// The state file [default: openstack-image.state.json beside SPEC].
     #[arg(long, value_name = "STATE")]
     state: Option<PathBuf>,
+    /// Only these images (repeatable).
+    #[arg(long = "target", value_name = "NAME")]
+    targets: Vec<String>,
 }
 
 #[derive(Args)]
@@ -103,6 +134,9 @@ struct StateArgs {
     /// The spec file, used only to locate the default state file.
     #[arg(short = 'f', long = "file", value_name = "SPEC")]
     file: Option<PathBuf>,
+    /// Only these images (repeatable).
+    #[arg(long = "target", value_name = "NAME")]
+    targets: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -171,10 +205,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plan(args) => {
+        Command::Plan { spec: args, json } => {
             let (mut instance, cloud, desired, state, _) = prepare(&global, &args).await?;
-            let steps = engine::plan(&mut instance, &cloud, &desired, &state).await?;
-            print!("{}", report::plan_text(&steps));
+            let steps = engine::plan(&mut instance, &cloud, &desired, &state, &args.targets).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report::plan_json(&steps))?);
+            } else {
+                print!("{}", report::plan_text(&steps));
+            }
             Ok(if steps.iter().any(engine::Step::changes_anything) {
                 ExitCode::from(2)
             } else {
@@ -182,21 +220,66 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Apply(args) => {
+            let path = state_path(args.state.clone(), Some(&args.file));
+            let _lock = StateLock::acquire(&path, "apply")?;
             let (mut instance, cloud, desired, mut state, path) = prepare(&global, &args).await?;
-            let steps = engine::plan(&mut instance, &cloud, &desired, &state).await?;
+            let steps = engine::plan(&mut instance, &cloud, &desired, &state, &args.targets).await?;
             print!("{}", report::plan_text(&steps));
             let failures = engine::apply(&mut instance, &cloud, steps, &mut state, &path).await?;
             finish(failures, "apply")
         }
-        Command::Destroy(args) => {
-            let path = state_path(args.state, args.file.as_deref());
-            let mut state = State::load(&path)?;
-            let cloud = cloud::from_env(|k| std::env::var(k).ok())?;
-            let mut instance = instance(&global, &cloud, policy::SpecGrants::default()).await?;
-            let failures = engine::destroy(&mut instance, &cloud, &mut state, &path).await?;
+        Command::Destroy { state: args, force } => {
+            let (mut instance, cloud, mut state, path, _lock) = open_state(&global, &args, "destroy").await?;
+            let failures =
+                engine::destroy(&mut instance, &cloud, &mut state, &path, &args.targets, force).await?;
             finish(failures, "destroy")
         }
+        Command::Import {
+            name,
+            image_id,
+            state: args,
+        } => {
+            let (mut instance, cloud, mut state, path, _lock) = open_state(&global, &args, "import").await?;
+            engine::import(&mut instance, &cloud, &mut state, &path, &name, &image_id).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Refresh(args) => {
+            let (mut instance, cloud, mut state, path, _lock) = open_state(&global, &args, "refresh").await?;
+            engine::refresh(&mut instance, &cloud, &mut state, &path, &args.targets).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "openstack-image",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Locks and loads the state for a command that changes it, and starts the component.
+async fn open_state(
+    global: &GlobalArgs,
+    args: &StateArgs,
+    command: &str,
+) -> Result<(Instance, Cloud, State, PathBuf, StateLock)> {
+    let path = state_path(args.state.clone(), args.file.as_deref());
+    let lock = StateLock::acquire(&path, command)?;
+    let state = State::load(&path)?;
+    for target in &args.targets {
+        if !state.images.contains_key(target) {
+            anyhow::bail!(
+                "--target {target}: the state {} has no image of that name",
+                path.display()
+            );
+        }
+    }
+    let cloud = cloud::from_env(|k| std::env::var(k).ok())?;
+    let instance = instance(global, &cloud, policy::SpecGrants::default()).await?;
+    Ok((instance, cloud, state, path, lock))
 }
 
 fn finish(failures: Vec<String>, command: &str) -> Result<ExitCode> {
@@ -225,6 +308,13 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     let mut spec = SpecFile::load(&args.file)?;
     let path = state_path(args.state.clone(), Some(&args.file));
     let state = State::load(&path)?;
+    for target in &args.targets {
+        if !spec.images.contains_key(target) && !state.images.contains_key(target) {
+            anyhow::bail!("--target {target}: no image of that name in the spec or the state");
+        }
+    }
+    spec.images
+        .retain(|name, _| args.targets.is_empty() || args.targets.contains(name));
     let cloud = cloud::from_env(|k| std::env::var(k).ok())?;
     for image in spec.images.values_mut() {
         // Glance downloads web-download sources itself: no cache for those.

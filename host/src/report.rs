@@ -126,6 +126,36 @@ pub fn plan_text(steps: &[Step]) -> String {
     out
 }
 
+/// The plan as `plan --json` prints it: one entry per image with its action and changes.
+pub fn plan_json(steps: &[Step]) -> Value {
+    let images: Vec<Value> = steps
+        .iter()
+        .map(|step| {
+            let (action, changes) = match &step.change {
+                Change::NoOp => ("no-op", &[][..]),
+                Change::Create => ("create", &[][..]),
+                Change::Update(plan) => ("update", &plan.changes[..]),
+                Change::Replace(plan) => ("replace", &plan.changes[..]),
+                Change::Delete => ("delete", &[][..]),
+            };
+            json!({
+                "name": step.name,
+                "action": action,
+                "id": step.prior.as_ref().map(|p| p.id.clone()),
+                "changes": changes.iter().map(|c| json!({
+                    "field": c.field,
+                    "old": c.old.as_deref().and_then(|v| serde_json::from_str::<Value>(v).ok()),
+                    "new": c.new.as_deref().and_then(|v| serde_json::from_str::<Value>(v).ok()),
+                    "forces_replacement": c.forces_replacement,
+                })).collect::<Vec<_>>(),
+                "delete_replaced": step.deposed.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let changes_pending = steps.iter().any(Step::changes_anything);
+    json!({ "changes_pending": changes_pending, "images": images })
+}
+
 /// One image of the state as `show` prints it: every input and output, properties and
 /// metadata as objects, secrets left out.
 pub fn image_json(state: &ImageState) -> Value {

@@ -101,6 +101,66 @@ impl State {
     }
 }
 
+/// An exclusive hold on a state file for one command; released when dropped (also when the
+/// process dies, since the operating system drops the lock with the file).
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
+impl StateLock {
+    /// Locks `state` (through `<state>.lock`) for `command`, or explains who holds it.
+    pub fn acquire(state: &Path, command: &str) -> Result<StateLock> {
+        let mut lock_path = state.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let lock_path = PathBuf::from(lock_path);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot create the lock file {}", lock_path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+                bail!(
+                    "the state file {} is in use by another openstack-image ({}); wait for it to finish",
+                    state.display(),
+                    describe_holder(holder.trim())
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", lock_path.display()));
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        file.set_len(0)?;
+        write!(file, "pid {} running `{command}` since {now}", std::process::id())?;
+        Ok(StateLock { _file: file })
+    }
+}
+
+/// `pid N running `apply` since T` → `pid N running `apply` for Ns`.
+fn describe_holder(holder: &str) -> String {
+    let Some((head, since)) = holder.rsplit_once(" since ") else {
+        return if holder.is_empty() {
+            "holder unknown".to_string()
+        } else {
+            holder.to_string()
+        };
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match since.parse::<u64>() {
+        Ok(t) => format!("{head} for {}s", now.saturating_sub(t)),
+        Err(_) => holder.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +173,20 @@ mod tests {
         assert!(state.images.is_empty());
         state.save(&path).unwrap();
         assert_eq!(State::load(&path).unwrap().version, STATE_VERSION);
+    }
+
+    #[test]
+    fn a_second_lock_is_refused_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let held = StateLock::acquire(&path, "apply").unwrap();
+        let err = StateLock::acquire(&path, "destroy").err().unwrap().to_string();
+        assert!(
+            err.contains(&format!("pid {} running `apply` for", std::process::id())),
+            "{err}"
+        );
+        drop(held);
+        StateLock::acquire(&path, "destroy").unwrap();
     }
 
     #[test]
