@@ -3,6 +3,7 @@
 
 mod bindings;
 mod cloud;
+mod clouds_yaml;
 mod engine;
 mod guest_log;
 mod policy;
@@ -50,6 +51,10 @@ struct Cli {
 
 #[derive(Args)]
 struct GlobalArgs {
+    /// The cloud to use from clouds.yaml (./, ~/.config/openstack/, /etc/openstack/);
+    /// OS_* variables still override its settings.
+    #[arg(long, global = true, value_name = "NAME", env = "OS_CLOUD")]
+    cloud: Option<String>,
     /// More log output (-v: info, -vv: debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -260,6 +265,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The cloud: `--cloud`/`OS_CLOUD` from clouds.yaml, with `OS_*` variables overriding.
+fn load_cloud(global: &GlobalArgs) -> Result<Cloud> {
+    let from_file = match &global.cloud {
+        Some(name) => clouds_yaml::settings(
+            name,
+            std::env::var_os("OS_CLIENT_CONFIG_FILE").map(PathBuf::from),
+            &clouds_yaml::search_dirs(),
+        )?,
+        None => Default::default(),
+    };
+    cloud::from_env(|k| {
+        std::env::var(k)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| from_file.get(k).cloned())
+    })
+}
+
 /// Locks and loads the state for a command that changes it, and starts the component.
 async fn open_state(
     global: &GlobalArgs,
@@ -277,7 +300,7 @@ async fn open_state(
             );
         }
     }
-    let cloud = cloud::from_env(|k| std::env::var(k).ok())?;
+    let cloud = load_cloud(global)?;
     let instance = instance(global, &cloud, policy::SpecGrants::default()).await?;
     Ok((instance, cloud, state, path, lock))
 }
@@ -315,7 +338,7 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     }
     spec.images
         .retain(|name, _| args.targets.is_empty() || args.targets.contains(name));
-    let cloud = cloud::from_env(|k| std::env::var(k).ok())?;
+    let cloud = load_cloud(global)?;
     for image in spec.images.values_mut() {
         // Glance downloads web-download sources itself: no cache for those.
         if image.image_source_url.is_some()

@@ -163,6 +163,21 @@ impl Scenario {
         Run::from(output)
     }
 
+    /// Runs `openstack-image ARGS` with no `OS_*` variables but `vars` (e.g. `OS_CLOUD`).
+    pub fn run_without_os_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
+        let output = Command::new(binary())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("OPENSTACK_IMAGE_CACHE_DIR", root().join("target/component-cache"))
+            .envs(vars.iter().copied())
+            .output()
+            .expect("run openstack-image");
+        Run::from(output)
+    }
+
     /// `plan -f images.yaml`.
     pub fn plan(&self) -> Run {
         self.run(&["plan", "-f", "images.yaml"])

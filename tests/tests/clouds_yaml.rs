@@ -1,0 +1,85 @@
+//! clouds.yaml with each Keystone method: password, application credential, token.
+
+use openstack_image_tests::{Scenario, cloud_env, observer};
+use serde_json::Value;
+
+fn json_of(args: &[&str]) -> Value {
+    let out = observer::openstack(args);
+    assert!(
+        out.status.success(),
+        "openstack {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[test]
+fn each_auth_type_in_clouds_yaml_manages_images() {
+    let s = Scenario::new("cloudsyaml");
+    s.qcow2("disk.qcow2", 1);
+    let env = cloud_env();
+    let credential = json_of(&[
+        "application",
+        "credential",
+        "create",
+        &s.image_name("appcred"),
+        "-f",
+        "json",
+    ]);
+    let token = json_of(&["token", "issue", "-f", "json"]);
+    let common = format!(
+        "      auth_url: {}\n      project_name: {}\n      user_domain_name: {}\n      project_domain_name: {}\n",
+        env["OS_AUTH_URL"], env["OS_PROJECT_NAME"], env["OS_USER_DOMAIN_NAME"], env["OS_PROJECT_DOMAIN_NAME"]
+    );
+    std::fs::write(
+        s.path("clouds.yaml"),
+        format!(
+            "clouds:\n  pw:\n    region_name: RegionOne\n    auth:\n      username: {}\n{common}\n  appcred:\n    auth_type: v3applicationcredential\n    region_name: RegionOne\n    auth:\n      auth_url: {}\n      application_credential_id: {}\n      application_credential_secret: {}\n  tok:\n    auth_type: v3token\n    region_name: RegionOne\n    auth:\n      token: {}\n{common}",
+            env["OS_USERNAME"],
+            env["OS_AUTH_URL"],
+            credential["ID"].as_str().unwrap(),
+            credential["Secret"].as_str().unwrap(),
+            token["id"].as_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    // The password lives in secure.yaml, as openstacksdk users keep it.
+    std::fs::write(
+        s.path("secure.yaml"),
+        format!(
+            "clouds:\n  pw:\n    auth:\n      password: {}\n",
+            env["OS_PASSWORD"]
+        ),
+    )
+    .unwrap();
+
+    for cloud in ["pw", "appcred", "tok"] {
+        s.write_spec(&format!(
+            "images:\n  web:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    local_file_path: disk.qcow2\n",
+            s.image_name(cloud)
+        ));
+        s.run_without_os_env(&["apply", "-f", "images.yaml", "--cloud", cloud], &[])
+            .expect_code(0);
+        let id = s.state_id("web");
+        assert_eq!(
+            observer::image(&id).expect("created")["status"],
+            "active",
+            "{cloud}"
+        );
+        // OS_CLOUD works as well as --cloud.
+        s.run_without_os_env(&["destroy"], &[("OS_CLOUD", cloud)])
+            .expect_code(0);
+        assert!(observer::image(&id).is_none(), "{cloud}");
+    }
+
+    let unknown = s
+        .run_without_os_env(&["plan", "-f", "images.yaml", "--cloud", "nope"], &[])
+        .expect_code(1);
+    assert!(
+        unknown.stderr.contains("cloud 'nope' is not in") && unknown.stderr.contains("appcred"),
+        "{}",
+        unknown.stderr
+    );
+    let id = credential["ID"].as_str().unwrap();
+    let _ = observer::openstack(&["application", "credential", "delete", id]);
+}
