@@ -155,7 +155,7 @@ async fn apply_step(
         Change::Create => {
             let spec = step.desired.expect("creates have a spec");
             println!("{name}: creating…");
-            let image = named(name, instance.create(cloud, &spec).await)?;
+            let image = create_recorded(instance, cloud, state, state_path, name, &spec).await?;
             println!("{name}: created {} ({})", image.id, image.status);
             record(state, state_path, name, image, Vec::new())?;
         }
@@ -176,7 +176,7 @@ async fn apply_step(
             );
             // Create first: if that fails, the old image is untouched.
             println!("{name}: replacing {}: creating the new image…", prior.id);
-            let image = named(name, instance.create(cloud, &spec).await)?;
+            let image = create_recorded(instance, cloud, state, state_path, name, &spec).await?;
             println!("{name}: created {}; deleting {}…", image.id, prior.id);
             let old = DeposedImage {
                 id: prior.id.clone(),
@@ -203,6 +203,92 @@ async fn apply_step(
             state.save(state_path)?;
             println!("{name}: deleted {}", prior.id);
         }
+    }
+    Ok(())
+}
+
+/// Creates the image for `name` with an id chosen here and written to the state first.
+async fn create_recorded(
+    instance: &mut Instance,
+    cloud: &Cloud,
+    state: &mut State,
+    state_path: &Path,
+    name: &str,
+    spec: &ImageSpec,
+) -> Result<ImageState> {
+    let id = spec
+        .image_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let intent = DeposedImage {
+        id: id.clone(),
+        region: spec.region.clone(),
+    };
+    state.creating.insert(name.to_string(), intent.clone());
+    state.save(state_path)?;
+    let mut spec = spec.clone();
+    spec.image_id = Some(id.clone());
+    let created = named(name, instance.create(cloud, &spec).await);
+    // A failed create deletes its image; keep the intent only if that did not work out.
+    let leftover = created.is_err()
+        && !matches!(
+            instance.read(&in_region(cloud, &intent), &id, None).await,
+            Ok(Ok(None))
+        );
+    if !leftover {
+        state.creating.remove(name);
+        state.save(state_path)?;
+    }
+    created
+}
+
+/// `cloud` with `image`'s region as the default region.
+fn in_region(cloud: &Cloud, image: &DeposedImage) -> Cloud {
+    let mut cloud = cloud.clone();
+    if image.region.is_some() {
+        cloud.region = image.region.clone();
+    }
+    cloud
+}
+
+/// Settles creates an earlier run did not finish (it was killed, or its cleanup failed):
+/// an active image is adopted when its name has none yet, anything else is deleted.
+pub async fn finish_interrupted(
+    instance: &mut Instance,
+    cloud: &Cloud,
+    state: &mut State,
+    state_path: &Path,
+) -> Result<()> {
+    for (name, intent) in state.creating.clone() {
+        let cloud = in_region(cloud, &intent);
+        match named(&name, instance.read(&cloud, &intent.id, None).await)? {
+            None => println!(
+                "{name}: an interrupted create of {} left nothing behind",
+                intent.id
+            ),
+            Some(image) if image.status == "active" && !state.images.contains_key(&name) => {
+                println!(
+                    "{name}: adopting {}, which an interrupted apply had finished uploading",
+                    image.id
+                );
+                state.images.insert(
+                    name.clone(),
+                    StateEntry {
+                        image,
+                        deposed: Vec::new(),
+                    },
+                );
+            }
+            Some(image) => {
+                println!(
+                    "{name}: deleting {} ({}), left by an interrupted apply",
+                    image.id, image.status
+                );
+                named(&name, instance.delete(&cloud, &image.id, None, None).await)?;
+            }
+        }
+        state.creating.remove(&name);
+        state.save(state_path)?;
     }
     Ok(())
 }

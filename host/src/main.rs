@@ -213,21 +213,30 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plan { spec: args, json } => {
             let (mut instance, cloud, desired, state, _) = prepare(&global, &args).await?;
             let steps = engine::plan(&mut instance, &cloud, &desired, &state, &args.targets).await?;
+            for (name, intent) in &state.creating {
+                eprintln!(
+                    "note: {name}: an interrupted apply was creating {}; the next apply adopts or deletes it",
+                    intent.id
+                );
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report::plan_json(&steps))?);
             } else {
                 print!("{}", report::plan_text(&steps));
             }
-            Ok(if steps.iter().any(engine::Step::changes_anything) {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(
+                if steps.iter().any(engine::Step::changes_anything) || !state.creating.is_empty() {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                },
+            )
         }
         Command::Apply(args) => {
             let path = state_path(args.state.clone(), Some(&args.file));
             let _lock = StateLock::acquire(&path, "apply")?;
             let (mut instance, cloud, desired, mut state, path) = prepare(&global, &args).await?;
+            engine::finish_interrupted(&mut instance, &cloud, &mut state, &path).await?;
             let steps = engine::plan(&mut instance, &cloud, &desired, &state, &args.targets).await?;
             print!("{}", report::plan_text(&steps));
             let failures = engine::apply(&mut instance, &cloud, steps, &mut state, &path).await?;
@@ -235,6 +244,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Destroy { state: args, force } => {
             let (mut instance, cloud, mut state, path, _lock) = open_state(&global, &args, "destroy").await?;
+            engine::finish_interrupted(&mut instance, &cloud, &mut state, &path).await?;
             let failures =
                 engine::destroy(&mut instance, &cloud, &mut state, &path, &args.targets, force).await?;
             finish(failures, "destroy")

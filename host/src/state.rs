@@ -20,6 +20,10 @@ pub struct State {
     pub version: u32,
     #[serde(default)]
     pub images: BTreeMap<String, StateEntry>,
+    /// Creates in progress: the image id is recorded before Glance hears of it, so an
+    /// apply that is killed midway leaves nothing the next run cannot find.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub creating: BTreeMap<String, DeposedImage>,
 }
 
 /// One managed image.
@@ -33,7 +37,7 @@ pub struct StateEntry {
     pub deposed: Vec<DeposedImage>,
 }
 
-/// A replaced image still waiting to be deleted.
+/// An image known by id and region only: one replaced and still to delete, or one being created.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DeposedImage {
@@ -47,6 +51,7 @@ impl State {
         State {
             version: STATE_VERSION,
             images: BTreeMap::new(),
+            creating: BTreeMap::new(),
         }
     }
 

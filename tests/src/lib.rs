@@ -148,19 +148,23 @@ impl Scenario {
         std::fs::write(self.path("images.yaml"), yaml).expect("write spec");
     }
 
-    /// Runs `openstack-image ARGS` in the scenario directory against the dev cloud.
-    pub fn run(&self, args: &[&str]) -> Run {
-        let output = Command::new(binary())
+    /// `openstack-image ARGS` set up to run in the scenario directory against the dev cloud.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary());
+        command
             .args(args)
             .current_dir(self.dir.path())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", std::env::var_os("HOME").unwrap_or_default())
             .env("OPENSTACK_IMAGE_CACHE_DIR", root().join("target/component-cache"))
-            .envs(cloud_env().iter().filter(|(k, _)| k.starts_with("OS_")))
-            .output()
-            .expect("run openstack-image");
-        Run::from(output)
+            .envs(cloud_env().iter().filter(|(k, _)| k.starts_with("OS_")));
+        command
+    }
+
+    /// Runs `openstack-image ARGS` in the scenario directory against the dev cloud.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run openstack-image"))
     }
 
     /// Runs `openstack-image ARGS` with no `OS_*` variables but `vars` (e.g. `OS_CLOUD`).

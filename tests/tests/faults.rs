@@ -87,3 +87,67 @@ fn failed_create(test: &str, rule: Rule, extra: &str) -> String {
     );
     run.stderr
 }
+
+#[test]
+fn an_apply_killed_mid_upload_is_finished_by_the_next_one() {
+    static STALLED_ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let s = Scenario::new("killed");
+    s.qcow2("web.qcow2", 2);
+    let proxy = FaultProxy::start(glance_addr(), |line| {
+        (is_upload(line) && !STALLED_ONCE.swap(true, std::sync::atomic::Ordering::SeqCst))
+            .then_some(Fault::Stall)
+    });
+    let region = TestRegion::register(&s.image_name("region"), &format!("http://{}", proxy.addr));
+    s.write_spec(&format!(
+        "images:\n  web:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    local_file_path: web.qcow2\n    region: {}\n",
+        s.image_name("web"),
+        region.name
+    ));
+
+    let mut child = s
+        .command(&["apply", "-f", "images.yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while proxy.failures() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload never reached the proxy"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup runs
+    child.wait().unwrap();
+
+    let state = s
+        .state()
+        .expect("the intent was saved before the image was created");
+    let intended = state["creating"]["web"]["id"]
+        .as_str()
+        .expect("an intended id")
+        .to_string();
+    let leftovers = s.cloud_images();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    assert_eq!(
+        leftovers[0]["ID"],
+        intended.as_str(),
+        "the half-made image is the one recorded"
+    );
+
+    let plan = s.plan().expect_code(2);
+    assert!(plan.stderr.contains("interrupted apply"), "{}", plan.stderr);
+    let run = s.apply();
+    assert!(
+        run.stdout.contains(&format!("deleting {intended}")),
+        "{}",
+        run.stdout
+    );
+    let images = s.cloud_images();
+    assert_eq!(images.len(), 1, "exactly one image per name: {images:?}");
+    assert_eq!(images[0]["ID"], s.state_id("web").as_str());
+    assert_eq!(images[0]["Status"], "active");
+    assert!(s.state().unwrap().get("creating").is_none());
+    s.plan().expect_code(0);
+}
