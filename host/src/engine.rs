@@ -1,15 +1,16 @@
 //! The declarative engine: turns a spec file and a state file into steps, and carries them
-//! out one image at a time, saving the state after every change.
+//! out (independent images in parallel, each in its own sandbox), saving the state after
+//! every change.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 
 use crate::bindings::{Action, Cloud, ImageSpec, ImageState, Plan};
 use crate::report;
 use crate::runtime::{CallResult, Instance};
-use crate::state::{DeposedImage, State, StateEntry};
+use crate::state::{DeposedImage, Ledger, State, StateEntry};
 
 /// What happens to one image.
 pub enum Change {
@@ -121,43 +122,70 @@ pub async fn plan(
     Ok(steps)
 }
 
-/// Carries out `steps`, saving the state after each change. Returns the failures; one
-/// image's failure does not stop the others.
+/// Opens a sandboxed component instance for one image's work (only that image's grants).
+pub type InstanceFor = Arc<dyn Fn(Option<ImageSpec>) -> BoxFuture<Result<Instance>> + Send + Sync>;
+
+/// A boxed future that may move between threads.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// Carries out `steps`, up to `parallel` images at once, each in its own instance; the
+/// ledger saves the state after every change. Returns the images that failed; one image's
+/// failure does not stop the others.
 pub async fn apply(
-    instance: &mut Instance,
+    instance_for: InstanceFor,
     cloud: &Cloud,
     steps: Vec<Step>,
-    state: &mut State,
-    state_path: &Path,
-) -> Result<Vec<String>> {
+    ledger: Arc<Ledger>,
+    parallel: usize,
+) -> Vec<String> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for step in steps.into_iter().filter(Step::changes_anything) {
+        let (slots, ledger, cloud, instance_for) =
+            (slots.clone(), ledger.clone(), cloud.clone(), instance_for.clone());
+        tasks.spawn(async move {
+            let _slot = slots
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let name = step.name.clone();
+            let result = async {
+                let mut instance = instance_for(step.desired.clone()).await?;
+                apply_step(&mut instance, &cloud, step, &ledger).await
+            }
+            .await;
+            result.map_err(|err| (name, err))
+        });
+    }
     let mut failures = Vec::new();
-    for step in steps {
-        let name = step.name.clone();
-        if let Err(err) = apply_step(instance, cloud, step, state, state_path).await {
-            eprintln!("error: {err:#}");
-            failures.push(name);
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err((name, err))) => {
+                eprintln!("error: {err:#}");
+                failures.push(name);
+            }
+            Err(panic) => {
+                eprintln!("error: an image's task failed: {panic}");
+                failures.push("(unknown)".to_string());
+            }
         }
     }
-    Ok(failures)
+    failures.sort();
+    failures
 }
 
-async fn apply_step(
-    instance: &mut Instance,
-    cloud: &Cloud,
-    step: Step,
-    state: &mut State,
-    state_path: &Path,
-) -> Result<()> {
+async fn apply_step(instance: &mut Instance, cloud: &Cloud, step: Step, ledger: &Ledger) -> Result<()> {
     let name = step.name.as_str();
-    delete_deposed(instance, cloud, name, state, state_path).await?;
+    delete_deposed(instance, cloud, name, ledger).await?;
     match step.change {
         Change::NoOp => {}
         Change::Create => {
             let spec = step.desired.expect("creates have a spec");
             println!("{name}: creating…");
-            let image = create_recorded(instance, cloud, state, state_path, name, &spec).await?;
+            let image = create_recorded(instance, cloud, ledger, name, &spec).await?;
             println!("{name}: created {} ({})", image.id, image.status);
-            record(state, state_path, name, image, Vec::new())?;
+            ledger.record(name, image, Vec::new())?;
         }
         Change::Update(_) => {
             let (prior, spec) = (
@@ -167,7 +195,7 @@ async fn apply_step(
             println!("{name}: updating {}…", prior.id);
             let image = named(name, instance.update(cloud, &prior, &spec).await)?;
             println!("{name}: updated {}", image.id);
-            record(state, state_path, name, image, Vec::new())?;
+            ledger.record(name, image, Vec::new())?;
         }
         Change::Replace(_) => {
             let (prior, spec) = (
@@ -176,31 +204,21 @@ async fn apply_step(
             );
             // Create first: if that fails, the old image is untouched.
             println!("{name}: replacing {}: creating the new image…", prior.id);
-            let image = create_recorded(instance, cloud, state, state_path, name, &spec).await?;
+            let image = create_recorded(instance, cloud, ledger, name, &spec).await?;
             println!("{name}: created {}; deleting {}…", image.id, prior.id);
             let old = DeposedImage {
                 id: prior.id.clone(),
                 region: prior.spec.region.clone(),
             };
-            record(state, state_path, name, image, vec![old])?;
-            delete_deposed(instance, cloud, name, state, state_path).await?;
+            ledger.record(name, image, vec![old])?;
+            delete_deposed(instance, cloud, name, ledger).await?;
         }
         Change::Delete => {
             let prior = step.prior.expect("deletions have a prior");
             println!("{name}: deleting {}…", prior.id);
-            named(
-                name,
-                instance
-                    .delete(
-                        cloud,
-                        &prior.id,
-                        prior.spec.region.as_deref(),
-                        prior.spec.timeouts.delete,
-                    )
-                    .await,
-            )?;
-            state.images.remove(name);
-            state.save(state_path)?;
+            let (region, timeout) = (prior.spec.region.as_deref(), prior.spec.timeouts.delete);
+            named(name, instance.delete(cloud, &prior.id, region, timeout).await)?;
+            ledger.forget(name)?;
             println!("{name}: deleted {}", prior.id);
         }
     }
@@ -211,8 +229,7 @@ async fn apply_step(
 async fn create_recorded(
     instance: &mut Instance,
     cloud: &Cloud,
-    state: &mut State,
-    state_path: &Path,
+    ledger: &Ledger,
     name: &str,
     spec: &ImageSpec,
 ) -> Result<ImageState> {
@@ -224,8 +241,9 @@ async fn create_recorded(
         id: id.clone(),
         region: spec.region.clone(),
     };
-    state.creating.insert(name.to_string(), intent.clone());
-    state.save(state_path)?;
+    ledger.update(|state| {
+        state.creating.insert(name.to_string(), intent.clone());
+    })?;
     let mut spec = spec.clone();
     spec.image_id = Some(id.clone());
     let created = named(name, instance.create(cloud, &spec).await);
@@ -236,8 +254,9 @@ async fn create_recorded(
             Ok(Ok(None))
         );
     if !leftover {
-        state.creating.remove(name);
-        state.save(state_path)?;
+        ledger.update(|state| {
+            state.creating.remove(name);
+        })?;
     }
     created
 }
@@ -253,31 +272,20 @@ fn in_region(cloud: &Cloud, image: &DeposedImage) -> Cloud {
 
 /// Settles creates an earlier run did not finish (it was killed, or its cleanup failed):
 /// an active image is adopted when its name has none yet, anything else is deleted.
-pub async fn finish_interrupted(
-    instance: &mut Instance,
-    cloud: &Cloud,
-    state: &mut State,
-    state_path: &Path,
-) -> Result<()> {
-    for (name, intent) in state.creating.clone() {
+pub async fn finish_interrupted(instance: &mut Instance, cloud: &Cloud, ledger: &Ledger) -> Result<()> {
+    for (name, intent) in ledger.read(|state| state.creating.clone()) {
         let cloud = in_region(cloud, &intent);
         match named(&name, instance.read(&cloud, &intent.id, None).await)? {
             None => println!(
                 "{name}: an interrupted create of {} left nothing behind",
                 intent.id
             ),
-            Some(image) if image.status == "active" && !state.images.contains_key(&name) => {
+            Some(image) if image.status == "active" && !ledger.read(|s| s.images.contains_key(&name)) => {
                 println!(
                     "{name}: adopting {}, which an interrupted apply had finished uploading",
                     image.id
                 );
-                state.images.insert(
-                    name.clone(),
-                    StateEntry {
-                        image,
-                        deposed: Vec::new(),
-                    },
-                );
+                ledger.record(&name, image, Vec::new())?;
             }
             Some(image) => {
                 println!(
@@ -287,39 +295,22 @@ pub async fn finish_interrupted(
                 named(&name, instance.delete(&cloud, &image.id, None, None).await)?;
             }
         }
-        state.creating.remove(&name);
-        state.save(state_path)?;
+        ledger.update(|state| {
+            state.creating.remove(&name);
+        })?;
     }
     Ok(())
 }
 
-/// Records `image` under `name` and saves the state at once.
-fn record(
-    state: &mut State,
-    path: &Path,
-    name: &str,
-    image: ImageState,
-    deposed: Vec<DeposedImage>,
-) -> Result<()> {
-    state
-        .images
-        .insert(name.to_string(), StateEntry { image, deposed });
-    state.save(path)
-}
-
 /// Deletes the images `name` replaced, dropping each from the state once it is gone.
-async fn delete_deposed(
-    instance: &mut Instance,
-    cloud: &Cloud,
-    name: &str,
-    state: &mut State,
-    state_path: &Path,
-) -> Result<()> {
-    let deposed = state
-        .images
-        .get(name)
-        .map(|e| e.deposed.clone())
-        .unwrap_or_default();
+async fn delete_deposed(instance: &mut Instance, cloud: &Cloud, name: &str, ledger: &Ledger) -> Result<()> {
+    let deposed = ledger.read(|state| {
+        state
+            .images
+            .get(name)
+            .map(|e| e.deposed.clone())
+            .unwrap_or_default()
+    });
     for old in deposed {
         named(
             name,
@@ -331,43 +322,47 @@ async fn delete_deposed(
                 old.id
             ))
         })?;
-        if let Some(entry) = state.images.get_mut(name) {
-            entry.deposed.retain(|d| d.id != old.id);
-        }
-        state.save(state_path)?;
+        ledger.update(|state| {
+            if let Some(entry) = state.images.get_mut(name) {
+                entry.deposed.retain(|d| d.id != old.id);
+            }
+        })?;
         println!("{name}: deleted replaced image {}", old.id);
     }
     Ok(())
 }
 
 /// Deletes the state's images named in `targets` (all when empty) and every image they
-/// replaced, saving after each. With `force`, protected images are unprotected first.
+/// replaced. With `force`, protected images are unprotected first.
 pub async fn destroy(
     instance: &mut Instance,
     cloud: &Cloud,
-    state: &mut State,
-    state_path: &Path,
+    ledger: &Ledger,
     targets: &[String],
     force: bool,
-) -> Result<Vec<String>> {
+) -> Vec<String> {
     let mut failures = Vec::new();
-    let names: Vec<String> = state
-        .images
-        .keys()
-        .filter(|n| targets.is_empty() || targets.contains(n))
-        .cloned()
-        .collect();
+    let names: Vec<String> = ledger.read(|state| {
+        state
+            .images
+            .keys()
+            .filter(|n| targets.is_empty() || targets.contains(n))
+            .cloned()
+            .collect()
+    });
     for name in names {
         let result = async {
-            delete_deposed(instance, cloud, &name, state, state_path).await?;
-            let entry = state.images[&name].clone();
+            delete_deposed(instance, cloud, &name, ledger).await?;
+            let Some(entry) = ledger.read(|state| state.images.get(&name).cloned()) else {
+                return Ok(());
+            };
             let image = &entry.image;
             if force && image.spec.protected == Some(true) {
                 println!("{name}: removing the protection of {}…", image.id);
                 let mut unprotected = image.spec.clone();
                 unprotected.protected = Some(false);
                 let updated = named(&name, instance.update(cloud, image, &unprotected).await)?;
-                record(state, state_path, &name, updated, entry.deposed.clone())?;
+                ledger.record(&name, updated, entry.deposed.clone())?;
             }
             println!("{name}: deleting {}…", image.id);
             let (region, timeout) = (image.spec.region.as_deref(), image.spec.timeouts.delete);
@@ -378,8 +373,7 @@ pub async fn destroy(
                     e
                 }
             })?;
-            state.images.remove(&name);
-            state.save(state_path)?;
+            ledger.forget(&name)?;
             println!("{name}: deleted {}", image.id);
             anyhow::Ok(())
         }
@@ -389,7 +383,7 @@ pub async fn destroy(
             failures.push(name);
         }
     }
-    Ok(failures)
+    failures
 }
 
 /// Adopts the existing image `id` under `name`: from now on the state manages it. Its
@@ -397,15 +391,13 @@ pub async fn destroy(
 pub async fn import(
     instance: &mut Instance,
     cloud: &Cloud,
-    state: &mut State,
-    state_path: &Path,
+    ledger: &Ledger,
     name: &str,
     id: &str,
 ) -> Result<()> {
-    if let Some(existing) = state.images.get(name) {
+    if let Some(existing) = ledger.read(|state| state.images.get(name).map(|e| e.image.id.clone())) {
         anyhow::bail!(
-            "image '{name}' is already in the state (id {}); pick another name, or `destroy --target {name}` first",
-            existing.image.id
+            "image '{name}' is already in the state (id {existing}); pick another name, or `destroy --target {name}` first"
         );
     }
     let image = named(name, instance.read(cloud, id, None).await)?.ok_or_else(|| {
@@ -417,7 +409,7 @@ pub async fn import(
         image.spec.name.as_deref().unwrap_or("unnamed"),
         image.status
     );
-    record(state, state_path, name, image, Vec::new())
+    ledger.record(name, image, Vec::new())
 }
 
 /// Re-reads every image of the state (those in `targets`, when given) and records what the
@@ -425,33 +417,32 @@ pub async fn import(
 pub async fn refresh(
     instance: &mut Instance,
     cloud: &Cloud,
-    state: &mut State,
-    state_path: &Path,
+    ledger: &Ledger,
     targets: &[String],
 ) -> Result<()> {
-    let names: Vec<String> = state
-        .images
-        .keys()
-        .filter(|n| targets.is_empty() || targets.contains(n))
-        .cloned()
-        .collect();
-    for name in names {
-        let entry = state.images[&name].clone();
+    let entries: Vec<(String, StateEntry)> = ledger.read(|state| {
+        state
+            .images
+            .iter()
+            .filter(|(n, _)| targets.is_empty() || targets.contains(n))
+            .map(|(n, e)| (n.clone(), e.clone()))
+            .collect()
+    });
+    for (name, entry) in entries {
         match named(
             &name,
             instance.read(cloud, &entry.image.id, Some(&entry.image)).await,
         )? {
             Some(image) => {
                 println!("{name}: {} is {}", image.id, image.status);
-                record(state, state_path, &name, image, entry.deposed)?;
+                ledger.record(&name, image, entry.deposed)?;
             }
             None => {
                 println!(
                     "{name}: {} is gone from the cloud; removed from the state",
                     entry.image.id
                 );
-                state.images.remove(&name);
-                state.save(state_path)?;
+                ledger.forget(&name)?;
             }
         }
     }

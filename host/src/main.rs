@@ -14,6 +14,7 @@ mod state;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -24,7 +25,7 @@ use crate::bindings::Cloud;
 use crate::policy::{AllowedHost, NetworkPolicy};
 use crate::runtime::{EMBEDDED_COMPONENT, Grants, Instance, Limits, Runtime};
 use crate::spec::SpecFile;
-use crate::state::{State, StateLock};
+use crate::state::{Ledger, State, StateLock};
 
 /// Default state file name, next to the spec file.
 const STATE_FILE: &str = "openstack-image.state.json";
@@ -86,7 +87,13 @@ enum Command {
         json: bool,
     },
     /// Create, update, replace and delete images until the cloud matches the spec.
-    Apply(SpecArgs),
+    Apply {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Work on up to N images at once, each in its own sandboxed instance.
+        #[arg(long, value_name = "N", default_value_t = 4)]
+        parallel: usize,
+    },
     /// Delete the images recorded in the state file (all, or those named with --target).
     Destroy {
         #[command(flatten)]
@@ -211,7 +218,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan { spec: args, json } => {
-            let (mut instance, cloud, desired, state, _) = prepare(&global, &args).await?;
+            let Prepared {
+                mut instance,
+                cloud,
+                desired,
+                state,
+                ..
+            } = prepare(&global, &args).await?;
             let steps = engine::plan(&mut instance, &cloud, &desired, &state, &args.targets).await?;
             for (name, intent) in &state.creating {
                 eprintln!(
@@ -232,21 +245,36 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 },
             )
         }
-        Command::Apply(args) => {
+        Command::Apply { spec: args, parallel } => {
             let path = state_path(args.state.clone(), Some(&args.file));
             let _lock = StateLock::acquire(&path, "apply")?;
-            let (mut instance, cloud, desired, mut state, path) = prepare(&global, &args).await?;
-            engine::finish_interrupted(&mut instance, &cloud, &mut state, &path).await?;
+            let Prepared {
+                sandbox,
+                mut instance,
+                cloud,
+                desired,
+                state,
+                path,
+            } = prepare(&global, &args).await?;
+            let ledger = Arc::new(Ledger::new(state, path));
+            engine::finish_interrupted(&mut instance, &cloud, &ledger).await?;
+            let state = ledger.read(State::clone);
             let steps = engine::plan(&mut instance, &cloud, &desired, &state, &args.targets).await?;
             print!("{}", report::plan_text(&steps));
-            let failures = engine::apply(&mut instance, &cloud, steps, &mut state, &path).await?;
+            let instance_for: engine::InstanceFor = Arc::new(move |spec| {
+                let sandbox = sandbox.clone();
+                Box::pin(async move {
+                    let grants = policy::SpecGrants::for_images(spec.iter())?;
+                    sandbox.instance(grants).await
+                })
+            });
+            let failures = engine::apply(instance_for, &cloud, steps, ledger, parallel).await;
             finish(failures, "apply")
         }
         Command::Destroy { state: args, force } => {
-            let (mut instance, cloud, mut state, path, _lock) = open_state(&global, &args, "destroy").await?;
-            engine::finish_interrupted(&mut instance, &cloud, &mut state, &path).await?;
-            let failures =
-                engine::destroy(&mut instance, &cloud, &mut state, &path, &args.targets, force).await?;
+            let (mut instance, cloud, ledger, _lock) = open_state(&global, &args, "destroy").await?;
+            engine::finish_interrupted(&mut instance, &cloud, &ledger).await?;
+            let failures = engine::destroy(&mut instance, &cloud, &ledger, &args.targets, force).await;
             finish(failures, "destroy")
         }
         Command::Import {
@@ -254,13 +282,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             image_id,
             state: args,
         } => {
-            let (mut instance, cloud, mut state, path, _lock) = open_state(&global, &args, "import").await?;
-            engine::import(&mut instance, &cloud, &mut state, &path, &name, &image_id).await?;
+            let (mut instance, cloud, ledger, _lock) = open_state(&global, &args, "import").await?;
+            engine::import(&mut instance, &cloud, &ledger, &name, &image_id).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Refresh(args) => {
-            let (mut instance, cloud, mut state, path, _lock) = open_state(&global, &args, "refresh").await?;
-            engine::refresh(&mut instance, &cloud, &mut state, &path, &args.targets).await?;
+            let (mut instance, cloud, ledger, _lock) = open_state(&global, &args, "refresh").await?;
+            engine::refresh(&mut instance, &cloud, &ledger, &args.targets).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {
@@ -298,7 +326,7 @@ async fn open_state(
     global: &GlobalArgs,
     args: &StateArgs,
     command: &str,
-) -> Result<(Instance, Cloud, State, PathBuf, StateLock)> {
+) -> Result<(Instance, Cloud, Ledger, StateLock)> {
     let path = state_path(args.state.clone(), args.file.as_deref());
     let lock = StateLock::acquire(&path, command)?;
     let state = State::load(&path)?;
@@ -311,8 +339,10 @@ async fn open_state(
         }
     }
     let cloud = load_cloud(global)?;
-    let instance = instance(global, &cloud, policy::SpecGrants::default()).await?;
-    Ok((instance, cloud, state, path, lock))
+    let instance = Sandbox::new(global, &cloud)?
+        .instance(policy::SpecGrants::default())
+        .await?;
+    Ok((instance, cloud, Ledger::new(state, path), lock))
 }
 
 fn finish(failures: Vec<String>, command: &str) -> Result<ExitCode> {
@@ -328,13 +358,15 @@ fn finish(failures: Vec<String>, command: &str) -> Result<ExitCode> {
     }
 }
 
-type Prepared = (
-    Instance,
-    Cloud,
-    std::collections::BTreeMap<String, bindings::ImageSpec>,
-    State,
-    PathBuf,
-);
+/// What `plan` and `apply` start from.
+struct Prepared {
+    sandbox: Arc<Sandbox>,
+    instance: Instance,
+    cloud: Cloud,
+    desired: std::collections::BTreeMap<String, bindings::ImageSpec>,
+    state: State,
+    path: PathBuf,
+}
 
 /// Loads spec, state and cloud, starts the component and validates every image.
 async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
@@ -359,9 +391,17 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
         }
     }
     let grants = policy::SpecGrants::for_images(spec.images.values())?;
-    let mut instance = instance(global, &cloud, grants).await?;
+    let sandbox = Arc::new(Sandbox::new(global, &cloud)?);
+    let mut instance = sandbox.instance(grants).await?;
     let desired = engine::check_all(&mut instance, &spec.images).await?;
-    Ok((instance, cloud, desired, state, path))
+    Ok(Prepared {
+        sandbox,
+        instance,
+        cloud,
+        desired,
+        state,
+        path,
+    })
 }
 
 /// Where downloads are cached when a spec does not say.
@@ -373,33 +413,51 @@ fn default_cache_dir() -> Result<PathBuf> {
     Ok(base.join("images"))
 }
 
-async fn instance(global: &GlobalArgs, cloud: &Cloud, grants: policy::SpecGrants) -> Result<Instance> {
-    let mut extra = global
-        .allow_host
-        .iter()
-        .map(|h| AllowedHost::parse(h).map_err(|e| anyhow::anyhow!("--allow-host: {e}")))
-        .collect::<Result<Vec<_>>>()?;
-    extra.extend(grants.hosts);
-    let network =
-        NetworkPolicy::new(&cloud.auth_url, &extra).map_err(|e| anyhow::anyhow!("OS_AUTH_URL: {e}"))?;
-    let wasm = match &global.component {
-        Some(path) => {
-            std::fs::read(path).with_context(|| format!("cannot read the component {}", path.display()))?
-        }
-        None => EMBEDDED_COMPONENT.to_vec(),
-    };
-    let limits = Limits {
-        memory_bytes: global.memory_limit_mib.saturating_mul(1024 * 1024),
-        call_deadline: Duration::from_secs(global.deadline_seconds),
-    };
-    let runtime = Runtime::new(&wasm, limits)?;
-    runtime
-        .instantiate(Grants {
-            network,
-            read_only_dirs: grants.read_only_dirs,
-            read_write_dirs: grants.read_write_dirs,
+/// The compiled component and the grants every instance gets (the cloud and --allow-host);
+/// each instance adds its images' own grants.
+struct Sandbox {
+    runtime: Runtime,
+    auth_url: String,
+    extra_hosts: Vec<AllowedHost>,
+}
+
+impl Sandbox {
+    fn new(global: &GlobalArgs, cloud: &Cloud) -> Result<Sandbox> {
+        let extra_hosts = global
+            .allow_host
+            .iter()
+            .map(|h| AllowedHost::parse(h).map_err(|e| anyhow::anyhow!("--allow-host: {e}")))
+            .collect::<Result<Vec<_>>>()?;
+        let wasm = match &global.component {
+            Some(path) => std::fs::read(path)
+                .with_context(|| format!("cannot read the component {}", path.display()))?,
+            None => EMBEDDED_COMPONENT.to_vec(),
+        };
+        let limits = Limits {
+            memory_bytes: global.memory_limit_mib.saturating_mul(1024 * 1024),
+            call_deadline: Duration::from_secs(global.deadline_seconds),
+        };
+        Ok(Sandbox {
+            runtime: Runtime::new(&wasm, limits)?,
+            auth_url: cloud.auth_url.clone(),
+            extra_hosts,
         })
-        .await
+    }
+
+    /// A fresh instance with the common grants plus `grants`.
+    async fn instance(&self, grants: policy::SpecGrants) -> Result<Instance> {
+        let mut hosts = self.extra_hosts.clone();
+        hosts.extend(grants.hosts);
+        let network =
+            NetworkPolicy::new(&self.auth_url, &hosts).map_err(|e| anyhow::anyhow!("OS_AUTH_URL: {e}"))?;
+        self.runtime
+            .instantiate(Grants {
+                network,
+                read_only_dirs: grants.read_only_dirs,
+                read_write_dirs: grants.read_write_dirs,
+            })
+            .await
+    }
 }
 
 fn state_path(explicit: Option<PathBuf>, spec: Option<&Path>) -> PathBuf {

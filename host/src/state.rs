@@ -14,7 +14,7 @@ use crate::bindings::ImageState;
 pub const STATE_VERSION: u32 = 1;
 
 /// The whole state file.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct State {
     pub version: u32,
@@ -103,6 +103,51 @@ impl State {
             let _ = d.sync_all();
         }
         Ok(())
+    }
+}
+
+/// The state of one run, shared by the images being worked on: every change goes through
+/// here and is saved at once.
+pub struct Ledger {
+    state: std::sync::Mutex<State>,
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// Keeps `state`, saving it to `path`.
+    pub fn new(state: State, path: PathBuf) -> Ledger {
+        Ledger {
+            state: std::sync::Mutex::new(state),
+            path,
+        }
+    }
+
+    /// Reads from the state.
+    pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.state.lock().expect("state lock"))
+    }
+
+    /// Changes the state and saves it.
+    pub fn update(&self, f: impl FnOnce(&mut State)) -> Result<()> {
+        let mut state = self.state.lock().expect("state lock");
+        f(&mut state);
+        state.save(&self.path)
+    }
+
+    /// Records `image` under `name`.
+    pub fn record(&self, name: &str, image: ImageState, deposed: Vec<DeposedImage>) -> Result<()> {
+        self.update(|state| {
+            state
+                .images
+                .insert(name.to_string(), StateEntry { image, deposed });
+        })
+    }
+
+    /// Removes `name` from the state.
+    pub fn forget(&self, name: &str) -> Result<()> {
+        self.update(|state| {
+            state.images.remove(name);
+        })
     }
 }
 

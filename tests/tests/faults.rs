@@ -2,7 +2,7 @@
 //! never records it.
 
 use openstack_image_tests::fault_proxy::{Fault, FaultProxy, Rule};
-use openstack_image_tests::{Scenario, TestRegion, cloud_env};
+use openstack_image_tests::{Scenario, TestRegion, cloud_env, observer};
 
 fn glance_addr() -> std::net::SocketAddr {
     let url = &cloud_env()["DEV_CLOUD_GLANCE_URL"];
@@ -149,5 +149,54 @@ fn an_apply_killed_mid_upload_is_finished_by_the_next_one() {
     assert_eq!(images[0]["ID"], s.state_id("web").as_str());
     assert_eq!(images[0]["Status"], "active");
     assert!(s.state().unwrap().get("creating").is_none());
+    s.plan().expect_code(0);
+}
+
+#[test]
+fn a_parallel_apply_of_twelve_images_survives_one_failure() {
+    let s = Scenario::new("parallel");
+    s.qcow2("web.qcow2", 1);
+    let proxy = FaultProxy::start(glance_addr(), |line| {
+        is_upload(line).then_some(Fault::Answer(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 11\r\nConnection: close\r\n\r\nstore down\n",
+        ))
+    });
+    let region = TestRegion::register(&s.image_name("region"), &format!("http://{}", proxy.addr));
+    let mut spec = String::from("images:\n");
+    for i in 0..11 {
+        spec.push_str(&format!(
+            "  img{i:02}:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    local_file_path: web.qcow2\n    properties:\n      index: \"{i}\"\n",
+            s.image_name(&format!("img{i:02}"))
+        ));
+    }
+    let ok_spec = spec.clone();
+    spec.push_str(&format!(
+        "  broken:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    local_file_path: web.qcow2\n    region: {}\n",
+        s.image_name("broken"),
+        region.name
+    ));
+    s.write_spec(&spec);
+
+    let run = s
+        .run(&["apply", "-f", "images.yaml", "--parallel", "4"])
+        .expect_code(1);
+    assert!(run.stderr.contains("apply: failed for broken;"), "{}", run.stderr);
+    let state = s.state().unwrap();
+    let images = state["images"].as_object().unwrap();
+    assert_eq!(
+        images.len(),
+        11,
+        "every other image was created: {:?}",
+        images.keys()
+    );
+    for i in 0..11 {
+        let id = s.state_id(&format!("img{i:02}"));
+        let image = observer::image(&id).unwrap();
+        assert_eq!(image["status"], "active");
+        assert_eq!(image["properties"]["index"], i.to_string());
+    }
+    assert_eq!(s.cloud_images().len(), 11, "the failed image was cleaned up");
+
+    s.write_spec(&ok_spec);
     s.plan().expect_code(0);
 }
