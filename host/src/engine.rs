@@ -122,8 +122,8 @@ pub async fn plan(
     Ok(steps)
 }
 
-/// Opens a sandboxed component instance for one image's work (only that image's grants).
-pub type InstanceFor = Arc<dyn Fn(Option<ImageSpec>) -> BoxFuture<Result<Instance>> + Send + Sync>;
+/// Opens a sandboxed component instance for one image's work (named; only its grants).
+pub type InstanceFor = Arc<dyn Fn(String, Option<ImageSpec>) -> BoxFuture<Result<Instance>> + Send + Sync>;
 
 /// A boxed future that may move between threads.
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -150,7 +150,7 @@ pub async fn apply(
                 .expect("the semaphore is never closed");
             let name = step.name.clone();
             let result = async {
-                let mut instance = instance_for(step.desired.clone()).await?;
+                let mut instance = instance_for(name.clone(), step.desired.clone()).await?;
                 apply_step(&mut instance, &cloud, step, &ledger).await
             }
             .await;

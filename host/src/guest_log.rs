@@ -10,6 +10,8 @@ use serde_json::Value;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
+use crate::progress::ImageProgress;
+
 /// Most bytes of component output the host accepts per instance; the rest is dropped.
 pub const DEFAULT_OUTPUT_CAP: usize = 4 * 1024 * 1024;
 /// Longest line kept; longer lines are cut.
@@ -26,17 +28,19 @@ struct LineBuffer {
     seen: usize,
     cap: usize,
     truncated: bool,
+    progress: ImageProgress,
 }
 
 impl GuestLog {
-    /// A sink that accepts at most `cap` bytes in total.
-    pub fn new(cap: usize) -> GuestLog {
+    /// A sink that accepts at most `cap` bytes in total and shows transfers on `progress`.
+    pub fn new(cap: usize, progress: ImageProgress) -> GuestLog {
         GuestLog {
             inner: Arc::new(Mutex::new(LineBuffer {
                 pending: Vec::new(),
                 seen: 0,
                 cap,
                 truncated: false,
+                progress,
             })),
         }
     }
@@ -56,7 +60,7 @@ impl GuestLog {
         for &byte in accepted {
             if byte == b'\n' {
                 let line = std::mem::take(&mut buffer.pending);
-                route(&String::from_utf8_lossy(&line));
+                route(&String::from_utf8_lossy(&line), &mut buffer.progress);
             } else if buffer.pending.len() < MAX_LINE {
                 buffer.pending.push(byte);
             }
@@ -65,7 +69,7 @@ impl GuestLog {
 }
 
 /// Sends one line of component output to the host's log.
-fn route(line: &str) {
+fn route(line: &str, progress: &mut ImageProgress) {
     let Ok(event) = serde_json::from_str::<Value>(line) else {
         if !line.trim().is_empty() {
             tracing::warn!(target: "component", "{line}");
@@ -76,21 +80,20 @@ fn route(line: &str) {
     match text("event").as_str() {
         "log" if text("level") == "warn" => tracing::warn!(target: "component", "{}", text("message")),
         "log" => tracing::info!(target: "component", "{}", text("message")),
-        "status" => tracing::info!(target: "component", "image {} is {}", text("image"), text("status")),
+        "status" => {
+            tracing::debug!(target: "component", "image {} is {}", text("image"), text("status"));
+            progress.status(&text("status"));
+        }
         "upload" | "download" => {
             let bytes = event.get("bytes").and_then(Value::as_u64).unwrap_or(0);
-            let what = if text("event") == "upload" {
-                format!("image {}: uploaded", text("image"))
+            let total = event.get("total").and_then(Value::as_u64);
+            let verb = if text("event") == "upload" {
+                "uploaded"
             } else {
-                format!("{}: downloaded", text("url"))
+                "downloaded"
             };
-            match event.get("total").and_then(Value::as_u64) {
-                Some(total) => {
-                    let percent = (bytes * 100).checked_div(total).unwrap_or(100);
-                    tracing::info!(target: "component", "{what} {bytes} of {total} bytes ({percent}%)");
-                }
-                None => tracing::info!(target: "component", "{what} {bytes} bytes"),
-            }
+            tracing::debug!(target: "component", "{verb} {bytes} of {total:?} bytes");
+            progress.transfer(verb, bytes, total);
         }
         _ => tracing::debug!(target: "component", "{line}"),
     }
@@ -129,7 +132,7 @@ mod tests {
 
     #[test]
     fn caps_total_output() {
-        let log = GuestLog::new(10);
+        let log = GuestLog::new(10, ImageProgress::new(crate::progress::Display::Quiet, "test"));
         log.write(b"0123456789abcdef\n");
         let buffer = log.inner.lock().unwrap();
         assert_eq!(buffer.seen, 10);

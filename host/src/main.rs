@@ -7,6 +7,7 @@ mod clouds_yaml;
 mod engine;
 mod guest_log;
 mod policy;
+mod progress;
 mod report;
 mod runtime;
 mod spec;
@@ -261,11 +262,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let state = ledger.read(State::clone);
             let steps = engine::plan(&mut instance, &cloud, &desired, &state, &args.targets).await?;
             print!("{}", report::plan_text(&steps));
-            let instance_for: engine::InstanceFor = Arc::new(move |spec| {
+            let instance_for: engine::InstanceFor = Arc::new(move |name, spec| {
                 let sandbox = sandbox.clone();
                 Box::pin(async move {
                     let grants = policy::SpecGrants::for_images(spec.iter())?;
-                    sandbox.instance(grants).await
+                    sandbox.instance(grants, &name).await
                 })
             });
             let failures = engine::apply(instance_for, &cloud, steps, ledger, parallel).await;
@@ -340,7 +341,7 @@ async fn open_state(
     }
     let cloud = load_cloud(global)?;
     let instance = Sandbox::new(global, &cloud)?
-        .instance(policy::SpecGrants::default())
+        .instance(policy::SpecGrants::default(), command)
         .await?;
     Ok((instance, cloud, Ledger::new(state, path), lock))
 }
@@ -392,7 +393,7 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     }
     let grants = policy::SpecGrants::for_images(spec.images.values())?;
     let sandbox = Arc::new(Sandbox::new(global, &cloud)?);
-    let mut instance = sandbox.instance(grants).await?;
+    let mut instance = sandbox.instance(grants, "check").await?;
     let desired = engine::check_all(&mut instance, &spec.images).await?;
     Ok(Prepared {
         sandbox,
@@ -419,6 +420,7 @@ struct Sandbox {
     runtime: Runtime,
     auth_url: String,
     extra_hosts: Vec<AllowedHost>,
+    display: progress::Display,
 }
 
 impl Sandbox {
@@ -441,21 +443,25 @@ impl Sandbox {
             runtime: Runtime::new(&wasm, limits)?,
             auth_url: cloud.auth_url.clone(),
             extra_hosts,
+            display: progress::Display::for_stderr(global.quiet),
         })
     }
 
-    /// A fresh instance with the common grants plus `grants`.
-    async fn instance(&self, grants: policy::SpecGrants) -> Result<Instance> {
+    /// A fresh instance with the common grants plus `grants`; its progress shows as `label`.
+    async fn instance(&self, grants: policy::SpecGrants, label: &str) -> Result<Instance> {
         let mut hosts = self.extra_hosts.clone();
         hosts.extend(grants.hosts);
         let network =
             NetworkPolicy::new(&self.auth_url, &hosts).map_err(|e| anyhow::anyhow!("OS_AUTH_URL: {e}"))?;
         self.runtime
-            .instantiate(Grants {
-                network,
-                read_only_dirs: grants.read_only_dirs,
-                read_write_dirs: grants.read_write_dirs,
-            })
+            .instantiate(
+                Grants {
+                    network,
+                    read_only_dirs: grants.read_only_dirs,
+                    read_write_dirs: grants.read_write_dirs,
+                },
+                progress::ImageProgress::new(self.display.clone(), label),
+            )
             .await
     }
 }

@@ -16,6 +16,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::{Cloud, GuestError, ImageProvider, ImageProviderPre, ImageSpec, ImageState, Plan};
 use crate::guest_log::{DEFAULT_OUTPUT_CAP, GuestLog};
 use crate::policy::NetworkPolicy;
+use crate::progress::ImageProgress;
 
 /// The component built from `guest/`, embedded at build time.
 pub static EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("OPENSTACK_IMAGE_COMPONENT"));
@@ -105,10 +106,10 @@ impl Runtime {
         Ok(Runtime { engine, pre, limits })
     }
 
-    /// A fresh instance with `grants`.
-    pub async fn instantiate(&self, grants: Grants) -> Result<Instance> {
+    /// A fresh instance with `grants`, showing its transfers on `progress`.
+    pub async fn instantiate(&self, grants: Grants, progress: ImageProgress) -> Result<Instance> {
         let mut wasi = WasiCtxBuilder::new();
-        let log = GuestLog::new(DEFAULT_OUTPUT_CAP);
+        let log = GuestLog::new(DEFAULT_OUTPUT_CAP, progress);
         wasi.stdout(log.clone()).stderr(log);
         let read_only = grants.read_only_dirs.iter().map(|d| (d, FsPerms::ReadOnly));
         let read_write = grants.read_write_dirs.iter().map(|d| (d, FsPerms::ReadWrite));

@@ -36,7 +36,14 @@ fn create_from_a_local_qcow2_matches_the_spec_and_the_file_digests() {
     assert!(plan.stdout.contains("+ web: create"), "{}", plan.stdout);
     assert!(s.state().is_none(), "plan must not write the state");
 
-    s.apply();
+    let run = s.apply();
+    // Not a terminal: progress comes as plain lines.
+    assert!(
+        run.stderr.contains("web: uploaded") && run.stderr.contains("(100%)"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("web: image is active"), "{}", run.stderr);
     let id = s.state_id("web");
     let image = observer::image(&id).expect("the image exists");
     assert_eq!(image["status"], "active");
@@ -55,6 +62,14 @@ fn create_from_a_local_qcow2_matches_the_spec_and_the_file_digests() {
     assert_eq!(image["size"], std::fs::metadata(&file).unwrap().len());
 
     // Server-set properties (os_hash_*, stores, …) never show up as changes.
+    s.run(&["destroy", "-q"]).expect_code(0);
+    let quiet = s.run(&["apply", "-f", "images.yaml", "-q"]).expect_code(0);
+    assert!(
+        !quiet.stderr.contains("uploaded"),
+        "-q shows no progress: {}",
+        quiet.stderr
+    );
+    let id = s.state_id("web");
     let again = s.plan().expect_code(0);
     assert!(again.stdout.contains("No changes"), "{}", again.stdout);
 
