@@ -880,9 +880,21 @@ mod tests {
     #[test]
     fn dropping_stops_the_server() {
         let server = SourceServer::start();
+        let marker = uuid::Uuid::new_v4().to_string();
+        server.serve("/marker", Served::new(marker.clone().into_bytes()));
         let port = server.port();
         drop(server);
-        assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+        // Tests run in parallel: another test's server may get the freed port at once, so
+        // "stopped" means this server no longer answers there, not that nothing does.
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = stream.write_all(b"GET /marker HTTP/1.1\r\nHost: x\r\n\r\n");
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            assert!(
+                !answer.contains(&marker),
+                "the dropped server still serves: {answer}"
+            );
+        }
     }
 
     #[test]
