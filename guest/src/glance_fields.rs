@@ -79,11 +79,7 @@ pub fn is_core_attribute(key: &str) -> bool {
 /// Properties that servers and other tools set on their own; they are never reported as
 /// drift and are not adopted as managed when an image is imported.
 pub fn is_server_set_property(key: &str) -> bool {
-    is_read_only(key)
-        || key.starts_with("os_hash_")
-        || key.starts_with("owner_specified.")
-        || key == "stores"
-        || key == "direct_url"
+    is_read_only(key) || key.starts_with("os_hash_") || key.starts_with("owner_specified.")
 }
 
 #[cfg(test)]

@@ -70,16 +70,12 @@ impl<R: Read> Read for DigestingReader<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         let size = self.hasher.size();
-        if n == 0 || self.total == Some(size) {
+        let at_end = n == 0 || self.total == Some(size);
+        if at_end {
             self.check_end()?;
         }
-        if size - self.reported >= PROGRESS_STEP
-            || (n == 0 && self.reported != size)
-            || self.total == Some(size)
-        {
-            if self.reported != size {
-                progress::upload(&self.image, size, self.total);
-            }
+        if size != self.reported && (at_end || size - self.reported >= PROGRESS_STEP) {
+            progress::upload(&self.image, size, self.total);
             self.reported = size;
         }
         Ok(n)

@@ -40,6 +40,11 @@ impl Step {
     }
 }
 
+/// True when `name` is one of `targets`, or no targets were given.
+pub fn targeted(targets: &[String], name: &str) -> bool {
+    targets.is_empty() || targets.iter().any(|t| t == name)
+}
+
 /// Turns a guest call's outcome into a message naming the image.
 fn named<T>(image: &str, result: CallResult<T>) -> Result<T> {
     match result {
@@ -82,7 +87,7 @@ pub async fn plan(
     let names: BTreeSet<&String> = desired
         .keys()
         .chain(state.images.keys())
-        .filter(|n| targets.is_empty() || targets.contains(n))
+        .filter(|n| targeted(targets, n))
         .collect();
     let mut steps = Vec::new();
     for name in names {
@@ -346,7 +351,7 @@ pub async fn destroy(
         state
             .images
             .keys()
-            .filter(|n| targets.is_empty() || targets.contains(n))
+            .filter(|n| targeted(targets, n))
             .cloned()
             .collect()
     });
@@ -424,7 +429,7 @@ pub async fn refresh(
         state
             .images
             .iter()
-            .filter(|(n, _)| targets.is_empty() || targets.contains(n))
+            .filter(|(n, _)| targeted(targets, n))
             .map(|(n, e)| (n.clone(), e.clone()))
             .collect()
     });

@@ -380,7 +380,7 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
         }
     }
     spec.images
-        .retain(|name, _| args.targets.is_empty() || args.targets.contains(name));
+        .retain(|name, _| engine::targeted(&args.targets, name));
     let cloud = load_cloud(global)?;
     for image in spec.images.values_mut() {
         // Glance downloads web-download sources itself: no cache for those.

@@ -169,17 +169,13 @@ impl Scenario {
 
     /// Runs `openstack-image ARGS` with no `OS_*` variables but `vars` (e.g. `OS_CLOUD`).
     pub fn run_without_os_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
-        let output = Command::new(binary())
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("OPENSTACK_IMAGE_CACHE_DIR", root().join("target/component-cache"))
-            .envs(vars.iter().copied())
-            .output()
-            .expect("run openstack-image");
-        Run::from(output)
+        let mut command = self.command(args);
+        for name in cloud_env().keys().filter(|k| k.starts_with("OS_")) {
+            command.env_remove(name);
+        }
+        // A home of its own, so no clouds.yaml of this machine's user is found.
+        command.env("HOME", self.dir.path()).envs(vars.iter().copied());
+        Run::from(command.output().expect("run openstack-image"))
     }
 
     /// `plan -f images.yaml`.
