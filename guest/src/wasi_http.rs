@@ -264,7 +264,14 @@ fn error(url: &str, code: ErrorCode) -> TransportError {
         | ErrorCode::HttpProtocolError
         | ErrorCode::HttpResponseIncomplete => "the connection broke before a complete answer arrived".into(),
         ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => "the host name does not resolve".into(),
-        ErrorCode::TlsCertificateError => "the server's TLS certificate is not trusted".into(),
+        ErrorCode::TlsCertificateError => "the server's TLS certificate is not trusted (if the cloud \
+            uses a private CA, set `cacert` in clouds.yaml or OS_CACERT to its CA certificate file)"
+            .into(),
+        ErrorCode::DestinationIpProhibited => {
+            "the host name resolves only to addresses the sandbox blocks (link-local, metadata \
+             service, multicast); allow the address itself with --allow-host if it is really wanted"
+                .into()
+        }
         ErrorCode::TlsProtocolError | ErrorCode::TlsAlertReceived(_) => "the TLS handshake failed".into(),
         other => format!("{other:?}"),
     };

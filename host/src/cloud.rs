@@ -3,6 +3,7 @@
 use anyhow::{Result, bail};
 
 use crate::bindings::{ApplicationCredentialAuth, Cloud, Credentials, PasswordAuth, ProjectScope};
+use crate::transport::TlsSettings;
 
 /// Reads the cloud from `OS_*` variables through `var` (the process environment in
 /// production, a map in tests).
@@ -71,6 +72,22 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Cloud> {
     })
 }
 
+/// The cloud's TLS settings from `OS_CACERT` and `OS_INSECURE` (clouds.yaml's `cacert` and
+/// `verify: false` arrive here as those variables).
+pub fn tls_from_env(var: impl Fn(&str) -> Option<String>) -> Result<TlsSettings> {
+    let get = |name: &str| var(name).filter(|v| !v.is_empty());
+    let insecure = match get("OS_INSECURE").map(|v| v.to_ascii_lowercase()) {
+        None => false,
+        Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => true,
+        Some(v) if ["false", "0", "no"].contains(&v.as_str()) => false,
+        Some(v) => bail!("OS_INSECURE is '{v}'; use true or false"),
+    };
+    Ok(TlsSettings {
+        cacert: get("OS_CACERT").map(std::path::PathBuf::from),
+        insecure,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +119,16 @@ mod tests {
         assert!(cloud(&[]).unwrap_err().to_string().contains("OS_AUTH_URL"));
         let err = cloud(&[("OS_AUTH_URL", "u"), ("OS_USERNAME", "a")]).unwrap_err();
         assert!(err.to_string().contains("OS_PASSWORD"));
+    }
+
+    #[test]
+    fn tls_settings() {
+        let map: HashMap<&str, &str> = HashMap::from([("OS_CACERT", "/ca.pem"), ("OS_INSECURE", "True")]);
+        let tls = tls_from_env(|k| map.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(tls.cacert.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        assert!(tls.insecure);
+        assert!(tls_from_env(|k| (k == "OS_INSECURE").then(|| "maybe".to_string())).is_err());
+        assert!(!tls_from_env(|_| None).unwrap().insecure);
     }
 
     #[test]

@@ -156,11 +156,15 @@ fn to_os_vars(name: &str, entry: &Value) -> Result<HashMap<String, String>> {
             vars.insert(var.to_string(), value);
         }
     }
-    if entry.get("cacert").is_some() || entry.get("verify").and_then(Value::as_bool) == Some(false) {
-        bail!(
-            "cloud '{name}': `cacert` and `verify: false` are not supported by this version; \
-             the component trusts the public web PKI roots only"
-        );
+    if let Some(cacert) = entry.get("cacert").and_then(text) {
+        vars.insert("OS_CACERT".to_string(), cacert);
+    }
+    match entry.get("verify") {
+        None => {}
+        Some(Value::Bool(verify)) => {
+            vars.insert("OS_INSECURE".to_string(), (!verify).to_string());
+        }
+        Some(_) => bail!("cloud '{name}': `verify` must be true or false"),
     }
     Ok(vars)
 }

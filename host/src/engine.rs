@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 
-use crate::bindings::{Action, Cloud, ImageSpec, ImageState, Plan};
+use crate::bindings::{Action, Cloud, GuestError, ImageSpec, ImageState, Plan};
+use crate::exit::{CloudError, Outcome};
 use crate::report;
 use crate::runtime::{CallResult, Instance};
 use crate::state::{DeposedImage, Ledger, State, StateEntry};
@@ -49,7 +50,11 @@ pub fn targeted(targets: &[String], name: &str) -> bool {
 fn named<T>(image: &str, result: CallResult<T>) -> Result<T> {
     match result {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(anyhow!(report::guest_error(image, &err))),
+        // The spec or the image data is wrong: the user's to fix, not the cloud's.
+        Ok(Err(err @ (GuestError::InvalidSpec(_) | GuestError::ChecksumMismatch(_)))) => {
+            Err(anyhow!(report::guest_error(image, &err)))
+        }
+        Ok(Err(err)) => Err(anyhow::Error::new(CloudError(report::guest_error(image, &err)))),
         Err(err) => Err(anyhow!("image '{image}': {err:#}")),
     }
 }
@@ -134,21 +139,32 @@ pub type InstanceFor = Arc<dyn Fn(String, Option<ImageSpec>) -> BoxFuture<Result
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// Carries out `steps`, up to `parallel` images at once, each in its own instance; the
-/// ledger saves the state after every change. Returns the images that failed; one image's
-/// failure does not stop the others.
+/// ledger saves the state after every change. One image's failure does not stop the others.
 pub async fn apply(
     instance_for: InstanceFor,
     cloud: &Cloud,
     steps: Vec<Step>,
     ledger: Arc<Ledger>,
     parallel: usize,
-) -> Vec<String> {
+) -> Outcome {
     let slots = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+    // Images downloading the same URL into the same cache take turns, so the first one
+    // downloads and the others reuse its cache entry.
+    let mut downloads: BTreeMap<(String, String), Arc<tokio::sync::Mutex<()>>> = BTreeMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     for step in steps.into_iter().filter(Step::changes_anything) {
+        let download = step
+            .desired
+            .as_ref()
+            .and_then(cached_download)
+            .map(|key| downloads.entry(key).or_default().clone());
         let (slots, ledger, cloud, instance_for) =
             (slots.clone(), ledger.clone(), cloud.clone(), instance_for.clone());
         tasks.spawn(async move {
+            let _download = match &download {
+                Some(turn) => Some(turn.lock().await),
+                None => None,
+            };
             let _slot = slots
                 .acquire_owned()
                 .await
@@ -159,25 +175,27 @@ pub async fn apply(
                 apply_step(&mut instance, &cloud, step, &ledger).await
             }
             .await;
-            result.map_err(|err| (name, err))
+            (name, result)
         });
     }
-    let mut failures = Vec::new();
+    let mut outcome = Outcome::default();
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(Ok(())) => {}
-            Ok(Err((name, err))) => {
-                eprintln!("error: {err:#}");
-                failures.push(name);
-            }
-            Err(panic) => {
-                eprintln!("error: an image's task failed: {panic}");
-                failures.push("(unknown)".to_string());
-            }
+            Ok((name, result)) => outcome.record(name, &result),
+            Err(panic) => outcome.record(
+                "(unknown)".to_string(),
+                &Err(anyhow!("an image's task failed: {panic}")),
+            ),
         }
     }
-    failures.sort();
-    failures
+    outcome
+}
+
+/// The cache entry a spec's create downloads into (URL, cache directory), if any.
+fn cached_download(spec: &ImageSpec) -> Option<(String, String)> {
+    let url = spec.image_source_url.clone()?;
+    let cache = spec.image_cache_path.clone().filter(|c| c != "none")?;
+    (spec.web_download != Some(true)).then_some((url, cache))
 }
 
 async fn apply_step(instance: &mut Instance, cloud: &Cloud, step: Step, ledger: &Ledger) -> Result<()> {
@@ -345,8 +363,8 @@ pub async fn destroy(
     ledger: &Ledger,
     targets: &[String],
     force: bool,
-) -> Vec<String> {
-    let mut failures = Vec::new();
+) -> Outcome {
+    let mut outcome = Outcome::default();
     let names: Vec<String> = ledger.read(|state| {
         state
             .images
@@ -383,12 +401,9 @@ pub async fn destroy(
             anyhow::Ok(())
         }
         .await;
-        if let Err(err) = result {
-            eprintln!("error: {err:#}");
-            failures.push(name);
-        }
+        outcome.record(name, &result);
     }
-    failures
+    outcome
 }
 
 /// Adopts the existing image `id` under `name`: from now on the state manages it. Its

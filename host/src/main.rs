@@ -5,6 +5,7 @@ mod bindings;
 mod cloud;
 mod clouds_yaml;
 mod engine;
+mod exit;
 mod guest_log;
 mod policy;
 mod progress;
@@ -12,6 +13,7 @@ mod report;
 mod runtime;
 mod spec;
 mod state;
+mod transport;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,33 +25,70 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::bindings::Cloud;
+use crate::exit::exit_help;
 use crate::policy::{AllowedHost, NetworkPolicy};
 use crate::runtime::{EMBEDDED_COMPONENT, Grants, Instance, Limits, Runtime};
 use crate::spec::SpecFile;
 use crate::state::{Ledger, State, StateLock};
+use crate::transport::{Tls, TlsSettings};
 
 /// Default state file name, next to the spec file.
 const STATE_FILE: &str = "openstack-image.state.json";
 
-/// Manage OpenStack Glance images from a spec file, through a sandboxed WebAssembly component.
+/// Manage OpenStack Glance images declaratively, through a sandboxed WebAssembly component.
 ///
-/// The cloud comes from the standard OS_* variables (OS_AUTH_URL, OS_USERNAME, OS_PASSWORD,
-/// OS_PROJECT_NAME, OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME, OS_REGION_NAME,
-/// OS_INTERFACE, or OS_APPLICATION_CREDENTIAL_ID/SECRET, or OS_TOKEN).
+/// openstack-image keeps the images a spec file describes in shape on an OpenStack cloud:
+/// `plan` shows what would change, `apply` creates, updates, replaces and deletes images until
+/// the cloud matches the spec, `destroy` deletes them. What it manages is recorded in a state
+/// file (openstack-image.state.json beside the spec), which `show` prints, `refresh` re-reads
+/// and `import` adds existing images to.
 ///
-/// The component may only call the Keystone auth URL's host, the image endpoints Keystone's
-/// catalog names, and hosts given with --allow-host; it may only read the directories
-/// holding the spec's local image files.
-///
-/// Exit status: 0 success (for `plan`: no changes), 1 error, 2 (`plan` only) changes pending.
+/// All cloud work runs inside a WebAssembly component that may only call the Keystone auth
+/// URL's host, the image endpoints Keystone's catalog names, the hosts of the spec's
+/// image_source_url sources and hosts given with --allow-host; it may only read the
+/// directories holding the spec's local image files and write its download caches.
 #[derive(Parser)]
-#[command(name = "openstack-image", version, max_term_width = 100)]
+#[command(
+    name = "openstack-image",
+    version,
+    max_term_width = 100,
+    after_long_help = AFTER_HELP
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
+
+/// The closing sections of `openstack-image --help`.
+const AFTER_HELP: &str = concat!(
+    "\
+Cloud:
+  --cloud NAME (or OS_CLOUD) picks a cloud from clouds.yaml, searched in ./, then
+  ~/.config/openstack/, then /etc/openstack/ (or the file OS_CLIENT_CONFIG_FILE names), with
+  secure.yaml beside it merged in. Auth types: password, v3applicationcredential, v3token.
+  Keys: auth.*, region_name, interface, cacert (a private CA's PEM file), verify: false.
+  Standard OS_* variables override it or stand alone: OS_AUTH_URL, OS_USERNAME / OS_USER_ID,
+  OS_PASSWORD, OS_PROJECT_NAME / OS_PROJECT_ID, OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME,
+  OS_APPLICATION_CREDENTIAL_ID / _NAME / _SECRET, OS_TOKEN, OS_REGION_NAME, OS_INTERFACE,
+  OS_CACERT, OS_INSECURE.
+
+Environment:
+  RUST_LOG                   log filter (overrides -v/-q), e.g. RUST_LOG=debug
+  OPENSTACK_IMAGE_CACHE_DIR  where downloads and the compiled component are cached
+                             [default: ~/.cache/openstack-image]
+
+Examples:
+  eval \"$(scripts/dev-cloud env)\"            # or: export OS_CLOUD=mycloud
+  openstack-image plan -f images.yaml
+  openstack-image apply -f images.yaml --parallel 8
+  openstack-image apply -f images.yaml --target ubuntu
+  openstack-image destroy -f images.yaml --force
+
+",
+    exit_help!()
+);
 
 #[derive(Args)]
 struct GlobalArgs {
@@ -79,7 +118,15 @@ struct GlobalArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show what `apply` would do. Exit 0: no changes; 2: changes pending; 1: error.
+    /// Show what `apply` would do.
+    ///
+    /// Validates the spec (every problem at once, before any cloud call), reads each image the
+    /// state records, and prints per image whether it would be created, updated in place,
+    /// replaced (a new image, then the old one deleted) or deleted (in the state, gone from the
+    /// spec), with each changed field as `old → new` (secrets masked). Changes nothing.
+    ///
+    /// Exit status 0: no changes; 2: changes pending; otherwise an error (see below).
+    #[command(after_long_help = concat!("Examples:\n  openstack-image plan -f images.yaml\n  openstack-image plan -f images.yaml --json | jq '.images[] | select(.action != \"no-op\")'\n\n", exit_help!()))]
     Plan {
         #[command(flatten)]
         spec: SpecArgs,
@@ -88,6 +135,14 @@ enum Command {
         json: bool,
     },
     /// Create, update, replace and delete images until the cloud matches the spec.
+    ///
+    /// Prints the plan, then carries it out without prompting: up to --parallel images at
+    /// once, each in its own sandboxed component instance with only its own grants. One
+    /// image's failure does not stop the others. The state file is saved after every change
+    /// and records the id of an image before it is created, so a run killed at any moment
+    /// leaves nothing the next apply cannot find: it adopts a finished image or deletes a
+    /// half-uploaded one. A second apply on the same state file refuses to start.
+    #[command(after_long_help = concat!("Examples:\n  openstack-image apply -f images.yaml\n  openstack-image apply -f images.yaml --parallel 8 --target ubuntu --target debian\n\n", exit_help!()))]
     Apply {
         #[command(flatten)]
         spec: SpecArgs,
@@ -96,6 +151,11 @@ enum Command {
         parallel: usize,
     },
     /// Delete the images recorded in the state file (all, or those named with --target).
+    ///
+    /// Protected images are refused unless --force is given, which removes the protection
+    /// first. An image already gone from the cloud counts as deleted. Each deleted image
+    /// leaves the state file at once.
+    #[command(after_long_help = concat!("Examples:\n  openstack-image destroy -f images.yaml\n  openstack-image destroy --state prod.state.json --target old-ubuntu --force\n\n", exit_help!()))]
     Destroy {
         #[command(flatten)]
         state: StateArgs,
@@ -104,8 +164,17 @@ enum Command {
         force: bool,
     },
     /// Print the state's images with all their inputs and outputs, as JSON.
+    ///
+    /// Reads only the state file (no cloud calls). Source passwords are never stored, so
+    /// never shown.
+    #[command(after_long_help = concat!("Example:\n  openstack-image show -f images.yaml | jq '.images.ubuntu.id'\n\n", exit_help!()))]
     Show(StateArgs),
     /// Adopt an existing image: record IMAGE_ID in the state under NAME.
+    ///
+    /// From then on the image is managed like one the tool created: add an entry NAME to
+    /// the spec describing it (its local file or URL, if you want content changes detected)
+    /// and `plan` shows what differs; its user properties become managed.
+    #[command(after_long_help = concat!("Example:\n  openstack-image import ubuntu 3f2c0d1e-8f7b-4c2a-9d61-2b7f5a0c9e11 -f images.yaml\n\n", exit_help!()))]
     Import {
         /// The logical name (the key in the spec and the state).
         name: String,
@@ -115,8 +184,16 @@ enum Command {
         state: StateArgs,
     },
     /// Re-read every image in the state from the cloud and record what it holds now.
+    ///
+    /// Records out-of-band changes (which the next `plan` then shows against the spec) and
+    /// forgets images deleted outside this tool.
+    #[command(after_long_help = concat!("Example:\n  openstack-image refresh -f images.yaml\n\n", exit_help!()))]
     Refresh(StateArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// For bash: `openstack-image completions bash > ~/.local/share/bash-completion/completions/openstack-image`;
+    /// zsh: write it as `_openstack-image` into a directory on $fpath; fish:
+    /// `openstack-image completions fish > ~/.config/fish/completions/openstack-image.fish`.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
@@ -155,6 +232,10 @@ struct StateArgs {
 #[derive(Subcommand)]
 enum ComponentCommand {
     /// Write the embedded component to OUT (a .wasm file any component runtime can load).
+    ///
+    /// The file is the very component this binary runs; run it with --component, or load it
+    /// into another component-model runtime (it exports openstack:image/lifecycle and imports
+    /// only standard WASI 0.2).
     Export {
         /// Where to write the component.
         out: PathBuf,
@@ -162,7 +243,15 @@ enum ComponentCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            // --help and --version are not errors; clap's own status for usage errors (2)
+            // would read as "changes pending".
+            return ExitCode::from(if err.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
     init_logging(&cli.global);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -172,7 +261,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(1)
+            exit::status_of(&err)
         }
     }
 }
@@ -240,7 +329,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(
                 if steps.iter().any(engine::Step::changes_anything) || !state.creating.is_empty() {
-                    ExitCode::from(2)
+                    ExitCode::from(exit::CHANGES)
                 } else {
                     ExitCode::SUCCESS
                 },
@@ -269,14 +358,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     sandbox.instance(grants, &name).await
                 })
             });
-            let failures = engine::apply(instance_for, &cloud, steps, ledger, parallel).await;
-            finish(failures, "apply")
+            let outcome = engine::apply(instance_for, &cloud, steps, ledger, parallel).await;
+            Ok(finish(&outcome, "apply"))
         }
         Command::Destroy { state: args, force } => {
             let (mut instance, cloud, ledger, _lock) = open_state(&global, &args, "destroy").await?;
             engine::finish_interrupted(&mut instance, &cloud, &ledger).await?;
-            let failures = engine::destroy(&mut instance, &cloud, &ledger, &args.targets, force).await;
-            finish(failures, "destroy")
+            let outcome = engine::destroy(&mut instance, &cloud, &ledger, &args.targets, force).await;
+            Ok(finish(&outcome, "destroy"))
         }
         Command::Import {
             name,
@@ -304,8 +393,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The cloud: `--cloud`/`OS_CLOUD` from clouds.yaml, with `OS_*` variables overriding.
-fn load_cloud(global: &GlobalArgs) -> Result<Cloud> {
+/// The cloud and its TLS settings: `--cloud`/`OS_CLOUD` from clouds.yaml, with `OS_*`
+/// variables overriding.
+fn load_cloud(global: &GlobalArgs) -> Result<(Cloud, TlsSettings)> {
     let from_file = match &global.cloud {
         Some(name) => clouds_yaml::settings(
             name,
@@ -314,12 +404,13 @@ fn load_cloud(global: &GlobalArgs) -> Result<Cloud> {
         )?,
         None => Default::default(),
     };
-    cloud::from_env(|k| {
+    let var = |k: &str| {
         std::env::var(k)
             .ok()
             .filter(|v| !v.is_empty())
             .or_else(|| from_file.get(k).cloned())
-    })
+    };
+    Ok((cloud::from_env(var)?, cloud::tls_from_env(var)?))
 }
 
 /// Locks and loads the state for a command that changes it, and starts the component.
@@ -339,24 +430,25 @@ async fn open_state(
             );
         }
     }
-    let cloud = load_cloud(global)?;
-    let instance = Sandbox::new(global, &cloud)?
+    let (cloud, tls) = load_cloud(global)?;
+    let instance = Sandbox::new(global, &cloud, &tls)?
         .instance(policy::SpecGrants::default(), command)
         .await?;
     Ok((instance, cloud, Ledger::new(state, path), lock))
 }
 
-fn finish(failures: Vec<String>, command: &str) -> Result<ExitCode> {
-    if failures.is_empty() {
+fn finish(outcome: &exit::Outcome, command: &str) -> ExitCode {
+    let status = outcome.status();
+    if status == exit::OK {
         println!("{command}: done.");
-        Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
-            "{command}: failed for {}; the state file records everything that was done.",
-            failures.join(", ")
+            "{command}: failed for {} ({} other image(s) done); the state file records everything that was done.",
+            outcome.failed_names().join(", "),
+            outcome.done
         );
-        Ok(ExitCode::from(1))
     }
+    ExitCode::from(status)
 }
 
 /// What `plan` and `apply` start from.
@@ -381,7 +473,7 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     }
     spec.images
         .retain(|name, _| engine::targeted(&args.targets, name));
-    let cloud = load_cloud(global)?;
+    let (cloud, tls) = load_cloud(global)?;
     for image in spec.images.values_mut() {
         // Glance downloads web-download sources itself: no cache for those.
         if image.image_source_url.is_some()
@@ -392,7 +484,7 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
         }
     }
     let grants = policy::SpecGrants::for_images(spec.images.values())?;
-    let sandbox = Arc::new(Sandbox::new(global, &cloud)?);
+    let sandbox = Arc::new(Sandbox::new(global, &cloud, &tls)?);
     let mut instance = sandbox.instance(grants, "check").await?;
     let desired = engine::check_all(&mut instance, &spec.images).await?;
     Ok(Prepared {
@@ -420,11 +512,20 @@ struct Sandbox {
     runtime: Runtime,
     auth_url: String,
     extra_hosts: Vec<AllowedHost>,
+    tls: Tls,
     display: progress::Display,
 }
 
 impl Sandbox {
-    fn new(global: &GlobalArgs, cloud: &Cloud) -> Result<Sandbox> {
+    fn new(global: &GlobalArgs, cloud: &Cloud, tls: &TlsSettings) -> Result<Sandbox> {
+        if tls.insecure {
+            eprintln!(
+                "WARNING: TLS certificate verification is OFF for {} and its image endpoints \
+                 (verify: false / OS_INSECURE): anyone on the network path can read your \
+                 credentials and alter images. Use `cacert` with the cloud's CA instead.",
+                cloud.auth_url
+            );
+        }
         let extra_hosts = global
             .allow_host
             .iter()
@@ -443,6 +544,7 @@ impl Sandbox {
             runtime: Runtime::new(&wasm, limits)?,
             auth_url: cloud.auth_url.clone(),
             extra_hosts,
+            tls: Tls::new(tls)?,
             display: progress::Display::for_stderr(global.quiet),
         })
     }
@@ -451,8 +553,8 @@ impl Sandbox {
     async fn instance(&self, grants: policy::SpecGrants, label: &str) -> Result<Instance> {
         let mut hosts = self.extra_hosts.clone();
         hosts.extend(grants.hosts);
-        let network =
-            NetworkPolicy::new(&self.auth_url, &hosts).map_err(|e| anyhow::anyhow!("OS_AUTH_URL: {e}"))?;
+        let network = NetworkPolicy::new(&self.auth_url, &hosts, self.tls.clone())
+            .map_err(|e| anyhow::anyhow!("OS_AUTH_URL: {e}"))?;
         self.runtime
             .instantiate(
                 Grants {

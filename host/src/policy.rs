@@ -2,6 +2,7 @@
 //! Every grant the host gives a component is decided here.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +13,7 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions};
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
 use crate::bindings::ImageSpec;
+use crate::transport::{self, Tls};
 
 /// Largest Keystone token response the host inspects for catalog endpoints.
 const MAX_TOKEN_RESPONSE: usize = 16 * 1024 * 1024;
@@ -105,20 +107,26 @@ impl AllowedHost {
 #[derive(Clone)]
 pub struct NetworkPolicy {
     allowed: Arc<Mutex<BTreeSet<AllowedHost>>>,
+    /// The auth host and the catalog's image endpoints: the hosts the cloud's TLS settings
+    /// (`verify: false`) apply to.
+    cloud: Arc<Mutex<BTreeSet<AllowedHost>>>,
     denied: Arc<Mutex<BTreeSet<String>>>,
     auth_host: AllowedHost,
+    tls: Tls,
 }
 
 impl NetworkPolicy {
-    /// A policy admitting the auth URL's host and `extra` hosts.
-    pub fn new(auth_url: &str, extra: &[AllowedHost]) -> Result<NetworkPolicy, String> {
+    /// A policy admitting the auth URL's host and `extra` hosts, connecting with `tls`.
+    pub fn new(auth_url: &str, extra: &[AllowedHost], tls: Tls) -> Result<NetworkPolicy, String> {
         let auth_host = AllowedHost::parse(auth_url)?;
         let mut allowed: BTreeSet<AllowedHost> = extra.iter().cloned().collect();
         allowed.insert(auth_host.clone());
         Ok(NetworkPolicy {
             allowed: Arc::new(Mutex::new(allowed)),
+            cloud: Arc::new(Mutex::new(BTreeSet::from([auth_host.clone()]))),
             denied: Arc::new(Mutex::new(BTreeSet::new())),
             auth_host,
+            tls,
         })
     }
 
@@ -129,14 +137,28 @@ impl NetworkPolicy {
 
     /// Whether a request to `uri` may go out.
     pub fn admits(&self, uri: &http::Uri) -> bool {
-        let Some((host, port)) = host_port(uri) else {
-            return false;
-        };
+        host_port(uri).is_some_and(|(host, port)| Self::lists(&self.allowed, &host, port))
+    }
+
+    fn is_cloud_host(&self, uri: &http::Uri) -> bool {
+        host_port(uri).is_some_and(|(host, port)| Self::lists(&self.cloud, &host, port))
+    }
+
+    /// Whether `ip` itself was allowed (a name resolving into a blocked range is not enough).
+    fn allows_ip(&self, ip: IpAddr) -> bool {
+        let text = ip.to_string();
         self.allowed
             .lock()
             .expect("policy lock")
             .iter()
-            .any(|a| a.admits(&host, port))
+            .any(|a| a.host == text)
+    }
+
+    fn lists(set: &Mutex<BTreeSet<AllowedHost>>, host: &str, port: u16) -> bool {
+        set.lock()
+            .expect("policy lock")
+            .iter()
+            .any(|a| a.admits(host, port))
     }
 
     /// Admits the hosts of the image service's endpoints in a Keystone token response.
@@ -157,10 +179,12 @@ impl NetworkPolicy {
             })
             .filter_map(|e| e.get("url").and_then(Value::as_str).map(str::to_string));
         let mut allowed = self.allowed.lock().expect("policy lock");
+        let mut cloud = self.cloud.lock().expect("policy lock");
         for url in image_urls {
             if let Ok(host) = AllowedHost::parse(&url) {
                 tracing::debug!(host = %host.host, port = ?host.port, "allowing the image endpoint from the catalog");
-                allowed.insert(host);
+                allowed.insert(host.clone());
+                cloud.insert(host);
             }
         }
     }
@@ -205,11 +229,15 @@ impl WasiHttpHooks for NetworkPolicy {
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
         let sniff = self.is_token_request(&request);
+        let cloud_host = self.is_cloud_host(request.uri());
         let policy = self.clone();
         Box::new(async move {
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let (response, io) = transport::send(request, options, &policy.tls, cloud_host, |ip| {
+                policy.allows_ip(ip)
+            })
+            .await?;
             if !sniff {
-                return Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture));
+                return Ok((response, Box::new(io) as IoFuture));
             }
             // The connection must keep being driven while we read the token response.
             let io = tokio::spawn(io);
@@ -258,7 +286,8 @@ mod tests {
 
     #[test]
     fn admits_only_allowed_hosts_and_learns_image_endpoints() {
-        let policy = NetworkPolicy::new("http://127.0.0.1:5000/v3", &[]).unwrap();
+        let tls = Tls::new(&Default::default()).unwrap();
+        let policy = NetworkPolicy::new("http://127.0.0.1:5000/v3", &[], tls).unwrap();
         assert!(policy.admits(&"http://127.0.0.1:5000/v3/auth/tokens".parse().unwrap()));
         assert!(!policy.admits(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
         assert!(!policy.admits(&"http://169.254.169.254/latest".parse().unwrap()));
@@ -267,6 +296,7 @@ mod tests {
                 {"type":"compute","endpoints":[{"url":"http://127.0.0.1:8774"}]}]}}"#,
         );
         assert!(policy.admits(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
+        assert!(policy.is_cloud_host(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
         assert!(!policy.admits(&"http://127.0.0.1:8774/v2.1".parse().unwrap()));
     }
 }

@@ -137,7 +137,7 @@ fn wrong_password_is_an_authentication_error() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(
         stderr.contains("image 'web'") && stderr.contains("authentication failed"),
         "{stderr}"

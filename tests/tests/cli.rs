@@ -118,7 +118,7 @@ fn destroy_honours_targets_and_force_removes_protection() {
     assert!(observer::image(&plain).is_none());
     assert!(observer::image(&guarded).is_some());
 
-    let refused = s.run(&["destroy", "--target", "guarded"]).expect_code(1);
+    let refused = s.run(&["destroy", "--target", "guarded"]).expect_code(4);
     assert!(
         refused.stderr.contains("protected") && refused.stderr.contains("--force"),
         "{}",
@@ -225,4 +225,33 @@ fn completions_are_printed_for_each_shell() {
             "{shell}: subcommands are completed"
         );
     }
+}
+
+#[test]
+fn help_documents_every_command_and_usage_errors_have_their_own_status() {
+    let s = Scenario::new("help");
+    for command in ["plan", "apply", "destroy", "show", "import", "refresh"] {
+        let run = s.run(&[command, "--help"]).expect_code(0);
+        for section in ["Usage: openstack-image", "Exit status:", "Example", "--cloud"] {
+            assert!(
+                run.stdout.contains(section),
+                "{command} --help lacks {section}: {}",
+                run.stdout
+            );
+        }
+    }
+    let top = s.run(&["--help"]).expect_code(0);
+    for section in ["clouds.yaml", "OS_CACERT", "Exit status:", "64  usage error"] {
+        assert!(top.stdout.contains(section), "--help lacks {section}");
+    }
+    // Usage errors are not "changes pending" (2) nor a failed run (1).
+    let missing = s.run(&["apply"]).expect_code(64);
+    assert!(missing.stderr.contains("--file"), "{}", missing.stderr);
+    let typo = s.run(&["plna"]).expect_code(64);
+    assert!(
+        typo.stderr.contains("similar subcommand exists: 'plan'"),
+        "{}",
+        typo.stderr
+    );
+    s.run(&["--version"]).expect_code(0);
 }

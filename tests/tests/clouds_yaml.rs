@@ -1,5 +1,6 @@
 //! clouds.yaml with each Keystone method: password, application credential, token.
 
+use openstack_image_tests::tls_proxy::TlsProxy;
 use openstack_image_tests::{Scenario, cloud_env, observer};
 use serde_json::Value;
 
@@ -82,4 +83,84 @@ fn each_auth_type_in_clouds_yaml_manages_images() {
     );
     let id = credential["ID"].as_str().unwrap();
     let _ = observer::openstack(&["application", "credential", "delete", id]);
+}
+
+#[test]
+fn https_keystone_behind_a_private_ca_needs_cacert_or_verify_false() {
+    let s = Scenario::new("tls");
+    s.qcow2("disk.qcow2", 1);
+    let env = cloud_env();
+    let keystone = env["OS_AUTH_URL"]
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("the dev cloud's Keystone address");
+    let proxy = TlsProxy::start(keystone, &s.path(""));
+    let auth = format!(
+        "    auth:\n      auth_url: {}\n      username: {}\n      password: {}\n      project_name: {}\n      user_domain_name: {}\n      project_domain_name: {}\n",
+        proxy.url("/v3"),
+        env["OS_USERNAME"],
+        env["OS_PASSWORD"],
+        env["OS_PROJECT_NAME"],
+        env["OS_USER_DOMAIN_NAME"],
+        env["OS_PROJECT_DOMAIN_NAME"]
+    );
+    std::fs::write(
+        s.path("clouds.yaml"),
+        format!(
+            "clouds:\n  trusted:\n    cacert: {}\n{auth}  untrusted:\n{auth}  insecure:\n    verify: false\n{auth}",
+            proxy.ca_pem.display()
+        ),
+    )
+    .unwrap();
+    s.write_spec(&format!(
+        "images:\n  web:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    local_file_path: disk.qcow2\n",
+        s.image_name("tls")
+    ));
+
+    // Without the CA the handshake is refused, the error says how to fix it, and nothing
+    // was created.
+    let refused = s
+        .run_without_os_env(&["apply", "-f", "images.yaml", "--cloud", "untrusted"], &[])
+        .expect_code(4);
+    assert!(
+        refused.stderr.contains("TLS certificate is not trusted") && refused.stderr.contains("cacert"),
+        "{}",
+        refused.stderr
+    );
+    assert!(s.cloud_images().is_empty());
+    assert!(
+        s.state()
+            .is_none_or(|st| st["images"].as_object().unwrap().is_empty())
+    );
+
+    // With `cacert` the private CA is trusted.
+    let trusted = s
+        .run_without_os_env(&["apply", "-f", "images.yaml", "--cloud", "trusted"], &[])
+        .expect_code(0);
+    assert!(!trusted.stderr.contains("WARNING"), "{}", trusted.stderr);
+    let id = s.state_id("web");
+    assert_eq!(observer::image(&id).expect("created")["status"], "active");
+    // OS_CACERT works as well as clouds.yaml's key.
+    let ca = proxy.ca_pem.to_string_lossy().into_owned();
+    s.run_without_os_env(&["destroy", "--cloud", "untrusted"], &[("OS_CACERT", &ca)])
+        .expect_code(0);
+    assert!(observer::image(&id).is_none());
+
+    // verify: false connects, with a loud warning.
+    let insecure = s
+        .run_without_os_env(&["apply", "-f", "images.yaml", "--cloud", "insecure"], &[])
+        .expect_code(0);
+    assert!(
+        insecure
+            .stderr
+            .contains("WARNING: TLS certificate verification is OFF"),
+        "{}",
+        insecure.stderr
+    );
+    s.run_without_os_env(&["destroy", "--cloud", "insecure"], &[])
+        .expect_code(0);
+    assert!(s.cloud_images().is_empty());
 }

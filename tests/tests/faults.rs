@@ -68,7 +68,7 @@ fn failed_create(test: &str, rule: Rule, extra: &str) -> String {
         region.name
     ));
 
-    let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+    let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(4);
     assert_eq!(
         proxy.failures(),
         1,
@@ -179,8 +179,13 @@ fn a_parallel_apply_of_twelve_images_survives_one_failure() {
 
     let run = s
         .run(&["apply", "-f", "images.yaml", "--parallel", "4"])
-        .expect_code(1);
-    assert!(run.stderr.contains("apply: failed for broken;"), "{}", run.stderr);
+        .expect_code(3);
+    assert!(
+        run.stderr
+            .contains("apply: failed for broken (11 other image(s) done)"),
+        "{}",
+        run.stderr
+    );
     let state = s.state().unwrap();
     let images = state["images"].as_object().unwrap();
     assert_eq!(

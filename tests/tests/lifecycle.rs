@@ -246,7 +246,7 @@ fn destroy_deletes_everything_and_protected_images_need_unprotecting() {
     let (web, db) = (s.state_id("web"), s.state_id("db"));
     assert_eq!(observer::image(&db).expect("db")["protected"], true);
 
-    let refused = s.run(&["destroy"]).expect_code(1);
+    let refused = s.run(&["destroy"]).expect_code(3);
     assert!(refused.stderr.contains("image 'db'"), "{}", refused.stderr);
     assert!(refused.stderr.contains("protected"), "{}", refused.stderr);
     assert!(

@@ -260,7 +260,7 @@ fn broken_sources_fail_clearly_and_leave_nothing() {
             &server.url(path),
             &format!("    image_cache_path: {cache}\n"),
         )]));
-        let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+        let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(4);
         assert!(
             run.stderr.contains("image 'web'") && run.stderr.contains(expected),
             "{path} {cache}: {}",
@@ -295,7 +295,7 @@ fn basic_auth_works_and_a_wrong_password_is_never_shown() {
     };
 
     s.write_spec(&with("wrong-secret-123"));
-    let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+    let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(4);
     assert!(run.stderr.contains("refused access (HTTP 401)"), "{}", run.stderr);
     assert!(run.stderr.contains("image_source_password"), "{}", run.stderr);
     assert!(!format!("{}{}", run.stdout, run.stderr).contains("wrong-secret-123"));
@@ -347,7 +347,7 @@ fn a_failing_web_download_fails_fast_and_leaves_nothing() {
         "    web_download: true\n",
     )]));
     let started = std::time::Instant::now();
-    let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+    let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(4);
     assert!(
         started.elapsed() < std::time::Duration::from_secs(60),
         "took {:?}",
