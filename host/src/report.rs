@@ -1,5 +1,6 @@
 //! Words for people: guest errors, plans and state as the CLI prints them.
 
+use console::style;
 use serde_json::{Map, Value, json};
 
 use crate::bindings::{Action, GuestError, ImageState};
@@ -43,7 +44,8 @@ pub fn guest_error(image: &str, err: &GuestError) -> String {
     }
 }
 
-/// The plan as the `plan` and `apply` commands print it.
+/// The plan as the `plan` and `apply` commands print it (coloured when stdout is a terminal
+/// and NO_COLOR is not set).
 pub fn plan_text(steps: &[Step]) -> String {
     let mut out = String::new();
     let count = |f: fn(&Step) -> bool| steps.iter().filter(|s| f(s)).count();
@@ -62,7 +64,11 @@ pub fn plan_text(steps: &[Step]) -> String {
                 } else {
                     ""
                 };
-                out.push_str(&format!("  + {}: create{why}\n", step.name));
+                out.push_str(&format!(
+                    "  {} {}: create{why}\n",
+                    style("+").green().bold(),
+                    step.name
+                ));
                 if let Some(spec) = &step.desired {
                     for (field, value) in [
                         ("name", spec.name.clone()),
@@ -78,18 +84,18 @@ pub fn plan_text(steps: &[Step]) -> String {
             }
             Change::Update(plan) | Change::Replace(plan) => {
                 let (mark, verb) = if plan.action == Action::Replace {
-                    ("-/+", "replace")
+                    (style("-/+").red().bold(), "replace")
                 } else {
-                    ("~", "update in place")
+                    (style("~").yellow().bold(), "update in place")
                 };
                 let id = step.prior.as_ref().map(|p| p.id.as_str()).unwrap_or("?");
                 out.push_str(&format!("  {mark} {}: {verb} (id {id})\n", step.name));
                 for c in &plan.changes {
                     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".to_string());
                     let forces = if c.forces_replacement {
-                        "   # forces replacement"
+                        style("   # forces replacement").red()
                     } else {
-                        ""
+                        style("")
                     };
                     out.push_str(&format!(
                         "      {}: {} → {}{forces}\n",
@@ -102,15 +108,18 @@ pub fn plan_text(steps: &[Step]) -> String {
             Change::Delete => {
                 let id = step.prior.as_ref().map(|p| p.id.as_str()).unwrap_or("?");
                 out.push_str(&format!(
-                    "  - {}: delete (id {id}; no longer in the spec)\n",
+                    "  {} {}: delete (id {id}; no longer in the spec)\n",
+                    style("-").red().bold(),
                     step.name
                 ));
             }
         }
         for deposed in &step.deposed {
             out.push_str(&format!(
-                "  - {}: delete replaced image {}\n",
-                step.name, deposed.id
+                "  {} {}: delete replaced image {}\n",
+                style("-").red().bold(),
+                step.name,
+                deposed.id
             ));
         }
     }
