@@ -118,6 +118,15 @@ fn an_apply_killed_mid_upload_is_finished_by_the_next_one() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // A second apply on the same state, while the first is uploading, refuses and names it.
+    let second = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+    assert!(
+        second
+            .stderr
+            .contains(&format!("pid {} running `apply`", child.id())),
+        "{}",
+        second.stderr
+    );
     child.kill().unwrap(); // SIGKILL: no cleanup runs
     child.wait().unwrap();
 
