@@ -138,7 +138,9 @@ pub enum TransportError {
     Denied { url: String },
     /// No connection or no answer within the request's timeout.
     TimedOut { url: String },
-    /// Connection, TLS or protocol failure.
+    /// The connection broke (refused, reset, cut short): worth another attempt.
+    Broken { url: String, reason: String },
+    /// TLS, name resolution or protocol failure: another attempt would fail the same way.
     Failed { url: String, reason: String },
 }
 
@@ -152,7 +154,7 @@ impl From<TransportError> for Error {
                 host_of(&url)
             )),
             TransportError::TimedOut { url } => Error::Transport(format!("request to {url} timed out")),
-            TransportError::Failed { url, reason } => {
+            TransportError::Broken { url, reason } | TransportError::Failed { url, reason } => {
                 Error::Transport(format!("request to {url} failed: {reason}"))
             }
         }

@@ -177,6 +177,7 @@ mod tests {
             },
             region: None,
             interface: None,
+            retries: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod keystone;
 pub mod lifecycle;
 pub mod patch;
 pub mod progress;
+pub mod retry;
 pub mod source;
 pub mod upload;
 pub mod validate;

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::http::{Request, Response, Transport, TransportError, status_error};
+use crate::retry::{self, DEFAULT_RETRIES, Retrying};
 use crate::source::{self, Digests, ExpectedDigest, UrlSource};
 use crate::types::{
     Action, ChecksumMismatch, Cloud, Error, FieldChange, FieldError, ImageSpec, ImageState, Plan,
@@ -96,7 +97,7 @@ struct Pending {
 
 /// The image resource over a transport; caches one Keystone token per cloud.
 pub struct Provider<T> {
-    transport: T,
+    transport: Retrying<T>,
     sessions: HashMap<String, Session>,
 }
 
@@ -104,7 +105,7 @@ impl<T: Transport> Provider<T> {
     /// A provider with no cached sessions.
     pub fn new(transport: T) -> Self {
         Provider {
-            transport,
+            transport: Retrying::new(transport),
             sessions: HashMap::new(),
         }
     }
@@ -217,13 +218,19 @@ impl<T: Transport> Provider<T> {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let url = op.url("/images");
         let response = self.call(&mut op, "POST", &url, Some(glance::create_body(&spec, &id)))?;
-        if response.status == 409 {
+        // A retried POST answered 409 usually means the first attempt created the image and
+        // only its answer was lost: the id is ours, so carry on with that image.
+        let lost_answer =
+            response.status == 409 && self.transport.retried() && self.status_of(&mut op, &id)? == "queued";
+        if response.status == 409 && !lost_answer {
             return Err(Error::Conflict(format!(
                 "an image with id {id} already exists (Glance never reuses the id of a deleted image); \
                  choose another image_id or leave it out"
             )));
         }
-        expect(&response, "POST", &url, &[201])?;
+        if !lost_answer {
+            expect(&response, "POST", &url, &[201])?;
+        }
         op.last_status = "queued".into();
 
         let finished = match data {
@@ -473,7 +480,41 @@ impl<T: Transport> Provider<T> {
             pending.data.etag.clone(),
             pending.data.last_modified.clone(),
         );
-        let digests = self.upload(op, pending)?;
+        let mut pending = pending;
+        let mut restarts = 0;
+        let digests = loop {
+            let err = match self.upload(op, pending) {
+                Ok(digests) => break digests,
+                Err(err) => err,
+            };
+            // An upload that broke off may start again from the first byte, but only while
+            // Glance has put the image back to `queued` (it holds no data).
+            let worth_again = match &err {
+                Error::Transport(_) | Error::AuthFailed(_) => true,
+                Error::Api(api) => retry::transient_status(api.status) || api.status == 500,
+                _ => false,
+            };
+            if !worth_again || restarts >= self.transport.retries || self.status_of(op, &id)? != "queued" {
+                return Err(err);
+            }
+            if matches!(err, Error::AuthFailed(_)) {
+                // The token expired mid-run: authenticate again before the next attempt.
+                self.sessions.remove(&op.session_key);
+            }
+            let wait = retry::delay(restarts, None, fastrand::f64());
+            std::thread::sleep(wait.min(op.remaining()?));
+            restarts += 1;
+            progress::warn(format!(
+                "the upload of image {id} broke off ({}); Glance put it back to 'queued', so it \
+                 starts again (restart {restarts} of {})",
+                describe(&err),
+                self.transport.retries
+            ));
+            pending = Pending {
+                id: id.clone(),
+                data: self.open_data(spec, op)?,
+            };
+        };
         let image = self.wait_active(op, &id)?;
         if spec.verify_checksum != Some(false) {
             verify(&image, &digests)?;
@@ -533,6 +574,12 @@ impl<T: Transport> Provider<T> {
             ));
         }
         Ok(digests)
+    }
+
+    /// The image's status now.
+    fn status_of(&mut self, op: &mut Op, id: &str) -> Result<String, Error> {
+        let url = op.url(&format!("/images/{id}"));
+        Ok(self.poll(op, id, &url)?.1)
     }
 
     /// Reads the image once while waiting on it; reports status changes.
@@ -708,6 +755,7 @@ impl<T: Transport> Provider<T> {
     ) -> Result<Op<'a>, Error> {
         let started = Instant::now();
         let limit = Duration::from_secs(timeout_seconds);
+        self.transport.retries = cloud.retries.unwrap_or(DEFAULT_RETRIES);
         let session_key = session_key(cloud);
         if !self.sessions.contains_key(&session_key) {
             self.authenticate(cloud, &session_key, limit)?;

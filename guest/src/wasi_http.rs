@@ -33,7 +33,7 @@ impl Transport for WasiHttp {
             .by_ref()
             .take(limit)
             .read_to_end(&mut body)
-            .map_err(|e| TransportError::Failed {
+            .map_err(|e| TransportError::Broken {
                 url: url.clone(),
                 reason: format!("reading the answer failed: {e}"),
             })?;
@@ -136,7 +136,12 @@ impl Transport for WasiHttp {
         };
         let response = match response {
             Ok(Ok(response)) => response,
-            Ok(Err(code)) => return Err(write_result.err().map_or_else(|| error(&url, code), failed)),
+            Ok(Err(code)) => {
+                return Err(match write_result {
+                    Ok(()) => error(&url, code),
+                    Err(reason) => TransportError::Broken { url, reason },
+                });
+            }
             Err(()) => return Err(failed("the response was already taken".into())),
         };
         // A server may answer early (e.g. 413) and stop reading: its answer says more than
@@ -255,14 +260,24 @@ fn error(url: &str, code: ErrorCode) -> TransportError {
     let reason = match code {
         ErrorCode::HttpRequestDenied => return TransportError::Denied { url: url.to_string() },
         ErrorCode::ConnectionRefused => {
-            "connection refused: is the service running and the URL right?".into()
+            return TransportError::Broken {
+                url: url.to_string(),
+                reason: "connection refused: is the service running and the URL right?".into(),
+            };
         }
         ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
             return TransportError::TimedOut { url: url.to_string() };
         }
         ErrorCode::ConnectionTerminated
         | ErrorCode::HttpProtocolError
-        | ErrorCode::HttpResponseIncomplete => "the connection broke before a complete answer arrived".into(),
+        | ErrorCode::HttpResponseIncomplete
+        | ErrorCode::DestinationUnavailable
+        | ErrorCode::ConnectionLimitReached => {
+            return TransportError::Broken {
+                url: url.to_string(),
+                reason: "the connection broke before a complete answer arrived".into(),
+            };
+        }
         ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => "the host name does not resolve".into(),
         ErrorCode::TlsCertificateError => "the server's TLS certificate is not trusted (if the cloud \
             uses a private CA, set `cacert` in clouds.yaml or OS_CACERT to its CA certificate file)"

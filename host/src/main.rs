@@ -114,6 +114,11 @@ struct GlobalArgs {
     /// Wall-clock limit for one component call, in seconds.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 7200)]
     deadline_seconds: u64,
+    /// How often a request safe to repeat is retried after a broken connection or HTTP
+    /// 429/502/503/504 (backoff with jitter, Retry-After honoured, within the image's
+    /// timeouts), and how often an upload Glance put back to `queued` starts again. 0: never.
+    #[arg(long, global = true, value_name = "N", default_value_t = 4)]
+    retries: u32,
 }
 
 #[derive(Subcommand)]
@@ -410,7 +415,11 @@ fn load_cloud(global: &GlobalArgs) -> Result<(Cloud, TlsSettings)> {
             .filter(|v| !v.is_empty())
             .or_else(|| from_file.get(k).cloned())
     };
-    Ok((cloud::from_env(var)?, cloud::tls_from_env(var)?))
+    let cloud = Cloud {
+        retries: Some(global.retries),
+        ..cloud::from_env(var)?
+    };
+    Ok((cloud, cloud::tls_from_env(var)?))
 }
 
 /// Locks and loads the state for a command that changes it, and starts the component.

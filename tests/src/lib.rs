@@ -303,10 +303,24 @@ pub mod fault_proxy {
         Drop,
         /// Reads the body, then never answers (until the proxy is dropped).
         Stall,
+        /// Relays the head and this many body bytes to the upstream, then cuts both
+        /// connections (a connection reset in the middle of an upload).
+        CutBody(u64),
+        /// Relays the request, but only this many bytes of the answer, then closes.
+        Truncate(usize),
     }
 
     /// Decides from the request line (`PUT /v2/images/… HTTP/1.1`) whether to fail it.
     pub type Rule = fn(&str) -> Option<Fault>;
+
+    /// A rule that may keep state (e.g. fail only the first n matching requests).
+    pub type Script = Arc<dyn Fn(&str) -> Option<Fault> + Send + Sync>;
+
+    /// Fails the first `n` requests that `matches` with `fault`, then relays everything.
+    pub fn first(n: usize, matches: fn(&str) -> bool, fault: Fault) -> Script {
+        let seen = AtomicUsize::new(0);
+        Arc::new(move |line| (matches(line) && seen.fetch_add(1, Ordering::SeqCst) < n).then_some(fault))
+    }
 
     /// A running proxy; stops when dropped.
     pub struct FaultProxy {
@@ -318,6 +332,11 @@ pub mod fault_proxy {
     impl FaultProxy {
         /// Listens on 127.0.0.1 (a free port) and relays to `upstream` unless `rule` fails a request.
         pub fn start(upstream: SocketAddr, rule: Rule) -> FaultProxy {
+            FaultProxy::scripted(upstream, Arc::new(rule))
+        }
+
+        /// Like `start`, with a rule that may keep state.
+        pub fn scripted(upstream: SocketAddr, rule: Script) -> FaultProxy {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
             let addr = listener.local_addr().expect("proxy address");
             let stop = Arc::new(AtomicBool::new(false));
@@ -329,8 +348,8 @@ pub mod fault_proxy {
                         break;
                     }
                     let Ok(client) = client else { continue };
-                    let (failures, stop) = (failures.clone(), stop_flag.clone());
-                    std::thread::spawn(move || serve(client, upstream, rule, &failures, &stop));
+                    let (failures, stop, rule) = (failures.clone(), stop_flag.clone(), rule.clone());
+                    std::thread::spawn(move || serve(client, upstream, &*rule, &failures, &stop));
                 }
             });
             FaultProxy { addr, stop, failed }
@@ -352,7 +371,7 @@ pub mod fault_proxy {
     fn serve(
         mut client: TcpStream,
         upstream: SocketAddr,
-        rule: Rule,
+        rule: &(dyn Fn(&str) -> Option<Fault> + Send + Sync),
         failures: &AtomicUsize,
         stop: &AtomicBool,
     ) {
@@ -366,22 +385,41 @@ pub mod fault_proxy {
         }
         let text = String::from_utf8_lossy(&head);
         let request_line = text.lines().next().unwrap_or("");
-        if let Some(fault) = rule(request_line) {
+        let fault = rule(request_line);
+        if fault.is_some() {
             failures.fetch_add(1, Ordering::SeqCst);
-            if let Fault::Drop = fault {
+        }
+        match fault {
+            Some(Fault::Drop) => {
                 let _ = client.shutdown(Shutdown::Both);
                 return;
             }
+            Some(Fault::CutBody(bytes)) => {
+                if let Ok(mut server) = TcpStream::connect(upstream)
+                    && server.write_all(&head).is_ok()
+                {
+                    let _ = std::io::copy(&mut (&mut client).take(bytes), &mut server);
+                    let _ = server.shutdown(Shutdown::Both);
+                }
+                let _ = client.shutdown(Shutdown::Both);
+                return;
+            }
+            Some(Fault::Truncate(bytes)) => {
+                if let Ok(mut server) = TcpStream::connect(upstream)
+                    && server.write_all(&head).is_ok()
+                {
+                    let length = content_length(&text);
+                    let _ = std::io::copy(&mut (&mut client).take(length), &mut server);
+                    let _ = std::io::copy(&mut (&mut server).take(bytes as u64), &mut client);
+                }
+                let _ = client.shutdown(Shutdown::Both);
+                return;
+            }
+            _ => {}
+        }
+        if let Some(fault) = fault {
             // Take the whole body first, as a server does, so the client sees the answer.
-            let length = text
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().to_string())
-                })
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
+            let length = content_length(&text);
             let _ = std::io::copy(&mut (&mut client).take(length), &mut std::io::sink());
             match fault {
                 Fault::Answer(response) => {
@@ -413,6 +451,17 @@ pub mod fault_proxy {
         let _ = std::io::copy(&mut server, &mut client);
         let _ = client.shutdown(Shutdown::Both);
         let _ = upload.join();
+    }
+
+    fn content_length(head: &str) -> u64 {
+        head.lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().to_string())
+            })
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
     }
 }
 

@@ -32,15 +32,17 @@ fn a_broken_upload_connection_deletes_the_half_made_image() {
     assert!(run.contains("the connection broke"), "{run}");
 }
 
+/// An upload that always fails: tried once, then started again `--retries` (default 4)
+/// times while Glance keeps the image `queued`.
 fn failed_upload(test: &str, rule: Rule) -> String {
-    failed_create(test, rule, "")
+    failed_create(test, rule, "", 5)
 }
 
 #[test]
 fn a_stalled_upload_times_out_names_the_status_and_cleans_up() {
     let started = std::time::Instant::now();
     let stall: Rule = |line| is_upload(line).then_some(Fault::Stall);
-    let run = failed_create("stalled", stall, "    timeouts:\n      create: 3s\n");
+    let run = failed_create("stalled", stall, "    timeouts:\n      create: 3s\n", 1);
     assert!(
         run.contains("timed out") && run.contains("create gave up after"),
         "{run}"
@@ -55,9 +57,10 @@ fn a_stalled_upload_times_out_names_the_status_and_cleans_up() {
     );
 }
 
-/// Applies one image (spec lines `extra` added) through a proxy that applies `rule`; returns
-/// the error output after checking that nothing is left in the cloud or the state.
-fn failed_create(test: &str, rule: Rule, extra: &str) -> String {
+/// Applies one image (spec lines `extra` added) through a proxy that applies `rule` (and
+/// fails `attempts` requests); returns the error output after checking that nothing is left
+/// in the cloud or the state.
+fn failed_create(test: &str, rule: Rule, extra: &str, attempts: usize) -> String {
     let s = Scenario::new(test);
     s.qcow2("web.qcow2", 2);
     let proxy = FaultProxy::start(glance_addr(), rule);
@@ -71,8 +74,8 @@ fn failed_create(test: &str, rule: Rule, extra: &str) -> String {
     let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(4);
     assert_eq!(
         proxy.failures(),
-        1,
-        "the upload went through the proxy and failed"
+        attempts,
+        "the upload went through the proxy and failed each time"
     );
     assert!(run.stderr.contains("image 'web'"), "{}", run.stderr);
     assert!(
