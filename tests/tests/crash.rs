@@ -61,7 +61,8 @@ fn apply_killed_at_random_moments_always_converges() {
 
         let run = s.run(&["apply", "-f", "images.yaml"]);
         assert_eq!(
-            run.code, 0,
+            run.code,
+            0,
             "round {round} (killed after {moment:?} of {:?}): the next apply converges\n{}\n{}",
             started.elapsed(),
             run.stdout,
@@ -128,5 +129,8 @@ fn converged(s: &Scenario, round: usize, spec: &str) {
             "round {round}: exactly one image named for {name}, the recorded one"
         );
     }
-    assert!(per_name.is_empty(), "round {round}: images the state does not know: {per_name:?}");
+    assert!(
+        per_name.is_empty(),
+        "round {round}: images the state does not know: {per_name:?}"
+    );
 }
