@@ -3,7 +3,7 @@
 //! in the cloud the state does not know.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use openstack_image_tests::Scenario;
 use rand::Rng;
