@@ -114,6 +114,10 @@ struct GlobalArgs {
     /// Wall-clock limit for one component call, in seconds.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 7200)]
     deadline_seconds: u64,
+    /// Most output (stdout and stderr) accepted from one component instance, in KiB; the
+    /// rest is dropped.
+    #[arg(long, global = true, value_name = "KIB", default_value_t = 4096)]
+    output_limit_kib: usize,
 }
 
 #[derive(Subcommand)]
@@ -539,6 +543,7 @@ impl Sandbox {
         let limits = Limits {
             memory_bytes: global.memory_limit_mib.saturating_mul(1024 * 1024),
             call_deadline: Duration::from_secs(global.deadline_seconds),
+            output_bytes: global.output_limit_kib.saturating_mul(1024),
         };
         Ok(Sandbox {
             runtime: Runtime::new(&wasm, limits)?,
