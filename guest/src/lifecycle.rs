@@ -840,7 +840,9 @@ fn probe_file(path: &str) -> Result<(), String> {
             "file '{path}' does not exist; fix the path (relative paths are resolved against \
              the spec file's directory)"
         )),
-        Err(e) => Err(format!("cannot read '{path}': {e}")),
+        Err(e) => Err(format!(
+            "cannot read '{path}': {e}; point local_file_path at a readable image file"
+        )),
     }
 }
 

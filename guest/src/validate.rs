@@ -10,6 +10,9 @@ const GLANCE_INT_MAX: u64 = i32::MAX as u64;
 const MAX_SHORT_TEXT: usize = 255;
 /// Glance's limit on a property value.
 const MAX_PROPERTY_VALUE: usize = 65_535;
+/// Kernel pseudo-filesystems: their files are devices or generated text, never image data
+/// (and /proc/self would be the host's own process).
+const PSEUDO_FILESYSTEMS: &[&str] = &["/proc", "/sys", "/dev"];
 /// No operation may be given more than a week.
 const MAX_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
 
@@ -134,6 +137,16 @@ fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
                     "local_file_path",
                     format!("'{path}' is not absolute; the runtime must pass an absolute path"),
                 );
+            } else if let Some(root) = PSEUDO_FILESYSTEMS.iter().find(|root| {
+                path.strip_prefix(**root)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }) {
+                err(
+                    "local_file_path",
+                    format!(
+                        "'{path}' is under {root}, a kernel pseudo-filesystem, not an image file; point local_file_path at the image file"
+                    ),
+                );
             }
         }
         (None, Some(url)) => {
@@ -141,7 +154,9 @@ fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
             if !matches!(scheme.as_deref(), Some("http" | "https")) || url::Url::parse(url).is_err() {
                 err(
                     "image_source_url",
-                    format!("'{url}' is not an http:// or https:// URL"),
+                    format!(
+                        "'{url}' is not an http:// or https:// URL; give one, or download the data and use local_file_path"
+                    ),
                 );
             }
         }
@@ -401,6 +416,34 @@ pub(crate) mod tests {
         let mut s = spec();
         s.local_file_path = Some("relative.qcow2".into());
         assert_eq!(fields(check(s)), vec!["local_file_path"]);
+    }
+
+    #[test]
+    fn rejects_pseudo_files_and_other_schemes() {
+        for path in ["/dev/zero", "/proc/self/environ", "/sys", "/proc"] {
+            let mut s = spec();
+            s.local_file_path = Some(path.into());
+            let errors = check(s).unwrap_err();
+            assert!(
+                errors[0].message.contains("pseudo-filesystem"),
+                "{path}: {}",
+                errors[0].message
+            );
+        }
+        let mut s = spec();
+        s.local_file_path = Some("/devices/disk.qcow2".into());
+        assert!(check(s).is_ok());
+        for url in [
+            "file:///etc/passwd",
+            "ftp://h/x",
+            "javascript:alert(1)",
+            "data:,x",
+        ] {
+            let mut s = spec();
+            s.local_file_path = None;
+            s.image_source_url = Some(url.into());
+            assert_eq!(fields(check(s)), vec!["image_source_url"], "{url}");
+        }
     }
 
     #[test]

@@ -9,6 +9,14 @@ use crate::transport::TlsSettings;
 /// production, a map in tests).
 pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Cloud> {
     let get = |name: &str| var(name).filter(|v| !v.is_empty());
+    // With --cloud, clouds.yaml names itself (clouds_yaml::settings), so a missing or wrong
+    // setting can be traced to the key that gives it.
+    let in_clouds_yaml = |key: &str| match (get("OS_CLOUD"), get("OS_CLIENT_CONFIG_FILE")) {
+        (Some(cloud), Some(file)) => {
+            format!(" (cloud '{cloud}' in {file}: set {key} there, secrets also in secure.yaml)")
+        }
+        _ => String::new(),
+    };
     let Some(auth_url) = get("OS_AUTH_URL") else {
         bail!(
             "OS_AUTH_URL is not set: load your cloud's openrc file (or, for the local dev \
@@ -22,7 +30,8 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Cloud> {
         let name = get("OS_APPLICATION_CREDENTIAL_NAME");
         if id.is_none() && name.is_none() {
             bail!(
-                "OS_APPLICATION_CREDENTIAL_SECRET is set but neither OS_APPLICATION_CREDENTIAL_ID nor OS_APPLICATION_CREDENTIAL_NAME is"
+                "OS_APPLICATION_CREDENTIAL_SECRET is set but neither OS_APPLICATION_CREDENTIAL_ID nor OS_APPLICATION_CREDENTIAL_NAME is{}",
+                in_clouds_yaml("auth.application_credential_id")
             );
         }
         Credentials::ApplicationCredential(ApplicationCredentialAuth {
@@ -38,11 +47,15 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Cloud> {
         let (user_id, username) = (get("OS_USER_ID"), get("OS_USERNAME"));
         if user_id.is_none() && username.is_none() {
             bail!(
-                "no credentials: set OS_USERNAME (or OS_USER_ID) and OS_PASSWORD, OS_APPLICATION_CREDENTIAL_ID and OS_APPLICATION_CREDENTIAL_SECRET, or OS_TOKEN"
+                "no credentials: set OS_USERNAME (or OS_USER_ID) and OS_PASSWORD, OS_APPLICATION_CREDENTIAL_ID and OS_APPLICATION_CREDENTIAL_SECRET, or OS_TOKEN{}",
+                in_clouds_yaml("auth.username and auth.password")
             );
         }
         let Some(password) = get("OS_PASSWORD") else {
-            bail!("OS_PASSWORD is not set (needed with OS_USERNAME/OS_USER_ID)");
+            bail!(
+                "OS_PASSWORD is not set (needed with OS_USERNAME/OS_USER_ID){}",
+                in_clouds_yaml("auth.password")
+            );
         };
         Credentials::Password(PasswordAuth {
             user_id,
@@ -56,7 +69,10 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Cloud> {
     if let Some(i) = &interface
         && !["public", "internal", "admin"].contains(&i.as_str())
     {
-        bail!("OS_INTERFACE is '{i}'; use public, internal or admin");
+        bail!(
+            "OS_INTERFACE is '{i}'; use public, internal or admin{}",
+            in_clouds_yaml("interface")
+        );
     }
     Ok(Cloud {
         auth_url,
@@ -120,6 +136,26 @@ mod tests {
         assert!(cloud(&[]).unwrap_err().to_string().contains("OS_AUTH_URL"));
         let err = cloud(&[("OS_AUTH_URL", "u"), ("OS_USERNAME", "a")]).unwrap_err();
         assert!(err.to_string().contains("OS_PASSWORD"));
+    }
+
+    #[test]
+    fn settings_from_clouds_yaml_name_its_key() {
+        let from_file = [
+            ("OS_CLOUD", "dev"),
+            ("OS_CLIENT_CONFIG_FILE", "/etc/openstack/clouds.yaml"),
+            ("OS_AUTH_URL", "u"),
+        ];
+        let err = cloud(&[&from_file[..], &[("OS_USERNAME", "a")]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cloud 'dev' in /etc/openstack/clouds.yaml: set auth.password"),
+            "{err}"
+        );
+        let err = cloud(&[("OS_AUTH_URL", "u"), ("OS_USERNAME", "a")])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("clouds.yaml"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_yaml_ng::{Mapping, Value};
 
+use crate::spec::read_text_file;
+
 /// Where clouds.yaml and secure.yaml are looked for, in order (openstacksdk's order).
 pub fn search_dirs() -> Vec<PathBuf> {
     let mut dirs = vec![PathBuf::from(".")];
@@ -65,24 +67,59 @@ pub fn settings(
     {
         merge(&mut entry, secrets);
     }
-    to_os_vars(name, &entry)
+    let mut vars = to_os_vars(name, clouds_file, &entry)?;
+    // Where the settings came from, so errors about them can say which file to fix.
+    vars.insert("OS_CLOUD".to_string(), name.to_string());
+    vars.insert(
+        "OS_CLIENT_CONFIG_FILE".to_string(),
+        clouds_file.display().to_string(),
+    );
+    Ok(vars)
 }
 
+/// A clouds.yaml or secure.yaml: a YAML mapping (an empty file is an empty one).
 fn read(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_yaml_ng::from_str(&text).with_context(|| format!("{} is not valid YAML", path.display()))
+    let text = read_text_file(path, "cloud settings file")?;
+    match serde_yaml_ng::from_str(&text).with_context(|| format!("{} is not valid YAML", path.display()))? {
+        Value::Null => Ok(Value::Mapping(Mapping::new())),
+        value @ Value::Mapping(_) => Ok(value),
+        _ => bail!(
+            "{} is not a YAML mapping; it should start with `clouds:`",
+            path.display()
+        ),
+    }
+}
+
+/// The `clouds:` mapping of a clouds.yaml or secure.yaml.
+fn clouds(path: &Path) -> Result<Mapping> {
+    match read(path)?.get("clouds") {
+        None | Some(Value::Null) => Ok(Mapping::new()),
+        Some(Value::Mapping(clouds)) => Ok(clouds.clone()),
+        Some(_) => bail!(
+            "{}: `clouds` must be a mapping of cloud names to their settings",
+            path.display()
+        ),
+    }
 }
 
 fn cloud_entry(path: &Path, name: &str) -> Result<Option<Value>> {
-    Ok(read(path)?.get("clouds").and_then(|c| c.get(name)).cloned())
+    match clouds(path)?.get(name) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(Value::Mapping(Mapping::new()))),
+        Some(entry @ Value::Mapping(_)) => Ok(Some(entry.clone())),
+        Some(_) => bail!(
+            "{}: cloud '{name}' must be a mapping of settings (auth, region_name, …)",
+            path.display()
+        ),
+    }
 }
 
 fn cloud_names(path: &Path) -> Result<Vec<String>> {
-    Ok(read(path)?
-        .get("clouds")
-        .and_then(Value::as_mapping)
-        .map(|m| m.keys().filter_map(Value::as_str).map(str::to_string).collect())
-        .unwrap_or_default())
+    Ok(clouds(path)?
+        .keys()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect())
 }
 
 /// secure.yaml values win over clouds.yaml's, key by key (nested maps merge).
@@ -102,20 +139,30 @@ fn merge(base: &mut Value, over: Value) {
     }
 }
 
-fn to_os_vars(name: &str, entry: &Value) -> Result<HashMap<String, String>> {
+fn to_os_vars(name: &str, file: &Path, entry: &Value) -> Result<HashMap<String, String>> {
+    let origin = format!("cloud '{name}' in {}", file.display());
     let empty = Mapping::new();
-    let auth = entry.get("auth").and_then(Value::as_mapping).unwrap_or(&empty);
-    let text = |value: &Value| match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+    let auth = match entry.get("auth") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Mapping(auth)) => auth,
+        Some(_) => bail!("{origin}: `auth` must be a mapping (auth_url, username, password, …)"),
+    };
+    // A setting is text; numbers and booleans are taken as written, lists and maps are errors.
+    let text = |key: &str, value: Option<&Value>| match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+        Some(_) => Err(anyhow::anyhow!(
+            "{origin}: `{key}` must be text, not a list or mapping"
+        )),
     };
     let mut vars = HashMap::new();
-    let auth_type = entry
-        .get("auth_type")
-        .and_then(Value::as_str)
-        .unwrap_or("password");
+    let auth_type = match entry.get("auth_type") {
+        None | Some(Value::Null) => "password",
+        Some(Value::String(t)) => t.as_str(),
+        Some(_) => bail!("{origin}: `auth_type` must be text: password, v3applicationcredential or v3token"),
+    };
     let auth_keys: &[(&str, &str)] = match auth_type {
         "password" | "v3password" => &[
             ("username", "OS_USERNAME"),
@@ -134,7 +181,7 @@ fn to_os_vars(name: &str, entry: &Value) -> Result<HashMap<String, String>> {
         ],
         "token" | "v3token" => &[("token", "OS_TOKEN")],
         other => bail!(
-            "cloud '{name}': auth_type '{other}' is not supported; use password, v3applicationcredential or v3token"
+            "{origin}: auth_type '{other}' is not supported; use password, v3applicationcredential or v3token"
         ),
     };
     let common: &[(&str, &str)] = &[
@@ -147,24 +194,30 @@ fn to_os_vars(name: &str, entry: &Value) -> Result<HashMap<String, String>> {
         ("project_domain_id", "OS_PROJECT_DOMAIN_ID"),
     ];
     for (key, var) in auth_keys.iter().chain(common) {
-        if let Some(value) = auth.get(*key).and_then(text) {
+        if let Some(value) = text(&format!("auth.{key}"), auth.get(*key))? {
             vars.insert(var.to_string(), value);
         }
     }
-    for (key, var) in [("region_name", "OS_REGION_NAME"), ("interface", "OS_INTERFACE")] {
-        if let Some(value) = entry.get(key).and_then(text) {
+    if !vars.contains_key("OS_AUTH_URL") {
+        bail!(
+            "{origin} has no auth.auth_url; add the Keystone URL there (e.g. https://keystone.example.org:5000/v3)"
+        );
+    }
+    for (key, var) in [
+        ("region_name", "OS_REGION_NAME"),
+        ("interface", "OS_INTERFACE"),
+        ("cacert", "OS_CACERT"),
+    ] {
+        if let Some(value) = text(key, entry.get(key))? {
             vars.insert(var.to_string(), value);
         }
-    }
-    if let Some(cacert) = entry.get("cacert").and_then(text) {
-        vars.insert("OS_CACERT".to_string(), cacert);
     }
     match entry.get("verify") {
         None => {}
         Some(Value::Bool(verify)) => {
             vars.insert("OS_INSECURE".to_string(), (!verify).to_string());
         }
-        Some(_) => bail!("cloud '{name}': `verify` must be true or false"),
+        Some(_) => bail!("{origin}: `verify` must be true or false"),
     }
     Ok(vars)
 }
@@ -220,6 +273,59 @@ mod tests {
                 .to_string()
                 .contains("saml")
         );
+    }
+
+    #[test]
+    fn malformed_clouds_name_the_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = [dir.path().to_path_buf()];
+        let err = |clouds: &str| {
+            write(dir.path(), "clouds.yaml", clouds);
+            settings("dev", None, &dirs).unwrap_err().to_string()
+        };
+        let url = "auth:\n      auth_url: http://k/v3";
+        for (clouds, expected) in [
+            ("- a\n", "not a YAML mapping"),
+            ("clouds: [dev]\n", "`clouds` must be a mapping"),
+            ("clouds:\n  dev: [1]\n", "must be a mapping of settings"),
+            ("clouds:\n  dev:\n    auth: x\n", "`auth` must be a mapping"),
+            ("clouds:\n  dev:\n    auth: {username: a}\n", "no auth.auth_url"),
+            (
+                "clouds:\n  dev:\n    auth: {auth_url: [u]}\n",
+                "`auth.auth_url` must be text",
+            ),
+            (
+                &format!("clouds:\n  dev:\n    auth_type: 5\n    {url}\n"),
+                "`auth_type` must be text",
+            ),
+            (
+                &format!("clouds:\n  dev:\n    verify: no way\n    {url}\n"),
+                "`verify`",
+            ),
+            (
+                &format!("clouds:\n  dev:\n    region_name: [a]\n    {url}\n"),
+                "`region_name`",
+            ),
+        ] {
+            let err = err(clouds);
+            assert!(err.contains(expected), "{clouds}: {err}");
+            assert!(err.contains("clouds.yaml"), "{clouds}: {err}");
+        }
+        write(
+            dir.path(),
+            "clouds.yaml",
+            &format!("clouds:\n  dev:\n    {url}\n"),
+        );
+        write(dir.path(), "secure.yaml", "clouds:\n  dev: secret\n");
+        let err = settings("dev", None, &dirs).unwrap_err().to_string();
+        assert!(
+            err.contains("secure.yaml") && err.contains("cloud 'dev'"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.path().join("secure.yaml")).unwrap();
+        let vars = settings("dev", None, &dirs).unwrap();
+        assert_eq!(vars["OS_CLOUD"], "dev");
+        assert!(vars["OS_CLIENT_CONFIG_FILE"].ends_with("clouds.yaml"));
     }
 
     #[test]

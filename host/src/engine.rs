@@ -50,10 +50,11 @@ pub fn targeted(targets: &[String], name: &str) -> bool {
 fn named<T>(image: &str, result: CallResult<T>) -> Result<T> {
     match result {
         Ok(Ok(value)) => Ok(value),
-        // The spec or the image data is wrong: the user's to fix, not the cloud's.
-        Ok(Err(err @ (GuestError::InvalidSpec(_) | GuestError::ChecksumMismatch(_)))) => {
-            Err(anyhow!(report::guest_error(image, &err)))
-        }
+        // The spec, the image data or the sandbox's grants: the user's to fix, not the cloud's.
+        Ok(Err(
+            err
+            @ (GuestError::InvalidSpec(_) | GuestError::ChecksumMismatch(_) | GuestError::DeniedByHost(_)),
+        )) => Err(anyhow!(report::guest_error(image, &err))),
         Ok(Err(err)) => Err(anyhow::Error::new(CloudError(report::guest_error(image, &err)))),
         Err(err) => Err(anyhow!("image '{image}': {err:#}")),
     }

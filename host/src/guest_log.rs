@@ -12,10 +12,11 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 use crate::progress::ImageProgress;
 
-/// Most bytes of component output the host accepts per instance; the rest is dropped.
-pub const DEFAULT_OUTPUT_CAP: usize = 4 * 1024 * 1024;
 /// Longest line kept; longer lines are cut.
 const MAX_LINE: usize = 64 * 1024;
+/// What a line costs beyond its bytes: the time and level the host adds when it logs it, so
+/// a flood of short lines cannot print many times the cap.
+const LINE_COST: usize = 64;
 
 /// A sink for a component's stdout or stderr.
 #[derive(Clone)]
@@ -47,17 +48,19 @@ impl GuestLog {
 
     fn write(&self, data: &[u8]) {
         let mut buffer = self.inner.lock().expect("log lock");
-        let room = buffer.cap.saturating_sub(buffer.seen);
-        let accepted = &data[..data.len().min(room)];
-        buffer.seen += accepted.len();
-        if accepted.len() < data.len() && !buffer.truncated {
-            buffer.truncated = true;
-            tracing::warn!(
-                "the component wrote more than {} bytes of output; the rest is dropped",
-                buffer.cap
-            );
-        }
-        for &byte in accepted {
+        for &byte in data {
+            let cost = if byte == b'\n' { 1 + LINE_COST } else { 1 };
+            if buffer.seen + cost > buffer.cap {
+                if !buffer.truncated {
+                    buffer.truncated = true;
+                    tracing::warn!(
+                        "the component wrote more than {} KiB of output; the rest is dropped (raise --output-limit-kib)",
+                        buffer.cap / 1024
+                    );
+                }
+                return;
+            }
+            buffer.seen += cost;
             if byte == b'\n' {
                 let line = std::mem::take(&mut buffer.pending);
                 route(&String::from_utf8_lossy(&line), &mut buffer.progress);
@@ -138,5 +141,17 @@ mod tests {
         assert_eq!(buffer.seen, 10);
         assert!(buffer.truncated);
         assert_eq!(buffer.pending, b"0123456789");
+    }
+
+    #[test]
+    fn charges_each_line_what_logging_it_adds() {
+        let log = GuestLog::new(
+            10 * (2 + LINE_COST),
+            ImageProgress::new(crate::progress::Display::Quiet, "test"),
+        );
+        log.write(&b"x\n".repeat(100));
+        let buffer = log.inner.lock().unwrap();
+        assert_eq!(buffer.seen, 10 * (2 + LINE_COST));
+        assert!(buffer.truncated);
     }
 }

@@ -119,6 +119,10 @@ struct GlobalArgs {
     /// timeouts), and how often an upload Glance put back to `queued` starts again. 0: never.
     #[arg(long, global = true, value_name = "N", default_value_t = 4)]
     retries: u32,
+    /// Most output (stdout and stderr) accepted from one component instance, in KiB; the
+    /// rest is dropped.
+    #[arg(long, global = true, value_name = "KIB", default_value_t = 4096)]
+    output_limit_kib: usize,
 }
 
 #[derive(Subcommand)]
@@ -548,6 +552,7 @@ impl Sandbox {
         let limits = Limits {
             memory_bytes: global.memory_limit_mib.saturating_mul(1024 * 1024),
             call_deadline: Duration::from_secs(global.deadline_seconds),
+            output_bytes: global.output_limit_kib.saturating_mul(1024),
         };
         Ok(Sandbox {
             runtime: Runtime::new(&wasm, limits)?,

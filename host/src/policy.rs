@@ -224,7 +224,7 @@ impl WasiHttpHooks for NetworkPolicy {
         if !self.admits(request.uri()) {
             let target = host_port(request.uri())
                 .map_or_else(|| request.uri().to_string(), |(h, p)| format!("{h}:{p}"));
-            tracing::warn!(host = %target, "denied outgoing HTTP: the host is not allowed");
+            tracing::warn!(host = %target, "denied outgoing HTTP: the host is not allowed (allow it with --allow-host)");
             self.denied.lock().expect("policy lock").insert(target);
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }

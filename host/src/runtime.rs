@@ -9,12 +9,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Config, Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::bindings::openstack::image::types::{ApiError, ChecksumMismatch, FieldError, TimeoutInfo};
 use crate::bindings::{Cloud, GuestError, ImageProvider, ImageProviderPre, ImageSpec, ImageState, Plan};
-use crate::guest_log::{DEFAULT_OUTPUT_CAP, GuestLog};
+use crate::guest_log::GuestLog;
 use crate::policy::NetworkPolicy;
 use crate::progress::ImageProgress;
 
@@ -31,6 +32,8 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Wall-clock limit for one lifecycle call.
     pub call_deadline: Duration,
+    /// Most bytes of stdout and stderr accepted from one instance.
+    pub output_bytes: usize,
 }
 
 /// What one instance may touch.
@@ -55,7 +58,35 @@ pub struct GuestState {
     http: WasiHttpCtx,
     table: ResourceTable,
     network: NetworkPolicy,
-    limits: StoreLimits,
+    memory: MemoryCap,
+}
+
+/// The memory limit; remembers a refused growth so the trap that follows can be explained.
+struct MemoryCap {
+    bytes: usize,
+    refused: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.bytes && maximum.is_none_or(|max| desired <= max);
+        self.refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
 }
 
 impl WasiView for GuestState {
@@ -109,7 +140,7 @@ impl Runtime {
     /// A fresh instance with `grants`, showing its transfers on `progress`.
     pub async fn instantiate(&self, grants: Grants, progress: ImageProgress) -> Result<Instance> {
         let mut wasi = WasiCtxBuilder::new();
-        let log = GuestLog::new(DEFAULT_OUTPUT_CAP, progress);
+        let log = GuestLog::new(self.limits.output_bytes, progress);
         wasi.stdout(log.clone()).stderr(log);
         let read_only = grants.read_only_dirs.iter().map(|d| (d, FsPerms::ReadOnly));
         let read_write = grants.read_write_dirs.iter().map(|d| (d, FsPerms::ReadWrite));
@@ -126,12 +157,13 @@ impl Runtime {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             network: grants.network,
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
-                .build(),
+            memory: MemoryCap {
+                bytes: self.limits.memory_bytes,
+                refused: false,
+            },
         };
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limits);
+        store.limiter(|state| &mut state.memory);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
         let provider = self.pre.instantiate_async(&mut store).await?;
@@ -139,6 +171,7 @@ impl Runtime {
             store,
             provider,
             limits: self.limits,
+            stopped: false,
         })
     }
 }
@@ -148,6 +181,8 @@ pub struct Instance {
     store: Store<GuestState>,
     provider: ImageProvider,
     limits: Limits,
+    /// Set once a call trapped or ran out of time: the instance cannot be entered again.
+    stopped: bool,
 }
 
 /// A call's outcome: the component's own answer, or a host-side failure (trap, deadline).
@@ -155,53 +190,75 @@ pub type CallResult<T> = Result<Result<T, GuestError>>;
 
 macro_rules! lifecycle_call {
     ($self:ident, $method:ident ( $($arg:expr),* )) => {{
+        if $self.stopped {
+            return Err(anyhow!("not run: the component was stopped by an earlier failure"));
+        }
         $self.store.set_epoch_deadline(deadline_ticks($self.limits.call_deadline));
+        $self.store.data_mut().memory.refused = false;
         let lifecycle = $self.provider.openstack_image_lifecycle();
         let call = lifecycle.$method(&mut $self.store, $($arg),*);
-        match tokio::time::timeout($self.limits.call_deadline, call).await {
-            Ok(result) => result.map_err(|trap| explain_trap(trap, &$self.store)),
+        let outcome = match tokio::time::timeout($self.limits.call_deadline, call).await {
+            Ok(Ok(result)) => Ok(result.map_err(bounded)),
+            Ok(Err(trap)) => Err(explain_trap(trap, &$self.store)),
             Err(_) => Err(anyhow!(
                 "the component did not finish within {}s (raise --deadline-seconds)",
                 $self.limits.call_deadline.as_secs()
             )),
-        }
+        };
+        $self.stopped = outcome.is_err();
+        outcome
     }};
 }
 
+// What a component returns is checked before the host prints or records it: a component
+// is untrusted code, and its answers end up in the state file.
 impl Instance {
     /// `lifecycle.check`.
     pub async fn check(&mut self, spec: &ImageSpec) -> CallResult<ImageSpec> {
-        lifecycle_call!(self, call_check(spec))
+        vet(lifecycle_call!(self, call_check(spec)), |checked| {
+            within_size("the checked spec", checked)
+        })
     }
 
     /// `lifecycle.diff`.
     pub async fn diff(&mut self, desired: &ImageSpec, prior: &ImageState) -> CallResult<Plan> {
-        lifecycle_call!(self, call_diff(desired, prior))
+        vet(lifecycle_call!(self, call_diff(desired, prior)), |plan| {
+            within_size("the plan", plan)
+        })
     }
 
-    /// `lifecycle.create`.
+    /// `lifecycle.create`; the new image must have the id the spec asks for.
     pub async fn create(&mut self, cloud: &Cloud, spec: &ImageSpec) -> CallResult<ImageState> {
-        lifecycle_call!(self, call_create(cloud, spec))
+        vet(lifecycle_call!(self, call_create(cloud, spec)), |image| {
+            well_formed(image, spec.image_id.as_deref())
+        })
     }
 
-    /// `lifecycle.read`.
+    /// `lifecycle.read`; the image found must be the one asked for.
     pub async fn read(
         &mut self,
         cloud: &Cloud,
         id: &str,
         prior: Option<&ImageState>,
     ) -> CallResult<Option<ImageState>> {
-        lifecycle_call!(self, call_read(cloud, id, prior))
+        vet(lifecycle_call!(self, call_read(cloud, id, prior)), |found| {
+            found
+                .as_ref()
+                .map_or(Ok(()), |image| well_formed(image, Some(id)))
+        })
     }
 
-    /// `lifecycle.update`.
+    /// `lifecycle.update`; the image must keep its id.
     pub async fn update(
         &mut self,
         cloud: &Cloud,
         prior: &ImageState,
         desired: &ImageSpec,
     ) -> CallResult<ImageState> {
-        lifecycle_call!(self, call_update(cloud, prior, desired))
+        vet(
+            lifecycle_call!(self, call_update(cloud, prior, desired)),
+            |image| well_formed(image, Some(&prior.id)),
+        )
     }
 
     /// `lifecycle.delete`.
@@ -216,6 +273,122 @@ impl Instance {
     }
 }
 
+/// Turns a component's answer that fails `check` into a host-side failure.
+fn vet<T>(result: CallResult<T>, check: impl FnOnce(&T) -> Result<()>) -> CallResult<T> {
+    if let Ok(Ok(value)) = &result {
+        check(value).context("the component returned a malformed answer; nothing was recorded")?;
+    }
+    result
+}
+
+/// Statuses Glance gives images.
+const IMAGE_STATUSES: &[&str] = &[
+    "queued",
+    "saving",
+    "uploading",
+    "importing",
+    "active",
+    "killed",
+    "deleted",
+    "pending_delete",
+    "deactivated",
+];
+
+/// Largest answer (as JSON) the host accepts from a component; real ones are a few KiB.
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// Longest text of a component's error the host passes on.
+const MAX_ERROR_TEXT: usize = 4096;
+
+/// Most field errors of one `invalid-spec` the host passes on.
+const MAX_FIELD_ERRORS: usize = 100;
+
+/// Checks an image the component describes: the id asked for, a status Glance knows, a sane size.
+fn well_formed(image: &ImageState, id: Option<&str>) -> Result<()> {
+    if let Some(id) = id
+        && !image.id.eq_ignore_ascii_case(id)
+    {
+        anyhow::bail!("image {id} came back with the id {:?}", cut(&image.id));
+    }
+    if !IMAGE_STATUSES.contains(&image.status.as_str()) {
+        anyhow::bail!(
+            "image {} has the unknown status {:?}",
+            image.id,
+            cut(&image.status)
+        );
+    }
+    within_size(&format!("image {}", image.id), image)
+}
+
+fn within_size(what: &str, answer: &impl serde::Serialize) -> Result<()> {
+    let size = serde_json::to_vec(answer).map_or(usize::MAX, |json| json.len());
+    if size > MAX_ANSWER_BYTES {
+        anyhow::bail!("{what} is {size} bytes as JSON, more than the {MAX_ANSWER_BYTES} allowed");
+    }
+    Ok(())
+}
+
+/// `text`, cut to [`MAX_ERROR_TEXT`] bytes.
+fn cut(text: &str) -> String {
+    if text.len() <= MAX_ERROR_TEXT {
+        return text.to_string();
+    }
+    let end = (0..=MAX_ERROR_TEXT)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}… ({} bytes cut)", &text[..end], text.len() - end)
+}
+
+/// A component's error with its texts cut short, so it cannot flood the terminal.
+fn bounded(err: GuestError) -> GuestError {
+    let short = |text: String| cut(&text);
+    match err {
+        GuestError::InvalidSpec(fields) => {
+            let hidden = fields.len().saturating_sub(MAX_FIELD_ERRORS);
+            let mut shown: Vec<FieldError> = fields
+                .into_iter()
+                .take(MAX_FIELD_ERRORS)
+                .map(|f| FieldError {
+                    field: short(f.field),
+                    message: short(f.message),
+                })
+                .collect();
+            if hidden > 0 {
+                shown.push(FieldError {
+                    field: "(more)".into(),
+                    message: format!("{hidden} more problems not shown"),
+                });
+            }
+            GuestError::InvalidSpec(shown)
+        }
+        GuestError::AuthFailed(m) => GuestError::AuthFailed(short(m)),
+        GuestError::NotFound(m) => GuestError::NotFound(short(m)),
+        GuestError::Forbidden(m) => GuestError::Forbidden(short(m)),
+        GuestError::Conflict(m) => GuestError::Conflict(short(m)),
+        GuestError::Quota(m) => GuestError::Quota(short(m)),
+        GuestError::ImportFailed(m) => GuestError::ImportFailed(short(m)),
+        GuestError::Transport(m) => GuestError::Transport(short(m)),
+        GuestError::DeniedByHost(m) => GuestError::DeniedByHost(short(m)),
+        GuestError::ChecksumMismatch(c) => GuestError::ChecksumMismatch(ChecksumMismatch {
+            algorithm: short(c.algorithm),
+            expected: short(c.expected),
+            actual: short(c.actual),
+        }),
+        GuestError::Timeout(t) => GuestError::Timeout(TimeoutInfo {
+            operation: short(t.operation),
+            last_status: short(t.last_status),
+            ..t
+        }),
+        GuestError::Api(a) => GuestError::Api(ApiError {
+            method: short(a.method),
+            url: short(a.url),
+            message: short(a.message),
+            ..a
+        }),
+    }
+}
+
 fn deadline_ticks(deadline: Duration) -> u64 {
     u64::try_from(deadline.as_millis() / EPOCH_TICK.as_millis())
         .unwrap_or(u64::MAX)
@@ -226,6 +399,13 @@ fn explain_trap(trap: wasmtime::Error, store: &Store<GuestState>) -> anyhow::Err
     let denied = store.data().network.denied();
     if let Some(wasmtime::Trap::Interrupt) = trap.downcast_ref::<wasmtime::Trap>() {
         return anyhow!("the component ran past its deadline and was stopped (raise --deadline-seconds)");
+    }
+    let memory = &store.data().memory;
+    if memory.refused {
+        return anyhow!(
+            "the component ran out of memory: it asked for more than {} MiB and was stopped (raise --memory-limit-mib)",
+            memory.bytes / (1024 * 1024)
+        );
     }
     let trap = anyhow::Error::from(trap);
     if denied.is_empty() {

@@ -36,8 +36,8 @@ struct RawImage {
     decompress: Option<bool>,
     web_download: Option<bool>,
     image_id: Option<String>,
-    min_disk_gb: Option<u64>,
-    min_ram_mb: Option<u64>,
+    min_disk_gb: Option<Count>,
+    min_ram_mb: Option<Count>,
     #[serde(default)]
     properties: BTreeMap<String, Scalar>,
     protected: Option<bool>,
@@ -60,23 +60,72 @@ struct RawTimeouts {
 }
 
 /// A property value: Glance stores strings, so numbers and booleans are written as text.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Scalar {
-    Text(String),
-    Integer(i64),
-    Float(f64),
-    Bool(bool),
+struct Scalar(String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("text, a number or true/false (property values are strings)")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
-impl Scalar {
-    fn into_text(self) -> String {
-        match self {
-            Scalar::Text(s) => s,
-            Scalar::Integer(i) => i.to_string(),
-            Scalar::Float(f) => f.to_string(),
-            Scalar::Bool(b) => b.to_string(),
+/// A whole number that may not be negative (min_disk_gb, min_ram_mb); the component checks
+/// Glance's upper limit.
+struct Count(u64);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a whole number from 0 to 2147483647")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Count, E> {
+                Ok(Count(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Count, E> {
+                u64::try_from(v).map(Count).map_err(|_| {
+                    E::custom(format!(
+                        "{v} is negative; give a whole number from 0 to 2147483647"
+                    ))
+                })
+            }
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Count, E> {
+                u64::try_from(v).map(Count).map_err(|_| {
+                    E::custom(format!(
+                        "{v} is too large; give a whole number from 0 to 2147483647"
+                    ))
+                })
+            }
+            fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Count, E> {
+                Err(E::custom(format!(
+                    "{v} is out of range; give a whole number from 0 to 2147483647"
+                )))
+            }
         }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -85,21 +134,31 @@ struct Duration(u64);
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Seconds(u64),
-            Text(String),
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Duration;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration such as 90s, 30m, 2h or 1h30m, or whole seconds")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Duration, E> {
+                Ok(Duration(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
+                u64::try_from(v)
+                    .map(Duration)
+                    .map_err(|_| E::custom(format!("{v} is negative; write e.g. 90s, 30m, 2h or 1h30m")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+                parse_duration(v).map(Duration).map_err(E::custom)
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Seconds(s) => Ok(Duration(s)),
-            Raw::Text(t) => parse_duration(&t).map(Duration).map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(Visitor)
     }
 }
 
 fn parse_duration(text: &str) -> Result<u64, String> {
     let invalid = || format!("'{text}' is not a duration; write e.g. 90s, 30m, 2h or 1h30m");
+    let too_long = || format!("'{text}' is far too long; give at most a week (7d)");
     let mut total: u64 = 0;
     let mut number = String::new();
     for c in text.trim().chars() {
@@ -114,11 +173,15 @@ fn parse_duration(text: &str) -> Result<u64, String> {
             'd' => 86_400,
             _ => return Err(invalid()),
         };
-        let n: u64 = number.parse().map_err(|_| invalid())?;
+        if number.is_empty() {
+            return Err(invalid());
+        }
+        // Only digits are collected, so a failed parse is an overflow.
+        let n: u64 = number.parse().map_err(|_| too_long())?;
         total = n
             .checked_mul(unit)
             .and_then(|v| total.checked_add(v))
-            .ok_or_else(invalid)?;
+            .ok_or_else(too_long)?;
         number.clear();
     }
     if !number.is_empty() {
@@ -126,7 +189,7 @@ fn parse_duration(text: &str) -> Result<u64, String> {
             .parse::<u64>()
             .ok()
             .and_then(|n| total.checked_add(n))
-            .ok_or_else(invalid)?;
+            .ok_or_else(too_long)?;
     }
     if text.trim().is_empty() {
         Err(invalid())
@@ -138,8 +201,7 @@ fn parse_duration(text: &str) -> Result<u64, String> {
 impl SpecFile {
     /// Reads and parses `path`; JSON when it ends in `.json`, YAML otherwise.
     pub fn load(path: &Path) -> Result<SpecFile> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the spec file {}", path.display()))?;
+        let text = read_text_file(path, "spec file")?;
         let base = path
             .parent()
             .map(|p| {
@@ -157,6 +219,9 @@ impl SpecFile {
 
     /// Parses spec text; relative paths resolve against `base`.
     pub fn parse(text: &str, json: bool, base: &Path) -> Result<SpecFile> {
+        if text.trim().is_empty() {
+            bail!("the file is empty; a spec file holds `images:` with one entry per image");
+        }
         let raw: RawSpecFile = if json {
             let mut de = serde_json::Deserializer::from_str(text);
             serde_path_to_error::deserialize(&mut de).map_err(|e| located(e.path().to_string(), e.inner()))?
@@ -164,6 +229,16 @@ impl SpecFile {
             let de = serde_yaml_ng::Deserializer::from_str(text);
             serde_path_to_error::deserialize(de).map_err(|e| located(e.path().to_string(), e.inner()))?
         };
+        // serde also fills a struct from a list (`[{...}]` would become images named
+        // after the first entry's keys): only a mapping is a spec.
+        let is_mapping = if json {
+            serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.is_object())
+        } else {
+            serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text).is_ok_and(|v| v.is_mapping())
+        };
+        if !is_mapping {
+            bail!("the file is a list, not a mapping; a spec file holds `images:` with one entry per image");
+        }
         let mut images = BTreeMap::new();
         for (key, image) in raw.images {
             if key.is_empty() {
@@ -176,14 +251,47 @@ impl SpecFile {
 }
 
 fn located(path: String, err: &impl std::fmt::Display) -> anyhow::Error {
+    // serde_yaml_ng puts the path in front of its message too; say it once.
+    let message = err.to_string();
+    let err = message.strip_prefix(&format!("{path}: ")).unwrap_or(&message);
     // `images.web.disk_fromat` → "image 'web', field disk_fromat: …"
     let mut parts = path.splitn(3, '.');
     match (parts.next(), parts.next(), parts.next()) {
         (Some("images"), Some(image), Some(field)) => anyhow!("image '{image}', field {field}: {err}"),
         (Some("images"), Some(image), None) => anyhow!("image '{image}': {err}"),
-        _ if path == "." => anyhow!("{err} (a spec file holds `images:` with one entry per image)"),
-        _ => anyhow!("{path}: {err}"),
+        (Some("images"), None, None) => anyhow!("images: {err}"),
+        _ => anyhow!("{err} (a spec file holds `images:` with one entry per image)"),
     }
+}
+
+/// The most a spec, state or clouds.yaml file may hold: far more than any real one, and a
+/// bound on what a wrong path (a disk image, /dev/zero) makes this tool read.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The text of a spec, state or clouds.yaml file (`what` names it in errors): at most
+/// [`MAX_FILE_BYTES`], UTF-8. The `std::io::Error` of a failed open stays in the chain.
+pub fn read_text_file(path: &Path, what: &str) -> Result<String> {
+    use std::io::Read;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        bail!(
+            "the {what} {} is larger than {} MiB; is it the right file?",
+            path.display(),
+            MAX_FILE_BYTES / (1024 * 1024)
+        );
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow!(
+            "the {what} {} is not UTF-8 text (invalid byte at offset {}); is it the right file? Save it as UTF-8",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 impl RawImage {
@@ -204,13 +312,9 @@ impl RawImage {
             decompress: self.decompress,
             web_download: self.web_download,
             image_id: self.image_id,
-            min_disk_gb: self.min_disk_gb,
-            min_ram_mb: self.min_ram_mb,
-            properties: self
-                .properties
-                .into_iter()
-                .map(|(k, v)| (k, v.into_text()))
-                .collect(),
+            min_disk_gb: self.min_disk_gb.map(|c| c.0),
+            min_ram_mb: self.min_ram_mb.map(|c| c.0),
+            properties: self.properties.into_iter().map(|(k, v)| (k, v.0)).collect(),
             protected: self.protected,
             hidden: self.hidden,
             region: self.region,
@@ -301,11 +405,74 @@ mod tests {
     }
 
     #[test]
+    fn lists_and_empty_files_are_not_specs() {
+        let err = SpecFile::parse(r#"[{"images": {}}]"#, true, Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a mapping"), "{err}");
+        assert!(parse("- images: {}\n").is_err());
+        assert!(parse(" \n").unwrap_err().to_string().contains("empty"));
+        let err = parse("imgs: {}\n").unwrap_err().to_string();
+        assert!(err.contains("`images:`"), "{err}");
+    }
+
+    #[test]
+    fn numbers_say_what_is_wrong_with_them() {
+        let err = |field: &str, value: &str| {
+            parse(&format!("images:\n  web:\n    {field}: {value}\n"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("min_disk_gb", "-1").contains("-1 is negative"));
+        assert!(err("min_ram_mb", "1180591620717411303424").contains("too large"));
+        assert!(err("min_ram_mb", "1.5").contains("whole number"));
+        assert!(err("timeouts", "{create: -5}").contains("-5 is negative"));
+        assert!(err("timeouts", "{create: 1.5}").contains("a duration such as"));
+        assert!(err("properties", "{a: [1]}").contains("text, a number or true/false"));
+        let err = err("min_disk_gb", "-1");
+        assert_eq!(
+            err.matches("min_disk_gb").count(),
+            1,
+            "the path is said once: {err}"
+        );
+    }
+
+    #[test]
+    fn reading_is_capped_and_needs_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.yaml");
+        std::fs::write(&path, vec![b'#'; MAX_FILE_BYTES as usize + 1]).unwrap();
+        let err = read_text_file(&path, "spec file").unwrap_err().to_string();
+        assert!(
+            err.contains("larger than 16 MiB") && err.contains("big.yaml"),
+            "{err}"
+        );
+        std::fs::write(&path, b"ok\xff").unwrap();
+        let err = read_text_file(&path, "spec file").unwrap_err().to_string();
+        assert!(err.contains("not UTF-8") && err.contains("offset 2"), "{err}");
+        let err = read_text_file(Path::new("/dev/zero"), "spec file")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("larger than"), "{err}");
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("90s"), Ok(90));
         assert_eq!(parse_duration("1h30m"), Ok(5400));
         assert_eq!(parse_duration("45"), Ok(45));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("-5m").unwrap_err().contains("not a duration"));
+        assert!(
+            parse_duration("99999999999999999999h")
+                .unwrap_err()
+                .contains("far too long")
+        );
+        assert!(
+            parse_duration("9999999999999999h")
+                .unwrap_err()
+                .contains("far too long")
+        );
     }
 }

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::ImageState;
+use crate::spec::read_text_file;
 
 /// The state format this build reads and writes.
 pub const STATE_VERSION: u32 = 1;
@@ -57,32 +58,67 @@ impl State {
 
     /// Reads `path`; a missing file is an empty state.
     pub fn load(path: &Path) -> Result<State> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::empty()),
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot read the state file {}", path.display()));
-            }
+        if let Err(e) = std::fs::symlink_metadata(path)
+            && e.kind() == std::io::ErrorKind::NotFound
+        {
+            return Ok(State::empty());
+        }
+        let text = read_text_file(path, "state file")?;
+        let file = path.display();
+        let restore = "restore it from a backup, or point --state at the right file";
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("the state file {file} is not valid JSON; {restore}"))?;
+        let Some(object) = value.as_object() else {
+            bail!(
+                "the state file {file} is not a JSON object, so openstack-image did not write it; {restore}"
+            );
         };
-        let version: serde_json::Value = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "the state file {} is not valid JSON; restore it from a backup",
-                path.display()
-            )
-        })?;
-        match version.get("version").and_then(serde_json::Value::as_u64) {
-            Some(v) if v == u64::from(STATE_VERSION) => {}
-            Some(v) => bail!(
-                "the state file {} has format version {v}, but this openstack-image reads version {STATE_VERSION}; use a matching release",
-                path.display()
+        match object.get("version") {
+            Some(v) if v.as_u64() == Some(u64::from(STATE_VERSION)) => {}
+            Some(v) if v.as_u64().is_some() => bail!(
+                "the state file {file} has format version {v}, but this openstack-image reads version {STATE_VERSION}; use a matching release"
             ),
+            Some(v) => {
+                bail!("the state file {file} has version {v}, which is not a format number; {restore}")
+            }
             None => bail!(
-                "the state file {} has no version field; it was not written by openstack-image",
-                path.display()
+                "the state file {file} has no version field; it was not written by openstack-image ({restore})"
             ),
         }
-        serde_json::from_value(version)
-            .with_context(|| format!("the state file {} is damaged", path.display()))
+        let state: State = serde_path_to_error::deserialize(value).map_err(|e| {
+            anyhow!(
+                "the state file {file} is damaged at {}: {}; {restore}, or remove that entry and adopt the image again with `openstack-image import NAME ID`",
+                e.path(),
+                e.inner()
+            )
+        })?;
+        state.check_ids().map_err(|problem| {
+            anyhow!(
+                "the state file {file} is damaged: {problem}; {restore}, or remove that entry and adopt the image again with `openstack-image import NAME ID`"
+            )
+        })?;
+        Ok(state)
+    }
+
+    /// Every recorded id must be a Glance image id (a UUID): ids become URL paths, so an
+    /// edited state must not send requests elsewhere.
+    fn check_ids(&self) -> Result<(), String> {
+        let ids = self
+            .images
+            .iter()
+            .flat_map(|(name, entry)| {
+                std::iter::once((name, "id", &entry.image.id))
+                    .chain(entry.deposed.iter().map(move |d| (name, "deposed id", &d.id)))
+            })
+            .chain(self.creating.iter().map(|(name, c)| (name, "creating id", &c.id)));
+        for (name, what, id) in ids {
+            if uuid::Uuid::try_parse(id).is_err() {
+                return Err(format!(
+                    "image '{name}' has {what} '{id}', which is not a Glance image id (a UUID)"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Writes the state to `path` atomically.
@@ -252,5 +288,31 @@ mod tests {
                 .to_string()
                 .contains("not valid JSON")
         );
+    }
+
+    #[test]
+    fn damaged_states_name_the_image_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let err = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            State::load(&path).unwrap_err().to_string()
+        };
+        assert!(err("[]").contains("not a JSON object"));
+        assert!(err(r#"{"version": "1"}"#).contains("not a format number"));
+        let missing = err(r#"{"version": 1, "images": {"web": {"image": {}}}}"#);
+        assert!(
+            missing.contains("images.web.image")
+                && missing.contains("missing field")
+                && missing.contains("import"),
+            "{missing}"
+        );
+        let creating = err(r#"{"version": 1, "creating": {"web": {"id": "../x", "region": null}}}"#);
+        assert!(
+            creating.contains("image 'web'") && creating.contains("not a Glance image id"),
+            "{creating}"
+        );
+        std::fs::write(&path, r#"{"version": 1, "creating": {"web": {"id": "7d3c58a1-4c1e-4b7a-9a61-0b5b1d9e2f10", "region": null}}}"#).unwrap();
+        assert_eq!(State::load(&path).unwrap().creating.len(), 1);
     }
 }

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use rand::RngCore;
 use serde_json::Value;
 
+pub mod hostile;
 pub mod source_server;
 pub mod tls_proxy;
 

@@ -1,0 +1,447 @@
+//! A hostile image-provider component for the sandbox tests: it exports the same
+//! `openstack:image/lifecycle` as the real guest, but misbehaves as the image spec's `name`
+//! asks (the behaviour is the name's last part, e.g. `e2e-sandbox-1a2b3c4d-read-passwd`).
+//!
+//! Parameters come from the spec's `properties` (`url`, `addr`). Attempts report what
+//! happened in the returned error; anything that unexpectedly worked is marked `LEAKED:`,
+//! which the tests assert never appears. Images with no known behaviour are benign, and
+//! `read` answers from a fake cloud that holds exactly the ids starting with [`FAKE_CLOUD`].
+
+wit_bindgen::generate!({
+    world: "image-provider",
+    path: "../../wit",
+});
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use exports::openstack::image::lifecycle::Guest;
+use openstack::image::types::{Cloud, Error, FieldError, ImageSpec, ImageState, Plan};
+
+/// Ids the fake cloud holds (anything else is "not found").
+const FAKE_CLOUD: &str = "00000000-0000-4000-8000-";
+/// The fake-cloud id whose `read` answers with another image's id.
+const WRONG_ID_ON_READ: &str = "00000000-0000-4000-8000-000000000bad";
+/// The default host an HTTP attempt calls (never allowed by the tests).
+const DENIED_URL: &str = "http://example.org/";
+/// The cloud metadata service.
+const METADATA_URL: &str = "http://169.254.169.254/latest/meta-data/";
+
+struct Hostile;
+
+impl Guest for Hostile {
+    fn check(spec: ImageSpec) -> Result<ImageSpec, Error> {
+        let report = match behaviour(&spec) {
+            "read-passwd" => read_passwd(),
+            "read-outside" => read_outside(&spec),
+            "write-read-only" => write_read_only(&spec),
+            "dotdot-escape" => dotdot_escape(&spec),
+            "symlink-escape" => symlink_escape(&spec),
+            "http-denied" => return Err(Error::DeniedByHost(http_denied(&spec))),
+            "raw-socket" => raw_socket(&spec),
+            "allocate-forever" => allocate_forever(),
+            "loop-forever" => loop_forever(),
+            "sleep-forever" => sleep_forever(),
+            "flood-output" => flood_output(),
+            "huge-error" => return Err(huge_error()),
+            _ => return Ok(spec),
+        };
+        Err(invalid(report))
+    }
+
+    fn diff(_desired: ImageSpec, _prior: ImageState) -> Result<Plan, Error> {
+        Ok(Plan {
+            action: openstack::image::types::Action::NoOp,
+            changes: Vec::new(),
+        })
+    }
+
+    fn create(_cloud: Cloud, spec: ImageSpec) -> Result<ImageState, Error> {
+        let requested = spec.image_id.clone().unwrap_or_default();
+        let mut image = fake_image(&requested, spec);
+        match behaviour(&image.spec) {
+            "create-wrong-id" => image.id = "11111111-2222-4333-8444-555555555555".into(),
+            "create-not-uuid" => image.id = "../../etc/passwd\nnot-a-uuid".into(),
+            "create-bad-status" => image.status = "pwned".into(),
+            "create-huge-strings" => {
+                let huge = "A".repeat(2 * 1024 * 1024);
+                image.owner = Some(huge.clone());
+                image.metadata = (0..4).map(|i| (format!("k{i}"), huge.clone())).collect();
+            }
+            other => return Err(invalid(format!("create: no such behaviour '{other}'"))),
+        }
+        Ok(image)
+    }
+
+    fn read(_cloud: Cloud, id: String, prior: Option<ImageState>) -> Result<Option<ImageState>, Error> {
+        if let Some(prior) = prior {
+            return Ok(Some(prior));
+        }
+        if !id.starts_with(FAKE_CLOUD) {
+            return Ok(None);
+        }
+        let spec = ImageSpec {
+            name: Some("fake-cloud-image".into()),
+            ..empty_spec()
+        };
+        let mut image = fake_image(&id, spec);
+        if id == WRONG_ID_ON_READ {
+            image.id = "11111111-2222-4333-8444-555555555555".into();
+        }
+        Ok(Some(image))
+    }
+
+    fn update(_cloud: Cloud, _prior: ImageState, _desired: ImageSpec) -> Result<ImageState, Error> {
+        Err(invalid("update: the hostile fixture never updates".into()))
+    }
+
+    fn delete(
+        _cloud: Cloud,
+        id: String,
+        _region: Option<String>,
+        _timeout: Option<u64>,
+    ) -> Result<(), Error> {
+        Err(invalid(format!("delete {id}: the hostile fixture never deletes")))
+    }
+}
+
+export!(Hostile);
+
+/// The behaviour the spec's name asks for: its part after the last `-` that names one.
+fn behaviour(spec: &ImageSpec) -> &str {
+    const KNOWN: &[&str] = &[
+        "read-passwd",
+        "read-outside",
+        "write-read-only",
+        "dotdot-escape",
+        "symlink-escape",
+        "http-denied",
+        "raw-socket",
+        "allocate-forever",
+        "loop-forever",
+        "sleep-forever",
+        "flood-output",
+        "huge-error",
+        "create-wrong-id",
+        "create-not-uuid",
+        "create-bad-status",
+        "create-huge-strings",
+    ];
+    let name = spec.name.as_deref().unwrap_or("");
+    KNOWN
+        .iter()
+        .find(|b| name.ends_with(*b))
+        .copied()
+        .unwrap_or("benign")
+}
+
+fn invalid(message: String) -> Error {
+    Error::InvalidSpec(vec![FieldError {
+        field: "name".into(),
+        message,
+    }])
+}
+
+/// Reads `path`; a successful read is a leak.
+fn try_read(path: &Path) -> String {
+    match std::fs::read(path) {
+        Ok(data) => format!(
+            "read {}: LEAKED: {}",
+            path.display(),
+            String::from_utf8_lossy(&data[..data.len().min(200)])
+        ),
+        Err(e) => format!("read {}: {e}", path.display()),
+    }
+}
+
+/// Lists `path`; a successful listing is a leak.
+fn try_list(path: &Path) -> String {
+    match std::fs::read_dir(path) {
+        Ok(entries) => {
+            let names: Vec<String> = entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            format!("list {}: LEAKED: {names:?}", path.display())
+        }
+        Err(e) => format!("list {}: {e}", path.display()),
+    }
+}
+
+/// The directory the host preopened for the spec's local file.
+fn file_dir(spec: &ImageSpec) -> PathBuf {
+    let file = spec.local_file_path.as_deref().unwrap_or("/nonexistent/file");
+    Path::new(file).parent().unwrap_or(Path::new("/")).to_path_buf()
+}
+
+fn read_passwd() -> String {
+    [try_read(Path::new("/etc/passwd")), try_list(Path::new("/"))].join("; ")
+}
+
+fn read_outside(spec: &ImageSpec) -> String {
+    let scenario = file_dir(spec).parent().unwrap_or(Path::new("/")).to_path_buf();
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let args: Vec<String> = std::env::args().collect();
+    let leaked_env = if env.is_empty() && args.is_empty() {
+        "environment and arguments: none".to_string()
+    } else {
+        format!("environment and arguments: LEAKED: {env:?} {args:?}")
+    };
+    [
+        try_read(&scenario.join("openstack-image.state.json")),
+        try_list(&scenario),
+        try_list(Path::new("/root")),
+        try_read(Path::new("/proc/self/environ")),
+        leaked_env,
+    ]
+    .join("; ")
+}
+
+fn write_read_only(spec: &ImageSpec) -> String {
+    let dir = file_dir(spec);
+    let file = PathBuf::from(spec.local_file_path.as_deref().unwrap_or("/nonexistent/file"));
+    let outcome = |what: String, result: std::io::Result<()>| match result {
+        Ok(()) => format!("{what}: LEAKED: it worked"),
+        Err(e) => format!("{what}: {e}"),
+    };
+    let created = dir.join("planted-by-the-component");
+    [
+        outcome(
+            format!("create {}", created.display()),
+            std::fs::write(&created, b"planted"),
+        ),
+        outcome(
+            format!("overwrite {}", file.display()),
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .and_then(|mut f| f.write_all(b"overwritten")),
+        ),
+        outcome(
+            format!("truncate {}", file.display()),
+            std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&file)
+                .map(drop),
+        ),
+        outcome(format!("remove {}", file.display()), std::fs::remove_file(&file)),
+        outcome(
+            format!("rename {}", file.display()),
+            std::fs::rename(&file, dir.join("renamed")),
+        ),
+        outcome(
+            format!("mkdir in {}", dir.display()),
+            std::fs::create_dir(dir.join("planted-dir")),
+        ),
+    ]
+    .join("; ")
+}
+
+fn dotdot_escape(spec: &ImageSpec) -> String {
+    let dir = file_dir(spec);
+    [
+        try_read(&dir.join("../openstack-image.state.json")),
+        try_read(&dir.join("../../../../../../../../etc/passwd")),
+        try_list(&dir.join("..")),
+        try_list(&dir.join("../..")),
+    ]
+    .join("; ")
+}
+
+fn symlink_escape(spec: &ImageSpec) -> String {
+    let dir = file_dir(spec);
+    [
+        try_read(&dir.join("passwd-link")),
+        try_read(&dir.join("state-link")),
+        try_list(&dir.join("parent-link")),
+        try_read(&dir.join("parent-link/openstack-image.state.json")),
+    ]
+    .join("; ")
+}
+
+fn http_denied(spec: &ImageSpec) -> String {
+    let property = |key: &str| {
+        spec.properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let mut urls = vec![property("url").unwrap_or_else(|| DENIED_URL.into())];
+    urls.push(METADATA_URL.into());
+    urls.iter()
+        .map(|url| match http_get(url) {
+            Ok(body) => format!("GET {url}: LEAKED: {body}"),
+            Err(e) => format!("GET {url}: {e}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A GET through wasi:http; the answer's status and the start of its body.
+fn http_get(url: &str) -> Result<String, String> {
+    use wasi::http::outgoing_handler;
+    use wasi::http::types::{Fields, OutgoingRequest, Scheme};
+
+    let (scheme, rest) = url.split_once("://").ok_or("not a URL")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let request = OutgoingRequest::new(Fields::new());
+    request
+        .set_scheme(Some(&if scheme == "https" {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        }))
+        .and_then(|()| request.set_authority(Some(authority)))
+        .and_then(|()| request.set_path_with_query(Some(if path.is_empty() { "/" } else { path })))
+        .map_err(|()| "the runtime rejected the request line".to_string())?;
+    let future = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    let response = loop {
+        if let Some(result) = future.get() {
+            break result;
+        }
+        future.subscribe().block();
+    };
+    let response = response
+        .map_err(|()| "the response was taken".to_string())?
+        .map_err(|e| format!("{e:?}"))?;
+    let status = response.status();
+    let body = response.consume().map_err(|()| "no body".to_string())?;
+    let stream = body.stream().map_err(|()| "no body stream".to_string())?;
+    let chunk = stream.blocking_read(200).unwrap_or_default();
+    drop(stream);
+    Ok(format!("HTTP {status}: {}", String::from_utf8_lossy(&chunk)))
+}
+
+fn raw_socket(spec: &ImageSpec) -> String {
+    let addr = spec
+        .properties
+        .iter()
+        .find(|(k, _)| k == "addr")
+        .map_or("127.0.0.1:80", |(_, v)| v.as_str());
+    let connect = match std::net::TcpStream::connect(addr) {
+        Ok(mut stream) => {
+            let _ = stream.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let mut answer = [0u8; 200];
+            let n = stream.read(&mut answer).unwrap_or(0);
+            format!(
+                "connect {addr}: LEAKED: {}",
+                String::from_utf8_lossy(&answer[..n])
+            )
+        }
+        Err(e) => format!("connect {addr}: {e}"),
+    };
+    let lookup = match std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 80)) {
+        Ok(addrs) => format!("resolve localhost: LEAKED: {:?}", addrs.collect::<Vec<_>>()),
+        Err(e) => format!("resolve localhost: {e}"),
+    };
+    [connect, lookup].join("; ")
+}
+
+fn allocate_forever() -> String {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![0xA5; 1024 * 1024]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+fn loop_forever() -> String {
+    let mut n = 0u64;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+fn sleep_forever() -> String {
+    std::thread::sleep(std::time::Duration::from_secs(u64::from(u32::MAX)));
+    "woke up".into()
+}
+
+/// Writes 256 MiB of short lines to stderr, 64 MiB to stdout, then one 64 MiB line.
+fn flood_output() -> String {
+    let lines = "flood\n".repeat(64 * 1024);
+    let mut stderr = std::io::stderr();
+    for _ in 0..(256 * 1024 * 1024 / lines.len()) {
+        let _ = stderr.write_all(lines.as_bytes());
+    }
+    let mut stdout = std::io::stdout();
+    for _ in 0..(64 * 1024 * 1024 / lines.len()) {
+        let _ = stdout.write_all(lines.as_bytes());
+    }
+    let long = "x".repeat(1024 * 1024);
+    for _ in 0..64 {
+        let _ = stderr.write_all(long.as_bytes());
+    }
+    let _ = stderr.write_all(b"\n");
+    "flooded stdout and stderr".into()
+}
+
+/// An error of 1000 fields with 16 KiB messages each.
+fn huge_error() -> Error {
+    let message = "E".repeat(16 * 1024);
+    Error::InvalidSpec(
+        (0..1000)
+            .map(|i| FieldError {
+                field: format!("field{i}"),
+                message: message.clone(),
+            })
+            .collect(),
+    )
+}
+
+fn empty_spec() -> ImageSpec {
+    ImageSpec {
+        name: None,
+        container_format: "bare".into(),
+        disk_format: "qcow2".into(),
+        local_file_path: None,
+        image_source_url: None,
+        image_source_username: None,
+        image_source_password: None,
+        image_cache_path: None,
+        source_checksum: None,
+        decompress: None,
+        web_download: None,
+        image_id: None,
+        min_disk_gb: None,
+        min_ram_mb: None,
+        properties: Vec::new(),
+        protected: None,
+        hidden: None,
+        region: None,
+        tags: Vec::new(),
+        verify_checksum: None,
+        visibility: None,
+        timeouts: openstack::image::types::Timeouts {
+            create: None,
+            update: None,
+            delete: None,
+        },
+    }
+}
+
+/// A plausible active image with `id` and `spec`.
+fn fake_image(id: &str, spec: ImageSpec) -> ImageState {
+    let time = "2026-01-01T00:00:00Z".to_string();
+    ImageState {
+        id: id.to_string(),
+        spec,
+        status: "active".into(),
+        checksum: None,
+        os_hash_algo: None,
+        os_hash_value: None,
+        size_bytes: Some(0),
+        virtual_size: None,
+        owner: None,
+        created_at: time.clone(),
+        updated_at: time.clone(),
+        update_at: time,
+        file: format!("/v2/images/{id}/file"),
+        schema: "/v2/schemas/image".into(),
+        metadata: Vec::new(),
+        stores: None,
+        direct_url: None,
+        source_fingerprint: None,
+    }
+}
