@@ -20,6 +20,8 @@ pub const CLOUD: u8 = 4;
 pub const USAGE: u8 = 64;
 
 /// The table every `--help` prints (a macro, so `concat!` can use it in attributes).
+#[macro_export]
+#[doc(hidden)]
 macro_rules! exit_help {
     () => {
         "\
@@ -33,7 +35,6 @@ Exit status:
   64  usage error: the command line is wrong"
     };
 }
-pub(crate) use exit_help;
 
 /// An error the cloud caused (exit status 4); its message already names the image.
 #[derive(Debug)]

@@ -1,19 +1,5 @@
 //! `openstack-image`: manage OpenStack Glance images declaratively, through a sandboxed
-//! WebAssembly component.
-
-mod bindings;
-mod cloud;
-mod clouds_yaml;
-mod engine;
-mod exit;
-mod guest_log;
-mod policy;
-mod progress;
-mod report;
-mod runtime;
-mod spec;
-mod state;
-mod transport;
+//! WebAssembly component. The command line; the work is in the library (`src/lib.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,13 +10,14 @@ use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::bindings::Cloud;
-use crate::exit::exit_help;
-use crate::policy::{AllowedHost, NetworkPolicy};
-use crate::runtime::{EMBEDDED_COMPONENT, Grants, Instance, Limits, Runtime};
-use crate::spec::SpecFile;
-use crate::state::{Ledger, State, StateLock};
-use crate::transport::{Tls, TlsSettings};
+use openstack_image::bindings::{self, Cloud};
+use openstack_image::exit_help;
+use openstack_image::policy::{self, AllowedHost, NetworkPolicy};
+use openstack_image::runtime::{EMBEDDED_COMPONENT, Grants, Instance, Limits, Runtime};
+use openstack_image::spec::SpecFile;
+use openstack_image::state::{Ledger, State, StateLock};
+use openstack_image::transport::{Tls, TlsSettings};
+use openstack_image::{cloud, clouds_yaml, engine, exit, progress, report};
 
 /// Default state file name, next to the spec file.
 const STATE_FILE: &str = "openstack-image.state.json";
@@ -499,7 +486,9 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     let grants = policy::SpecGrants::for_images(spec.images.values())?;
     let sandbox = Arc::new(Sandbox::new(global, &cloud, &tls)?);
     let mut instance = sandbox.instance(grants, "check").await?;
-    let desired = engine::check_all(&mut instance, &spec.images).await?;
+    let desired = engine::check_all(&mut instance, &spec.images)
+        .await
+        .with_context(|| format!("invalid spec file {}", args.file.display()))?;
     Ok(Prepared {
         sandbox,
         instance,

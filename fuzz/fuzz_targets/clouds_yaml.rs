@@ -1,0 +1,27 @@
+//! clouds.yaml (and secure.yaml): any bytes give a cloud's settings or a clear error, never a
+//! panic; settings that load make a cloud or a clear error.
+
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use openstack_image::{cloud, clouds_yaml};
+
+fn dir() -> &'static std::path::Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("a scratch directory")).path()
+}
+
+fuzz_target!(|data: &[u8]| {
+    // The first half is clouds.yaml, the rest secure.yaml.
+    let (clouds, secure) = data.split_at(data.len() / 2);
+    std::fs::write(dir().join("clouds.yaml"), clouds).expect("write clouds.yaml");
+    std::fs::write(dir().join("secure.yaml"), secure).expect("write secure.yaml");
+    let Ok(settings) = clouds_yaml::settings("dev", None, &[dir().to_path_buf()]) else {
+        return;
+    };
+    let var = |k: &str| settings.get(k).cloned();
+    let _ = cloud::from_env(var);
+    let _ = cloud::tls_from_env(var);
+});

@@ -1,0 +1,30 @@
+//! State files: any bytes are a state or a clear error, never a panic; a state that loads
+//! saves and loads back to the same state.
+
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use openstack_image::state::State;
+
+fn dir() -> &'static std::path::Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("a scratch directory")).path()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let path = dir().join("state.json");
+    std::fs::write(&path, data).expect("write the input");
+    let Ok(state) = State::load(&path) else {
+        return;
+    };
+    let saved = dir().join("saved.json");
+    state.save(&saved).expect("a loaded state saves");
+    let again = State::load(&saved).expect("a saved state loads");
+    assert_eq!(
+        serde_json::to_value(&state).unwrap(),
+        serde_json::to_value(&again).unwrap(),
+        "save and load round-trip"
+    );
+});
