@@ -27,9 +27,15 @@ fuzz_target!(|input: Input| {
         );
         let same = diff::diff(&checked, &state(checked.clone(), "active"));
         assert_eq!(same.action, Action::NoOp, "{:?}", same.changes);
-        let plan = diff::diff(&checked, &state(prior, if input.active { "active" } else { "queued" }));
+        let plan = diff::diff(
+            &checked,
+            &state(prior, if input.active { "active" } else { "queued" }),
+        );
         for change in &plan.changes {
-            assert_ne!(change.old, change.new, "a change that changes nothing: {change:?}");
+            assert_ne!(
+                change.old, change.new,
+                "a change that changes nothing: {change:?}"
+            );
         }
         assert_eq!(
             plan.action == Action::NoOp,

@@ -10,7 +10,8 @@ use openstack_image::state::State;
 
 fn dir() -> &'static std::path::Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("a scratch directory")).path()
+    DIR.get_or_init(|| tempfile::tempdir().expect("a scratch directory"))
+        .path()
 }
 
 fuzz_target!(|data: &[u8]| {

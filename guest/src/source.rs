@@ -75,28 +75,39 @@ pub fn parse_checksum(text: &str) -> Result<ExpectedDigest, String> {
     Ok(ExpectedDigest { algorithm, hex })
 }
 
-/// Digests of some bytes.
+/// Digests of some bytes. MD5 and SHA-512 are what Glance reports, so they are always
+/// computed; SHA-256 only when a `source_checksum` asks for it (it costs a third of the
+/// hashing time).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Digests {
     pub size: u64,
     pub md5: String,
-    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     pub sha512: String,
 }
 
 impl Digests {
-    /// The digest for `algorithm`.
-    pub fn get(&self, algorithm: DigestAlgorithm) -> &str {
+    /// The digest for `algorithm`, if it was computed.
+    pub fn get(&self, algorithm: DigestAlgorithm) -> Option<&str> {
         match algorithm {
-            DigestAlgorithm::Md5 => &self.md5,
-            DigestAlgorithm::Sha256 => &self.sha256,
-            DigestAlgorithm::Sha512 => &self.sha512,
+            DigestAlgorithm::Md5 => Some(&self.md5),
+            DigestAlgorithm::Sha256 => self.sha256.as_deref(),
+            DigestAlgorithm::Sha512 => Some(&self.sha512),
         }
     }
 
-    /// Checks these digests against `source_checksum`.
+    /// True when both describe the same bytes (size, MD5 and SHA-512).
+    pub fn same_bytes(&self, other: &Digests) -> bool {
+        self.size == other.size && self.md5 == other.md5 && self.sha512 == other.sha512
+    }
+
+    /// Checks these digests against `source_checksum`; they must have been computed for it
+    /// (see [`Hasher::for_check`]).
     pub fn check(&self, expected: &ExpectedDigest) -> Result<(), Error> {
-        let actual = self.get(expected.algorithm);
+        let actual = self
+            .get(expected.algorithm)
+            .expect("the digest a source_checksum names is computed");
         if actual == expected.hex {
             Ok(())
         } else {
@@ -109,20 +120,32 @@ impl Digests {
     }
 }
 
-/// Running MD5, SHA-256 and SHA-512 over bytes as they pass.
+/// Running MD5 and SHA-512 (and SHA-256 when asked) over bytes as they pass.
 #[derive(Clone, Default)]
 pub struct Hasher {
     md5: Md5,
-    sha256: Sha256,
+    sha256: Option<Sha256>,
     sha512: Sha512,
     size: u64,
 }
 
 impl Hasher {
+    /// A hasher that also computes what `expected` names.
+    pub fn for_check(expected: Option<&ExpectedDigest>) -> Hasher {
+        Hasher {
+            sha256: expected
+                .filter(|e| e.algorithm == DigestAlgorithm::Sha256)
+                .map(|_| Sha256::default()),
+            ..Hasher::default()
+        }
+    }
+
     /// Feeds bytes.
     pub fn update(&mut self, bytes: &[u8]) {
         self.md5.update(bytes);
-        self.sha256.update(bytes);
+        if let Some(sha256) = &mut self.sha256 {
+            sha256.update(bytes);
+        }
         self.sha512.update(bytes);
         self.size += bytes.len() as u64;
     }
@@ -137,7 +160,7 @@ impl Hasher {
         Digests {
             size: self.size,
             md5: hex::encode(self.md5.finalize()),
-            sha256: hex::encode(self.sha256.finalize()),
+            sha256: self.sha256.map(|h| hex::encode(h.finalize())),
             sha512: hex::encode(self.sha512.finalize()),
         }
     }
@@ -432,8 +455,8 @@ impl UrlSource<'_> {
             ));
             return Ok(None);
         }
-        match digest_file(data) {
-            Ok(digests) if digests == sidecar.digests => Ok(Some(sidecar)),
+        match digest_file(data, None) {
+            Ok(digests) if digests.same_bytes(&sidecar.digests) => Ok(Some(sidecar)),
             Ok(_) => {
                 progress::warn(format!(
                     "the cached {} does not match its record; downloading again",
@@ -456,10 +479,10 @@ pub struct OpenedSource {
     pub last_modified: Option<String>,
 }
 
-/// Digests of a whole file.
-pub fn digest_file(path: &Path) -> io::Result<Digests> {
+/// Digests of a whole file (including what `expected` names).
+pub fn digest_file(path: &Path, expected: Option<&ExpectedDigest>) -> io::Result<Digests> {
     let mut file = File::open(path)?;
-    let mut hasher = Hasher::default();
+    let mut hasher = Hasher::for_check(expected);
     let mut buffer = vec![0u8; COPY_CHUNK];
     loop {
         let n = file.read(&mut buffer)?;
@@ -566,18 +589,19 @@ mod tests {
 
     #[test]
     fn hasher_matches_known_digests() {
-        let mut h = Hasher::default();
+        let sha256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let expected = parse_checksum(&format!("sha256:{sha256}")).unwrap();
+        let mut h = Hasher::for_check(Some(&expected));
         h.update(b"abc");
         let d = h.finish();
         assert_eq!(d.md5, "900150983cd24fb0d6963f7d28e17f72");
-        assert_eq!(
-            d.sha256,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert!(
-            d.check(&parse_checksum(&format!("sha256:{}", d.sha256)).unwrap())
-                .is_ok()
-        );
+        assert_eq!(d.sha256.as_deref(), Some(sha256));
+        assert!(d.check(&expected).is_ok());
+        let mut plain = Hasher::default();
+        plain.update(b"abc");
+        let plain = plain.finish();
+        assert_eq!(plain.sha256, None, "SHA-256 only when asked");
+        assert!(plain.same_bytes(&d));
         assert!(
             d.check(&parse_checksum(&format!("md5:{}", "0".repeat(32))).unwrap())
                 .is_err()

@@ -26,7 +26,7 @@ impl<R: Read> DigestingReader<R> {
     pub fn new(inner: R, image: &str, total: Option<u64>, expected: Option<ExpectedDigest>) -> Self {
         DigestingReader {
             inner,
-            hasher: Hasher::default(),
+            hasher: Hasher::for_check(expected.as_ref()),
             total,
             image: image.to_string(),
             reported: 0,
@@ -52,7 +52,9 @@ impl<R: Read> DigestingReader<R> {
             return Ok(());
         };
         let digests = self.hasher.clone().finish();
-        let actual = digests.get(expected.algorithm);
+        let actual = digests
+            .get(expected.algorithm)
+            .expect("the hasher computes the expected digest");
         if actual == expected.hex {
             return Ok(());
         }
