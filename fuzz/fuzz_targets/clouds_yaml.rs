@@ -3,23 +3,16 @@
 
 #![no_main]
 
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
 use openstack_image::{cloud, clouds_yaml};
-
-fn dir() -> &'static std::path::Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("a scratch directory"))
-        .path()
-}
+use openstack_image_fuzz::scratch_dir;
 
 fuzz_target!(|data: &[u8]| {
     // The first half is clouds.yaml, the rest secure.yaml.
     let (clouds, secure) = data.split_at(data.len() / 2);
-    std::fs::write(dir().join("clouds.yaml"), clouds).expect("write clouds.yaml");
-    std::fs::write(dir().join("secure.yaml"), secure).expect("write secure.yaml");
-    let Ok(settings) = clouds_yaml::settings("dev", None, &[dir().to_path_buf()]) else {
+    std::fs::write(scratch_dir().join("clouds.yaml"), clouds).expect("write clouds.yaml");
+    std::fs::write(scratch_dir().join("secure.yaml"), secure).expect("write secure.yaml");
+    let Ok(settings) = clouds_yaml::settings("dev", None, &[scratch_dir().to_path_buf()]) else {
         return;
     };
     let var = |k: &str| settings.get(k).cloned();

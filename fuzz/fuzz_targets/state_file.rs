@@ -3,24 +3,17 @@
 
 #![no_main]
 
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
 use openstack_image::state::State;
-
-fn dir() -> &'static std::path::Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("a scratch directory"))
-        .path()
-}
+use openstack_image_fuzz::scratch_dir;
 
 fuzz_target!(|data: &[u8]| {
-    let path = dir().join("state.json");
+    let path = scratch_dir().join("state.json");
     std::fs::write(&path, data).expect("write the input");
     let Ok(state) = State::load(&path) else {
         return;
     };
-    let saved = dir().join("saved.json");
+    let saved = scratch_dir().join("saved.json");
     state.save(&saved).expect("a loaded state saves");
     let again = State::load(&saved).expect("a saved state loads");
     assert_eq!(

@@ -3,6 +3,13 @@
 use arbitrary::Arbitrary;
 use openstack_image_guest::types::{ImageSpec, ImageState, Timeouts};
 
+/// A scratch directory for targets that parse files, made once per process.
+pub fn scratch_dir() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("a scratch directory"))
+        .path()
+}
+
 /// An image spec from fuzz data: short strings from small alphabets so that values collide
 /// (equal keys, equal tags) as often as they differ.
 #[derive(Debug, Arbitrary)]

@@ -232,6 +232,17 @@ impl Drop for Scenario {
 pub mod observer {
     use super::*;
 
+    /// Runs `openstack ARGS` (with `-f json`), which must succeed, and parses its output.
+    pub fn json(args: &[&str]) -> Value {
+        let out = openstack(args);
+        assert!(
+            out.status.success(),
+            "openstack {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("openstack printed JSON")
+    }
+
     /// Runs `openstack ARGS` with the dev cloud's settings.
     pub fn openstack(args: &[&str]) -> Output {
         let venv = cloud_env()

@@ -2,24 +2,13 @@
 
 use openstack_image_tests::tls_proxy::TlsProxy;
 use openstack_image_tests::{Scenario, cloud_env, observer};
-use serde_json::Value;
-
-fn json_of(args: &[&str]) -> Value {
-    let out = observer::openstack(args);
-    assert!(
-        out.status.success(),
-        "openstack {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
 
 #[test]
 fn each_auth_type_in_clouds_yaml_manages_images() {
     let s = Scenario::new("cloudsyaml");
     s.qcow2("disk.qcow2", 1);
     let env = cloud_env();
-    let credential = json_of(&[
+    let credential = observer::json(&[
         "application",
         "credential",
         "create",
@@ -27,7 +16,7 @@ fn each_auth_type_in_clouds_yaml_manages_images() {
         "-f",
         "json",
     ]);
-    let token = json_of(&["token", "issue", "-f", "json"]);
+    let token = observer::json(&["token", "issue", "-f", "json"]);
     let common = format!(
         "      auth_url: {}\n      project_name: {}\n      user_domain_name: {}\n      project_domain_name: {}\n",
         env["OS_AUTH_URL"], env["OS_PROJECT_NAME"], env["OS_USER_DOMAIN_NAME"], env["OS_PROJECT_DOMAIN_NAME"]

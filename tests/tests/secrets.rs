@@ -3,19 +3,8 @@
 
 use openstack_image_tests::source_server::{Served, SourceServer};
 use openstack_image_tests::{Run, Scenario, cloud_env, observer};
-use serde_json::Value;
 
 const SOURCE_PASSWORD: &str = "open-sesame-7f3a";
-
-fn json_of(args: &[&str]) -> Value {
-    let out = observer::openstack(args);
-    assert!(
-        out.status.success(),
-        "openstack {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
 
 /// Everything a user or a log collector could see: output, the state, cached sidecars.
 fn visible(s: &Scenario, runs: &[Run]) -> String {
@@ -55,7 +44,7 @@ fn no_secret_is_ever_shown_or_stored() {
         Served::new(std::fs::read(&disk).unwrap()).basic_auth("reader", SOURCE_PASSWORD),
     );
     let env = cloud_env();
-    let credential = json_of(&[
+    let credential = observer::json(&[
         "application",
         "credential",
         "create",
@@ -67,7 +56,7 @@ fn no_secret_is_ever_shown_or_stored() {
         credential["ID"].as_str().unwrap().to_string(),
         credential["Secret"].as_str().unwrap().to_string(),
     );
-    let token = json_of(&["token", "issue", "-f", "json"])["id"]
+    let token = observer::json(&["token", "issue", "-f", "json"])["id"]
         .as_str()
         .unwrap()
         .to_string();
