@@ -220,8 +220,11 @@ impl<T: Transport> Provider<T> {
         let response = self.call(&mut op, "POST", &url, Some(glance::create_body(&spec, &id)))?;
         // A retried POST answered 409 usually means the first attempt created the image and
         // only its answer was lost: the id is ours, so carry on with that image.
-        let lost_answer =
-            response.status == 409 && self.transport.retried() && self.status_of(&mut op, &id)? == "queued";
+        let lost_answer = response.status == 409
+            && self.transport.retried()
+            && self
+                .status_of(&mut op, &id)
+                .is_ok_and(|status| status == "queued");
         if response.status == 409 && !lost_answer {
             return Err(Error::Conflict(format!(
                 "an image with id {id} already exists (Glance never reuses the id of a deleted image); \
@@ -500,7 +503,10 @@ impl<T: Transport> Provider<T> {
                 Error::Api(api) => retry::transient_status(api.status) || api.status == 500,
                 _ => false,
             };
-            if !worth_again || restarts >= self.transport.retries || self.status_of(op, &id)? != "queued" {
+            if !worth_again
+                || restarts >= self.transport.retries
+                || !self.status_of(op, &id).is_ok_and(|status| status == "queued")
+            {
                 return Err(err);
             }
             if matches!(err, Error::AuthFailed(_)) {
