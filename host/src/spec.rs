@@ -18,7 +18,9 @@ pub struct SpecFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSpecFile {
-    images: BTreeMap<String, RawImage>,
+    /// None when the key is missing or left empty (`images:`), which is refused: applied,
+    /// "no images" deletes every image in the state, so it must be written out (`images: {}`).
+    images: Option<BTreeMap<String, RawImage>>,
 }
 
 #[derive(Deserialize)]
@@ -239,8 +241,14 @@ impl SpecFile {
         if !is_mapping {
             bail!("the file is a list, not a mapping; a spec file holds `images:` with one entry per image");
         }
+        let Some(raw_images) = raw.images else {
+            bail!(
+                "`images:` is missing or empty; list the images to manage under it, or write \
+                 `images: {{}}` to manage none (apply then deletes every image in the state)"
+            );
+        };
         let mut images = BTreeMap::new();
-        for (key, image) in raw.images {
+        for (key, image) in raw_images {
             if key.is_empty() {
                 bail!("images: an image has an empty name; give each image a logical name");
             }
@@ -414,6 +422,18 @@ mod tests {
         assert!(parse(" \n").unwrap_err().to_string().contains("empty"));
         let err = parse("imgs: {}\n").unwrap_err().to_string();
         assert!(err.contains("`images:`"), "{err}");
+    }
+
+    #[test]
+    fn images_must_be_written_out_even_when_there_are_none() {
+        for text in ["images:\n", "images: ~\n", "{}\n"] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(
+                err.contains("missing or empty") && err.contains("images: {}"),
+                "{text}: {err}"
+            );
+        }
+        assert!(parse("images: {}\n").unwrap().images.is_empty());
     }
 
     #[test]

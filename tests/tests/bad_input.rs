@@ -156,6 +156,11 @@ const SPEC_CASES: &[(&str, Spec, &[&str])] = &[
         &["images.yaml", "image 'web'", "expected struct"],
     ),
     (
+        "images left empty",
+        Spec::Yaml("images:\n"),
+        &["images.yaml", "missing or empty", "images: {}"],
+    ),
+    (
         "images is a list",
         Spec::Yaml("images:\n  - web\n"),
         &["images.yaml", "images", "expected a map"],
