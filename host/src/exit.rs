@@ -48,13 +48,14 @@ impl fmt::Display for CloudError {
 
 impl std::error::Error for CloudError {}
 
+/// True when the cloud (or an image source) caused `err`.
+fn caused_by_cloud(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| e.is::<CloudError>())
+}
+
 /// The status for a command that failed with `err`.
 pub fn status_of(err: &anyhow::Error) -> ExitCode {
-    ExitCode::from(if err.chain().any(|e| e.is::<CloudError>()) {
-        CLOUD
-    } else {
-        ERROR
-    })
+    ExitCode::from(if caused_by_cloud(err) { CLOUD } else { ERROR })
 }
 
 /// How an `apply` or `destroy` went, image by image.
@@ -72,8 +73,7 @@ impl Outcome {
             Ok(()) => self.done += 1,
             Err(err) => {
                 eprintln!("error: {err:#}");
-                self.failed
-                    .push((name, err.chain().any(|e| e.is::<CloudError>())));
+                self.failed.push((name, caused_by_cloud(err)));
             }
         }
     }
