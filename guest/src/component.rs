@@ -1,9 +1,11 @@
-//! wit-bindgen glue: the exported `lifecycle` interface, backed by one [`Provider`] per
-//! instance (so a Keystone token is reused across calls).
+//! wit-bindgen glue: the exported `lifecycle` and `resource` interfaces, both backed by the
+//! same [`Provider`] per instance (so a Keystone token is reused across calls of either face).
 
 use std::cell::RefCell;
 
 use crate::bindings::exports::openstack::image::lifecycle::Guest;
+use crate::bindings::exports::openstack::image::resource::Guest as JsonGuest;
+use crate::json_face;
 use crate::lifecycle::Provider;
 use crate::types::{Cloud, Error, ImageSpec, ImageState, Plan};
 use crate::wasi_http::WasiHttp;
@@ -46,6 +48,36 @@ impl Guest for Component {
         timeout_seconds: Option<u64>,
     ) -> Result<(), Error> {
         with(|p| p.delete(&cloud, &id, region.as_deref(), timeout_seconds))
+    }
+}
+
+impl JsonGuest for Component {
+    fn schema() -> String {
+        json_face::schema()
+    }
+
+    fn check_json(request: String) -> Result<String, String> {
+        with(|p| json_face::check(p, &request))
+    }
+
+    fn diff_json(request: String) -> Result<String, String> {
+        with(|p| json_face::diff(p, &request))
+    }
+
+    fn create_json(request: String) -> Result<String, String> {
+        with(|p| json_face::create(p, &request))
+    }
+
+    fn read_json(request: String) -> Result<String, String> {
+        with(|p| json_face::read(p, &request))
+    }
+
+    fn update_json(request: String) -> Result<String, String> {
+        with(|p| json_face::update(p, &request))
+    }
+
+    fn delete_json(request: String) -> Result<String, String> {
+        with(|p| json_face::delete(p, &request))
     }
 }
 

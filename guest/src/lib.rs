@@ -10,6 +10,7 @@ pub mod diff;
 pub mod glance;
 pub mod glance_fields;
 pub mod http;
+pub mod json_face;
 pub mod keystone;
 pub mod lifecycle;
 pub mod patch;

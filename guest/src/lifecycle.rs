@@ -675,7 +675,11 @@ impl<T: Transport> Provider<T> {
         } else {
             self.patch(&mut op, &prior.id, ops)?
         };
-        glance::state_from_image(&image, Some(&desired)).map_err(Error::Transport)
+        let mut state = glance::state_from_image(&image, Some(&desired)).map_err(Error::Transport)?;
+        // The data was not touched: what it was uploaded from stays as recorded, so a later
+        // change of the source is still noticed.
+        state.source_fingerprint = prior.source_fingerprint.clone();
+        Ok(state)
     }
 
     /// Deletes an image; one that is already gone counts as deleted.

@@ -158,6 +158,14 @@ fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
                         "'{url}' is not an http:// or https:// URL; give one, or download the data and use local_file_path"
                     ),
                 );
+            } else if spec.image_cache_path.is_none() && spec.web_download != Some(true) {
+                // The component has no directory of its own: the runtime says where downloads go.
+                err(
+                    "image_cache_path",
+                    format!(
+                        "is not set, and a download needs a directory the runtime grants read-write; give one, or `{NO_CACHE}` to stream the download into Glance (the openstack-image host fills in ~/.cache/openstack-image/images)"
+                    ),
+                );
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Host-side types and call glue generated from the WIT contract.
 
 wasmtime::component::bindgen!({
-    world: "image-provider",
+    world: "lifecycle-provider",
     path: "../wit",
     exports: { default: async },
     additional_derives: [serde::Serialize, serde::Deserialize],

@@ -14,7 +14,9 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::openstack::image::types::{ApiError, ChecksumMismatch, FieldError, TimeoutInfo};
-use crate::bindings::{Cloud, GuestError, ImageProvider, ImageProviderPre, ImageSpec, ImageState, Plan};
+use crate::bindings::{
+    Cloud, GuestError, ImageSpec, ImageState, LifecycleProvider, LifecycleProviderPre, Plan,
+};
 use crate::guest_log::GuestLog;
 use crate::policy::NetworkPolicy;
 use crate::progress::ImageProgress;
@@ -48,7 +50,7 @@ pub struct Grants {
 /// A compiled component ready to instantiate.
 pub struct Runtime {
     engine: Engine,
-    pre: ImageProviderPre<GuestState>,
+    pre: LifecycleProviderPre<GuestState>,
     limits: Limits,
 }
 
@@ -121,8 +123,8 @@ impl Runtime {
         let pre = linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
-            .context("the component does not fit the image-provider world's imports")?;
-        let pre = ImageProviderPre::new(pre)
+            .context("the component does not fit the lifecycle-provider world's imports")?;
+        let pre = LifecycleProviderPre::new(pre)
             .map_err(anyhow::Error::from)
             .context("the component does not export openstack:image/lifecycle")?;
 
@@ -179,7 +181,7 @@ impl Runtime {
 /// One running component instance (its Keystone token is reused across calls).
 pub struct Instance {
     store: Store<GuestState>,
-    provider: ImageProvider,
+    provider: LifecycleProvider,
     limits: Limits,
     /// Set once a call trapped or ran out of time: the instance cannot be entered again.
     stopped: bool,

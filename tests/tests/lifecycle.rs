@@ -327,6 +327,16 @@ fn a_changed_local_file_is_a_replacement_and_a_touched_one_is_not() {
     std::fs::write(s.path("web.qcow2"), &bytes).unwrap();
     s.plan().expect_code(0);
 
+    // An in-place update in between keeps what the data was uploaded from.
+    s.write_spec(&spec(&s, "web", "    properties: { stage: two }\n"));
+    s.apply();
+    assert_eq!(s.state_id("web"), old, "updated in place");
+    let recorded = &s.state().unwrap()["images"]["web"]["image"]["source_fingerprint"];
+    assert!(
+        recorded["sha512"].is_string(),
+        "the update dropped the fingerprint: {recorded}"
+    );
+
     // New bytes: a new image.
     s.qcow2("web.qcow2", 1);
     let plan = s.plan().expect_code(2);

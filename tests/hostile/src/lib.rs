@@ -8,7 +8,7 @@
 //! `read` answers from a fake cloud that holds exactly the ids starting with [`FAKE_CLOUD`].
 
 wit_bindgen::generate!({
-    world: "image-provider",
+    world: "lifecycle-provider",
     path: "../../wit",
 });
 

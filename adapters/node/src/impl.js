@@ -1,0 +1,186 @@
+// What ImageProvider's methods do. Kept in a module of its own that the provider imports
+// lazily by absolute URL, so Pulumi's closure serialization of the provider object captures
+// only plain data (see provider.js).
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+
+import { cloudFromEnv } from "./cloud.js";
+import { callComponent, ComponentError, grantsFor } from "./component.js";
+import { fieldToProperty, fromDocument, toDocument } from "./mapping.js";
+
+/**
+ * @typedef {object} ProviderOptions
+ * @property {Record<string, any>} [cloud] clouds.yaml cloud entry; default: from OS_* variables
+ * @property {string} [componentDir] directory of the transpiled component (default: generated/component)
+ * @property {(line: string) => void} [onStderr] receives the component's stderr lines (progress JSON)
+ */
+
+/** Outputs that an in-place update (one Glance PATCH) never changes. */
+const STABLE_ON_UPDATE = ["createdAt", "file", "schema", "checksum", "osHashAlgo", "osHashValue", "sizeBytes", "sourceFingerprint"];
+
+/** @param {ProviderOptions} options */
+function cloudOf(options) {
+  return options.cloud ?? cloudFromEnv();
+}
+
+/**
+ * @param {ProviderOptions} options
+ * @param {import("./component.js").FaceFunction} fn
+ * @param {any} request
+ * @param {any[]} [grantDocs]
+ */
+function call(options, fn, request, grantDocs = []) {
+  return callComponent({
+    fn,
+    request,
+    grants: grantsFor(grantDocs),
+    componentDir: options.componentDir,
+    onStderr: options.onStderr,
+  });
+}
+
+/**
+ * Where downloads are cached when a spec does not say (as the bundled host does):
+ * $OPENSTACK_IMAGE_CACHE_DIR/images, else $XDG_CACHE_HOME or ~/.cache, /openstack-image/images.
+ */
+export function defaultCacheDir(env = process.env) {
+  if (env.OPENSTACK_IMAGE_CACHE_DIR) return join(resolve(env.OPENSTACK_IMAGE_CACHE_DIR), "images");
+  const base = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(homedir(), ".cache");
+  return join(base, "openstack-image", "images");
+}
+
+/**
+ * Pulumi inputs -> spec document. Relative local paths are made absolute against the
+ * working directory (the Pulumi program's), as the component wants absolute paths; a
+ * download that names no cache gets the default one (the component needs a directory or
+ * "none").
+ * @param {Record<string, any>} inputs
+ */
+function specOf(inputs) {
+  const spec = toDocument(inputs);
+  if (typeof spec.image_source_url === "string" && spec.image_cache_path == null && spec.web_download !== true) {
+    spec.image_cache_path = defaultCacheDir();
+  }
+  for (const key of ["local_file_path", "image_cache_path"]) {
+    if (typeof spec[key] === "string" && spec[key] !== "" && spec[key] !== "none" && !isAbsolute(spec[key])) {
+      spec[key] = resolve(spec[key]);
+    }
+  }
+  return spec;
+}
+
+/** Pulumi outputs (+ id) -> state document. */
+function stateOf(id, props) {
+  const state = toDocument(props);
+  state.id = id ?? state.id;
+  return state;
+}
+
+/** State document -> Pulumi outputs (without `id`, which Pulumi carries itself). */
+function outsOf(state) {
+  const { id: _id, ...rest } = fromDocument(state);
+  return rest;
+}
+
+/**
+ * Rethrows, with field names in Pulumi's camelCase added to component errors.
+ * @param {unknown} e
+ * @returns {never}
+ */
+function rethrow(e) {
+  if (e instanceof ComponentError && e.fields.length) {
+    e.fields = e.fields.map((f) => ({ ...f, property: fieldToProperty(f.field) }));
+    e.message = `${e.kind}: ${e.fields.map((f) => `${f.property}: ${f.message}`).join("; ")}`;
+  }
+  throw e;
+}
+
+/** Drops unset (null) fields, at the top and in nested objects other than maps. */
+function withoutNulls(bag) {
+  const out = {};
+  for (const [k, v] of Object.entries(bag)) {
+    if (v === null || v === undefined) continue;
+    out[k] =
+      v && typeof v === "object" && !Array.isArray(v) && k !== "properties" && k !== "metadata" ? withoutNulls(v) : v;
+  }
+  return out;
+}
+
+/** @param {ProviderOptions} options */
+export async function check(options, _olds, news) {
+  const spec = specOf(news);
+  try {
+    const answer = await call(options, "checkJson", { spec }, [spec]);
+    return { inputs: withoutNulls(fromDocument(answer.spec)), failures: [] };
+  } catch (e) {
+    if (e instanceof ComponentError && (e.kind === "invalid-spec" || e.kind === "invalid-request") && e.fields.length) {
+      const { __provider: _p, ...inputs } = news ?? {};
+      return {
+        inputs,
+        failures: e.fields.map((f) => ({ property: fieldToProperty(f.field), reason: f.message })),
+      };
+    }
+    return rethrow(e);
+  }
+}
+
+/** @param {ProviderOptions} options */
+export async function diff(options, id, olds, news) {
+  const spec = specOf(news);
+  const state = stateOf(id, olds);
+  const answer = await call(options, "diffJson", { spec, state }, [spec]).catch(rethrow);
+  const replaces = (answer.replaces ?? []).map(fieldToProperty);
+  return {
+    changes: answer.action !== "no-op",
+    replaces,
+    deleteBeforeReplace: answer.delete_before_replace === true,
+    stables: answer.action === "update" ? STABLE_ON_UPDATE : [],
+    // Not part of Pulumi's dynamic protocol; kept for callers that want the detail.
+    action: answer.action,
+    detail: (answer.changes ?? []).map((c) => ({
+      property: fieldToProperty(c.field),
+      old: c.old,
+      new: c.new,
+      forcesReplacement: c.forces_replacement,
+    })),
+  };
+}
+
+/** @param {ProviderOptions} options */
+export async function create(options, inputs) {
+  const spec = specOf(inputs);
+  const state = await call(options, "createJson", { cloud: cloudOf(options), spec }, [spec]).catch(rethrow);
+  return { id: state.id, outs: outsOf(state) };
+}
+
+/** @param {ProviderOptions} options */
+export async function read(options, id, props) {
+  const prior = props && Object.keys(toDocument(props)).length ? stateOf(id, props) : undefined;
+  const request = { cloud: cloudOf(options), id };
+  if (prior) request.state = prior;
+  const state = await call(options, "readJson", request).catch(rethrow);
+  if (state === null) return { id: "", props: {} }; // gone: an empty id tells Pulumi so
+  return { id: state.id, props: outsOf(state) };
+}
+
+/** @param {ProviderOptions} options */
+export async function update(options, id, olds, news) {
+  const spec = specOf(news);
+  const state = stateOf(id, olds);
+  const after = await call(options, "updateJson", { cloud: cloudOf(options), state, spec }, [spec]).catch(rethrow);
+  return { outs: outsOf(after) };
+}
+
+/** @param {ProviderOptions} options */
+export async function remove(options, id, props) {
+  const request = { cloud: cloudOf(options), id };
+  if (typeof props?.region === "string" && props.region) request.region = props.region;
+  const timeout = props?.timeouts?.delete;
+  if (typeof timeout === "number") request.timeout_seconds = timeout;
+  await call(options, "deleteJson", request).catch(rethrow);
+}
+
+/** The JSON Schema of the spec, state and cloud documents (parsed). */
+export async function schema(options) {
+  return call(options, "schema", undefined);
+}

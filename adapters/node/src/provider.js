@@ -1,0 +1,123 @@
+// The OpenStack Glance image as a Pulumi dynamic resource, backed by the openstack-image
+// WebAssembly component (transpiled by jco, see scripts/build.js).
+//
+//   import { Image } from "openstack-image-node-adapter/src/provider.js";
+//   new Image("rancheros", { containerFormat: "bare", diskFormat: "qcow2",
+//     imageSourceUrl: "https://…", properties: { key: "value" } });
+//
+// Inputs and outputs are the JSON face's spec/state fields in camelCase (containerFormat,
+// diskFormat, localFilePath, minDiskGb, ...); keys inside `properties` and `metadata` are
+// passed through unchanged.
+import * as pulumi from "@pulumi/pulumi";
+
+/** Absolute URL of the implementation module; methods import it lazily (see below). */
+const IMPL_URL = new URL("./impl.js", import.meta.url).href;
+
+/**
+ * @typedef {import("./impl.js").ProviderOptions} ProviderOptions
+ */
+
+/**
+ * Pulumi dynamic resource provider for OpenStack images.
+ *
+ * Pulumi serializes a dynamic provider object (its class and fields) into the stack and runs
+ * it in a separate process. The methods therefore capture no module bindings: each one
+ * imports the implementation by the absolute URL kept in a plain field. The cloud, when not
+ * given here, is read from the OS_* variables of the process that runs the provider, so no
+ * credentials end up in the serialized provider.
+ *
+ * @implements {pulumi.dynamic.ResourceProvider}
+ */
+export class ImageProvider {
+  /** @param {ProviderOptions} [options] */
+  constructor(options = {}) {
+    /** @type {ProviderOptions} */
+    this.options = { ...options };
+    this.implUrl = IMPL_URL;
+  }
+
+  /** @returns {Promise<typeof import("./impl.js")>} */
+  impl() {
+    return import(this.implUrl);
+  }
+
+  /** @param {any} olds @param {any} news @returns {Promise<pulumi.dynamic.CheckResult>} */
+  async check(olds, news) {
+    return (await this.impl()).check(this.options, olds, news);
+  }
+
+  /** @param {string} id @param {any} olds @param {any} news @returns {Promise<pulumi.dynamic.DiffResult>} */
+  async diff(id, olds, news) {
+    return (await this.impl()).diff(this.options, id, olds, news);
+  }
+
+  /** @param {any} inputs @returns {Promise<pulumi.dynamic.CreateResult>} */
+  async create(inputs) {
+    return (await this.impl()).create(this.options, inputs);
+  }
+
+  /** @param {string} id @param {any} props @returns {Promise<pulumi.dynamic.ReadResult>} */
+  async read(id, props) {
+    return (await this.impl()).read(this.options, id, props);
+  }
+
+  /** @param {string} id @param {any} olds @param {any} news @returns {Promise<pulumi.dynamic.UpdateResult>} */
+  async update(id, olds, news) {
+    return (await this.impl()).update(this.options, id, olds, news);
+  }
+
+  /** @param {string} id @param {any} props @returns {Promise<void>} */
+  async delete(id, props) {
+    return (await this.impl()).remove(this.options, id, props);
+  }
+
+  /** The component's JSON Schema of the spec, state and cloud documents. */
+  async schema() {
+    return (await this.impl()).schema(this.options);
+  }
+}
+
+/** Outputs the component computes; declared so Pulumi registers them on the resource. */
+const OUTPUTS = [
+  "status",
+  "checksum",
+  "sizeBytes",
+  "virtualSize",
+  "owner",
+  "createdAt",
+  "updatedAt",
+  "updateAt",
+  "file",
+  "schema",
+  "metadata",
+  "osHashAlgo",
+  "osHashValue",
+  "stores",
+  "directUrl",
+  "sourceFingerprint",
+];
+
+/**
+ * An OpenStack Glance image.
+ *
+ * @example
+ * new Image("rancheros", {
+ *   containerFormat: "bare",
+ *   diskFormat: "qcow2",
+ *   imageSourceUrl: "https://releases.rancher.com/os/latest/rancheros-openstack.img",
+ *   properties: { key: "value" },
+ * });
+ */
+export class Image extends pulumi.dynamic.Resource {
+  /**
+   * @param {string} name Pulumi resource name (also the Glance image name unless `name` is given)
+   * @param {Record<string, any>} args camelCase inputs (containerFormat, diskFormat, ...)
+   * @param {pulumi.CustomResourceOptions} [opts]
+   * @param {ProviderOptions} [providerOptions] cloud and component location
+   */
+  constructor(name, args, opts, providerOptions) {
+    const props = Object.fromEntries(OUTPUTS.map((k) => [k, undefined]));
+    Object.assign(props, { name }, args);
+    super(new ImageProvider(providerOptions), name, props, opts, "openstack", "Image");
+  }
+}
