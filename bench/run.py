@@ -550,18 +550,24 @@ class Bench:
         self.ours("apply", many, "--parallel", "8")
         state = json.loads((one.parent / "openstack-image.state.json").read_text())
         image_id = state["images"]["w"]["image"]["id"]
-        samples = {"plan_1": [], "openstack_show": [], f"plan_{n}": [], "token": []}
+        samples = {"plan_1": [], "plan_1_token_cache": [], "openstack_show": [], f"plan_{n}": [],
+                   "token": []}
+        self.ours("plan", one, "--token-cache", ok=(0,))  # keeps a token for the runs below
         for _ in range(self.sizes.reps):
             start = time.perf_counter()
             self.curl_token()
             samples["token"].append(time.perf_counter() - start)
             samples["plan_1"].append(self.ours("plan", one).seconds)
+            samples["plan_1_token_cache"].append(self.ours("plan", one, "--token-cache").seconds)
             samples["openstack_show"].append(
                 measure([self.openstack, "image", "show", image_id], self.env).seconds)
             samples[f"plan_{n}"].append(self.ours("plan", many).seconds)
         p1, show, pn = (median(samples[k]) for k in ("plan_1", "openstack_show", f"plan_{n}"))
         self.add(Row("4. Warm plan, 1 image vs openstack image show (s)", f"{p1:.3f}",
                      f"{show:.3f}", p1 / show, "≤ 0.10", p1 / show <= 0.10, samples=samples))
+        cached = median(samples["plan_1_token_cache"])
+        self.add(Row("4. Warm plan with --token-cache, 1 image vs openstack image show (s)",
+                     f"{cached:.3f}", f"{show:.3f}", cached / show, "≤ 0.10", cached / show <= 0.10))
         self.add(Row(f"4. Warm plan, {n} images vs 1 image (s)", f"{pn:.3f}", f"{p1:.3f}",
                      pn / p1, "≤ 3.0", pn / p1 <= 3.0))
         token = median(samples["token"])

@@ -4,11 +4,11 @@
 #
 #   adapters/node/test.sh [path/to/openstack-image.wasm]
 #
-# Default component: target/json-face/openstack-image.wasm of this repository
+# Default component: target/openstack-image.wasm of this repository
 # (or $OPENSTACK_IMAGE_COMPONENT).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-component="${1:-${OPENSTACK_IMAGE_COMPONENT:-$here/../../target/json-face/openstack-image.wasm}}"
+component="${1:-${OPENSTACK_IMAGE_COMPONENT:-$here/../../target/openstack-image.wasm}}"
 [[ "$component" = /* ]] || component="$PWD/$component"
 cd "$here"
 

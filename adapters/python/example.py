@@ -2,7 +2,7 @@
 """create -> read -> update -> delete one Glance image through the openstack-image component.
 
     eval "$(scripts/dev-cloud env)"          # or source any openrc: OS_AUTH_URL, OS_USERNAME, ...
-    python example.py target/json-face/openstack-image.wasm /path/to/disk.raw
+    python example.py target/openstack-image.wasm /path/to/disk.raw
 
 The cloud comes from the OS_* variables; the component reads the image file through a
 read-only preopen of its directory and talks to Keystone/Glance over wasi:http.

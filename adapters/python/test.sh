@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the Python adapter's end-to-end test against the cloud in the OS_* variables.
-#   adapters/python/test.sh target/json-face/openstack-image.wasm
+#   adapters/python/test.sh target/openstack-image.wasm
 # Env: PYTHON_ADAPTER_VENV (default: <repo>/target/python-adapter-venv), PYTHON (default: python3),
 #      DEV_CLOUD_VENV (venv holding the `openstack` observer CLI), OS_* (the cloud).
 set -euo pipefail

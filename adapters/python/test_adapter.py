@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end test of the Python adapter against a real OpenStack (Keystone + Glance).
 
-    OPENSTACK_IMAGE_WASM=target/json-face/openstack-image.wasm python test_adapter.py -v
+    OPENSTACK_IMAGE_WASM=target/openstack-image.wasm python test_adapter.py -v
 
 Needs OS_* variables for the cloud and DEV_CLOUD_VENV (or `openstack` on PATH) for the
 observer CLI, which checks every step independently of the component.

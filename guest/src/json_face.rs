@@ -711,6 +711,8 @@ impl CloudDoc {
             region: self.region_name,
             interface: self.interface,
             retries: self.retries,
+            // Engines keep no session: each instance authenticates once.
+            session: None,
         })
     }
 }

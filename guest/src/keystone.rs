@@ -178,6 +178,7 @@ mod tests {
             region: None,
             interface: None,
             retries: None,
+            session: None,
         }
     }
 

@@ -774,7 +774,20 @@ impl<T: Transport> Provider<T> {
         self.transport.retries = cloud.retries.unwrap_or(DEFAULT_RETRIES);
         let session_key = session_key(cloud);
         if !self.sessions.contains_key(&session_key) {
-            self.authenticate(cloud, &session_key, limit)?;
+            // A token the runtime kept from another instance saves a Keystone round trip
+            // (and its password hashing); a 401 later falls back to the credentials.
+            match cloud.session.as_ref().and_then(|s| {
+                let token_body = serde_json::from_str(&s.token_body).ok()?;
+                Some(Session {
+                    token: s.token.clone(),
+                    token_body,
+                })
+            }) {
+                Some(session) => {
+                    self.sessions.insert(session_key.clone(), session);
+                }
+                None => self.authenticate(cloud, &session_key, limit)?,
+            }
         }
         let session = &self.sessions[&session_key];
         let region = region.or(cloud.region.as_deref());

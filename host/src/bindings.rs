@@ -9,5 +9,5 @@ wasmtime::component::bindgen!({
 
 pub use openstack::image::types::{
     Action, ApplicationCredentialAuth, Cloud, Credentials, Error as GuestError, ImageSpec, ImageState,
-    PasswordAuth, Plan, ProjectScope, Timeouts,
+    PasswordAuth, Plan, ProjectScope, Session, Timeouts,
 };

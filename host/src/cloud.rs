@@ -86,6 +86,7 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Cloud> {
         region: get("OS_REGION_NAME"),
         interface,
         retries: None,
+        session: None,
     })
 }
 

@@ -139,6 +139,10 @@ fn merge(base: &mut Value, over: Value) {
     }
 }
 
+/// The setting (environment variable, or clouds.yaml `cache: {auth: true}`) that keeps the
+/// Keystone token for the next run.
+pub const TOKEN_CACHE_VAR: &str = "OPENSTACK_IMAGE_TOKEN_CACHE";
+
 fn to_os_vars(name: &str, file: &Path, entry: &Value) -> Result<HashMap<String, String>> {
     let origin = format!("cloud '{name}' in {}", file.display());
     let empty = Mapping::new();
@@ -218,6 +222,14 @@ fn to_os_vars(name: &str, file: &Path, entry: &Value) -> Result<HashMap<String, 
             vars.insert("OS_INSECURE".to_string(), (!verify).to_string());
         }
         Some(_) => bail!("{origin}: `verify` must be true or false"),
+    }
+    // openstacksdk's `cache: {auth: true}`: keep the token for the next run.
+    match entry.get("cache").map(|c| c.get("auth")) {
+        None | Some(None) => {}
+        Some(Some(Value::Bool(keep))) => {
+            vars.insert(TOKEN_CACHE_VAR.to_string(), keep.to_string());
+        }
+        Some(Some(_)) => bail!("{origin}: `cache.auth` must be true or false"),
     }
     Ok(vars)
 }

@@ -12,6 +12,7 @@ pub mod policy;
 pub mod progress;
 pub mod report;
 pub mod runtime;
+pub mod session;
 pub mod spec;
 pub mod state;
 pub mod transport;

@@ -14,6 +14,7 @@ use openstack_image::bindings::{self, Cloud};
 use openstack_image::exit_help;
 use openstack_image::policy::{self, AllowedHost, NetworkPolicy};
 use openstack_image::runtime::{EMBEDDED_COMPONENT, Grants, Instance, Limits, Runtime};
+use openstack_image::session::{self, SessionSlot};
 use openstack_image::spec::SpecFile;
 use openstack_image::state::{Ledger, State, StateLock};
 use openstack_image::transport::{Tls, TlsSettings};
@@ -110,6 +111,11 @@ struct GlobalArgs {
     /// rest is dropped.
     #[arg(long, global = true, value_name = "KIB", default_value_t = 4096)]
     output_limit_kib: usize,
+    /// Keep the Keystone token (mode 0600, in the cache directory's `tokens/`) and reuse it in
+    /// later runs until it is 5 minutes from expiring, instead of authenticating every run.
+    /// Also OPENSTACK_IMAGE_TOKEN_CACHE=1 or clouds.yaml `cache: {auth: true}`.
+    #[arg(long, global = true)]
+    token_cache: bool,
 }
 
 #[derive(Subcommand)]
@@ -391,7 +397,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 /// The cloud and its TLS settings: `--cloud`/`OS_CLOUD` from clouds.yaml, with `OS_*`
 /// variables overriding.
-fn load_cloud(global: &GlobalArgs) -> Result<(Cloud, TlsSettings)> {
+fn load_cloud(global: &GlobalArgs) -> Result<(Cloud, TlsSettings, Option<session::TokenCache>)> {
     let from_file = match &global.cloud {
         Some(name) => clouds_yaml::settings(
             name,
@@ -410,7 +416,14 @@ fn load_cloud(global: &GlobalArgs) -> Result<(Cloud, TlsSettings)> {
         retries: Some(global.retries),
         ..cloud::from_env(var)?
     };
-    Ok((cloud, cloud::tls_from_env(var)?))
+    let keep_token = global.token_cache
+        || var(clouds_yaml::TOKEN_CACHE_VAR).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+    let token_cache = if keep_token {
+        Some(token_cache_dir()?).and_then(|dir| session::TokenCache::for_cloud(&dir, &cloud))
+    } else {
+        None
+    };
+    Ok((cloud, cloud::tls_from_env(var)?, token_cache))
 }
 
 /// Locks and loads the state for a command that changes it, and starts the component.
@@ -430,8 +443,8 @@ async fn open_state(
             );
         }
     }
-    let (cloud, tls) = load_cloud(global)?;
-    let instance = Sandbox::new(global, &cloud, &tls)?
+    let (cloud, tls, token_cache) = load_cloud(global)?;
+    let instance = Sandbox::new(global, &cloud, &tls, token_cache)?
         .instance(policy::SpecGrants::default(), command)
         .await?;
     Ok((instance, cloud, Ledger::new(state, path), lock))
@@ -473,7 +486,7 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     }
     spec.images
         .retain(|name, _| engine::targeted(&args.targets, name));
-    let (cloud, tls) = load_cloud(global)?;
+    let (cloud, tls, token_cache) = load_cloud(global)?;
     for image in spec.images.values_mut() {
         // Glance downloads web-download sources itself: no cache for those.
         if image.image_source_url.is_some()
@@ -484,7 +497,7 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
         }
     }
     let grants = policy::SpecGrants::for_images(spec.images.values())?;
-    let sandbox = Arc::new(Sandbox::new(global, &cloud, &tls)?);
+    let sandbox = Arc::new(Sandbox::new(global, &cloud, &tls, token_cache)?);
     let mut instance = sandbox.instance(grants, "check").await?;
     let desired = engine::check_all(&mut instance, &spec.images)
         .await
@@ -499,13 +512,24 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     })
 }
 
-/// Where downloads are cached when a spec does not say.
-fn default_cache_dir() -> Result<PathBuf> {
-    let base = std::env::var_os("OPENSTACK_IMAGE_CACHE_DIR")
+/// This tool's cache directory: OPENSTACK_IMAGE_CACHE_DIR, else the user's cache directory.
+fn cache_base() -> Option<PathBuf> {
+    std::env::var_os("OPENSTACK_IMAGE_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| dirs::cache_dir().map(|d| d.join("openstack-image")))
+}
+
+/// Where downloads are cached when a spec does not say.
+fn default_cache_dir() -> Result<PathBuf> {
+    let base = cache_base()
         .context("no cache directory: set image_cache_path in the spec or OPENSTACK_IMAGE_CACHE_DIR")?;
     Ok(base.join("images"))
+}
+
+/// Where --token-cache keeps tokens.
+fn token_cache_dir() -> Result<PathBuf> {
+    let base = cache_base().context("no cache directory for --token-cache: set OPENSTACK_IMAGE_CACHE_DIR")?;
+    Ok(base.join("tokens"))
 }
 
 /// The compiled component and the grants every instance gets (the cloud and --allow-host);
@@ -515,11 +539,18 @@ struct Sandbox {
     auth_url: String,
     extra_hosts: Vec<AllowedHost>,
     tls: Tls,
+    /// The run's Keystone token: the first instance to authenticate shares it with the rest.
+    session: SessionSlot,
     display: progress::Display,
 }
 
 impl Sandbox {
-    fn new(global: &GlobalArgs, cloud: &Cloud, tls: &TlsSettings) -> Result<Sandbox> {
+    fn new(
+        global: &GlobalArgs,
+        cloud: &Cloud,
+        tls: &TlsSettings,
+        token_cache: Option<session::TokenCache>,
+    ) -> Result<Sandbox> {
         if tls.insecure {
             eprintln!(
                 "WARNING: TLS certificate verification is OFF for {} and its image endpoints \
@@ -548,6 +579,7 @@ impl Sandbox {
             auth_url: cloud.auth_url.clone(),
             extra_hosts,
             tls: Tls::new(tls)?,
+            session: SessionSlot::new(token_cache),
             display: progress::Display::for_stderr(global.quiet),
         })
     }
@@ -556,7 +588,7 @@ impl Sandbox {
     async fn instance(&self, grants: policy::SpecGrants, label: &str) -> Result<Instance> {
         let mut hosts = self.extra_hosts.clone();
         hosts.extend(grants.hosts);
-        let network = NetworkPolicy::new(&self.auth_url, &hosts, self.tls.clone())
+        let network = NetworkPolicy::new(&self.auth_url, &hosts, self.tls.clone(), self.session.clone())
             .map_err(|e| anyhow::anyhow!("OS_AUTH_URL: {e}"))?;
         self.runtime
             .instantiate(

@@ -12,7 +12,8 @@ use serde_json::Value;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions};
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
-use crate::bindings::ImageSpec;
+use crate::bindings::{ImageSpec, Session};
+use crate::session::{Claim, SessionSlot};
 use crate::transport::{self, Tls};
 
 /// Largest Keystone token response the host inspects for catalog endpoints.
@@ -113,21 +114,46 @@ pub struct NetworkPolicy {
     denied: Arc<Mutex<BTreeSet<String>>>,
     auth_host: AllowedHost,
     tls: Tls,
+    /// The run's Keystone token, shared with every other instance's policy.
+    session: SessionSlot,
 }
 
 impl NetworkPolicy {
-    /// A policy admitting the auth URL's host and `extra` hosts, connecting with `tls`.
-    pub fn new(auth_url: &str, extra: &[AllowedHost], tls: Tls) -> Result<NetworkPolicy, String> {
+    /// A policy admitting the auth URL's host and `extra` hosts, connecting with `tls`; the
+    /// image endpoints of the token in `session` (if any) are admitted too, since an instance
+    /// that is handed that token never asks Keystone for the catalog itself.
+    pub fn new(
+        auth_url: &str,
+        extra: &[AllowedHost],
+        tls: Tls,
+        session: SessionSlot,
+    ) -> Result<NetworkPolicy, String> {
         let auth_host = AllowedHost::parse(auth_url)?;
         let mut allowed: BTreeSet<AllowedHost> = extra.iter().cloned().collect();
         allowed.insert(auth_host.clone());
-        Ok(NetworkPolicy {
+        let policy = NetworkPolicy {
             allowed: Arc::new(Mutex::new(allowed)),
             cloud: Arc::new(Mutex::new(BTreeSet::from([auth_host.clone()]))),
             denied: Arc::new(Mutex::new(BTreeSet::new())),
             auth_host,
             tls,
-        })
+            session,
+        };
+        if let Some(body) = policy.session.body() {
+            policy.learn_catalog(body.as_bytes());
+        }
+        Ok(policy)
+    }
+
+    /// The run's token for this instance's next call, or the claim to get it (see
+    /// [`SessionSlot::acquire`]). A token handed over comes with its catalog's image
+    /// endpoints admitted, as if this instance had authenticated itself.
+    pub async fn acquire_session(&self) -> (Option<Session>, Option<Claim>) {
+        let (session, claim) = self.session.acquire().await;
+        if let Some(session) = &session {
+            self.learn_catalog(session.token_body.as_bytes());
+        }
+        (session, claim)
     }
 
     /// Hosts refused so far (`host:port`), for error messages.
@@ -244,6 +270,11 @@ impl WasiHttpHooks for NetworkPolicy {
             let (parts, body) = response.into_parts();
             let bytes = collect_limited(body).await?;
             policy.learn_catalog(&bytes);
+            if parts.status == http::StatusCode::CREATED
+                && let Some(token) = parts.headers.get("x-subject-token").and_then(|t| t.to_str().ok())
+            {
+                policy.session.issued(token, &bytes);
+            }
             let body = Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
             let io: IoFuture = Box::new(async move { io.await.unwrap_or(Ok(())) });
             Ok((http::Response::from_parts(parts, body), io))
@@ -287,7 +318,8 @@ mod tests {
     #[test]
     fn admits_only_allowed_hosts_and_learns_image_endpoints() {
         let tls = Tls::new(&Default::default()).unwrap();
-        let policy = NetworkPolicy::new("http://127.0.0.1:5000/v3", &[], tls).unwrap();
+        let policy =
+            NetworkPolicy::new("http://127.0.0.1:5000/v3", &[], tls, SessionSlot::default()).unwrap();
         assert!(policy.admits(&"http://127.0.0.1:5000/v3/auth/tokens".parse().unwrap()));
         assert!(!policy.admits(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
         assert!(!policy.admits(&"http://169.254.169.254/latest".parse().unwrap()));
@@ -298,5 +330,27 @@ mod tests {
         assert!(policy.admits(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
         assert!(policy.is_cloud_host(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
         assert!(!policy.admits(&"http://127.0.0.1:8774/v2.1".parse().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn a_token_handed_over_admits_its_catalog() {
+        let tls = Tls::new(&Default::default()).unwrap();
+        let slot = SessionSlot::default();
+        // Made before any token exists (a parallel apply starts its instances together).
+        let waiting = NetworkPolicy::new("http://127.0.0.1:5000/v3", &[], tls.clone(), slot.clone()).unwrap();
+        let expires = "2999-01-01T00:00:00.000000Z";
+        slot.issued(
+            "t",
+            format!(r#"{{"token":{{"expires_at":"{expires}","catalog":[{{"type":"image","endpoints":[{{"url":"http://127.0.0.1:9292"}}]}}]}}}}"#)
+                .as_bytes(),
+        );
+        assert!(!waiting.admits(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
+        let (session, claim) = waiting.acquire_session().await;
+        assert_eq!(session.unwrap().token, "t");
+        assert!(claim.is_none());
+        assert!(waiting.admits(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
+        // One made afterwards admits it from the start.
+        let later = NetworkPolicy::new("http://127.0.0.1:5000/v3", &[], tls, slot).unwrap();
+        assert!(later.admits(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
     }
 }

@@ -20,6 +20,7 @@ use crate::bindings::{
 use crate::guest_log::GuestLog;
 use crate::policy::NetworkPolicy;
 use crate::progress::ImageProgress;
+use crate::session::Claim;
 
 /// The component built from `guest/`, embedded at build time.
 pub static EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("OPENSTACK_IMAGE_COMPONENT"));
@@ -231,6 +232,8 @@ impl Instance {
 
     /// `lifecycle.create`; the new image must have the id the spec asks for.
     pub async fn create(&mut self, cloud: &Cloud, spec: &ImageSpec) -> CallResult<ImageState> {
+        let (cloud, _claim) = with_session(cloud, self.store.data().network.clone()).await;
+        let cloud = &cloud;
         vet(lifecycle_call!(self, call_create(cloud, spec)), |image| {
             well_formed(image, spec.image_id.as_deref())
         })
@@ -243,6 +246,8 @@ impl Instance {
         id: &str,
         prior: Option<&ImageState>,
     ) -> CallResult<Option<ImageState>> {
+        let (cloud, _claim) = with_session(cloud, self.store.data().network.clone()).await;
+        let cloud = &cloud;
         vet(lifecycle_call!(self, call_read(cloud, id, prior)), |found| {
             found
                 .as_ref()
@@ -257,6 +262,8 @@ impl Instance {
         prior: &ImageState,
         desired: &ImageSpec,
     ) -> CallResult<ImageState> {
+        let (cloud, _claim) = with_session(cloud, self.store.data().network.clone()).await;
+        let cloud = &cloud;
         vet(
             lifecycle_call!(self, call_update(cloud, prior, desired)),
             |image| well_formed(image, Some(&prior.id)),
@@ -271,8 +278,23 @@ impl Instance {
         region: Option<&str>,
         timeout_seconds: Option<u64>,
     ) -> CallResult<()> {
+        let (cloud, _claim) = with_session(cloud, self.store.data().network.clone()).await;
+        let cloud = &cloud;
         lifecycle_call!(self, call_delete(cloud, id, region, timeout_seconds))
     }
+}
+
+/// `cloud` with the run's Keystone token, when another instance already has one, so this
+/// instance need not authenticate again; otherwise the claim to get it, held for the call
+/// (other instances wait for the token it gets).
+async fn with_session(cloud: &Cloud, network: NetworkPolicy) -> (Cloud, Option<Claim>) {
+    let mut cloud = cloud.clone();
+    if cloud.session.is_some() {
+        return (cloud, None);
+    }
+    let (session, claim) = network.acquire_session().await;
+    cloud.session = session;
+    (cloud, claim)
 }
 
 /// Turns a component's answer that fails `check` into a host-side failure.

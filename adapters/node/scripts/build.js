@@ -5,7 +5,7 @@
 //   npm run build -- [path/to/openstack-image.wasm]
 //
 // The component path comes from the first argument, else $OPENSTACK_IMAGE_COMPONENT, else
-// ../../target/json-face/openstack-image.wasm (the repository's JSON-face build).
+// ../../target/openstack-image.wasm (the repository's JSON-face build).
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -21,7 +21,7 @@ const generated = join(root, "generated");
 const component = resolve(
   process.argv[2] ||
     process.env.OPENSTACK_IMAGE_COMPONENT ||
-    join(repo, "target/json-face/openstack-image.wasm"),
+    join(repo, "target/openstack-image.wasm"),
 );
 const witDir = resolve(process.env.OPENSTACK_IMAGE_WIT || join(repo, "wit"));
 
