@@ -176,12 +176,49 @@ pub trait Transport {
     fn open(&mut self, request: Request<'_>) -> Result<StreamedResponse, TransportError>;
 }
 
-/// `host:port` (or `host`) of a URL, for messages.
-pub fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
+/// `host:port` (or `host` on the scheme's default port) of a URL, for messages; the text
+/// itself when it is not a URL with a host.
+pub fn host_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => match (parsed.host_str(), parsed.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            (None, _) => url.to_string(),
+        },
+        Err(_) => url.to_string(),
+    }
+}
+
+/// Whether two URLs share scheme, host and port, so credentials meant for one may go to
+/// the other (a redirect to another host, or from https to http, gets none).
+pub fn same_origin(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin().is_tuple() && a.origin() == b.origin(),
+        _ => false,
+    }
+}
+
+/// The parts of an http(s) URL a request line needs: whether it is https, the authority
+/// (`host[:port]`, no user info) and the path with its query. Parsed as browsers do (the
+/// WHATWG URL standard), so the request goes where `host_of` and `same_origin` say.
+pub fn request_target(url: &str) -> Option<(bool, String, String)> {
+    let parsed = url::Url::parse(url).ok()?;
+    let https = match parsed.scheme() {
+        "http" => false,
+        "https" => true,
+        _ => return None,
+    };
+    let host = parsed.host_str()?;
+    let authority = match parsed.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    let mut path = parsed.path().to_string();
+    if let Some(query) = parsed.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    Some((https, authority, path))
 }
 
 /// Maps an unexpected HTTP answer to the contract's error, naming the call.
@@ -231,6 +268,50 @@ mod tests {
     fn host_of_strips_scheme_path_and_userinfo() {
         assert_eq!(host_of("http://127.0.0.1:5000/v3/auth"), "127.0.0.1:5000");
         assert_eq!(host_of("https://u:p@example.org?x"), "example.org");
+        assert_eq!(host_of("https://[::1]:8443/x"), "[::1]:8443");
+        // A backslash ends the host, as in browsers: the host is evil.example.
+        assert_eq!(host_of("https://evil.example\\@good.example/"), "evil.example");
+        assert_eq!(host_of("not a url"), "not a url");
+    }
+
+    #[test]
+    fn credentials_stay_with_their_origin() {
+        assert!(same_origin(
+            "https://h.example/a.img",
+            "https://h.example:443/b.img?x"
+        ));
+        assert!(
+            !same_origin("https://h.example/a.img", "http://h.example/a.img"),
+            "no downgrade"
+        );
+        assert!(!same_origin(
+            "https://h.example/a.img",
+            "https://h.example:8443/a.img"
+        ));
+        assert!(!same_origin(
+            "https://h.example/a",
+            "https://evil.example\\@h.example/a"
+        ));
+        assert!(!same_origin("https://h.example/a", "https://h.example.evil/a"));
+        assert!(!same_origin("nonsense", "nonsense"));
+    }
+
+    #[test]
+    fn request_targets_drop_user_info_and_fragments() {
+        assert_eq!(
+            request_target("http://127.0.0.1:9292/v2/images/x/file?a=1#frag"),
+            Some((false, "127.0.0.1:9292".into(), "/v2/images/x/file?a=1".into()))
+        );
+        assert_eq!(
+            request_target("https://u:p@example.org"),
+            Some((true, "example.org".into(), "/".into()))
+        );
+        assert_eq!(
+            request_target("https://example.org/disk image.qcow2"),
+            Some((true, "example.org".into(), "/disk%20image.qcow2".into()))
+        );
+        assert_eq!(request_target("ftp://example.org/x"), None);
+        assert_eq!(request_target("/relative"), None);
     }
 
     #[test]

@@ -28,6 +28,22 @@ const READ_TIMEOUT: u64 = 5 * 60;
 const FIRST_POLL: Duration = Duration::from_millis(200);
 const MAX_POLL: Duration = Duration::from_secs(5);
 
+/// The pause between two status polls: [`FIRST_POLL`], doubling up to [`MAX_POLL`], never
+/// past the operation's time.
+struct PollDelay(Duration);
+
+impl PollDelay {
+    fn new() -> PollDelay {
+        PollDelay(FIRST_POLL)
+    }
+
+    fn sleep(&mut self, op: &Op) -> Result<(), Error> {
+        std::thread::sleep(self.0.min(op.remaining()?));
+        self.0 = (self.0 * 2).min(MAX_POLL);
+        Ok(())
+    }
+}
+
 /// A Keystone token and the token response that carries its catalog.
 struct Session {
     token: String,
@@ -313,7 +329,7 @@ impl<T: Transport> Provider<T> {
 
         let image_url = op.url(&format!("/images/{id}"));
         let tasks_url = op.url(&format!("/images/{id}/tasks"));
-        let mut delay = FIRST_POLL;
+        let mut delay = PollDelay::new();
         let mut importing = false;
         let image = loop {
             let (image, status) = self.poll(op, id, &image_url)?;
@@ -341,8 +357,7 @@ impl<T: Transport> Provider<T> {
                     }
                 )));
             }
-            std::thread::sleep(delay.min(op.remaining()?));
-            delay = (delay * 2).min(MAX_POLL);
+            delay.sleep(op)?;
         };
         if let Some(expected) = spec
             .source_checksum
@@ -613,7 +628,7 @@ impl<T: Transport> Provider<T> {
 
     fn wait_active(&mut self, op: &mut Op, id: &str) -> Result<Value, Error> {
         let url = op.url(&format!("/images/{id}"));
-        let mut delay = FIRST_POLL;
+        let mut delay = PollDelay::new();
         loop {
             let (image, status) = self.poll(op, id, &url)?;
             match status.as_str() {
@@ -625,8 +640,7 @@ impl<T: Transport> Provider<T> {
                     )));
                 }
             }
-            std::thread::sleep(delay.min(op.remaining()?));
-            delay = (delay * 2).min(MAX_POLL);
+            delay.sleep(op)?;
         }
     }
 

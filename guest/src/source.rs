@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Sha256, Sha512};
 
 use crate::decompress::{self, Compression, SourceHints};
-use crate::http::{Request, StreamedResponse, Transport, host_of};
+use crate::http::{Request, StreamedResponse, Transport, same_origin};
 use crate::progress;
 use crate::types::{ApiError, Error};
 
@@ -211,7 +211,7 @@ impl UrlSource<'_> {
         loop {
             let mut request = Request::new(method, &url).timeout(self.timeout);
             if let (Some(user), Some(password)) = (self.username, self.password)
-                && host_of(&url) == host_of(self.url)
+                && same_origin(&url, self.url)
             {
                 let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
                 request = request.header("authorization", format!("Basic {token}"));

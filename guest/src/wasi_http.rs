@@ -56,7 +56,9 @@ impl Transport for WasiHttp {
             url: url.clone(),
             reason,
         };
-        let (scheme, authority, path) = split_url(&url).ok_or_else(|| failed("not an http(s) URL".into()))?;
+        let (https, authority, path) =
+            crate::http::request_target(&url).ok_or_else(|| failed("not an http(s) URL".into()))?;
+        let scheme = if https { Scheme::Https } else { Scheme::Http };
 
         let headers = Fields::new();
         let append = |name: &str, value: &str| {
@@ -85,8 +87,8 @@ impl Transport for WasiHttp {
         outgoing
             .set_method(&method(request.method))
             .and_then(|()| outgoing.set_scheme(Some(&scheme)))
-            .and_then(|()| outgoing.set_authority(Some(authority)))
-            .and_then(|()| outgoing.set_path_with_query(Some(path)))
+            .and_then(|()| outgoing.set_authority(Some(&authority)))
+            .and_then(|()| outgoing.set_path_with_query(Some(&path)))
             .map_err(|()| failed("the runtime rejected the request line".into()))?;
         let body = outgoing.body().expect("a new request's body is available once");
 
@@ -306,18 +308,4 @@ fn method(name: &str) -> Method {
         "HEAD" => Method::Head,
         other => Method::Other(other.to_string()),
     }
-}
-
-fn split_url(url: &str) -> Option<(Scheme, &str, &str)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = match scheme {
-        "http" => Scheme::Http,
-        "https" => Scheme::Https,
-        _ => return None,
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, "/"),
-    };
-    Some((scheme, authority, path))
 }
