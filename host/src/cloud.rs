@@ -3,6 +3,7 @@
 use anyhow::{Result, bail};
 
 use crate::bindings::{ApplicationCredentialAuth, Cloud, Credentials, PasswordAuth, ProjectScope};
+use crate::clouds_yaml::TOKEN_CACHE_VAR;
 use crate::transport::TlsSettings;
 
 /// Reads the cloud from `OS_*` variables through `var` (the process environment in
@@ -93,17 +94,31 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Cloud> {
 /// The cloud's TLS settings from `OS_CACERT` and `OS_INSECURE` (clouds.yaml's `cacert` and
 /// `verify: false` arrive here as those variables).
 pub fn tls_from_env(var: impl Fn(&str) -> Option<String>) -> Result<TlsSettings> {
-    let get = |name: &str| var(name).filter(|v| !v.is_empty());
-    let insecure = match get("OS_INSECURE").map(|v| v.to_ascii_lowercase()) {
-        None => false,
-        Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => true,
-        Some(v) if ["false", "0", "no"].contains(&v.as_str()) => false,
-        Some(v) => bail!("OS_INSECURE is '{v}'; use true or false"),
-    };
     Ok(TlsSettings {
-        cacert: get("OS_CACERT").map(std::path::PathBuf::from),
-        insecure,
+        cacert: var("OS_CACERT")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from),
+        insecure: flag(&var, "OS_INSECURE")?,
     })
+}
+
+/// Whether to keep the Keystone token between runs (`OPENSTACK_IMAGE_TOKEN_CACHE`, which
+/// clouds.yaml's `cache: {auth: true}` also sets).
+pub fn token_cache_from_env(var: impl Fn(&str) -> Option<String>) -> Result<bool> {
+    flag(&var, TOKEN_CACHE_VAR)
+}
+
+/// A yes/no setting: true, 1, yes or false, 0, no (any case); unset or empty is false.
+fn flag(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool> {
+    match var(name)
+        .filter(|v| !v.is_empty())
+        .map(|v| v.to_ascii_lowercase())
+    {
+        None => Ok(false),
+        Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => Ok(true),
+        Some(v) if ["false", "0", "no"].contains(&v.as_str()) => Ok(false),
+        Some(v) => bail!("{name} is '{v}'; use true or false"),
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +181,12 @@ mod tests {
         assert_eq!(tls.cacert.as_deref(), Some(std::path::Path::new("/ca.pem")));
         assert!(tls.insecure);
         assert!(tls_from_env(|k| (k == "OS_INSECURE").then(|| "maybe".to_string())).is_err());
+        let cache = |v: &str| token_cache_from_env(|k| (k == TOKEN_CACHE_VAR).then(|| v.to_string()));
+        assert!(
+            cache("Yes").unwrap() && cache("true").unwrap() && !cache("0").unwrap() && !cache("").unwrap()
+        );
+        let err = cache("on").unwrap_err().to_string();
+        assert!(err.contains(TOKEN_CACHE_VAR), "{err}");
         assert!(!tls_from_env(|_| None).unwrap().insecure);
     }
 

@@ -416,10 +416,8 @@ fn load_cloud(global: &GlobalArgs) -> Result<(Cloud, TlsSettings, Option<session
         retries: Some(global.retries),
         ..cloud::from_env(var)?
     };
-    let keep_token = global.token_cache
-        || var(clouds_yaml::TOKEN_CACHE_VAR).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
-    let token_cache = if keep_token {
-        Some(token_cache_dir()?).and_then(|dir| session::TokenCache::for_cloud(&dir, &cloud))
+    let token_cache = if global.token_cache || cloud::token_cache_from_env(var)? {
+        session::TokenCache::for_cloud(&token_cache_dir()?, &cloud)
     } else {
         None
     };
