@@ -1,7 +1,7 @@
 //! The diff rule for every field: what changes in place, what forces a new image, and what
 //! is state-only (source credentials, cache path, checksum verification, timeouts).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -102,15 +102,19 @@ pub fn diff(desired: &ImageSpec, prior: &ImageState) -> Plan {
         false,
     );
 
-    // Only properties the spec manages, now or before; the prior spec holds exactly the
-    // managed keys, so server-set keys never show up here.
-    let before: BTreeMap<&str, &str> = pairs(&old.properties);
-    let after: BTreeMap<&str, &str> = pairs(&desired.properties);
-    let keys: std::collections::BTreeSet<&str> = before.keys().chain(after.keys()).copied().collect();
+    // Only properties the spec names now or managed before (the prior spec holds exactly the
+    // managed keys); server-set keys, other tools' keys and an adopted image's unnamed keys
+    // are left alone. A named key is compared with what the image holds, so a spec naming a
+    // property an adopted image already has plans no change.
+    let managed = pairs(&old.properties);
+    let held = pairs(&prior.metadata);
+    let after = pairs(&desired.properties);
+    let keys: BTreeSet<&str> = managed.keys().chain(after.keys()).copied().collect();
     for key in keys {
+        let before = held.get(key).or(managed.get(key));
         field(
             &format!("properties.{key}"),
-            before.get(key).and_then(json),
+            before.and_then(json),
             after.get(key).and_then(json),
             false,
         );
@@ -240,6 +244,28 @@ mod tests {
             changed(&plan),
             vec!["properties.new", "properties.old", "properties.os_distro"]
         );
+    }
+
+    #[test]
+    fn named_properties_an_adopted_image_already_has_are_no_change() {
+        let s = check(spec()).unwrap();
+        let mut state = state_of(&s);
+        // Adopted: nothing managed yet; the image holds a property the spec will name, one
+        // with another value, and one the spec never names.
+        state.spec.properties.clear();
+        state.metadata = vec![
+            ("foreign".into(), "x".into()),
+            ("os_distro".into(), "cirros".into()),
+            ("os_version".into(), "0.5".into()),
+        ];
+        let mut new = s.clone();
+        new.properties = vec![
+            ("os_distro".into(), "cirros".into()),
+            ("os_version".into(), "0.6".into()),
+        ];
+        let plan = diff(&new, &state);
+        assert_eq!(changed(&plan), vec!["properties.os_version"]);
+        assert_eq!(plan.changes[0].old.as_deref(), Some("\"0.5\""));
     }
 
     #[test]

@@ -512,10 +512,11 @@ impl<T: Transport> Provider<T> {
                 Err(err) => err,
             };
             // An upload that broke off may start again from the first byte, but only while
-            // Glance has put the image back to `queued` (it holds no data).
+            // Glance has put the image back to `queued` (it holds no data). A server's own
+            // answer (a 4xx, or a 500) would only come again: that is the error.
             let worth_again = match &err {
                 Error::Transport(_) | Error::AuthFailed(_) => true,
-                Error::Api(api) => retry::transient_status(api.status) || api.status == 500,
+                Error::Api(api) => retry::transient_status(api.status),
                 _ => false,
             };
             if !worth_again

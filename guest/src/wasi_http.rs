@@ -14,8 +14,12 @@ use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
 use crate::http::{Body, MAX_RESPONSE_BYTES, Request, Response, StreamedResponse, Transport, TransportError};
 
-/// Largest single write into a request body (the host's per-write limit).
+/// Largest single write into a request body of known length (the host's per-write limit).
 const MAX_WRITE: u64 = 1024 * 1024;
+/// Largest single write into a body of unknown length. Each write goes out as one chunk of
+/// `Transfer-Encoding: chunked`, and servers cap chunk sizes: uwsgi's default
+/// `chunked-input-limit` refuses chunks of about 1 MB and more (Glance answers 500).
+const MAX_CHUNK: u64 = 64 * 1024;
 /// Read size for response bodies.
 const READ_CHUNK: u64 = 64 * 1024;
 
@@ -211,7 +215,11 @@ fn write_from(
     length: Option<u64>,
     stall_limit: Option<Duration>,
 ) -> Result<(), String> {
-    let mut buffer = vec![0u8; MAX_WRITE.min(length.unwrap_or(MAX_WRITE).max(1)) as usize];
+    let most = match length {
+        Some(length) => MAX_WRITE.min(length.max(1)),
+        None => MAX_CHUNK,
+    };
+    let mut buffer = vec![0u8; most as usize];
     let mut remaining = length;
     while remaining != Some(0) {
         let permit = stream.check_write().map_err(stream_error)?;
@@ -232,7 +240,7 @@ fn write_from(
             }
             continue;
         }
-        let want = permit.min(MAX_WRITE).min(remaining.unwrap_or(u64::MAX)) as usize;
+        let want = permit.min(most).min(remaining.unwrap_or(u64::MAX)) as usize;
         let read = source.read(&mut buffer[..want]).map_err(|e| e.to_string())?;
         if read == 0 {
             match remaining {

@@ -7,39 +7,13 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 
-use crate::bindings::{Action, Cloud, GuestError, ImageSpec, ImageState, Plan};
+use crate::bindings::{Action, Cloud, GuestError, ImageSpec, ImageState};
 use crate::exit::{CloudError, Outcome};
-use crate::report;
+use crate::plan::{Change, Step};
+use crate::report::{self, Narrator};
 use crate::runtime::{CallResult, Instance};
+use crate::say;
 use crate::state::{DeposedImage, Ledger, State, StateEntry};
-
-/// What happens to one image.
-pub enum Change {
-    NoOp,
-    Create,
-    Update(Plan),
-    Replace(Plan),
-    Delete,
-}
-
-/// One image's planned change.
-pub struct Step {
-    pub name: String,
-    pub change: Change,
-    /// The validated spec (absent for deletions).
-    pub desired: Option<ImageSpec>,
-    /// The image as it is now (absent for new images).
-    pub prior: Option<ImageState>,
-    /// Replaced images still to delete.
-    pub deposed: Vec<DeposedImage>,
-}
-
-impl Step {
-    /// True when applying this step changes the cloud.
-    pub fn changes_anything(&self) -> bool {
-        !matches!(self.change, Change::NoOp) || !self.deposed.is_empty()
-    }
-}
 
 /// True when `name` is one of `targets`, or no targets were given.
 pub fn targeted(targets: &[String], name: &str) -> bool {
@@ -147,12 +121,22 @@ pub async fn apply(
     steps: Vec<Step>,
     ledger: Arc<Ledger>,
     parallel: usize,
+    narrator: Narrator,
 ) -> Outcome {
     let slots = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
     // Images downloading the same URL into the same cache take turns, so the first one
     // downloads and the others reuse its cache entry.
     let mut downloads: BTreeMap<(String, String), Arc<tokio::sync::Mutex<()>>> = BTreeMap::new();
     let mut tasks = tokio::task::JoinSet::new();
+    let mut outcome = Outcome::default();
+    for step in &steps {
+        if let Some(image) = with_named_properties(step) {
+            let recorded = ledger.record(&step.name, image, step.deposed.clone());
+            if recorded.is_err() {
+                outcome.record(step.name.clone(), &recorded);
+            }
+        }
+    }
     for step in steps.into_iter().filter(Step::changes_anything) {
         let download = step
             .desired
@@ -173,13 +157,12 @@ pub async fn apply(
             let name = step.name.clone();
             let result = async {
                 let mut instance = instance_for(name.clone(), step.desired.clone()).await?;
-                apply_step(&mut instance, &cloud, step, &ledger).await
+                apply_step(&mut instance, &cloud, step, &ledger, narrator).await
             }
             .await;
             (name, result)
         });
     }
-    let mut outcome = Outcome::default();
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((name, result)) => outcome.record(name, &result),
@@ -192,6 +175,29 @@ pub async fn apply(
     outcome
 }
 
+/// A no-op step's image with the properties the spec names recorded as managed, when some
+/// were not yet (an adopted image whose spec now names properties it already has), so that
+/// removing one from the spec later removes it from the image.
+fn with_named_properties(step: &Step) -> Option<ImageState> {
+    let (Change::NoOp, Some(desired), Some(prior)) = (&step.change, &step.desired, &step.prior) else {
+        return None;
+    };
+    let managed: BTreeSet<&str> = prior.spec.properties.iter().map(|(k, _)| k.as_str()).collect();
+    let named: Vec<_> = desired
+        .properties
+        .iter()
+        .filter(|(key, _)| !managed.contains(key.as_str()))
+        .cloned()
+        .collect();
+    if named.is_empty() {
+        return None;
+    }
+    let mut image = prior.clone();
+    image.spec.properties.extend(named);
+    image.spec.properties.sort();
+    Some(image)
+}
+
 /// The cache entry a spec's create downloads into (URL, cache directory), if any.
 fn cached_download(spec: &ImageSpec) -> Option<(String, String)> {
     let url = spec.image_source_url.clone()?;
@@ -199,16 +205,22 @@ fn cached_download(spec: &ImageSpec) -> Option<(String, String)> {
     (spec.web_download != Some(true)).then_some((url, cache))
 }
 
-async fn apply_step(instance: &mut Instance, cloud: &Cloud, step: Step, ledger: &Ledger) -> Result<()> {
+async fn apply_step(
+    instance: &mut Instance,
+    cloud: &Cloud,
+    step: Step,
+    ledger: &Ledger,
+    narrator: Narrator,
+) -> Result<()> {
     let name = step.name.as_str();
-    delete_deposed(instance, cloud, name, ledger).await?;
+    delete_deposed(instance, cloud, name, ledger, narrator).await?;
     match step.change {
         Change::NoOp => {}
         Change::Create => {
             let spec = step.desired.expect("creates have a spec");
-            println!("{name}: creating…");
+            say!(narrator, "{name}: creating…");
             let image = create_recorded(instance, cloud, ledger, name, &spec).await?;
-            println!("{name}: created {} ({})", image.id, image.status);
+            say!(narrator, "{name}: created {} ({})", image.id, image.status);
             ledger.record(name, image, Vec::new())?;
         }
         Change::Update(_) => {
@@ -216,9 +228,9 @@ async fn apply_step(instance: &mut Instance, cloud: &Cloud, step: Step, ledger: 
                 step.prior.expect("updates have a prior"),
                 step.desired.expect("updates have a spec"),
             );
-            println!("{name}: updating {}…", prior.id);
+            say!(narrator, "{name}: updating {}…", prior.id);
             let image = named(name, instance.update(cloud, &prior, &spec).await)?;
-            println!("{name}: updated {}", image.id);
+            say!(narrator, "{name}: updated {}", image.id);
             ledger.record(name, image, Vec::new())?;
         }
         Change::Replace(_) => {
@@ -227,23 +239,27 @@ async fn apply_step(instance: &mut Instance, cloud: &Cloud, step: Step, ledger: 
                 step.desired.expect("replacements have a spec"),
             );
             // Create first: if that fails, the old image is untouched.
-            println!("{name}: replacing {}: creating the new image…", prior.id);
+            say!(
+                narrator,
+                "{name}: replacing {}: creating the new image…",
+                prior.id
+            );
             let image = create_recorded(instance, cloud, ledger, name, &spec).await?;
-            println!("{name}: created {}; deleting {}…", image.id, prior.id);
+            say!(narrator, "{name}: created {}; deleting {}…", image.id, prior.id);
             let old = DeposedImage {
                 id: prior.id.clone(),
                 region: prior.spec.region.clone(),
             };
             ledger.record(name, image, vec![old])?;
-            delete_deposed(instance, cloud, name, ledger).await?;
+            delete_deposed(instance, cloud, name, ledger, narrator).await?;
         }
         Change::Delete => {
             let prior = step.prior.expect("deletions have a prior");
-            println!("{name}: deleting {}…", prior.id);
+            say!(narrator, "{name}: deleting {}…", prior.id);
             let (region, timeout) = (prior.spec.region.as_deref(), prior.spec.timeouts.delete);
             named(name, instance.delete(cloud, &prior.id, region, timeout).await)?;
             ledger.forget(name)?;
-            println!("{name}: deleted {}", prior.id);
+            say!(narrator, "{name}: deleted {}", prior.id);
         }
     }
     Ok(())
@@ -296,25 +312,34 @@ fn in_region(cloud: &Cloud, image: &DeposedImage) -> Cloud {
 
 /// Settles creates an earlier run did not finish (it was killed, or its cleanup failed):
 /// an active image is adopted when its name has none yet, anything else is deleted.
-pub async fn finish_interrupted(instance: &mut Instance, cloud: &Cloud, ledger: &Ledger) -> Result<()> {
+pub async fn finish_interrupted(
+    instance: &mut Instance,
+    cloud: &Cloud,
+    ledger: &Ledger,
+    narrator: Narrator,
+) -> Result<()> {
     for (name, intent) in ledger.read(|state| state.creating.clone()) {
         let cloud = in_region(cloud, &intent);
         match named(&name, instance.read(&cloud, &intent.id, None).await)? {
-            None => println!(
+            None => say!(
+                narrator,
                 "{name}: an interrupted create of {} left nothing behind",
                 intent.id
             ),
             Some(image) if image.status == "active" && !ledger.read(|s| s.images.contains_key(&name)) => {
-                println!(
+                say!(
+                    narrator,
                     "{name}: adopting {}, which an interrupted apply had finished uploading",
                     image.id
                 );
                 ledger.record(&name, image, Vec::new())?;
             }
             Some(image) => {
-                println!(
+                say!(
+                    narrator,
                     "{name}: deleting {} ({}), left by an interrupted apply",
-                    image.id, image.status
+                    image.id,
+                    image.status
                 );
                 named(&name, instance.delete(&cloud, &image.id, None, None).await)?;
             }
@@ -327,7 +352,13 @@ pub async fn finish_interrupted(instance: &mut Instance, cloud: &Cloud, ledger: 
 }
 
 /// Deletes the images `name` replaced, dropping each from the state once it is gone.
-async fn delete_deposed(instance: &mut Instance, cloud: &Cloud, name: &str, ledger: &Ledger) -> Result<()> {
+async fn delete_deposed(
+    instance: &mut Instance,
+    cloud: &Cloud,
+    name: &str,
+    ledger: &Ledger,
+    narrator: Narrator,
+) -> Result<()> {
     let deposed = ledger.read(|state| {
         state
             .images
@@ -351,7 +382,7 @@ async fn delete_deposed(instance: &mut Instance, cloud: &Cloud, name: &str, ledg
                 entry.deposed.retain(|d| d.id != old.id);
             }
         })?;
-        println!("{name}: deleted replaced image {}", old.id);
+        say!(narrator, "{name}: deleted replaced image {}", old.id);
     }
     Ok(())
 }
@@ -364,6 +395,7 @@ pub async fn destroy(
     ledger: &Ledger,
     targets: &[String],
     force: bool,
+    narrator: Narrator,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let names: Vec<String> = ledger.read(|state| {
@@ -376,29 +408,32 @@ pub async fn destroy(
     });
     for name in names {
         let result = async {
-            delete_deposed(instance, cloud, &name, ledger).await?;
+            delete_deposed(instance, cloud, &name, ledger, narrator).await?;
             let Some(entry) = ledger.read(|state| state.images.get(&name).cloned()) else {
                 return Ok(());
             };
             let image = &entry.image;
+            if image.spec.protected == Some(true) && !force {
+                // Known from the state, so refused before any request (Glance would answer 403).
+                anyhow::bail!(
+                    "image '{name}': {} is protected, so it was not deleted; run `destroy --force` \
+                     to remove the protection and delete it, or set `protected: false` in the spec \
+                     and apply first",
+                    image.id
+                );
+            }
             if force && image.spec.protected == Some(true) {
-                println!("{name}: removing the protection of {}…", image.id);
+                say!(narrator, "{name}: removing the protection of {}…", image.id);
                 let mut unprotected = image.spec.clone();
                 unprotected.protected = Some(false);
                 let updated = named(&name, instance.update(cloud, image, &unprotected).await)?;
                 ledger.record(&name, updated, entry.deposed.clone())?;
             }
-            println!("{name}: deleting {}…", image.id);
+            say!(narrator, "{name}: deleting {}…", image.id);
             let (region, timeout) = (image.spec.region.as_deref(), image.spec.timeouts.delete);
-            named(&name, instance.delete(cloud, &image.id, region, timeout).await).map_err(|e| {
-                if image.spec.protected == Some(true) && !force {
-                    e.context("use `destroy --force` to remove the protection and delete it")
-                } else {
-                    e
-                }
-            })?;
+            named(&name, instance.delete(cloud, &image.id, region, timeout).await)?;
             ledger.forget(&name)?;
-            println!("{name}: deleted {}", image.id);
+            say!(narrator, "{name}: deleted {}", image.id);
             anyhow::Ok(())
         }
         .await;
@@ -408,7 +443,8 @@ pub async fn destroy(
 }
 
 /// Adopts the existing image `id` under `name`: from now on the state manages it. Its
-/// user properties become managed; its source is unknown until the spec names one.
+/// properties are left alone until the spec names them (as properties other tools set are);
+/// its source is unknown until the spec names one.
 pub async fn import(
     instance: &mut Instance,
     cloud: &Cloud,
@@ -421,9 +457,10 @@ pub async fn import(
             "image '{name}' is already in the state (id {existing}); pick another name, or `destroy --target {name}` first"
         );
     }
-    let image = named(name, instance.read(cloud, id, None).await)?.ok_or_else(|| {
+    let mut image = named(name, instance.read(cloud, id, None).await)?.ok_or_else(|| {
         anyhow!("image '{name}': the cloud has no image {id} (check the id and OS_REGION_NAME)")
     })?;
+    image.spec.properties.clear();
     println!(
         "{name}: adopted {} ({}, {})",
         image.id,
@@ -440,6 +477,7 @@ pub async fn refresh(
     cloud: &Cloud,
     ledger: &Ledger,
     targets: &[String],
+    narrator: Narrator,
 ) -> Result<()> {
     let entries: Vec<(String, StateEntry)> = ledger.read(|state| {
         state
@@ -455,11 +493,12 @@ pub async fn refresh(
             instance.read(cloud, &entry.image.id, Some(&entry.image)).await,
         )? {
             Some(image) => {
-                println!("{name}: {} is {}", image.id, image.status);
+                say!(narrator, "{name}: {} is {}", image.id, image.status);
                 ledger.record(&name, image, entry.deposed)?;
             }
             None => {
-                println!(
+                say!(
+                    narrator,
                     "{name}: {} is gone from the cloud; removed from the state",
                     entry.image.id
                 );

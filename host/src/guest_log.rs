@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-use crate::progress::ImageProgress;
+use crate::progress::{ImageProgress, Transfer};
 
 /// Longest line kept; longer lines are cut.
 const MAX_LINE: usize = 64 * 1024;
@@ -90,13 +90,13 @@ fn route(line: &str, progress: &mut ImageProgress) {
         "upload" | "download" => {
             let bytes = event.get("bytes").and_then(Value::as_u64).unwrap_or(0);
             let total = event.get("total").and_then(Value::as_u64);
-            let verb = if text("event") == "upload" {
-                "uploaded"
+            let transfer = if text("event") == "upload" {
+                Transfer::Upload
             } else {
-                "downloaded"
+                Transfer::Download
             };
-            tracing::debug!(target: "component", "{verb} {bytes} of {total:?} bytes");
-            progress.transfer(verb, bytes, total);
+            tracing::debug!(target: "component", "{} {bytes} of {total:?} bytes", text("event"));
+            progress.transfer(transfer, bytes, total);
         }
         _ => tracing::debug!(target: "component", "{line}"),
     }

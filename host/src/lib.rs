@@ -8,6 +8,7 @@ pub mod clouds_yaml;
 pub mod engine;
 pub mod exit;
 pub mod guest_log;
+pub mod plan;
 pub mod policy;
 pub mod progress;
 pub mod report;

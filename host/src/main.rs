@@ -13,12 +13,13 @@ use tracing_subscriber::EnvFilter;
 use openstack_image::bindings::{self, Cloud};
 use openstack_image::exit_help;
 use openstack_image::policy::{self, AllowedHost, NetworkPolicy};
+use openstack_image::report::Narrator;
 use openstack_image::runtime::{EMBEDDED_COMPONENT, Grants, Instance, Limits, Runtime};
 use openstack_image::session::{self, SessionSlot};
 use openstack_image::spec::SpecFile;
 use openstack_image::state::{Ledger, State, StateLock};
 use openstack_image::transport::{Tls, TlsSettings};
-use openstack_image::{cloud, clouds_yaml, engine, exit, progress, report};
+use openstack_image::{cloud, clouds_yaml, engine, exit, plan, progress, report};
 
 /// Default state file name, next to the spec file.
 const STATE_FILE: &str = "openstack-image.state.json";
@@ -87,7 +88,8 @@ struct GlobalArgs {
     /// More log output (-v: info, -vv: debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// Only errors.
+    /// Quiet: print only errors and each command's closing line (`apply: done.`, the plan's
+    /// `Plan: …` line); no plan details, per-image lines or progress.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
     /// Run this component file instead of the embedded one.
@@ -154,9 +156,11 @@ enum Command {
     },
     /// Delete the images recorded in the state file (all, or those named with --target).
     ///
-    /// Protected images are refused unless --force is given, which removes the protection
-    /// first. An image already gone from the cloud counts as deleted. Each deleted image
-    /// leaves the state file at once.
+    /// A protected image (as the state records it) is refused before any request is made,
+    /// with exit status 1 (others are still deleted: then 3), unless --force is given, which
+    /// removes the protection first; or set `protected: false` in the spec and apply. An image
+    /// already gone from the cloud counts as deleted. Each deleted image leaves the state file
+    /// at once.
     #[command(after_long_help = concat!("Examples:\n  openstack-image destroy -f images.yaml\n  openstack-image destroy --state prod.state.json --target old-ubuntu --force\n\n", exit_help!()))]
     Destroy {
         #[command(flatten)]
@@ -170,12 +174,16 @@ enum Command {
     /// Reads only the state file (no cloud calls). Source passwords are never stored, so
     /// never shown.
     #[command(after_long_help = concat!("Example:\n  openstack-image show -f images.yaml | jq '.images.ubuntu.id'\n\n", exit_help!()))]
-    Show(StateArgs),
+    Show(StateFileArgs),
     /// Adopt an existing image: record IMAGE_ID in the state under NAME.
     ///
     /// From then on the image is managed like one the tool created: add an entry NAME to
     /// the spec describing it (its local file or URL, if you want content changes detected)
-    /// and `plan` shows what differs; its user properties become managed.
+    /// and `plan` shows what differs. Its properties are left alone until the spec names
+    /// them, like properties other tools set: a property the spec names is compared with the
+    /// image's value (no change when they agree) and is managed from then on, so removing it
+    /// from the spec later removes it from the image; properties the spec never names are
+    /// never changed or removed.
     #[command(after_long_help = concat!("Example:\n  openstack-image import ubuntu 3f2c0d1e-8f7b-4c2a-9d61-2b7f5a0c9e11 -f images.yaml\n\n", exit_help!()))]
     Import {
         /// The logical name (the key in the spec and the state).
@@ -183,7 +191,7 @@ enum Command {
         /// The Glance image id.
         image_id: String,
         #[command(flatten)]
-        state: StateArgs,
+        state: StateFileArgs,
     },
     /// Re-read every image in the state from the cloud and record what it holds now.
     ///
@@ -219,13 +227,19 @@ struct SpecArgs {
 }
 
 #[derive(Args)]
-struct StateArgs {
+struct StateFileArgs {
     /// The state file [default: openstack-image.state.json beside SPEC, or here].
     #[arg(long, value_name = "STATE")]
     state: Option<PathBuf>,
     /// The spec file, used only to locate the default state file.
     #[arg(short = 'f', long = "file", value_name = "SPEC")]
     file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct StateArgs {
+    #[command(flatten)]
+    files: StateFileArgs,
     /// Only these images (repeatable).
     #[arg(long = "target", value_name = "NAME")]
     targets: Vec<String>,
@@ -285,6 +299,7 @@ fn init_logging(global: &GlobalArgs) {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let global = cli.global;
+    let narrator = Narrator { quiet: global.quiet };
     match cli.command {
         Command::Component(ComponentCommand::Export { out }) => {
             std::fs::write(&out, EMBEDDED_COMPONENT)
@@ -318,19 +333,23 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ..
             } = prepare(&global, &args).await?;
             let steps = engine::plan(&mut instance, &cloud, &desired, &state, &args.targets).await?;
-            for (name, intent) in &state.creating {
-                eprintln!(
-                    "note: {name}: an interrupted apply was creating {}; the next apply adopts or deletes it",
-                    intent.id
-                );
+            if !global.quiet {
+                for (name, intent) in &state.creating {
+                    eprintln!(
+                        "note: {name}: an interrupted apply was creating {}; the next apply adopts or deletes it",
+                        intent.id
+                    );
+                }
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report::plan_json(&steps))?);
+            } else if global.quiet {
+                print!("{}", report::plan_summary(&steps));
             } else {
                 print!("{}", report::plan_text(&steps));
             }
             Ok(
-                if steps.iter().any(engine::Step::changes_anything) || !state.creating.is_empty() {
+                if steps.iter().any(plan::Step::changes_anything) || !state.creating.is_empty() {
                     ExitCode::from(exit::CHANGES)
                 } else {
                     ExitCode::SUCCESS
@@ -349,10 +368,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 path,
             } = prepare(&global, &args).await?;
             let ledger = Arc::new(Ledger::new(state, path));
-            engine::finish_interrupted(&mut instance, &cloud, &ledger).await?;
+            engine::finish_interrupted(&mut instance, &cloud, &ledger, narrator).await?;
             let state = ledger.read(State::clone);
             let steps = engine::plan(&mut instance, &cloud, &desired, &state, &args.targets).await?;
-            print!("{}", report::plan_text(&steps));
+            if !global.quiet {
+                print!("{}", report::plan_text(&steps));
+            }
             let instance_for: engine::InstanceFor = Arc::new(move |name, spec| {
                 let sandbox = sandbox.clone();
                 Box::pin(async move {
@@ -360,13 +381,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     sandbox.instance(grants, &name).await
                 })
             });
-            let outcome = engine::apply(instance_for, &cloud, steps, ledger, parallel).await;
+            let outcome = engine::apply(instance_for, &cloud, steps, ledger, parallel, narrator).await;
             Ok(finish(&outcome, "apply"))
         }
         Command::Destroy { state: args, force } => {
-            let (mut instance, cloud, ledger, _lock) = open_state(&global, &args, "destroy").await?;
-            engine::finish_interrupted(&mut instance, &cloud, &ledger).await?;
-            let outcome = engine::destroy(&mut instance, &cloud, &ledger, &args.targets, force).await;
+            let (mut instance, cloud, ledger, _lock) =
+                open_state(&global, &args.files, &args.targets, "destroy").await?;
+            engine::finish_interrupted(&mut instance, &cloud, &ledger, narrator).await?;
+            let outcome =
+                engine::destroy(&mut instance, &cloud, &ledger, &args.targets, force, narrator).await;
             Ok(finish(&outcome, "destroy"))
         }
         Command::Import {
@@ -374,13 +397,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             image_id,
             state: args,
         } => {
-            let (mut instance, cloud, ledger, _lock) = open_state(&global, &args, "import").await?;
+            let (mut instance, cloud, ledger, _lock) = open_state(&global, &args, &[], "import").await?;
             engine::import(&mut instance, &cloud, &ledger, &name, &image_id).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Refresh(args) => {
-            let (mut instance, cloud, ledger, _lock) = open_state(&global, &args, "refresh").await?;
-            engine::refresh(&mut instance, &cloud, &ledger, &args.targets).await?;
+            let (mut instance, cloud, ledger, _lock) =
+                open_state(&global, &args.files, &args.targets, "refresh").await?;
+            engine::refresh(&mut instance, &cloud, &ledger, &args.targets, narrator).await?;
+            println!("refresh: done.");
             Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {
@@ -424,16 +449,18 @@ fn load_cloud(global: &GlobalArgs) -> Result<(Cloud, TlsSettings, Option<session
     Ok((cloud, cloud::tls_from_env(var)?, token_cache))
 }
 
-/// Locks and loads the state for a command that changes it, and starts the component.
+/// Locks and loads the state for a command that changes it (only `targets`' images, when
+/// given), and starts the component.
 async fn open_state(
     global: &GlobalArgs,
-    args: &StateArgs,
+    args: &StateFileArgs,
+    targets: &[String],
     command: &str,
 ) -> Result<(Instance, Cloud, Ledger, StateLock)> {
     let path = state_path(args.state.clone(), args.file.as_deref());
     let lock = StateLock::acquire(&path, command)?;
     let state = State::load(&path)?;
-    for target in &args.targets {
+    for target in targets {
         if !state.images.contains_key(target) {
             anyhow::bail!(
                 "--target {target}: the state {} has no image of that name",

@@ -31,12 +31,37 @@ impl Display {
     }
 }
 
+/// Which way data moves.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transfer {
+    /// Image data sent to Glance.
+    Upload,
+    /// Image data fetched from its source URL.
+    Download,
+}
+
+impl Transfer {
+    fn noun(self) -> &'static str {
+        match self {
+            Transfer::Upload => "upload",
+            Transfer::Download => "download",
+        }
+    }
+
+    fn past(self) -> &'static str {
+        match self {
+            Transfer::Upload => "uploaded",
+            Transfer::Download => "downloaded",
+        }
+    }
+}
+
 /// The progress of one image's work.
 pub struct ImageProgress {
     display: Display,
     label: String,
-    bars: HashMap<String, ProgressBar>,
-    quarters: HashMap<String, u64>,
+    bars: HashMap<&'static str, ProgressBar>,
+    quarters: HashMap<Transfer, u64>,
 }
 
 impl ImageProgress {
@@ -50,13 +75,13 @@ impl ImageProgress {
         }
     }
 
-    /// `bytes` of `total` (when known) have been uploaded or downloaded (`verb`).
-    pub fn transfer(&mut self, verb: &str, bytes: u64, total: Option<u64>) {
+    /// `bytes` of `total` (when known) have been moved by `transfer`.
+    pub fn transfer(&mut self, transfer: Transfer, bytes: u64, total: Option<u64>) {
         match &self.display {
             Display::Quiet => {}
             Display::Bars(multi) => {
                 let label = &self.label;
-                let bar = self.bars.entry(verb.to_string()).or_insert_with(|| {
+                let bar = self.bars.entry(transfer.noun()).or_insert_with(|| {
                     let bar = match total {
                         Some(total) => multi.add(ProgressBar::new(total)).with_style(
                             ProgressStyle::with_template(
@@ -69,7 +94,7 @@ impl ImageProgress {
                                 .expect("a valid template"),
                         ),
                     };
-                    bar.with_prefix(format!("{label}: {verb}"))
+                    bar.with_prefix(format!("{label}: {}", transfer.noun()))
                 });
                 bar.set_position(bytes);
                 if total == Some(bytes) {
@@ -78,16 +103,21 @@ impl ImageProgress {
             }
             Display::Lines => {
                 let quarter = total.and_then(|t| (bytes * 4).checked_div(t)).unwrap_or(0);
-                let last = self.quarters.entry(verb.to_string()).or_insert(u64::MAX);
+                let last = self.quarters.entry(transfer).or_insert(u64::MAX);
                 if *last != quarter && (total.is_some() || *last == u64::MAX) {
                     *last = quarter;
                     match total {
                         Some(total) => eprintln!(
-                            "{}: {verb} {bytes} of {total} bytes ({}%)",
+                            "{}: {} {bytes} of {total} bytes ({}%)",
                             self.label,
+                            transfer.past(),
                             quarter * 25
                         ),
-                        None => eprintln!("{}: {verb} started", self.label),
+                        None => eprintln!(
+                            "{}: {} started (size not known in advance)",
+                            self.label,
+                            transfer.noun()
+                        ),
                     }
                 }
             }
@@ -100,7 +130,7 @@ impl ImageProgress {
             Display::Quiet => {}
             Display::Bars(multi) => {
                 let label = &self.label;
-                let spinner = self.bars.entry("status".to_string()).or_insert_with(|| {
+                let spinner = self.bars.entry("status").or_insert_with(|| {
                     let spinner = multi.add(ProgressBar::new_spinner()).with_prefix(label.clone());
                     spinner.set_style(
                         ProgressStyle::with_template("{prefix} {spinner} {msg}").expect("a valid template"),

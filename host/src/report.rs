@@ -4,7 +4,31 @@ use console::style;
 use serde_json::{Map, Value, json};
 
 use crate::bindings::{Action, GuestError, ImageState};
-use crate::engine::{Change, Step};
+use crate::plan::{Change, Step};
+
+/// Tells the user what a command does, image by image, on stdout; `-q` silences it (errors
+/// still reach stderr, and each command's closing line is printed either way).
+#[derive(Clone, Copy, Debug)]
+pub struct Narrator {
+    pub quiet: bool,
+}
+
+impl Narrator {
+    /// Prints `line` unless quiet.
+    pub fn say(self, line: std::fmt::Arguments) {
+        if !self.quiet {
+            println!("{line}");
+        }
+    }
+}
+
+/// `say!(narrator, "format", args…)`: one line of what a command does, unless `-q`.
+#[macro_export]
+macro_rules! say {
+    ($narrator:expr, $($arg:tt)*) => {
+        $narrator.say(format_args!($($arg)*))
+    };
+}
 
 /// A guest error as one or more lines, each naming the image.
 pub fn guest_error(image: &str, err: &GuestError) -> String {
@@ -48,13 +72,6 @@ pub fn guest_error(image: &str, err: &GuestError) -> String {
 /// and NO_COLOR is not set).
 pub fn plan_text(steps: &[Step]) -> String {
     let mut out = String::new();
-    let count = |f: fn(&Step) -> bool| steps.iter().filter(|s| f(s)).count();
-    let (create, update, replace, delete) = (
-        count(|s| matches!(s.change, Change::Create)),
-        count(|s| matches!(s.change, Change::Update(_))),
-        count(|s| matches!(s.change, Change::Replace(_))),
-        count(|s| matches!(s.change, Change::Delete)),
-    );
     for step in steps {
         match &step.change {
             Change::NoOp => {}
@@ -123,16 +140,31 @@ pub fn plan_text(steps: &[Step]) -> String {
             ));
         }
     }
+    if steps.iter().any(Step::changes_anything) {
+        out.push('\n');
+    }
+    out.push_str(&plan_summary(steps));
+    out
+}
+
+/// The plan's closing line: `Plan: … to create, …` or that nothing changes (all `-q` prints).
+pub fn plan_summary(steps: &[Step]) -> String {
+    let count = |f: fn(&Step) -> bool| steps.iter().filter(|s| f(s)).count();
+    let (create, update, replace, delete) = (
+        count(|s| matches!(s.change, Change::Create)),
+        count(|s| matches!(s.change, Change::Update(_))),
+        count(|s| matches!(s.change, Change::Replace(_))),
+        count(|s| matches!(s.change, Change::Delete)),
+    );
     let deposed: usize = steps.iter().map(|s| s.deposed.len()).sum();
     if create + update + replace + delete + deposed == 0 {
-        out.push_str("No changes: the cloud matches the spec.\n");
+        "No changes: the cloud matches the spec.\n".to_string()
     } else {
-        out.push_str(&format!(
-            "\nPlan: {create} to create, {update} to update in place, {replace} to replace, {} to delete.\n",
+        format!(
+            "Plan: {create} to create, {update} to update in place, {replace} to replace, {} to delete.\n",
             delete + deposed
-        ));
+        )
     }
-    out
 }
 
 /// The plan as `plan --json` prints it: one entry per image with its action and changes.

@@ -2,7 +2,7 @@
 //! Unknown keys are errors; relative `local_file_path`s resolve against the file's directory.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
@@ -338,24 +338,22 @@ impl RawImage {
     }
 }
 
-/// `path` made absolute against `base` and cleaned of `.` and `..` (lexically: the
-/// component sees the same path the user meant, whatever symlinks lie on it).
+/// `path` against `base`, resolved as the operating system resolves it when the file is
+/// opened: symlinks followed and `..` taken after them, so the component is given (and granted)
+/// the file that `open` would read. A file that does not exist yet keeps its name below its
+/// resolved directory; a path whose directory does not resolve either (`/missing/../x`) is
+/// kept as written, made absolute, and fails as "does not exist" when it is used.
 fn resolve(base: &Path, path: &str) -> String {
     if path.is_empty() {
         return String::new();
     }
     let joined = base.join(path);
-    let mut clean = PathBuf::new();
-    for part in joined.components() {
-        match part {
-            Component::ParentDir => {
-                clean.pop();
-            }
-            Component::CurDir => {}
-            other => clean.push(other),
-        }
-    }
-    clean.to_string_lossy().into_owned()
+    let resolved = std::fs::canonicalize(&joined).ok().or_else(|| {
+        let name = joined.file_name()?;
+        let dir = std::fs::canonicalize(joined.parent()?).ok()?;
+        Some(dir.join(name))
+    });
+    resolved.unwrap_or(joined).to_string_lossy().into_owned()
 }
 
 #[cfg(test)]
@@ -373,7 +371,8 @@ mod tests {
         )
         .unwrap();
         let image = &spec.images["rancheros"];
-        assert_eq!(image.local_file_path.as_deref(), Some("/img/r.qcow2"));
+        // /specs does not exist, so `..` cannot be taken: the path stays as written.
+        assert_eq!(image.local_file_path.as_deref(), Some("/specs/../img/r.qcow2"));
         assert_eq!(
             image.properties,
             vec![
@@ -382,6 +381,31 @@ mod tests {
             ]
         );
         assert_eq!(image.timeouts.create, Some(5400));
+    }
+
+    #[test]
+    fn paths_resolve_as_the_operating_system_opens_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(root.join("real/images")).unwrap();
+        std::fs::write(root.join("real/images/a.qcow2"), b"x").unwrap();
+        std::os::unix::fs::symlink(root.join("real/images"), root.join("link")).unwrap();
+        let resolved = |path: &str| resolve(&root, path);
+        let under = |rel: &str| root.join(rel).to_string_lossy().into_owned();
+        // A symlinked directory, then `..`: `..` leaves the symlink's target, as open(2) does.
+        assert_eq!(resolved("link/a.qcow2"), under("real/images/a.qcow2"));
+        assert_eq!(resolved("link/../images/a.qcow2"), under("real/images/a.qcow2"));
+        // A file not there yet keeps its name below its resolved directory.
+        assert_eq!(resolved("link/new.qcow2"), under("real/images/new.qcow2"));
+        // A missing directory cannot be passed through with `..`.
+        assert_eq!(
+            resolved("/nonexistent/../../etc/shadow"),
+            "/nonexistent/../../etc/shadow"
+        );
+        assert_eq!(
+            resolved("gone/../real/images/a.qcow2"),
+            under("gone/../real/images/a.qcow2")
+        );
     }
 
     #[test]

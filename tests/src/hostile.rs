@@ -2,8 +2,9 @@
 //! tests to run with `--component`.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
+
+use openstack_image_component_build::ComponentCrate;
 
 use super::root;
 
@@ -12,39 +13,12 @@ use super::root;
 pub fn component() -> &'static PathBuf {
     static WASM: OnceLock<PathBuf> = OnceLock::new();
     WASM.get_or_init(|| {
-        let target_dir = root().join("target/hostile");
-        let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        build
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--quiet",
-                "--target",
-                "wasm32-wasip2",
-            ])
-            .arg("--manifest-path")
-            .arg(root().join("tests/hostile/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target_dir);
-        // The outer build's settings are for the host, not for this component.
-        for var in [
-            "CARGO_ENCODED_RUSTFLAGS",
-            "RUSTFLAGS",
-            "CARGO_BUILD_TARGET",
-            "CARGO_TARGET_DIR",
-            "RUSTC_WORKSPACE_WRAPPER",
-            "RUSTC_WRAPPER",
-        ] {
-            build.env_remove(var);
+        ComponentCrate {
+            manifest: &root().join("tests/hostile/Cargo.toml"),
+            package: "openstack-image-hostile",
+            target_dir: &root().join("target/hostile"),
         }
-        let status = build.status().expect("run cargo to build tests/hostile");
-        assert!(
-            status.success(),
-            "building the hostile component failed: {status}"
-        );
-        let wasm = target_dir.join("wasm32-wasip2/release/openstack_image_hostile.wasm");
-        assert!(wasm.exists(), "{} was not built", wasm.display());
-        wasm
+        .build()
+        .unwrap_or_else(|err| panic!("{err}"))
     })
 }

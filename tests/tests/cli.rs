@@ -27,6 +27,8 @@ fn import_adopts_an_image_that_then_plans_clean_and_updates_in_place() {
         file.to_str().unwrap(),
         "--property",
         "os_distro=cirros",
+        "--property",
+        "owner_team=platform",
         "--tag",
         "adopted",
         "-f",
@@ -42,33 +44,50 @@ fn import_adopts_an_image_that_then_plans_clean_and_updates_in_place() {
     );
     let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
 
-    s.run(&["import", "web", &id]).expect_code(0);
+    let adopted = s.run(&["import", "web", &id]).expect_code(0);
+    assert!(
+        adopted.stdout.contains(&format!("adopted {id}")),
+        "{}",
+        adopted.stdout
+    );
     assert_eq!(s.state_id("web"), id);
+    // The adopted image's properties are not managed until the spec names them.
     let shown: Value = serde_json::from_str(&s.run(&["show"]).expect_code(0).stdout).unwrap();
-    assert_eq!(shown["images"]["web"]["properties"]["os_distro"], "cirros");
+    assert_eq!(shown["images"]["web"]["properties"], serde_json::json!({}));
+    assert_eq!(shown["images"]["web"]["metadata"]["owner_team"], "platform");
 
-    s.write_spec(&format!(
-        "images:\n{}",
-        image(
-            &s,
-            "web",
-            "    tags: [adopted]\n    properties:\n      os_distro: cirros\n"
-        )
-    ));
+    // The spec names one of its two properties, with the value it has: no change, and the
+    // property it does not name (set by another tool) is not planned for removal.
+    let with = |properties: &str| {
+        s.write_spec(&format!(
+            "images:\n{}",
+            image(&s, "web", &format!("    tags: [adopted]\n{properties}"))
+        ))
+    };
+    with("    properties:\n      os_distro: cirros\n");
     let plan = s.plan().expect_code(0);
     assert!(plan.stdout.contains("No changes"), "{}", plan.stdout);
+    s.apply();
 
-    s.write_spec(&format!(
-        "images:\n{}",
-        image(
-            &s,
-            "web",
-            "    tags: [adopted]\n    properties:\n      os_distro: ubuntu\n"
-        )
-    ));
+    // Named once, managed from then on: dropping it from the spec removes it from the image;
+    // the property the spec never named stays.
+    with("");
+    let plan = s.plan().expect_code(2);
+    assert!(plan.stdout.contains("properties.os_distro"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("owner_team"), "{}", plan.stdout);
+
+    with("    properties:\n      os_distro: ubuntu\n");
     s.apply();
     assert_eq!(s.state_id("web"), id, "updated in place");
-    assert_eq!(observer::image(&id).unwrap()["properties"]["os_distro"], "ubuntu");
+    let image = observer::image(&id).unwrap();
+    assert_eq!(image["properties"]["os_distro"], "ubuntu");
+    assert_eq!(image["properties"]["owner_team"], "platform", "left alone");
+    with("");
+    s.apply();
+    let image = observer::image(&id).unwrap();
+    assert!(image["properties"].get("os_distro").is_none(), "{image}");
+    assert_eq!(image["properties"]["owner_team"], "platform", "left alone");
+    s.plan().expect_code(0);
 
     let again = s.run(&["import", "web", &id]).expect_code(1);
     assert!(again.stderr.contains("already in the state"), "{}", again.stderr);
@@ -118,12 +137,17 @@ fn destroy_honours_targets_and_force_removes_protection() {
     assert!(observer::image(&plain).is_none());
     assert!(observer::image(&guarded).is_some());
 
-    let refused = s.run(&["destroy", "--target", "guarded"]).expect_code(4);
+    // The state says it is protected: refused before any request, as an error on this side.
+    let refused = s.run(&["destroy", "--target", "guarded"]).expect_code(1);
     assert!(
-        refused.stderr.contains("protected") && refused.stderr.contains("--force"),
+        refused.stderr.contains("image 'guarded'")
+            && refused.stderr.contains("protected")
+            && refused.stderr.contains("--force")
+            && refused.stderr.contains("protected: false"),
         "{}",
         refused.stderr
     );
+    assert!(!refused.stdout.contains("deleting"), "{}", refused.stdout);
     assert!(observer::image(&guarded).is_some());
 
     s.run(&["destroy", "--target", "guarded", "--force"])
@@ -240,6 +264,21 @@ fn help_documents_every_command_and_usage_errors_have_their_own_status() {
             );
         }
     }
+    // Options that mean nothing for a command are not offered there.
+    for command in ["import", "show"] {
+        let run = s.run(&[command, "--help"]).expect_code(0);
+        assert!(
+            !run.stdout.contains("--target"),
+            "{command} --help: {}",
+            run.stdout
+        );
+    }
+    let import = s.run(&["import", "--help"]).expect_code(0);
+    assert!(
+        import.stdout.contains("left alone until the spec names"),
+        "import --help states the properties rule: {}",
+        import.stdout
+    );
     let top = s.run(&["--help"]).expect_code(0);
     for section in ["clouds.yaml", "OS_CACERT", "Exit status:", "64  usage error"] {
         assert!(top.stdout.contains(section), "--help lacks {section}");

@@ -26,6 +26,28 @@ fn a_refused_upload_deletes_the_half_made_image() {
     assert!(run.contains("503") && run.contains("store down"), "{run}");
 }
 
+/// A server's own error answer (not 429/502/503/504) would only come again: the upload is
+/// not restarted (so a URL source is not downloaded again), and the error says what Glance
+/// answered.
+#[test]
+fn a_server_error_answer_to_the_upload_is_not_restarted() {
+    let run = failed_create(
+        "answered500",
+        |line| {
+            is_upload(line).then_some(Fault::Answer(
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 30\r\nConnection: close\r\n\r\nunable to receive chunked part",
+            ))
+        },
+        "",
+        1,
+    );
+    assert!(
+        run.contains("500") && run.contains("unable to receive chunked part"),
+        "{run}"
+    );
+    assert!(!run.contains("starts again"), "{run}");
+}
+
 #[test]
 fn a_broken_upload_connection_deletes_the_half_made_image() {
     let run = failed_upload("broken", |line| is_upload(line).then_some(Fault::Drop));

@@ -63,15 +63,16 @@ fn create_from_a_local_qcow2_matches_the_spec_and_the_file_digests() {
 
     // Server-set properties (os_hash_*, stores, …) never show up as changes.
     s.run(&["destroy", "-q"]).expect_code(0);
+    // -q: nothing but the closing line (no plan, no per-image lines, no progress).
     let quiet = s.run(&["apply", "-f", "images.yaml", "-q"]).expect_code(0);
-    assert!(
-        !quiet.stderr.contains("uploaded"),
-        "-q shows no progress: {}",
-        quiet.stderr
-    );
+    assert_eq!(quiet.stdout, "apply: done.\n");
+    assert_eq!(quiet.stderr, "");
     let id = s.state_id("web");
     let again = s.plan().expect_code(0);
     assert!(again.stdout.contains("No changes"), "{}", again.stdout);
+    let quiet_plan = s.run(&["plan", "-f", "images.yaml", "-q"]).expect_code(0);
+    assert_eq!(quiet_plan.stdout, "No changes: the cloud matches the spec.\n");
+    assert_eq!(quiet_plan.stderr, "");
 
     // `show` prints every input and output from the state.
     let shown: Value = serde_json::from_str(&s.run(&["show"]).expect_code(0).stdout).unwrap();
@@ -352,4 +353,60 @@ fn a_changed_local_file_is_a_replacement_and_a_touched_one_is_not() {
     );
     assert!(observer::image(&old).is_none());
     s.plan().expect_code(0);
+}
+
+/// Paths are resolved as the operating system resolves them when it opens the file: `..`
+/// after a symlink leaves the symlink's target, and `..` after a missing directory fails.
+/// `plan` shows the resolved path.
+#[test]
+fn local_paths_resolve_as_the_operating_system_opens_them() {
+    let s = Scenario::new("paths");
+    std::fs::create_dir_all(s.path("real/sub")).unwrap();
+    std::os::unix::fs::symlink(s.path("real/sub"), s.path("link")).unwrap();
+    // Two different files: the one the OS opens for `link/../disk.qcow2`, and the one a
+    // lexical clean-up of that path would name.
+    let opened = s.qcow2("real/disk.qcow2", 1);
+    let lexical = s.qcow2("disk.qcow2", 1);
+    assert_ne!(digest("sha512sum", &opened), digest("sha512sum", &lexical));
+    s.write_spec(&format!(
+        "images:\n  web:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    local_file_path: link/../disk.qcow2\n",
+        s.image_name("web")
+    ));
+    let resolved = std::fs::canonicalize(&opened).unwrap();
+    let plan = s.plan().expect_code(2);
+    assert!(
+        plan.stdout
+            .contains(&format!("local_file_path = \"{}\"", resolved.display())),
+        "{}",
+        plan.stdout
+    );
+    s.apply();
+    let image = observer::image(&s.state_id("web")).unwrap();
+    assert_eq!(image["properties"]["os_hash_value"], digest("sha512sum", &opened));
+
+    // `/missing/../<dir>/disk.qcow2` names a file lexically, but no open(2) gets past a
+    // directory that does not exist.
+    let escape = format!(
+        "{}/no-such-dir/../disk.qcow2",
+        std::fs::canonicalize(s.path(".")).unwrap().display()
+    );
+    let other = Scenario::new("paths-missing");
+    other.write_spec(&format!(
+        "images:\n  web:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    local_file_path: {escape}\n",
+        other.image_name("web")
+    ));
+    let refused = other.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+    assert!(
+        refused.stderr.contains("image 'web'")
+            && refused.stderr.contains("local_file_path")
+            && refused.stderr.contains("does not exist"),
+        "{}",
+        refused.stderr
+    );
+    assert!(other.cloud_images().is_empty(), "nothing was uploaded");
+    assert!(
+        other
+            .state()
+            .is_none_or(|st| st["images"].as_object().unwrap().is_empty())
+    );
 }

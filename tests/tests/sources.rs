@@ -382,3 +382,66 @@ fn images_sharing_a_url_download_it_once() {
         );
     }
 }
+
+/// Streamed uploads (no cache: the size is not known in advance) go out chunked, in chunks a
+/// stock uwsgi Glance accepts (its `chunked-input-limit` refuses chunks of about 1 MB); the
+/// dev cloud runs with that default. Each source is downloaded exactly once: nothing restarts.
+#[test]
+fn streamed_uploads_pass_a_stock_glance_including_the_example() {
+    let s = Scenario::new("streamed");
+    let raw = s.qcow2("disk.qcow2", 6);
+    let bytes = std::fs::read(&raw).unwrap();
+    let server = SourceServer::start();
+    let variants = compressed_variants(&raw);
+    let variant = |name: &str| std::fs::read(&variants.iter().find(|(n, _)| *n == name).unwrap().1).unwrap();
+    server.serve("/disk.qcow2.gz", Served::new(variant("gzip")));
+    server.serve("/disk.qcow2.xz", Served::new(variant("xz")));
+    // examples/url-streamed as shipped, with its URL pointed at the local server.
+    let example_path = "/images/debian-12-genericcloud-amd64.qcow2.zst";
+    server.serve(example_path, Served::new(variant("zstd")));
+    let example =
+        std::fs::read_to_string(openstack_image_tests::root().join("examples/url-streamed/images.yaml"))
+            .unwrap()
+            .replace(
+                &format!("https://example.org{example_path}"),
+                &server.url(example_path),
+            )
+            .replace(
+                "name: debian-12-genericcloud",
+                &format!("name: {}", s.image_name("debian")),
+            );
+    assert!(example.contains(&server.url(example_path)), "{example}");
+    let streamed = "    decompress: true\n    image_cache_path: none\n";
+    s.write_spec(&format!(
+        "{example}{}",
+        [
+            url_image(&s, "gzip", &server.url("/disk.qcow2.gz"), streamed),
+            url_image(&s, "xz", &server.url("/disk.qcow2.xz"), streamed),
+        ]
+        .concat()
+    ));
+    let run = s.apply();
+    assert!(
+        run.stderr
+            .contains("gzip: upload started (size not known in advance)"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("uploaded started"), "{}", run.stderr);
+
+    let sha512 = digest("sha512sum", &raw);
+    for key in ["debian", "gzip", "xz"] {
+        let image = observer::image(&s.state_id(key)).unwrap_or_else(|| panic!("{key} exists"));
+        assert_eq!(image["status"], "active", "{key}");
+        assert_eq!(image["size"], bytes.len(), "{key}");
+        assert_eq!(image["properties"]["os_hash_value"], sha512.as_str(), "{key}");
+    }
+    for path in [example_path, "/disk.qcow2.gz", "/disk.qcow2.xz"] {
+        assert_eq!(
+            server.hits(path),
+            1,
+            "{path} was downloaded once, with no restart"
+        );
+    }
+    s.plan().expect_code(0);
+}
