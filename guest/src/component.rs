@@ -7,7 +7,7 @@ use crate::bindings::exports::openstack::image::lifecycle::Guest;
 use crate::bindings::exports::openstack::image::resource::Guest as JsonGuest;
 use crate::json_face;
 use crate::lifecycle::Provider;
-use crate::types::{Cloud, Error, ImageSpec, ImageState, Plan};
+use crate::types::{Cloud, Error, ImageQuery, ImageSpec, ImageState, Plan};
 use crate::wasi_http::WasiHttp;
 
 struct Component;
@@ -49,6 +49,10 @@ impl Guest for Component {
     ) -> Result<(), Error> {
         with(|p| p.delete(&cloud, &id, region.as_deref(), timeout_seconds))
     }
+
+    fn find(cloud: Cloud, query: ImageQuery) -> Result<ImageState, Error> {
+        with(|p| p.find(&cloud, query))
+    }
 }
 
 impl JsonGuest for Component {
@@ -78,6 +82,10 @@ impl JsonGuest for Component {
 
     fn delete_json(request: String) -> Result<String, String> {
         with(|p| json_face::delete(p, &request))
+    }
+
+    fn find_json(request: String) -> Result<String, String> {
+        with(|p| json_face::find(p, &request))
     }
 }
 

@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 use crate::http::Transport;
 use crate::lifecycle::{Provider, describe};
 use crate::types::{
-    Action, ApplicationCredentialAuth, Cloud, Credentials, Error, FieldError, ImageSpec, ImageState,
-    PasswordAuth, ProjectScope, SourceFingerprint, Timeouts,
+    Action, ApplicationCredentialAuth, Cloud, Credentials, Error, FieldError, ImageQuery, ImageSpec,
+    ImageState, PasswordAuth, ProjectScope, SourceFingerprint, Timeouts,
 };
 
 /// `check-json`: `{"spec": SPEC}` -> `{"spec": SPEC}` with defaults filled in.
@@ -114,6 +114,18 @@ pub fn delete<T: Transport>(provider: &mut Provider<T>, request: &str) -> Result
             .delete(&cloud, &id, region.as_deref(), timeout)
             .map_err(Failure::Typed)?;
         Ok(json!({ "id": id, "deleted": true }))
+    })
+}
+
+/// `find-json`: `{"cloud": CLOUD, "query": QUERY}` -> STATE of the one image found.
+pub fn find<T: Transport>(provider: &mut Provider<T>, request: &str) -> Result<String, String> {
+    run(|| {
+        let mut doc = Request::parse(request)?;
+        let cloud = doc.cloud()?;
+        let value = doc.take("query").unwrap_or_else(|| json!({}));
+        let query: QueryDoc = fields_of("query", value, "")?;
+        let state = provider.find(&cloud, query.into()).map_err(Failure::Typed)?;
+        Ok(state_doc(state))
     })
 }
 
@@ -324,6 +336,64 @@ struct SpecDoc {
     visibility: Option<String>,
     #[serde(default)]
     timeouts: TimeoutsDoc,
+}
+
+/// A `find` query: the `image-query` record in snake_case, `properties` as an object.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryDoc {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    name_regex: Option<String>,
+    #[serde(default)]
+    visibility: Option<String>,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default, deserialize_with = "scalar_map")]
+    properties: BTreeMap<String, String>,
+    #[serde(default)]
+    size_min: Option<u64>,
+    #[serde(default)]
+    size_max: Option<u64>,
+    #[serde(default)]
+    sort: Option<String>,
+    #[serde(default)]
+    most_recent: Option<bool>,
+    #[serde(default)]
+    member_status: Option<String>,
+    #[serde(default)]
+    hidden: Option<bool>,
+    #[serde(default)]
+    container_format: Option<String>,
+    #[serde(default)]
+    disk_format: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+}
+
+impl From<QueryDoc> for ImageQuery {
+    fn from(d: QueryDoc) -> ImageQuery {
+        ImageQuery {
+            name: d.name,
+            name_regex: d.name_regex,
+            visibility: d.visibility,
+            owner: d.owner,
+            tags: d.tags,
+            properties: d.properties.into_iter().collect(),
+            size_min: d.size_min,
+            size_max: d.size_max,
+            sort: d.sort,
+            most_recent: d.most_recent.unwrap_or(false),
+            member_status: d.member_status,
+            hidden: d.hidden,
+            container_format: d.container_format,
+            disk_format: d.disk_format,
+            region: d.region,
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -7,6 +7,7 @@
 mod bindings;
 pub mod decompress;
 pub mod diff;
+pub mod find;
 pub mod glance;
 pub mod glance_fields;
 pub mod http;

@@ -23,7 +23,7 @@ use crate::{diff, glance, keystone, patch, progress, validate};
 const DEFAULT_CREATE_TIMEOUT: u64 = 30 * 60;
 const DEFAULT_UPDATE_TIMEOUT: u64 = 10 * 60;
 const DEFAULT_DELETE_TIMEOUT: u64 = 10 * 60;
-const READ_TIMEOUT: u64 = 5 * 60;
+pub(crate) const READ_TIMEOUT: u64 = 5 * 60;
 /// Waiting for `active` polls with this backoff.
 const FIRST_POLL: Duration = Duration::from_millis(200);
 const MAX_POLL: Duration = Duration::from_secs(5);
@@ -52,7 +52,7 @@ struct Session {
 
 /// One operation in progress: the cloud, the Glance endpoint it talks to, and its time
 /// budget. Every request it sends may take at most the time left.
-struct Op<'a> {
+pub(crate) struct Op<'a> {
     cloud: &'a Cloud,
     session_key: String,
     endpoint: String,
@@ -63,7 +63,7 @@ struct Op<'a> {
 }
 
 impl Op<'_> {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.endpoint)
     }
 
@@ -740,7 +740,7 @@ impl<T: Transport> Provider<T> {
 
     /// Sends a JSON request with the cloud's token within the operation's time; on 401
     /// authenticates again once.
-    fn call(
+    pub(crate) fn call(
         &mut self,
         op: &mut Op,
         method: &'static str,
@@ -777,7 +777,7 @@ impl<T: Transport> Provider<T> {
 
     /// Starts an operation against the Glance endpoint for `region` (or the cloud's),
     /// authenticating if needed.
-    fn begin<'a>(
+    pub(crate) fn begin<'a>(
         &mut self,
         cloud: &'a Cloud,
         region: Option<&str>,

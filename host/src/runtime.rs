@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::openstack::image::types::{ApiError, ChecksumMismatch, FieldError, TimeoutInfo};
 use crate::bindings::{
-    Cloud, GuestError, ImageSpec, ImageState, LifecycleProvider, LifecycleProviderPre, Plan,
+    Cloud, GuestError, ImageQuery, ImageSpec, ImageState, JsonFace, JsonFaceIndices, Lifecycle,
+    LifecycleIndices, Plan,
 };
 use crate::guest_log::GuestLog;
 use crate::policy::NetworkPolicy;
@@ -51,7 +52,10 @@ pub struct Grants {
 /// A compiled component ready to instantiate.
 pub struct Runtime {
     engine: Engine,
-    pre: LifecycleProviderPre<GuestState>,
+    pre: InstancePre<GuestState>,
+    lifecycle: LifecycleIndices,
+    /// The JSON face, when the component exports it (the shipped one does).
+    json_face: Option<JsonFaceIndices>,
     limits: Limits,
 }
 
@@ -125,9 +129,10 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .context("the component does not fit the lifecycle-provider world's imports")?;
-        let pre = LifecycleProviderPre::new(pre)
+        let lifecycle = LifecycleIndices::new(&pre)
             .map_err(anyhow::Error::from)
             .context("the component does not export openstack:image/lifecycle")?;
+        let json_face = JsonFaceIndices::new(&pre).ok();
 
         let ticker = engine.weak();
         std::thread::spawn(move || {
@@ -137,7 +142,13 @@ impl Runtime {
                 std::thread::sleep(EPOCH_TICK);
             }
         });
-        Ok(Runtime { engine, pre, limits })
+        Ok(Runtime {
+            engine,
+            pre,
+            lifecycle,
+            json_face,
+            limits,
+        })
     }
 
     /// A fresh instance with `grants`, showing its transfers on `progress`.
@@ -169,10 +180,16 @@ impl Runtime {
         store.limiter(|state| &mut state.memory);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
-        let provider = self.pre.instantiate_async(&mut store).await?;
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        let lifecycle = self.lifecycle.load(&mut store, &instance)?;
+        let json_face = match &self.json_face {
+            Some(indices) => Some(indices.load(&mut store, &instance)?),
+            None => None,
+        };
         Ok(Instance {
             store,
-            provider,
+            lifecycle,
+            json_face,
             limits: self.limits,
             stopped: false,
         })
@@ -182,26 +199,28 @@ impl Runtime {
 /// One running component instance (its Keystone token is reused across calls).
 pub struct Instance {
     store: Store<GuestState>,
-    provider: LifecycleProvider,
+    lifecycle: Lifecycle,
+    json_face: Option<JsonFace>,
     limits: Limits,
     /// Set once a call trapped or ran out of time: the instance cannot be entered again.
     stopped: bool,
 }
 
 /// A call's outcome: the component's own answer, or a host-side failure (trap, deadline).
-pub type CallResult<T> = Result<Result<T, GuestError>>;
+pub type CallResult<T, E = GuestError> = Result<Result<T, E>>;
 
-macro_rules! lifecycle_call {
-    ($self:ident, $method:ident ( $($arg:expr),* )) => {{
+/// Calls `$face.$method(args)` under the instance's deadline and memory cap; a trap or a
+/// deadline stops the instance for good.
+macro_rules! guarded_call {
+    ($self:ident, $face:expr, $method:ident ( $($arg:expr),* )) => {{
         if $self.stopped {
             return Err(anyhow!("not run: the component was stopped by an earlier failure"));
         }
         $self.store.set_epoch_deadline(deadline_ticks($self.limits.call_deadline));
         $self.store.data_mut().memory.refused = false;
-        let lifecycle = $self.provider.openstack_image_lifecycle();
-        let call = lifecycle.$method(&mut $self.store, $($arg),*);
+        let call = $face.$method(&mut $self.store, $($arg),*);
         let outcome = match tokio::time::timeout($self.limits.call_deadline, call).await {
-            Ok(Ok(result)) => Ok(result.map_err(bounded)),
+            Ok(Ok(result)) => Ok(result),
             Ok(Err(trap)) => Err(explain_trap(trap, &$self.store)),
             Err(_) => Err(anyhow!(
                 "the component did not finish within {}s (raise --deadline-seconds)",
@@ -210,6 +229,14 @@ macro_rules! lifecycle_call {
         };
         $self.stopped = outcome.is_err();
         outcome
+    }};
+}
+
+/// A `lifecycle` call: [`guarded_call`] with the component's error texts cut short.
+macro_rules! lifecycle_call {
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {{
+        let lifecycle = $self.lifecycle.clone();
+        guarded_call!($self, lifecycle, $method($($arg),*)).map(|result| result.map_err(bounded))
     }};
 }
 
@@ -282,6 +309,63 @@ impl Instance {
         let cloud = &cloud;
         lifecycle_call!(self, call_delete(cloud, id, region, timeout_seconds))
     }
+
+    /// `lifecycle.find`.
+    pub async fn find(&mut self, cloud: &Cloud, query: &ImageQuery) -> CallResult<ImageState> {
+        let (cloud, _claim) = with_session(cloud, self.store.data().network.clone()).await;
+        let cloud = &cloud;
+        vet(lifecycle_call!(self, call_find(cloud, query)), |image| {
+            well_formed(image, None)
+        })
+    }
+
+    /// The JSON face's `schema()` document.
+    pub async fn schema(&mut self) -> Result<String> {
+        let face = self.json_face()?;
+        let schema = guarded_call!(self, face, call_schema())?;
+        within_size("the schema", &schema)?;
+        Ok(schema)
+    }
+
+    /// One function of the JSON face (`check-json`, …, `find-json`): the request document in,
+    /// the answer or error document out. The run's Keystone token goes into the request's
+    /// `cloud` document as its `session`, as for the typed calls.
+    pub async fn call_json(&mut self, function: JsonFunction, request: &str) -> CallResult<String, String> {
+        let face = self.json_face()?;
+        let (_, _claim) = self.store.data().network.acquire_session().await;
+        let answer = match function {
+            JsonFunction::Check => guarded_call!(self, face, call_check_json(request)),
+            JsonFunction::Diff => guarded_call!(self, face, call_diff_json(request)),
+            JsonFunction::Create => guarded_call!(self, face, call_create_json(request)),
+            JsonFunction::Read => guarded_call!(self, face, call_read_json(request)),
+            JsonFunction::Update => guarded_call!(self, face, call_update_json(request)),
+            JsonFunction::Delete => guarded_call!(self, face, call_delete_json(request)),
+            JsonFunction::Find => guarded_call!(self, face, call_find_json(request)),
+        }?;
+        match &answer {
+            Ok(text) => within_size("the answer", text)?,
+            Err(text) => within_size("the error", text)?,
+        }
+        Ok(answer)
+    }
+
+    fn json_face(&self) -> Result<JsonFace> {
+        self.json_face.clone().ok_or_else(|| {
+            anyhow!("the component does not export openstack:image/resource (the JSON face)")
+        })
+    }
+}
+
+/// The functions of the JSON face.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonFunction {
+    Check,
+    Diff,
+    Create,
+    Read,
+    Update,
+    Delete,
+    Find,
 }
 
 /// `cloud` with the run's Keystone token, when another instance already has one, so this

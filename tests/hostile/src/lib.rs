@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use exports::openstack::image::lifecycle::Guest;
-use openstack::image::types::{Cloud, Error, FieldError, ImageSpec, ImageState, Plan};
+use openstack::image::types::{Cloud, Error, FieldError, ImageQuery, ImageSpec, ImageState, Plan};
 
 /// Ids the fake cloud holds (anything else is "not found").
 const FAKE_CLOUD: &str = "00000000-0000-4000-8000-";
@@ -102,6 +102,10 @@ impl Guest for Hostile {
         _timeout: Option<u64>,
     ) -> Result<(), Error> {
         Err(invalid(format!("delete {id}: the hostile fixture never deletes")))
+    }
+
+    fn find(_cloud: Cloud, _query: ImageQuery) -> Result<ImageState, Error> {
+        Err(invalid("find: the hostile fixture finds nothing".into()))
     }
 }
 
