@@ -45,9 +45,10 @@ impl Search {
             })
         };
         let one_of = |value: &Option<String>, allowed: &[&str]| {
-            value.as_deref().filter(|v| !allowed.contains(v)).map(|v| {
-                format!("'{v}' is not one of: {}", allowed.join(", "))
-            })
+            value
+                .as_deref()
+                .filter(|v| !allowed.contains(v))
+                .map(|v| format!("'{v}' is not one of: {}", allowed.join(", ")))
         };
         // `all` lists every image the project may see, whatever its visibility.
         if let Some(message) = one_of(&query.visibility, &[VISIBILITIES, &["all"]].concat()) {
@@ -102,7 +103,10 @@ impl Search {
             ("size_min", q.size_min.map(|n| n.to_string())),
             ("size_max", q.size_max.map(|n| n.to_string())),
             ("os_hidden", q.hidden.map(|h| h.to_string())),
-            ("sort", Some(q.sort.clone().unwrap_or_else(|| "created_at:desc".into()))),
+            (
+                "sort",
+                Some(q.sort.clone().unwrap_or_else(|| "created_at:desc".into())),
+            ),
         ];
         for (key, value) in optional {
             if let Some(value) = value {
@@ -187,7 +191,11 @@ impl<T: Transport> Provider<T> {
         let search = Search::new(query)?;
         let mut op = self.begin(cloud, search.query.region.as_deref(), "find", READ_TIMEOUT)?;
         // Glance's `next` links start at the API root, which is where the endpoint's `/v2` starts.
-        let root = op.url("").trim_end_matches('/').trim_end_matches("/v2").to_string();
+        let root = op
+            .url("")
+            .trim_end_matches('/')
+            .trim_end_matches("/v2")
+            .to_string();
         let mut url = op.url(&format!("/images?{}", search.list_query()));
         let mut found = Vec::new();
         for _ in 0..MAX_PAGES {
@@ -196,7 +204,11 @@ impl<T: Transport> Provider<T> {
                 return Err(status_error("GET", &url, &response));
             }
             let page = response.json().map_err(Error::Transport)?;
-            let images = page.get("images").and_then(Value::as_array).cloned().unwrap_or_default();
+            let images = page
+                .get("images")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             found.extend(images.into_iter().filter(|image| search.matches(image)));
             match page.get("next").and_then(Value::as_str) {
                 Some(next) => url = format!("{root}{next}"),
@@ -290,7 +302,10 @@ mod tests {
             json!({"id": "c", "created_at": "2026-02-01T00:00:00Z"}),
         ];
         let strict = Search::new(query()).unwrap();
-        assert_eq!(fields(strict.choose(images.clone()).unwrap_err()), vec!["most_recent"]);
+        assert_eq!(
+            fields(strict.choose(images.clone()).unwrap_err()),
+            vec!["most_recent"]
+        );
         assert!(matches!(strict.choose(Vec::new()), Err(Error::NotFound(_))));
         assert_eq!(strict.choose(images[..1].to_vec()).unwrap()["id"], "a");
         let mut q = query();

@@ -585,7 +585,9 @@ impl<T: Transport> Provider<T> {
         }
         let response = sent.map_err(|e| transport_error(op, e))?;
         let digests = reader.finish();
-        expect(&response, "PUT", &url, &[204])?;
+        if response.status != 204 {
+            return Err(upload_refused(&response, &url));
+        }
         if let Some(size) = data.length
             && digests.size != size
         {
@@ -914,6 +916,39 @@ fn verify(image: &Value, sent: &Digests) -> Result<(), Error> {
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+/// Glance's refusal of image data, with its cause and what to do about it: the size cap, the
+/// storage quota and a full store (413), or a policy forbidding direct uploads (403).
+fn upload_refused(response: &Response, url: &str) -> Error {
+    let said = response.message();
+    let answered = |status: u16| format!("Glance answered HTTP {status} to PUT {url}: {said}");
+    match response.status {
+        413 => {
+            let (cause, fix) = if said.contains("storage quota") {
+                (
+                    "the project's image storage quota is used up",
+                    "delete images the project no longer needs, or ask the cloud's operator for                      a larger quota (Glance's user_storage_quota, or Keystone's image_size_total limit)",
+                )
+            } else if said.contains("storage media is full") {
+                (
+                    "the cloud's image store is full",
+                    "ask the cloud's operator to free or add space in the store",
+                )
+            } else {
+                (
+                    "the image is larger than the cloud allows for one image (image_size_cap)",
+                    "upload a smaller image (e.g. qcow2 instead of raw), or ask the cloud's operator                      to raise image_size_cap",
+                )
+            };
+            Error::Quota(format!("{cause}: {}; {fix}", answered(413)))
+        }
+        403 => Error::Forbidden(format!(
+            "the cloud's policy does not let this user upload image data directly (upload_image):              {}; set `web_download: true` with an `image_source_url` so that Glance fetches the              data itself, or ask the cloud's operator for the right to upload",
+            answered(403)
+        )),
+        _ => status_error("PUT", url, response),
     }
 }
 

@@ -350,9 +350,9 @@ impl Instance {
     }
 
     fn json_face(&self) -> Result<JsonFace> {
-        self.json_face.clone().ok_or_else(|| {
-            anyhow!("the component does not export openstack:image/resource (the JSON face)")
-        })
+        self.json_face
+            .clone()
+            .ok_or_else(|| anyhow!("the component does not export openstack:image/resource (the JSON face)"))
     }
 }
 

@@ -170,6 +170,14 @@ impl Scenario {
         Run::from(self.command(args).output().expect("run openstack-image"))
     }
 
+    /// Runs `openstack-image ARGS` against the dev cloud with `vars` overriding its settings
+    /// (another user, project or region).
+    pub fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
+        let mut command = self.command(args);
+        command.envs(vars.iter().copied());
+        Run::from(command.output().expect("run openstack-image"))
+    }
+
     /// Runs `openstack-image ARGS` with no `OS_*` variables but `vars` (e.g. `OS_CLOUD`).
     pub fn run_without_os_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
         let mut command = self.command(args);
@@ -245,15 +253,33 @@ pub mod observer {
 
     /// Runs `openstack ARGS` with the dev cloud's settings.
     pub fn openstack(args: &[&str]) -> Output {
+        openstack_as(&[], args)
+    }
+
+    /// Runs `openstack ARGS` with the dev cloud's settings, `vars` overriding them (another
+    /// user, project or region).
+    pub fn openstack_as(vars: &[(&str, &str)], args: &[&str]) -> Output {
         let venv = cloud_env()
             .get("DEV_CLOUD_VENV")
             .expect("scripts/dev-cloud env names DEV_CLOUD_VENV");
         Command::new(Path::new(venv).join("bin/openstack"))
             .args(args)
             .envs(cloud_env())
+            .envs(vars.iter().copied())
             .stdin(std::process::Stdio::null())
             .output()
             .expect("run the openstack CLI")
+    }
+
+    /// `openstack image list` as `vars` say (user, project, region).
+    pub fn list_as(vars: &[(&str, &str)]) -> Vec<Value> {
+        let out = openstack_as(vars, &["image", "list", "-f", "json"]);
+        assert!(
+            out.status.success(),
+            "openstack image list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("openstack prints JSON")
     }
 
     /// `openstack image show ID`, or `None` when the image does not exist.
@@ -274,13 +300,7 @@ pub mod observer {
 
     /// `openstack image list` (all visibilities).
     pub fn list() -> Vec<Value> {
-        let out = openstack(&["image", "list", "-f", "json"]);
-        assert!(
-            out.status.success(),
-            "openstack image list failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("openstack prints JSON")
+        list_as(&[])
     }
 }
 
