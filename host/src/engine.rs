@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 
-use crate::bindings::{Action, Cloud, GuestError, ImageSpec, ImageState};
+use crate::bindings::{Action, Cloud, GuestError, ImageQuery, ImageSpec, ImageState};
 use crate::exit::{CloudError, Outcome};
 use crate::plan::{Change, Step};
 use crate::report::{self, Narrator};
@@ -468,6 +468,11 @@ pub async fn import(
         image.status
     );
     ledger.record(name, image, Vec::new())
+}
+
+/// Finds the one image `query` describes (see `lifecycle.find`).
+pub async fn find(instance: &mut Instance, cloud: &Cloud, query: &ImageQuery) -> Result<ImageState> {
+    named("find", instance.find(cloud, query).await)
 }
 
 /// Re-reads every image of the state (those in `targets`, when given) and records what the

@@ -199,6 +199,15 @@ enum Command {
     /// forgets images deleted outside this tool.
     #[command(after_long_help = concat!("Example:\n  openstack-image refresh -f images.yaml\n\n", exit_help!()))]
     Refresh(StateArgs),
+    /// Find one image in the cloud and print it as JSON (as Terraform's image data source does).
+    ///
+    /// Every option narrows the search: Glance filters by name, visibility, owner, tags, size,
+    /// member status, hidden and formats; --name-regex and --property are checked here. No
+    /// match fails; several fail too unless --most-recent takes the newest. The image is
+    /// printed like `show` prints one (every property Glance reports is in `metadata`).
+    /// Reads only; nothing is recorded in any state.
+    #[command(after_long_help = concat!("Examples:\n  openstack-image find --name cirros-0.6\n  openstack-image find --name-regex '^ubuntu-24' --tag lts --property os_distro=ubuntu --most-recent | jq -r .id\n\n", exit_help!()))]
+    Find(FindArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// For bash: `openstack-image completions bash > ~/.local/share/bash-completion/completions/openstack-image`;
@@ -243,6 +252,83 @@ struct StateArgs {
     /// Only these images (repeatable).
     #[arg(long = "target", value_name = "NAME")]
     targets: Vec<String>,
+}
+
+#[derive(Args)]
+struct FindArgs {
+    /// The exact image name.
+    #[arg(long)]
+    name: Option<String>,
+    /// A regular expression the name must match (unanchored; ^ and $ anchor it).
+    #[arg(long, value_name = "REGEX")]
+    name_regex: Option<String>,
+    /// public, private, shared, community or all.
+    #[arg(long)]
+    visibility: Option<String>,
+    /// The project id that owns the image.
+    #[arg(long, value_name = "PROJECT_ID")]
+    owner: Option<String>,
+    /// A tag the image must have (repeatable: all of them).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// A property the image must have with this value (repeatable).
+    #[arg(long = "property", value_name = "KEY=VALUE", value_parser = key_value)]
+    properties: Vec<(String, String)>,
+    /// The smallest size in bytes.
+    #[arg(long, value_name = "BYTES")]
+    size_min: Option<u64>,
+    /// The largest size in bytes.
+    #[arg(long, value_name = "BYTES")]
+    size_max: Option<u64>,
+    /// Glance's sort: comma-separated KEY[:asc|:desc] [default: created_at:desc].
+    #[arg(long)]
+    sort: Option<String>,
+    /// With several matches, take the most recently created one instead of failing.
+    #[arg(long)]
+    most_recent: bool,
+    /// For images shared with the project: accepted, pending, rejected or all.
+    #[arg(long)]
+    member_status: Option<String>,
+    /// Only hidden images (true) or only visible ones (false).
+    #[arg(long, value_name = "BOOL")]
+    hidden: Option<bool>,
+    /// The container format.
+    #[arg(long)]
+    container_format: Option<String>,
+    /// The disk format.
+    #[arg(long)]
+    disk_format: Option<String>,
+    /// The region to search [default: OS_REGION_NAME].
+    #[arg(long)]
+    region: Option<String>,
+}
+
+impl FindArgs {
+    fn into_query(self) -> bindings::ImageQuery {
+        bindings::ImageQuery {
+            name: self.name,
+            name_regex: self.name_regex,
+            visibility: self.visibility,
+            owner: self.owner,
+            tags: self.tags,
+            properties: self.properties,
+            size_min: self.size_min,
+            size_max: self.size_max,
+            sort: self.sort,
+            most_recent: self.most_recent,
+            member_status: self.member_status,
+            hidden: self.hidden,
+            container_format: self.container_format,
+            disk_format: self.disk_format,
+            region: self.region,
+        }
+    }
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("'{text}' is not KEY=VALUE"))
 }
 
 #[derive(Subcommand)]
@@ -406,6 +492,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 open_state(&global, &args.files, &args.targets, "refresh").await?;
             engine::refresh(&mut instance, &cloud, &ledger, &args.targets, narrator).await?;
             println!("refresh: done.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Find(args) => {
+            let (cloud, tls, token_cache) = load_cloud(&global)?;
+            let mut instance = Sandbox::new(&global, &cloud, &tls, token_cache)?
+                .instance(policy::SpecGrants::default(), "find")
+                .await?;
+            let image = engine::find(&mut instance, &cloud, &args.into_query()).await?;
+            println!("{}", serde_json::to_string_pretty(&report::image_json(&image))?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {
