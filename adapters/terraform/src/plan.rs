@@ -39,6 +39,20 @@ pub struct Plan {
 
 /// The planned state for `config` over `prior` (null for a new image).
 pub fn plan(schema: &Schema, prior: &Value, config: &Value, decision: Decision) -> Result<Plan, DecodeError> {
+    // A no-op whose configuration still differs from the state (a recorded input such as a
+    // timeout or the source of an adopted image): Terraform applies it as an update, and the
+    // component's update may refresh outputs, so only stable outputs are promised.
+    let records = matches!(decision, Decision::NoOp)
+        && schema.attributes.iter().any(|a| {
+            let configured = config.get(&a.name);
+            match a.mode {
+                Mode::Required | Mode::Optional => !equivalent(&a.ty, configured, prior.get(&a.name)),
+                Mode::OptionalComputed => {
+                    !configured.is_null() && !equivalent(&a.ty, configured, prior.get(&a.name))
+                }
+                Mode::Computed => false,
+            }
+        });
     let mut planned = std::collections::BTreeMap::new();
     for attr in &schema.attributes {
         let configured = config.get(&attr.name);
@@ -60,7 +74,9 @@ pub fn plan(schema: &Schema, prior: &Value, config: &Value, decision: Decision) 
                 Value::Null => previous.clone(),
                 value => value,
             },
-            (Mode::OptionalComputed | Mode::Computed, Decision::NoOp) => previous.clone(),
+            (Mode::OptionalComputed, Decision::NoOp) => previous.clone(),
+            (Mode::Computed, Decision::NoOp) if !records || attr.stable => previous.clone(),
+            (Mode::Computed, Decision::NoOp) => Value::Unknown,
             (Mode::Computed, Decision::Create { .. } | Decision::Replace { .. }) => Value::Unknown,
             (Mode::Computed, Decision::Update { .. } | Decision::Undecided) => {
                 if attr.stable {
@@ -206,6 +222,24 @@ mod tests {
         map.insert("name".into(), Value::Null);
         let plan = plan(&resource(), &prior(), &cfg, Decision::NoOp).unwrap();
         assert_eq!(plan.planned.get("name"), &Value::String("cirros".into()));
+    }
+
+    #[test]
+    fn no_op_that_records_an_input_promises_only_stable_outputs() {
+        let mut cfg = config();
+        let Value::Map(map) = &mut cfg else { panic!() };
+        map.insert(
+            "image_cache_path".into(),
+            Value::String("/var/cache/images".into()),
+        );
+        let plan = plan(&resource(), &prior(), &cfg, Decision::NoOp).unwrap();
+        assert_eq!(
+            plan.planned.get("image_cache_path"),
+            &Value::String("/var/cache/images".into())
+        );
+        assert_eq!(plan.planned.get("checksum"), prior().get("checksum"));
+        assert_eq!(plan.planned.get("updated_at"), &Value::Unknown);
+        assert!(plan.requires_replace.is_empty());
     }
 
     #[test]
