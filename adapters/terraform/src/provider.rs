@@ -259,7 +259,7 @@ impl<B: Backend> Provider<B> {
         }
     }
 
-    async fn read_resource(
+    async fn refresh(
         &self,
         req: &tf::read_resource::Request,
     ) -> Result<Option<tf::DynamicValue>, Diagnostics> {
@@ -581,7 +581,7 @@ impl<B: Backend> tf::provider_server::Provider for Provider<B> {
         req: Request<tf::read_resource::Request>,
     ) -> Result<Response<tf::read_resource::Response>, Status> {
         let req = req.into_inner();
-        let response = match self.read_resource(&req).await {
+        let response = match self.refresh(&req).await {
             Ok(new_state) => tf::read_resource::Response {
                 new_state,
                 diagnostics: Vec::new(),
@@ -732,4 +732,232 @@ fn secrets_of_config(schema: Option<&Schema>, config: Option<&tf::DynamicValue>)
     schema
         .and_then(|schema| Some(Secrets::of(schema, &decode(config, &schema.object_type()).ok()?)))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::tfplugin6::provider_server::Provider as _;
+    use crate::schema::tests::fixture;
+    use std::collections::HashMap;
+
+    /// A backend that answers each function with a fixed document and records the requests.
+    #[derive(Default)]
+    struct Scripted {
+        answers: HashMap<&'static str, Result<Json, ComponentError>>,
+        requests: Mutex<Vec<(Function, Json)>>,
+    }
+
+    impl Scripted {
+        fn answering(answers: &[(Function, Result<Json, ComponentError>)]) -> Provider<Scripted> {
+            Provider::new(Scripted {
+                answers: answers.iter().map(|(f, a)| (f.name(), a.clone())).collect(),
+                requests: Mutex::default(),
+            })
+        }
+    }
+
+    impl Backend for Scripted {
+        async fn schema(&self) -> Result<Json, ComponentError> {
+            Ok(fixture())
+        }
+
+        async fn configure(&self, _config: crate::backend::CloudConfig) -> Result<(), ComponentError> {
+            Ok(())
+        }
+
+        async fn call(&self, function: Function, request: Json) -> Result<Json, ComponentError> {
+            self.requests.lock().unwrap().push((function, request));
+            self.answers
+                .get(function.name())
+                .cloned()
+                .unwrap_or_else(|| Err(ComponentError::new("unexpected", function.name())))
+        }
+    }
+
+    fn ty() -> Type {
+        crate::schema::tests::resource().object_type()
+    }
+
+    fn dynamic(json: Json) -> Option<tf::DynamicValue> {
+        Some(encode(&Value::from_json(&json, &ty()).unwrap(), &ty()))
+    }
+
+    fn value(dynamic: &Option<tf::DynamicValue>) -> Value {
+        decode(dynamic.as_ref(), &ty()).unwrap()
+    }
+
+    fn config() -> Json {
+        json!({
+            "name": "cirros", "container_format": "bare", "disk_format": "qcow2",
+            "image_source_url": "https://images.example.org/cirros.img",
+            "image_source_password": "hunter22",
+        })
+    }
+
+    #[tokio::test]
+    async fn stored_state_is_upgraded_through_the_current_type() {
+        let provider = Scripted::answering(&[]);
+        let raw = json!({ "id": "6b0f", "disk_format": "raw", "removed_attribute": 1 }).to_string();
+        let response = provider
+            .upgrade_resource_state(Request::new(tf::upgrade_resource_state::Request {
+                type_name: TYPE_NAME.into(),
+                version: 0,
+                raw_state: Some(tf::RawState {
+                    json: raw.into_bytes(),
+                    ..Default::default()
+                }),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(response.diagnostics.is_empty(), "{:?}", response.diagnostics);
+        let state = value(&response.upgraded_state);
+        assert_eq!(state.get("id"), &Value::String("6b0f".into()));
+        assert_eq!(state.get("checksum"), &Value::Null);
+    }
+
+    #[tokio::test]
+    async fn unknown_force_new_values_replace_without_asking_the_component() {
+        let provider = Scripted::answering(&[]);
+        let prior = json!({
+            "id": "6b0f", "container_format": "bare", "disk_format": "qcow2", "status": "active",
+            "image_source_url": "https://images.example.org/cirros.img",
+        });
+        let mut config = Value::from_json(&config(), &ty()).unwrap();
+        let Value::Map(map) = &mut config else { panic!() };
+        map.insert("disk_format".into(), Value::Unknown);
+        let response = provider
+            .plan_resource_change(Request::new(tf::plan_resource_change::Request {
+                type_name: TYPE_NAME.into(),
+                prior_state: dynamic(prior),
+                config: Some(encode(&config, &ty())),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(response.diagnostics.is_empty(), "{:?}", response.diagnostics);
+        assert_eq!(
+            response.requires_replace,
+            [Path::attribute("disk_format").to_proto()]
+        );
+        assert!(provider.backend.requests.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_create_leaves_no_state_and_no_secret() {
+        let echo = ComponentError::new(
+            "transport",
+            "GET https://mirror:hunter22@images.example.org failed",
+        );
+        let provider = Scripted::answering(&[(Function::Create, Err(echo))]);
+        let response = provider
+            .apply_resource_change(Request::new(tf::apply_resource_change::Request {
+                type_name: TYPE_NAME.into(),
+                prior_state: dynamic(Json::Null),
+                planned_state: dynamic(config()),
+                config: dynamic(config()),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(value(&response.new_state), Value::Null);
+        let diagnostic = &response.diagnostics[0];
+        assert_eq!(diagnostic.summary, "Cannot reach the cloud or the image source");
+        assert!(
+            diagnostic.detail.contains("mirror:(sensitive)@"),
+            "{}",
+            diagnostic.detail
+        );
+        let requests = provider.backend.requests.lock().unwrap();
+        assert_eq!(
+            requests[0].1["spec"]["image_source_password"], "hunter22",
+            "the component gets it"
+        );
+        assert!(requests[0].1.get("cloud").is_none());
+    }
+
+    #[tokio::test]
+    async fn an_image_gone_elsewhere_leaves_the_state() {
+        let provider = Scripted::answering(&[(Function::Read, Ok(Json::Null))]);
+        let response = provider
+            .read_resource(Request::new(tf::read_resource::Request {
+                type_name: TYPE_NAME.into(),
+                current_state: dynamic(json!({ "id": "6b0f", "disk_format": "raw" })),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(value(&response.new_state), Value::Null);
+        let requests = provider.backend.requests.lock().unwrap();
+        assert_eq!(
+            requests[0].1,
+            json!({ "id": "6b0f", "state": { "id": "6b0f", "disk_format": "raw" } })
+        );
+    }
+
+    #[tokio::test]
+    async fn validation_asks_check_and_points_at_the_field() {
+        let invalid = ComponentError {
+            kind: "invalid-spec".into(),
+            message: "1 problem".into(),
+            fields: vec![crate::backend::FieldError {
+                field: "timeouts.create".into(),
+                message: "must be longer than zero".into(),
+            }],
+        };
+        let provider = Scripted::answering(&[(Function::Check, Err(invalid))]);
+        let response = provider
+            .validate_resource_config(Request::new(tf::validate_resource_config::Request {
+                type_name: TYPE_NAME.into(),
+                config: dynamic(config()),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let path = response.diagnostics[0].attribute.clone().unwrap();
+        assert_eq!(path.steps.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_diff_without_a_known_action_is_an_error() {
+        let provider = Scripted::answering(&[
+            (Function::Check, Ok(json!({ "spec": config() }))),
+            (Function::Diff, Ok(json!({ "action": "rebuild" }))),
+        ]);
+        let response = provider
+            .plan_resource_change(Request::new(tf::plan_resource_change::Request {
+                type_name: TYPE_NAME.into(),
+                prior_state: dynamic(json!({ "id": "6b0f" })),
+                config: dynamic(config()),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(response.diagnostics[0].detail.contains("rebuild"));
+        assert!(response.planned_state.is_none());
+    }
+
+    #[tokio::test]
+    async fn other_type_names_are_refused() {
+        let provider = Scripted::answering(&[]);
+        let response = provider
+            .import_resource_state(Request::new(tf::import_resource_state::Request {
+                type_name: "openstack_compute_instance_v2".into(),
+                id: "x".into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(response.imported_resources.is_empty());
+        assert!(
+            response.diagnostics[0]
+                .detail
+                .contains("openstack_compute_instance_v2")
+        );
+    }
 }
