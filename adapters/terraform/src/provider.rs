@@ -414,14 +414,9 @@ impl<B: Backend> tf::provider_server::Provider for Provider<B> {
         };
         match self.schemas().await {
             Ok(schemas) => {
-                response.resource_schemas =
-                    BTreeMap::from([(TYPE_NAME.to_string(), schemas.resource.to_proto())])
-                        .into_iter()
-                        .collect();
+                response.resource_schemas = [(TYPE_NAME.to_string(), schemas.resource.to_proto())].into();
                 response.data_source_schemas =
-                    BTreeMap::from([(TYPE_NAME.to_string(), schemas.data_source.to_proto())])
-                        .into_iter()
-                        .collect();
+                    [(TYPE_NAME.to_string(), schemas.data_source.to_proto())].into();
             }
             Err(diags) => response.diagnostics = diags,
         }
