@@ -1,0 +1,506 @@
+//! The Terraform schema, derived from the component's JSON Schema (`schema()`): this provider
+//! holds no list of image fields. The rules, applied to `$defs.spec` + `$defs.state` for the
+//! resource and `$defs.query` + `$defs.state` for the data source:
+//!
+//! - an input property is Optional, Required when the input's `required` lists it, and
+//!   Optional+Computed when it has a JSON Schema `default` (the component fills it in) or
+//!   `x-keep-when-unset` (leaving it out keeps what the image has);
+//! - a property only in the state is Computed;
+//! - `x-secret` makes it Sensitive; `x-force-new` and `x-stable` steer planning (`plan`);
+//! - `anyOf [T, null]` is T; arrays with `uniqueItems` are sets, other arrays lists; objects
+//!   with `additionalProperties` are maps (of string when values may be several scalar types);
+//!   objects with fixed `properties` are nested blocks (nesting single) when they are inputs and
+//!   object-typed attributes when computed; an integer with `"x-unit": "seconds"` is a Go
+//!   duration string.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value as Json};
+
+use crate::proto::tfplugin6 as tf;
+use crate::value::Type;
+
+/// How Terraform treats an attribute in configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Required,
+    Optional,
+    /// The configuration may set it; when it does not, the provider decides the value.
+    OptionalComputed,
+    /// Only the provider sets it.
+    Computed,
+}
+
+/// One top-level attribute (or nested block) and what the component's schema says about it.
+#[derive(Clone, Debug)]
+pub struct Attribute {
+    pub name: String,
+    pub ty: Type,
+    pub mode: Mode,
+    /// Written as a nested block (nesting single) instead of an attribute.
+    pub block: bool,
+    pub sensitive: bool,
+    /// Changing it replaces the image (`x-force-new`).
+    pub force_new: bool,
+    /// A computed output that an in-place update never changes (`x-stable`).
+    pub stable: bool,
+    /// Part of the input document (spec or query).
+    pub input: bool,
+    /// Part of the state document the component returns.
+    pub output: bool,
+    pub description: String,
+}
+
+/// A resource's or data source's attributes.
+#[derive(Clone, Debug)]
+pub struct Schema {
+    pub description: String,
+    pub attributes: Vec<Attribute>,
+}
+
+/// A component schema this provider cannot turn into a Terraform schema.
+#[derive(Debug, PartialEq)]
+pub struct SchemaError(pub String);
+
+impl std::fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the component's schema cannot be used: {}", self.0)
+    }
+}
+
+impl Schema {
+    /// The managed resource: the spec's inputs and the state's outputs.
+    pub fn resource(component: &Json) -> Result<Schema, SchemaError> {
+        Schema::derive(component, "spec")
+    }
+
+    /// The data source: the query's inputs and the state's outputs.
+    pub fn data_source(component: &Json) -> Result<Schema, SchemaError> {
+        Schema::derive(component, "query")
+    }
+
+    fn derive(component: &Json, input_def: &str) -> Result<Schema, SchemaError> {
+        let input = definition(component, input_def)?;
+        let state = definition(component, "state")?;
+        let required: Vec<&str> = input
+            .get("required")
+            .and_then(Json::as_array)
+            .map(|names| names.iter().filter_map(Json::as_str).collect())
+            .unwrap_or_default();
+        let input_props = properties(input, input_def)?;
+        let state_props = properties(state, "state")?;
+
+        let mut attributes = Vec::new();
+        for (name, prop) in input_props {
+            let ty = type_of(prop, &format!("{input_def}.{name}"))?;
+            let in_state = state_props.contains_key(name);
+            let defaulted = prop.get("default").is_some() || flag(prop, "x-keep-when-unset");
+            let mode = if required.contains(&name.as_str()) {
+                Mode::Required
+            } else if defaulted || (in_state && input_def == "query") {
+                // A query filter that the found image also reports: Terraform shows the
+                // image's value.
+                Mode::OptionalComputed
+            } else {
+                Mode::Optional
+            };
+            attributes.push(Attribute {
+                name: name.clone(),
+                block: matches!(ty, Type::Object(_)),
+                ty,
+                mode,
+                sensitive: flag(prop, "x-secret"),
+                force_new: flag(prop, "x-force-new"),
+                stable: false,
+                input: true,
+                output: in_state,
+                description: description(prop),
+            });
+        }
+        for (name, prop) in state_props {
+            if input_props.contains_key(name) {
+                continue;
+            }
+            attributes.push(Attribute {
+                name: name.clone(),
+                ty: type_of(prop, &format!("state.{name}"))?,
+                mode: Mode::Computed,
+                block: false,
+                sensitive: flag(prop, "x-secret"),
+                force_new: false,
+                stable: flag(prop, "x-stable"),
+                input: false,
+                output: true,
+                description: description(prop),
+            });
+        }
+        let schema = Schema {
+            description: component
+                .get("title")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            attributes,
+        };
+        match schema.attribute("id") {
+            Some(id) if id.ty == Type::String && id.output => Ok(schema),
+            _ => Err(SchemaError(
+                "`$defs.state` has no string property `id`; Terraform needs it to import and track images"
+                    .into(),
+            )),
+        }
+    }
+
+    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+
+    /// The type of a whole resource or data source value.
+    pub fn object_type(&self) -> Type {
+        Type::Object(
+            self.attributes
+                .iter()
+                .map(|a| (a.name.clone(), a.ty.clone()))
+                .collect(),
+        )
+    }
+
+    /// The schema as `GetProviderSchema` returns it.
+    pub fn to_proto(&self) -> tf::Schema {
+        let attributes = self
+            .attributes
+            .iter()
+            .filter(|a| !a.block)
+            .map(|a| proto_attribute(&a.name, &a.ty, a.mode, a.sensitive, &a.description))
+            .collect();
+        let block_types = self
+            .attributes
+            .iter()
+            .filter(|a| a.block)
+            .map(|a| {
+                let Type::Object(fields) = &a.ty else {
+                    unreachable!("blocks are objects")
+                };
+                tf::schema::NestedBlock {
+                    type_name: a.name.clone(),
+                    block: Some(tf::schema::Block {
+                        attributes: fields
+                            .iter()
+                            .map(|(name, ty)| proto_attribute(name, ty, Mode::Optional, a.sensitive, ""))
+                            .collect(),
+                        description: a.description.clone(),
+                        ..Default::default()
+                    }),
+                    nesting: tf::schema::nested_block::NestingMode::Single as i32,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        tf::Schema {
+            version: 0,
+            block: Some(tf::schema::Block {
+                version: 0,
+                attributes,
+                block_types,
+                description: self.description.clone(),
+                ..Default::default()
+            }),
+        }
+    }
+}
+
+/// One protocol attribute.
+pub fn proto_attribute(
+    name: &str,
+    ty: &Type,
+    mode: Mode,
+    sensitive: bool,
+    description: &str,
+) -> tf::schema::Attribute {
+    tf::schema::Attribute {
+        name: name.to_string(),
+        r#type: ty.constraint().to_string().into_bytes(),
+        description: description.to_string(),
+        required: mode == Mode::Required,
+        optional: matches!(mode, Mode::Optional | Mode::OptionalComputed),
+        computed: matches!(mode, Mode::OptionalComputed | Mode::Computed),
+        sensitive,
+        ..Default::default()
+    }
+}
+
+fn definition<'a>(component: &'a Json, name: &str) -> Result<&'a Json, SchemaError> {
+    component
+        .get("$defs")
+        .and_then(|defs| defs.get(name))
+        .ok_or_else(|| SchemaError(format!("it has no `$defs.{name}`")))
+}
+
+fn properties<'a>(definition: &'a Json, name: &str) -> Result<&'a Map<String, Json>, SchemaError> {
+    definition
+        .get("properties")
+        .and_then(Json::as_object)
+        .ok_or_else(|| SchemaError(format!("`$defs.{name}` has no `properties`")))
+}
+
+fn flag(prop: &Json, key: &str) -> bool {
+    prop.get(key).and_then(Json::as_bool).unwrap_or(false)
+}
+
+fn description(prop: &Json) -> String {
+    prop.get("description")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The Terraform type of one JSON Schema.
+fn type_of(schema: &Json, path: &str) -> Result<Type, SchemaError> {
+    let unsupported = |what: &str| SchemaError(format!("`{path}`: {what}"));
+    let ty = if let Some(choices) = schema.get("anyOf").and_then(Json::as_array) {
+        let non_null: Vec<&Json> = choices.iter().filter(|c| !is_null_type(c)).collect();
+        match non_null.as_slice() {
+            [one] => type_of(one, path)?,
+            _ => return Err(unsupported("`anyOf` other than [T, null] has no Terraform type")),
+        }
+    } else if let Some(values) = schema.get("enum").and_then(Json::as_array) {
+        if values.iter().all(Json::is_number) {
+            Type::Number
+        } else if values.iter().all(Json::is_boolean) {
+            Type::Bool
+        } else {
+            Type::String
+        }
+    } else {
+        let names: Vec<&str> = match schema.get("type") {
+            Some(Json::String(name)) => vec![name.as_str()],
+            Some(Json::Array(names)) => names
+                .iter()
+                .filter_map(Json::as_str)
+                .filter(|n| *n != "null")
+                .collect(),
+            _ => return Err(unsupported("no `type`")),
+        };
+        match names.as_slice() {
+            ["string"] => Type::String,
+            ["integer"] | ["number"] => Type::Number,
+            ["boolean"] => Type::Bool,
+            ["array"] => {
+                let items = schema
+                    .get("items")
+                    .ok_or_else(|| unsupported("an array without `items`"))?;
+                let item = Box::new(type_of(items, &format!("{path}[]"))?);
+                if flag(schema, "uniqueItems") {
+                    Type::Set(item)
+                } else {
+                    Type::List(item)
+                }
+            }
+            ["object"] => object_type(schema, path)?,
+            several
+                if several
+                    .iter()
+                    .all(|n| matches!(*n, "string" | "integer" | "number" | "boolean")) =>
+            {
+                // Values that may be text, numbers or booleans travel as their text.
+                Type::String
+            }
+            _ => return Err(unsupported("a type Terraform cannot hold")),
+        }
+    };
+    let seconds = schema.get("x-unit").and_then(Json::as_str) == Some("seconds");
+    Ok(if seconds && ty == Type::Number {
+        Type::Duration
+    } else {
+        ty
+    })
+}
+
+fn object_type(schema: &Json, path: &str) -> Result<Type, SchemaError> {
+    if let Some(props) = schema.get("properties").and_then(Json::as_object) {
+        let fields: BTreeMap<String, Type> = props
+            .iter()
+            .map(|(name, prop)| Ok((name.clone(), type_of(prop, &format!("{path}.{name}"))?)))
+            .collect::<Result<_, SchemaError>>()?;
+        return Ok(Type::Object(fields));
+    }
+    match schema.get("additionalProperties") {
+        Some(values) if values.is_object() => Ok(Type::Map(Box::new(type_of(values, &format!("{path}.*"))?))),
+        _ => Err(SchemaError(format!(
+            "`{path}`: an object needs `properties` or an `additionalProperties` schema"
+        ))),
+    }
+}
+
+fn is_null_type(schema: &Json) -> bool {
+    schema.get("type").and_then(Json::as_str) == Some("null")
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The component's schema with the annotations this provider relies on.
+    pub(crate) fn fixture() -> Json {
+        serde_json::from_str(include_str!("../tests/fixtures/component-schema.json")).unwrap()
+    }
+
+    pub(crate) fn resource() -> Schema {
+        Schema::resource(&fixture()).unwrap()
+    }
+
+    fn mode_of(schema: &Schema, name: &str) -> Mode {
+        schema.attribute(name).unwrap_or_else(|| panic!("no {name}")).mode
+    }
+
+    #[test]
+    fn spec_properties_become_inputs() {
+        let schema = resource();
+        assert_eq!(mode_of(&schema, "container_format"), Mode::Required);
+        assert_eq!(mode_of(&schema, "disk_format"), Mode::Required);
+        assert_eq!(mode_of(&schema, "local_file_path"), Mode::Optional);
+        assert_eq!(mode_of(&schema, "tags"), Mode::Optional);
+        // `default`: the component fills them in.
+        for name in [
+            "visibility",
+            "min_disk_gb",
+            "min_ram_mb",
+            "protected",
+            "hidden",
+            "verify_checksum",
+        ] {
+            assert_eq!(mode_of(&schema, name), Mode::OptionalComputed, "{name}");
+        }
+        assert_eq!(
+            mode_of(&schema, "name"),
+            Mode::OptionalComputed,
+            "x-keep-when-unset"
+        );
+        let disk = schema.attribute("disk_format").unwrap();
+        assert!(disk.force_new && disk.input && disk.output);
+    }
+
+    #[test]
+    fn state_only_properties_are_computed() {
+        let schema = resource();
+        for name in [
+            "id",
+            "status",
+            "checksum",
+            "size_bytes",
+            "metadata",
+            "source_fingerprint",
+            "updated_at",
+        ] {
+            assert_eq!(mode_of(&schema, name), Mode::Computed, "{name}");
+        }
+        assert!(schema.attribute("created_at").unwrap().stable);
+        assert!(!schema.attribute("updated_at").unwrap().stable);
+        assert_eq!(schema.attribute("id").unwrap().ty, Type::String);
+    }
+
+    #[test]
+    fn types_follow_the_json_schema() {
+        let schema = resource();
+        let ty = |name: &str| schema.attribute(name).unwrap().ty.clone();
+        assert_eq!(ty("tags"), Type::Set(Box::new(Type::String)));
+        assert_eq!(ty("properties"), Type::Map(Box::new(Type::String)));
+        assert_eq!(ty("metadata"), Type::Map(Box::new(Type::String)));
+        assert_eq!(ty("min_ram_mb"), Type::Number);
+        assert_eq!(ty("protected"), Type::Bool);
+        assert_eq!(ty("visibility"), Type::String);
+        let Type::Object(fingerprint) = ty("source_fingerprint") else {
+            panic!()
+        };
+        assert_eq!(fingerprint["mtime_ns"], Type::String);
+        assert!(
+            !schema.attribute("source_fingerprint").unwrap().block,
+            "computed objects are attributes"
+        );
+    }
+
+    #[test]
+    fn timeouts_are_a_block_of_durations() {
+        let schema = resource();
+        let timeouts = schema.attribute("timeouts").unwrap();
+        assert!(timeouts.block);
+        let Type::Object(fields) = &timeouts.ty else {
+            panic!()
+        };
+        assert_eq!(fields.keys().collect::<Vec<_>>(), ["create", "delete", "update"]);
+        assert!(fields.values().all(|t| *t == Type::Duration));
+        let proto = schema.to_proto();
+        let block = proto.block.unwrap();
+        let nested = block
+            .block_types
+            .iter()
+            .find(|b| b.type_name == "timeouts")
+            .unwrap();
+        assert_eq!(
+            nested.nesting,
+            tf::schema::nested_block::NestingMode::Single as i32
+        );
+        let create = &nested.block.as_ref().unwrap().attributes[0];
+        assert_eq!(create.r#type, b"\"string\"");
+        assert!(create.optional);
+        assert!(!block.attributes.iter().any(|a| a.name == "timeouts"));
+    }
+
+    #[test]
+    fn secrets_are_sensitive_inputs_kept_out_of_state() {
+        let schema = resource();
+        let password = schema.attribute("image_source_password").unwrap();
+        assert!(password.sensitive && password.input && !password.output);
+        assert_eq!(password.mode, Mode::Optional);
+        let proto = schema.to_proto().block.unwrap();
+        let attr = proto
+            .attributes
+            .iter()
+            .find(|a| a.name == "image_source_password")
+            .unwrap();
+        assert!(attr.sensitive && attr.optional && !attr.computed);
+    }
+
+    #[test]
+    fn protocol_flags() {
+        let block = resource().to_proto().block.unwrap();
+        let attr = |name: &str| block.attributes.iter().find(|a| a.name == name).unwrap().clone();
+        let id = attr("id");
+        assert!(id.computed && !id.optional && !id.required);
+        let visibility = attr("visibility");
+        assert!(visibility.optional && visibility.computed);
+        let disk = attr("disk_format");
+        assert!(disk.required && !disk.computed);
+        assert_eq!(attr("tags").r#type, br#"["set","string"]"#);
+    }
+
+    #[test]
+    fn data_source_has_query_inputs_and_state_outputs() {
+        let schema = Schema::data_source(&fixture()).unwrap();
+        assert_eq!(mode_of(&schema, "name_regex"), Mode::Optional);
+        assert_eq!(mode_of(&schema, "most_recent"), Mode::Optional);
+        assert_eq!(mode_of(&schema, "name"), Mode::OptionalComputed);
+        assert_eq!(mode_of(&schema, "tags"), Mode::OptionalComputed);
+        assert_eq!(mode_of(&schema, "checksum"), Mode::Computed);
+        assert_eq!(mode_of(&schema, "id"), Mode::Computed);
+        let timeouts = schema.attribute("timeouts").unwrap();
+        assert!(!timeouts.block, "an output object is an attribute");
+        assert_eq!(timeouts.mode, Mode::Computed);
+    }
+
+    #[test]
+    fn unusable_schemas_say_why() {
+        let err = Schema::resource(&serde_json::json!({ "$defs": {} })).unwrap_err();
+        assert!(err.to_string().contains("$defs.spec"), "{err}");
+        let mut no_id = fixture();
+        no_id["$defs"]["state"]["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("id");
+        assert!(Schema::resource(&no_id).unwrap_err().0.contains("`id`"));
+        let mut odd = fixture();
+        odd["$defs"]["spec"]["properties"]["name"] =
+            serde_json::json!({ "anyOf": [{ "type": "string" }, { "type": "integer" }] });
+        assert!(Schema::resource(&odd).unwrap_err().0.contains("spec.name"));
+    }
+}
