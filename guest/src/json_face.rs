@@ -13,7 +13,7 @@ use crate::http::Transport;
 use crate::lifecycle::{Provider, describe};
 use crate::types::{
     Action, ApplicationCredentialAuth, Cloud, Credentials, Error, FieldError, ImageQuery, ImageSpec,
-    ImageState, PasswordAuth, ProjectScope, SourceFingerprint, Timeouts,
+    ImageState, PasswordAuth, ProjectScope, Session, SourceFingerprint, Timeouts,
 };
 
 /// `check-json`: `{"spec": SPEC}` -> `{"spec": SPEC}` with defaults filled in.
@@ -350,6 +350,9 @@ struct QueryDoc {
     visibility: Option<String>,
     #[serde(default)]
     owner: Option<String>,
+    /// One tag (Terraform's data source has both `tag` and `tags`).
+    #[serde(default)]
+    tag: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
     #[serde(default, deserialize_with = "scalar_map")]
@@ -381,7 +384,7 @@ impl From<QueryDoc> for ImageQuery {
             name_regex: d.name_regex,
             visibility: d.visibility,
             owner: d.owner,
-            tags: d.tags,
+            tags: d.tags.into_iter().chain(d.tag).collect(),
             properties: d.properties.into_iter().collect(),
             size_min: d.size_min,
             size_max: d.size_max,
@@ -671,6 +674,9 @@ struct CloudDoc {
     interface: Option<String>,
     #[serde(default)]
     retries: Option<u32>,
+    /// A token issued earlier for these credentials (a runtime sharing one per run).
+    #[serde(default)]
+    session: Option<SessionDoc>,
     /// Accepted for clouds.yaml compatibility; only Keystone v3 and Glance v2 are spoken.
     #[serde(default)]
     #[allow(dead_code)]
@@ -678,6 +684,14 @@ struct CloudDoc {
     #[serde(default)]
     #[allow(dead_code)]
     image_api_version: Option<Value>,
+}
+
+/// The `session` record: the token and the token response carrying its catalog.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionDoc {
+    token: String,
+    token_body: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -781,8 +795,10 @@ impl CloudDoc {
             region: self.region_name,
             interface: self.interface,
             retries: self.retries,
-            // Engines keep no session: each instance authenticates once.
-            session: None,
+            session: self.session.map(|s| Session {
+                token: s.token,
+                token_body: s.token_body,
+            }),
         })
     }
 }
@@ -804,6 +820,9 @@ fn boolean() -> Value {
 }
 fn count() -> Value {
     json!({ "type": "integer", "minimum": 0 })
+}
+fn seconds() -> Value {
+    json!({ "type": "integer", "minimum": 0, "x-unit": "seconds" })
 }
 
 /// Every spec field, in the spec file's order. `x-force-new` agrees with `diff` (tested).
@@ -830,11 +849,14 @@ const SPEC_FIELDS: &[FieldInfo] = &[
     FieldInfo { name: "tags", schema: || json!({ "type": "array", "items": { "type": "string" }, "uniqueItems": true }), description: "Tags, as a set.", force_new: false, secret: false },
     FieldInfo { name: "verify_checksum", schema: boolean, description: "Verify Glance's checksums against the uploaded bytes. Default true.", force_new: false, secret: false },
     FieldInfo { name: "visibility", schema: || json!({ "enum": ["public", "private", "shared", "community"] }), description: "Who can see the image. Default private.", force_new: false, secret: false },
-    FieldInfo { name: "timeouts", schema: || json!({ "type": "object", "additionalProperties": false, "properties": { "create": count(), "update": count(), "delete": count() } }), description: "Per-operation time limits in seconds (create 1800, update 600, delete 600).", force_new: false, secret: false },
+    FieldInfo { name: "timeouts", schema: || json!({ "type": "object", "additionalProperties": false, "properties": { "create": seconds(), "update": seconds(), "delete": seconds() } }), description: "Per-operation time limits in seconds (create 1800, update 600, delete 600).", force_new: false, secret: false },
 ];
 
-/// A computed state field: name, JSON Schema, description.
-type Computed = (&'static str, fn() -> Value, &'static str);
+/// Builds one JSON value (a schema fragment or a default).
+type Schema = fn() -> Value;
+
+/// A computed state field (or a query field): name, JSON Schema, description.
+type Computed = (&'static str, Schema, &'static str);
 
 /// Every computed state field.
 #[rustfmt::skip]
@@ -858,6 +880,58 @@ const COMPUTED_FIELDS: &[Computed] = &[
     ("source_fingerprint", || json!({ "type": "object", "properties": { "size": count(), "sha512": string(), "mtime_ns": { "type": "string", "pattern": "^[0-9]+$", "description": "Nanoseconds since 1970, as a decimal string (exact beyond 2^53)." }, "etag": string(), "last_modified": string() } }), "The source data as uploaded, to notice when it changes."),
 ];
 
+/// What `check` fills in when a spec leaves a field out (validate.rs), as JSON Schema `default`s.
+#[rustfmt::skip]
+const DEFAULTS: &[(&str, Schema)] = &[
+    ("decompress", || json!(false)),
+    ("web_download", || json!(false)),
+    ("min_disk_gb", || json!(0)),
+    ("min_ram_mb", || json!(0)),
+    ("protected", || json!(false)),
+    ("hidden", || json!(false)),
+    ("verify_checksum", || json!(true)),
+    ("visibility", || json!("private")),
+];
+
+/// Computed outputs an in-place update never changes (`x-stable`): an engine can promise them
+/// in an update's plan.
+const STABLE_OUTPUTS: &[&str] = &[
+    "id",
+    "checksum",
+    "os_hash_algo",
+    "os_hash_value",
+    "size_bytes",
+    "virtual_size",
+    "owner",
+    "created_at",
+    "file",
+    "schema",
+    "stores",
+    "direct_url",
+    "source_fingerprint",
+];
+
+/// Every field of a `find` query.
+#[rustfmt::skip]
+const QUERY_FIELDS: &[Computed] = &[
+    ("name", string, "Exact image name."),
+    ("name_regex", string, "Regular expression the image name must match."),
+    ("visibility", || json!({ "enum": ["public", "private", "shared", "community", "all"] }), "Visibility of the image."),
+    ("member_status", || json!({ "enum": ["accepted", "pending", "rejected", "all"] }), "Status of the image's membership for the project."),
+    ("owner", string, "Project that owns the image."),
+    ("tag", string, "A tag the image carries."),
+    ("tags", || json!({ "type": "array", "items": { "type": "string" }, "uniqueItems": true }), "Tags the image carries, all of them."),
+    ("properties", || json!({ "type": "object", "additionalProperties": { "type": ["string", "number", "boolean"] } }), "Properties the image carries, with these values."),
+    ("size_min", count, "Smallest size in bytes."),
+    ("size_max", count, "Largest size in bytes."),
+    ("sort", string, "Sort order, e.g. name:asc,created_at:desc."),
+    ("most_recent", boolean, "Pick the most recently created image when several match."),
+    ("hidden", boolean, "Look among hidden images."),
+    ("container_format", || json!({ "enum": ["bare", "ovf", "aki", "ari", "ami", "ova", "docker", "compressed"] }), "Container format."),
+    ("disk_format", || json!({ "enum": ["raw", "vhd", "vhdx", "vmdk", "vdi", "iso", "ploop", "qcow2", "aki", "ari", "ami"] }), "Disk format."),
+    ("region", string, "Region whose image endpoint to search."),
+];
+
 /// `schema`: JSON Schema of the spec, state and cloud documents.
 pub fn schema() -> String {
     let nullable = |schema: Value| -> Value { json!({ "anyOf": [schema, { "type": "null" }] }) };
@@ -872,6 +946,20 @@ pub fn schema() -> String {
             o.insert("x-secret".into(), f.secret.into());
             if f.secret {
                 o.insert("writeOnly".into(), true.into());
+            }
+            if let Some((_, default)) = DEFAULTS.iter().find(|(name, _)| *name == f.name) {
+                o.insert("default".into(), default());
+            }
+            match f.name {
+                // Diff leaves an unset name alone: the image keeps the one it has.
+                "name" => {
+                    o.insert("x-keep-when-unset".into(), true.into());
+                }
+                // Runtimes give downloads a cache directory of their own when none is set.
+                "image_cache_path" => {
+                    o.insert("x-runtime-default".into(), true.into());
+                }
+                _ => {}
             }
             (f.name.to_string(), s)
         })
@@ -889,8 +977,19 @@ pub fn schema() -> String {
         o.insert("x-force-new".into(), false.into());
         o.insert("x-computed".into(), true.into());
         o.insert("x-secret".into(), false.into());
+        if STABLE_OUTPUTS.contains(name) {
+            o.insert("x-stable".into(), true.into());
+        }
         state_props.insert((*name).into(), s);
     }
+    let query_props: Map<String, Value> = QUERY_FIELDS
+        .iter()
+        .map(|(name, schema, description)| {
+            let mut s = nullable(schema());
+            s["description"] = (*description).into();
+            ((*name).to_string(), s)
+        })
+        .collect();
     let secret = |description: &str| json!({ "type": "string", "description": description, "x-secret": true, "writeOnly": true });
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -908,6 +1007,11 @@ pub fn schema() -> String {
                 "type": "object",
                 "required": ["id"],
                 "properties": state_props,
+            },
+            "query": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": query_props,
             },
             "cloud": {
                 "type": "object",
@@ -934,6 +1038,15 @@ pub fn schema() -> String {
                     "region_name": string(),
                     "interface": { "enum": ["public", "internal", "admin"] },
                     "retries": { "type": "integer", "minimum": 0, "description": "Retries of requests that are safe to repeat. Default 4." },
+                    "session": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["token", "token_body"],
+                        "description": "A Keystone token issued earlier for the same credentials (a runtime shares one per run); used until Keystone answers 401.",
+                        "x-secret": true,
+                        "writeOnly": true,
+                        "properties": { "token": string(), "token_body": string() },
+                    },
                     "identity_api_version": { "description": "Accepted and ignored (Keystone v3 only)." },
                     "image_api_version": { "description": "Accepted and ignored (Glance v2 only)." },
                 },

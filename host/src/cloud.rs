@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 
 use crate::bindings::{ApplicationCredentialAuth, Cloud, Credentials, PasswordAuth, ProjectScope};
-use crate::clouds_yaml::TOKEN_CACHE_VAR;
+use crate::clouds_yaml::{self, TOKEN_CACHE_VAR};
 use crate::transport::TlsSettings;
 
 /// Reads the cloud from `OS_*` variables through `var` (the process environment in
@@ -89,6 +89,90 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Cloud> {
         retries: None,
         session: None,
     })
+}
+
+/// A cloud and how to reach it: what every runtime of this host needs to start a sandbox.
+pub struct CloudSettings {
+    pub cloud: Cloud,
+    pub tls: TlsSettings,
+    /// Whether to keep the Keystone token for later runs.
+    pub token_cache: bool,
+}
+
+/// The cloud a clouds.yaml cloud entry describes (`explicit`, e.g. from a Terraform provider
+/// block), merged over the clouds.yaml cloud `name` when one is named.
+pub fn from_entry(name: Option<&str>, explicit: &serde_json::Value) -> Result<CloudSettings> {
+    let explicit: serde_yaml_ng::Value =
+        serde_yaml_ng::to_value(explicit).map_err(|e| anyhow::anyhow!("the cloud settings: {e}"))?;
+    let (entry, origin) = match name {
+        Some(name) => {
+            let config_file = std::env::var_os("OS_CLIENT_CONFIG_FILE").map(std::path::PathBuf::from);
+            let (mut entry, file) = clouds_yaml::find_entry(name, config_file, &clouds_yaml::search_dirs())?;
+            clouds_yaml::merge(&mut entry, explicit);
+            (
+                entry,
+                format!("{} and the provider settings", clouds_yaml::origin(name, &file)),
+            )
+        }
+        None => (explicit, "the provider settings".to_string()),
+    };
+    let vars = clouds_yaml::entry_settings(&origin, &entry)?;
+    let var = |k: &str| vars.get(k).cloned();
+    Ok(CloudSettings {
+        cloud: from_env(var)?,
+        tls: tls_from_env(var)?,
+        token_cache: token_cache_from_env(var)?,
+    })
+}
+
+/// `cloud` as the JSON face's cloud document (a clouds.yaml cloud entry), for runtimes that
+/// call the component with documents. TLS settings stay with the runtime.
+pub fn document(cloud: &Cloud) -> serde_json::Value {
+    let mut auth = serde_json::Map::new();
+    let mut put = |key: &str, value: &Option<String>| {
+        if let Some(value) = value {
+            auth.insert(key.to_string(), value.clone().into());
+        }
+    };
+    put("auth_url", &Some(cloud.auth_url.clone()));
+    let auth_type = match &cloud.credentials {
+        Credentials::Password(p) => {
+            put("username", &p.username);
+            put("user_id", &p.user_id);
+            put("password", &Some(p.password.clone()));
+            put("user_domain_name", &p.user_domain_name);
+            put("user_domain_id", &p.user_domain_id);
+            "password"
+        }
+        Credentials::ApplicationCredential(a) => {
+            put("application_credential_id", &a.id);
+            put("application_credential_name", &a.name);
+            put("application_credential_secret", &Some(a.secret.clone()));
+            put("username", &a.username);
+            put("user_id", &a.user_id);
+            put("user_domain_name", &a.user_domain_name);
+            put("user_domain_id", &a.user_domain_id);
+            "v3applicationcredential"
+        }
+        Credentials::Token(token) => {
+            put("token", &Some(token.clone()));
+            "v3token"
+        }
+    };
+    put("project_name", &cloud.scope.project_name);
+    put("project_id", &cloud.scope.project_id);
+    put("project_domain_name", &cloud.scope.project_domain_name);
+    put("project_domain_id", &cloud.scope.project_domain_id);
+    let mut doc = serde_json::json!({ "auth": auth, "auth_type": auth_type });
+    for (key, value) in [("region_name", &cloud.region), ("interface", &cloud.interface)] {
+        if let Some(value) = value {
+            doc[key] = value.clone().into();
+        }
+    }
+    if let Some(retries) = cloud.retries {
+        doc["retries"] = retries.into();
+    }
+    doc
 }
 
 /// The cloud's TLS settings from `OS_CACERT` and `OS_INSECURE` (clouds.yaml's `cacert` and

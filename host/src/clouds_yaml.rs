@@ -30,6 +30,25 @@ pub fn settings(
     config_file: Option<PathBuf>,
     dirs: &[PathBuf],
 ) -> Result<HashMap<String, String>> {
+    let (entry, clouds_file) = find_entry(name, config_file, dirs)?;
+    let mut vars = entry_settings(&origin(name, &clouds_file), &entry)?;
+    // Where the settings came from, so errors about them can say which file to fix.
+    vars.insert("OS_CLOUD".to_string(), name.to_string());
+    vars.insert(
+        "OS_CLIENT_CONFIG_FILE".to_string(),
+        clouds_file.display().to_string(),
+    );
+    Ok(vars)
+}
+
+/// How errors name cloud `name` of `file`.
+pub fn origin(name: &str, file: &Path) -> String {
+    format!("cloud '{name}' in {}", file.display())
+}
+
+/// Cloud `name`'s entry from the first clouds.yaml found, with secure.yaml's values merged in,
+/// and the clouds.yaml it came from.
+pub fn find_entry(name: &str, config_file: Option<PathBuf>, dirs: &[PathBuf]) -> Result<(Value, PathBuf)> {
     let candidates: Vec<PathBuf> = match config_file {
         Some(file) => vec![file],
         None => dirs
@@ -67,14 +86,7 @@ pub fn settings(
     {
         merge(&mut entry, secrets);
     }
-    let mut vars = to_os_vars(name, clouds_file, &entry)?;
-    // Where the settings came from, so errors about them can say which file to fix.
-    vars.insert("OS_CLOUD".to_string(), name.to_string());
-    vars.insert(
-        "OS_CLIENT_CONFIG_FILE".to_string(),
-        clouds_file.display().to_string(),
-    );
-    Ok(vars)
+    Ok((entry, clouds_file.clone()))
 }
 
 /// A clouds.yaml or secure.yaml: a YAML mapping (an empty file is an empty one).
@@ -122,8 +134,9 @@ fn cloud_names(path: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-/// secure.yaml values win over clouds.yaml's, key by key (nested maps merge).
-fn merge(base: &mut Value, over: Value) {
+/// `over`'s values win over `base`'s, key by key (nested maps merge): secure.yaml over
+/// clouds.yaml, explicit settings over a named cloud.
+pub fn merge(base: &mut Value, over: Value) {
     match (base, over) {
         (Value::Mapping(base), Value::Mapping(over)) => {
             for (key, value) in over {
@@ -143,8 +156,8 @@ fn merge(base: &mut Value, over: Value) {
 /// Keystone token for the next run.
 pub const TOKEN_CACHE_VAR: &str = "OPENSTACK_IMAGE_TOKEN_CACHE";
 
-fn to_os_vars(name: &str, file: &Path, entry: &Value) -> Result<HashMap<String, String>> {
-    let origin = format!("cloud '{name}' in {}", file.display());
+/// The `OS_*` settings of one clouds.yaml cloud entry (`origin` names it in errors).
+pub fn entry_settings(origin: &str, entry: &Value) -> Result<HashMap<String, String>> {
     let empty = Mapping::new();
     let auth = match entry.get("auth") {
         None | Some(Value::Null) => &empty,

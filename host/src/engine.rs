@@ -10,6 +10,7 @@ use anyhow::{Result, anyhow};
 use crate::bindings::{Action, Cloud, GuestError, ImageQuery, ImageSpec, ImageState};
 use crate::exit::{CloudError, Outcome};
 use crate::plan::{Change, Step};
+use crate::policy::DataSource;
 use crate::report::{self, Narrator};
 use crate::runtime::{CallResult, Instance};
 use crate::say;
@@ -200,9 +201,11 @@ fn with_named_properties(step: &Step) -> Option<ImageState> {
 
 /// The cache entry a spec's create downloads into (URL, cache directory), if any.
 fn cached_download(spec: &ImageSpec) -> Option<(String, String)> {
-    let url = spec.image_source_url.clone()?;
-    let cache = spec.image_cache_path.clone().filter(|c| c != "none")?;
-    (spec.web_download != Some(true)).then_some((url, cache))
+    let source = DataSource::of(spec);
+    Some((
+        source.downloaded_url()?.to_string(),
+        source.cache_dir()?.to_string(),
+    ))
 }
 
 async fn apply_step(

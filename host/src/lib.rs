@@ -13,6 +13,7 @@ pub mod policy;
 pub mod progress;
 pub mod report;
 pub mod runtime;
+pub mod sandbox;
 pub mod session;
 pub mod spec;
 pub mod state;

@@ -12,13 +12,14 @@ use tracing_subscriber::EnvFilter;
 
 use openstack_image::bindings::{self, Cloud};
 use openstack_image::exit_help;
-use openstack_image::policy::{self, AllowedHost, NetworkPolicy};
+use openstack_image::policy::{self, AllowedHost};
 use openstack_image::report::Narrator;
-use openstack_image::runtime::{EMBEDDED_COMPONENT, Grants, Instance, Limits, Runtime};
-use openstack_image::session::{self, SessionSlot};
+use openstack_image::runtime::{EMBEDDED_COMPONENT, Instance, Limits};
+use openstack_image::sandbox::{Sandbox, SandboxSettings, default_image_cache, token_cache_dir};
+use openstack_image::session;
 use openstack_image::spec::SpecFile;
 use openstack_image::state::{Ledger, State, StateLock};
-use openstack_image::transport::{Tls, TlsSettings};
+use openstack_image::transport::TlsSettings;
 use openstack_image::{cloud, clouds_yaml, engine, exit, plan, progress, report};
 
 /// Default state file name, next to the spec file.
@@ -207,7 +208,7 @@ enum Command {
     /// printed like `show` prints one (every property Glance reports is in `metadata`).
     /// Reads only; nothing is recorded in any state.
     #[command(after_long_help = concat!("Examples:\n  openstack-image find --name cirros-0.6\n  openstack-image find --name-regex '^ubuntu-24' --tag lts --property os_distro=ubuntu --most-recent | jq -r .id\n\n", exit_help!()))]
-    Find(FindArgs),
+    Find(Box<FindArgs>),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// For bash: `openstack-image completions bash > ~/.local/share/bash-completion/completions/openstack-image`;
@@ -496,7 +497,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Find(args) => {
             let (cloud, tls, token_cache) = load_cloud(&global)?;
-            let mut instance = Sandbox::new(&global, &cloud, &tls, token_cache)?
+            let mut instance = sandbox(&global, &cloud, &tls, token_cache)?
                 .instance(policy::SpecGrants::default(), "find")
                 .await?;
             let image = engine::find(&mut instance, &cloud, &args.into_query()).await?;
@@ -564,7 +565,7 @@ async fn open_state(
         }
     }
     let (cloud, tls, token_cache) = load_cloud(global)?;
-    let instance = Sandbox::new(global, &cloud, &tls, token_cache)?
+    let instance = sandbox(global, &cloud, &tls, token_cache)?
         .instance(policy::SpecGrants::default(), command)
         .await?;
     Ok((instance, cloud, Ledger::new(state, path), lock))
@@ -608,16 +609,12 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
         .retain(|name, _| engine::targeted(&args.targets, name));
     let (cloud, tls, token_cache) = load_cloud(global)?;
     for image in spec.images.values_mut() {
-        // Glance downloads web-download sources itself: no cache for those.
-        if image.image_source_url.is_some()
-            && image.image_cache_path.is_none()
-            && image.web_download != Some(true)
-        {
-            image.image_cache_path = Some(default_cache_dir()?.to_string_lossy().into_owned());
+        if policy::DataSource::of(image).needs_default_cache() {
+            image.image_cache_path = Some(default_image_cache()?.to_string_lossy().into_owned());
         }
     }
     let grants = policy::SpecGrants::for_images(spec.images.values())?;
-    let sandbox = Arc::new(Sandbox::new(global, &cloud, &tls, token_cache)?);
+    let sandbox = Arc::new(sandbox(global, &cloud, &tls, token_cache)?);
     let mut instance = sandbox.instance(grants, "check").await?;
     let desired = engine::check_all(&mut instance, &spec.images)
         .await
@@ -632,95 +629,32 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     })
 }
 
-/// This tool's cache directory: OPENSTACK_IMAGE_CACHE_DIR, else the user's cache directory.
-fn cache_base() -> Option<PathBuf> {
-    std::env::var_os("OPENSTACK_IMAGE_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| dirs::cache_dir().map(|d| d.join("openstack-image")))
-}
-
-/// Where downloads are cached when a spec does not say.
-fn default_cache_dir() -> Result<PathBuf> {
-    let base = cache_base()
-        .context("no cache directory: set image_cache_path in the spec or OPENSTACK_IMAGE_CACHE_DIR")?;
-    Ok(base.join("images"))
-}
-
-/// Where --token-cache keeps tokens.
-fn token_cache_dir() -> Result<PathBuf> {
-    let base = cache_base().context("no cache directory for --token-cache: set OPENSTACK_IMAGE_CACHE_DIR")?;
-    Ok(base.join("tokens"))
-}
-
-/// The compiled component and the grants every instance gets (the cloud and --allow-host);
-/// each instance adds its images' own grants.
-struct Sandbox {
-    runtime: Runtime,
-    auth_url: String,
-    extra_hosts: Vec<AllowedHost>,
-    tls: Tls,
-    /// The run's Keystone token: the first instance to authenticate shares it with the rest.
-    session: SessionSlot,
-    display: progress::Display,
-}
-
-impl Sandbox {
-    fn new(
-        global: &GlobalArgs,
-        cloud: &Cloud,
-        tls: &TlsSettings,
-        token_cache: Option<session::TokenCache>,
-    ) -> Result<Sandbox> {
-        if tls.insecure {
-            eprintln!(
-                "WARNING: TLS certificate verification is OFF for {} and its image endpoints \
-                 (verify: false / OS_INSECURE): anyone on the network path can read your \
-                 credentials and alter images. Use `cacert` with the cloud's CA instead.",
-                cloud.auth_url
-            );
-        }
-        let extra_hosts = global
+/// The sandbox settings the global options give.
+fn sandbox_settings(global: &GlobalArgs) -> Result<SandboxSettings> {
+    Ok(SandboxSettings {
+        component: global.component.clone(),
+        allow_hosts: global
             .allow_host
             .iter()
             .map(|h| AllowedHost::parse(h).map_err(|e| anyhow::anyhow!("--allow-host: {e}")))
-            .collect::<Result<Vec<_>>>()?;
-        let wasm = match &global.component {
-            Some(path) => std::fs::read(path)
-                .with_context(|| format!("cannot read the component {}", path.display()))?,
-            None => EMBEDDED_COMPONENT.to_vec(),
-        };
-        let limits = Limits {
+            .collect::<Result<_>>()?,
+        limits: Limits {
             memory_bytes: global.memory_limit_mib.saturating_mul(1024 * 1024),
             call_deadline: Duration::from_secs(global.deadline_seconds),
             output_bytes: global.output_limit_kib.saturating_mul(1024),
-        };
-        Ok(Sandbox {
-            runtime: Runtime::new(&wasm, limits)?,
-            auth_url: cloud.auth_url.clone(),
-            extra_hosts,
-            tls: Tls::new(tls)?,
-            session: SessionSlot::new(token_cache),
-            display: progress::Display::for_stderr(global.quiet),
-        })
-    }
+        },
+        display: progress::Display::for_stderr(global.quiet),
+    })
+}
 
-    /// A fresh instance with the common grants plus `grants`; its progress shows as `label`.
-    async fn instance(&self, grants: policy::SpecGrants, label: &str) -> Result<Instance> {
-        let mut hosts = self.extra_hosts.clone();
-        hosts.extend(grants.hosts);
-        let network = NetworkPolicy::new(&self.auth_url, &hosts, self.tls.clone(), self.session.clone())
-            .map_err(|e| anyhow::anyhow!("OS_AUTH_URL: {e}"))?;
-        self.runtime
-            .instantiate(
-                Grants {
-                    network,
-                    read_only_dirs: grants.read_only_dirs,
-                    read_write_dirs: grants.read_write_dirs,
-                },
-                progress::ImageProgress::new(self.display.clone(), label),
-            )
-            .await
-    }
+/// The run's sandbox for `cloud`.
+fn sandbox(
+    global: &GlobalArgs,
+    cloud: &Cloud,
+    tls: &TlsSettings,
+    token_cache: Option<session::TokenCache>,
+) -> Result<Sandbox> {
+    Sandbox::new(&sandbox_settings(global)?)?.for_cloud(cloud, tls, token_cache)
 }
 
 fn state_path(explicit: Option<PathBuf>, spec: Option<&Path>) -> PathBuf {

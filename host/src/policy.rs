@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use serde::Deserialize;
 use serde_json::Value;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions};
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
@@ -28,12 +29,61 @@ pub struct SpecGrants {
     pub hosts: Vec<AllowedHost>,
 }
 
+/// Where an image's data comes from: all the grants and the download cache depend on. Read
+/// from a typed spec or from a JSON spec document (other fields are ignored).
+#[derive(Debug, Default, Deserialize)]
+pub struct DataSource {
+    #[serde(default)]
+    pub local_file_path: Option<String>,
+    #[serde(default)]
+    pub image_source_url: Option<String>,
+    #[serde(default)]
+    pub web_download: Option<bool>,
+    #[serde(default)]
+    pub image_cache_path: Option<String>,
+}
+
+impl DataSource {
+    /// The data source of a typed spec.
+    pub fn of(spec: &ImageSpec) -> DataSource {
+        DataSource {
+            local_file_path: spec.local_file_path.clone(),
+            image_source_url: spec.image_source_url.clone(),
+            web_download: spec.web_download,
+            image_cache_path: spec.image_cache_path.clone(),
+        }
+    }
+
+    /// The URL the component downloads itself (Glance downloads web-download sources).
+    pub fn downloaded_url(&self) -> Option<&str> {
+        self.image_source_url
+            .as_deref()
+            .filter(|_| self.web_download != Some(true))
+    }
+
+    /// True when a download needs a cache directory and the spec names none (`none` streams).
+    pub fn needs_default_cache(&self) -> bool {
+        self.downloaded_url().is_some() && self.image_cache_path.is_none()
+    }
+
+    /// The cache directory a download uses, if any.
+    pub fn cache_dir(&self) -> Option<&str> {
+        self.downloaded_url()?;
+        self.image_cache_path.as_deref().filter(|c| *c != "none")
+    }
+}
+
 impl SpecGrants {
     /// The grants for `images` (paths already absolute).
     pub fn for_images<'a>(images: impl Iterator<Item = &'a ImageSpec>) -> anyhow::Result<SpecGrants> {
+        Self::for_sources(images.map(DataSource::of))
+    }
+
+    /// The grants for images with these data sources (paths already absolute).
+    pub fn for_sources(sources: impl Iterator<Item = DataSource>) -> anyhow::Result<SpecGrants> {
         let (mut read_only, mut read_write, mut hosts) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-        for image in images {
-            if let Some(dir) = image
+        for source in sources {
+            if let Some(dir) = source
                 .local_file_path
                 .as_deref()
                 .and_then(|f| Path::new(f).parent())
@@ -41,18 +91,15 @@ impl SpecGrants {
             {
                 read_only.insert(dir.to_path_buf());
             }
-            // Glance downloads web-download sources itself: the component never calls them.
-            if let Some(url) = &image.image_source_url
-                && image.web_download != Some(true)
+            if let Some(url) = source.downloaded_url()
+                && let Ok(host) = AllowedHost::parse(url)
             {
-                if let Ok(host) = AllowedHost::parse(url) {
-                    hosts.insert(host);
-                }
-                if let Some(cache) = image.image_cache_path.as_deref().filter(|c| *c != "none") {
-                    std::fs::create_dir_all(cache)
-                        .map_err(|e| anyhow::anyhow!("image_cache_path: cannot create {cache}: {e}"))?;
-                    read_write.insert(PathBuf::from(cache));
-                }
+                hosts.insert(host);
+            }
+            if let Some(cache) = source.cache_dir() {
+                std::fs::create_dir_all(cache)
+                    .map_err(|e| anyhow::anyhow!("image_cache_path: cannot create {cache}: {e}"))?;
+                read_write.insert(PathBuf::from(cache));
             }
         }
         Ok(SpecGrants {
@@ -112,7 +159,8 @@ pub struct NetworkPolicy {
     /// (`verify: false`) apply to.
     cloud: Arc<Mutex<BTreeSet<AllowedHost>>>,
     denied: Arc<Mutex<BTreeSet<String>>>,
-    auth_host: AllowedHost,
+    /// The Keystone host, whose token responses are read (none: no cloud is reachable).
+    auth_host: Option<AllowedHost>,
     tls: Tls,
     /// The run's Keystone token, shared with every other instance's policy.
     session: SessionSlot,
@@ -135,7 +183,7 @@ impl NetworkPolicy {
             allowed: Arc::new(Mutex::new(allowed)),
             cloud: Arc::new(Mutex::new(BTreeSet::from([auth_host.clone()]))),
             denied: Arc::new(Mutex::new(BTreeSet::new())),
-            auth_host,
+            auth_host: Some(auth_host),
             tls,
             session,
         };
@@ -143,6 +191,18 @@ impl NetworkPolicy {
             policy.learn_catalog(body.as_bytes());
         }
         Ok(policy)
+    }
+
+    /// A policy for calls that need no network (`check`, `schema`): every host is refused.
+    pub fn offline(tls: Tls) -> NetworkPolicy {
+        NetworkPolicy {
+            allowed: Arc::default(),
+            cloud: Arc::default(),
+            denied: Arc::default(),
+            auth_host: None,
+            tls,
+            session: SessionSlot::default(),
+        }
     }
 
     /// The run's token for this instance's next call, or the claim to get it (see
@@ -222,7 +282,8 @@ impl NetworkPolicy {
                 .path()
                 .trim_end_matches('/')
                 .ends_with("/auth/tokens")
-            && host_port(request.uri()).is_some_and(|(h, p)| self.auth_host.admits(&h, p))
+            && host_port(request.uri())
+                .is_some_and(|(h, p)| self.auth_host.as_ref().is_some_and(|a| a.admits(&h, p)))
     }
 }
 

@@ -49,7 +49,8 @@ pub struct Grants {
     pub read_write_dirs: Vec<PathBuf>,
 }
 
-/// A compiled component ready to instantiate.
+/// A compiled component ready to instantiate (cheap to clone: clones share the compiled code).
+#[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
     pre: InstancePre<GuestState>,
@@ -116,12 +117,13 @@ impl WasiHttpView for GuestState {
 }
 
 impl Runtime {
-    /// Compiles `wasm` (or loads it from the compiled-artifact cache) and links WASI.
-    pub fn new(wasm: &[u8], limits: Limits) -> Result<Runtime> {
+    /// Compiles `wasm` (or loads its compiled form from `compiled_cache`, storing it there on a
+    /// miss) and links WASI.
+    pub fn new(wasm: &[u8], limits: Limits, compiled_cache: Option<&Path>) -> Result<Runtime> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
         let engine = Engine::new(&config)?;
-        let component = load_cached(&engine, wasm)?;
+        let component = load_cached(&engine, wasm, compiled_cache)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
@@ -149,6 +151,19 @@ impl Runtime {
             json_face,
             limits,
         })
+    }
+
+    /// The same compiled component under other limits.
+    pub fn with_limits(&self, limits: Limits) -> Runtime {
+        Runtime {
+            limits,
+            ..self.clone()
+        }
+    }
+
+    /// The limits instances run under.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// A fresh instance with `grants`, showing its transfers on `progress`.
@@ -332,7 +347,23 @@ impl Instance {
     /// `cloud` document as its `session`, as for the typed calls.
     pub async fn call_json(&mut self, function: JsonFunction, request: &str) -> CallResult<String, String> {
         let face = self.json_face()?;
-        let (_, _claim) = self.store.data().network.acquire_session().await;
+        let mut request: serde_json::Value =
+            serde_json::from_str(request).context("the request is not a JSON document")?;
+        let mut _claim = None;
+        if let Some(cloud) = request
+            .get_mut("cloud")
+            .and_then(serde_json::Value::as_object_mut)
+            && !cloud.contains_key("session")
+        {
+            let (session, claim) = self.store.data().network.acquire_session().await;
+            _claim = claim;
+            if let Some(session) = session {
+                let session = serde_json::json!({ "token": session.token, "token_body": session.token_body });
+                cloud.insert("session".into(), session);
+            }
+        }
+        let request = request.to_string();
+        let request = request.as_str();
         let answer = match function {
             JsonFunction::Check => guarded_call!(self, face, call_check_json(request)),
             JsonFunction::Diff => guarded_call!(self, face, call_diff_json(request)),
@@ -527,8 +558,8 @@ fn explain_trap(trap: wasmtime::Error, store: &Store<GuestState>) -> anyhow::Err
 }
 
 /// Loads the compiled form of `wasm` from the cache, compiling and storing it on a miss.
-fn load_cached(engine: &Engine, wasm: &[u8]) -> Result<Component> {
-    let Some(path) = cache_path(engine, wasm) else {
+fn load_cached(engine: &Engine, wasm: &[u8], cache: Option<&Path>) -> Result<Component> {
+    let Some(path) = cache.map(|dir| cache_path(dir, engine, wasm)) else {
         return Ok(Component::new(engine, wasm)?);
     };
     if path.exists() {
@@ -561,12 +592,10 @@ fn store_cached(path: &Path, component: &Component) -> Result<()> {
     Ok(())
 }
 
-fn cache_path(engine: &Engine, wasm: &[u8]) -> Option<PathBuf> {
-    let dir = std::env::var_os("OPENSTACK_IMAGE_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| dirs::cache_dir().map(|d| d.join("openstack-image")))?;
+/// The compiled form's file: keyed by the component's hash and the engine's compatibility.
+fn cache_path(dir: &Path, engine: &Engine, wasm: &[u8]) -> PathBuf {
     let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut engine_hash);
     let component_hash = hex::encode(&Sha256::digest(wasm)[..16]);
-    Some(dir.join(format!("{component_hash}-{:016x}.cwasm", engine_hash.finish())))
+    dir.join(format!("{component_hash}-{:016x}.cwasm", engine_hash.finish()))
 }

@@ -4,6 +4,7 @@
 //! [`Backend`].
 
 pub mod backend;
+pub mod component;
 pub mod diagnostics;
 pub mod document;
 pub mod duration;

@@ -1,37 +1,16 @@
-//! The provider binary `terraform-provider-openstackimage`.
-//!
-//! The component runtime (the host library's sandbox) plugs in as a [`Backend`]. This build
-//! links none yet, so Terraform gets a clear error instead of a schema.
+//! The provider binary `terraform-provider-openstackimage`: the provider over the embedded
+//! component, sandboxed as the `openstack-image` command runs it.
 
 use std::process::ExitCode;
 
-use serde_json::Value;
-use terraform_provider_openstackimage::{Backend, CloudConfig, ComponentError, Function};
+use terraform_provider_openstackimage::component::SandboxBackend;
 
 fn main() -> ExitCode {
-    terraform_provider_openstackimage::run(Unlinked)
-}
-
-/// The answer of a build without a component runtime.
-struct Unlinked;
-
-fn unlinked() -> ComponentError {
-    ComponentError::new(
-        "unavailable",
-        "this build of terraform-provider-openstackimage has no component runtime linked in",
-    )
-}
-
-impl Backend for Unlinked {
-    async fn schema(&self) -> Result<Value, ComponentError> {
-        Err(unlinked())
-    }
-
-    async fn configure(&self, _config: CloudConfig) -> Result<(), ComponentError> {
-        Err(unlinked())
-    }
-
-    async fn call(&self, _function: Function, _request: Value) -> Result<Value, ComponentError> {
-        Err(unlinked())
+    match SandboxBackend::new() {
+        Ok(backend) => terraform_provider_openstackimage::run(backend),
+        Err(err) => {
+            eprintln!("terraform-provider-openstackimage: cannot load the component: {err}");
+            ExitCode::FAILURE
+        }
     }
 }

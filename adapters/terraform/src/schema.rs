@@ -3,8 +3,9 @@
 //! resource and `$defs.query` + `$defs.state` for the data source:
 //!
 //! - an input property is Optional, Required when the input's `required` lists it, and
-//!   Optional+Computed when it has a JSON Schema `default` (the component fills it in) or
-//!   `x-keep-when-unset` (leaving it out keeps what the image has);
+//!   Optional+Computed when it has a JSON Schema `default` (the component fills it in),
+//!   `x-keep-when-unset` (leaving it out keeps what the image has) or `x-runtime-default` (the
+//!   runtime fills it in, e.g. a download cache directory);
 //! - a property only in the state is Computed;
 //! - `x-secret` makes it Sensitive; `x-force-new` and `x-stable` steer planning (`plan`);
 //! - `anyOf [T, null]` is T; arrays with `uniqueItems` are sets, other arrays lists; objects
@@ -94,7 +95,9 @@ impl Schema {
         for (name, prop) in input_props {
             let ty = type_of(prop, &format!("{input_def}.{name}"))?;
             let in_state = state_props.contains_key(name);
-            let defaulted = prop.get("default").is_some() || flag(prop, "x-keep-when-unset");
+            let defaulted = prop.get("default").is_some()
+                || flag(prop, "x-keep-when-unset")
+                || flag(prop, "x-runtime-default");
             let mode = if required.contains(&name.as_str()) {
                 Mode::Required
             } else if defaulted || (in_state && input_def == "query") {

@@ -1,18 +1,19 @@
 //! The provider under the real Terraform 1.0.3, end to end over plugin protocol 6 (go-plugin
 //! handshake, AutoMTLS with Terraform's P-521 client certificate), against the fake cloud of
-//! `support::fake_cloud`. The test binary is its own provider: Terraform starts it from the
+//! `fake_cloud`. The test binary is its own provider: Terraform starts it from the
 //! mirror with the plugin cookie set, and then it serves instead of testing.
 //!
 //! The steps build on each other, as a user's session would: init, create, a clean plan,
 //! an in-place update, drift, a replacement, an image deleted elsewhere, a diagnostic on the
 //! right attribute, import, the data source, secrets out of the trace log, destroy.
 
+mod fake_cloud;
 mod support;
 
 use std::process::ExitCode;
 
 use serde_json::{Value as Json, json};
-use support::{Run, Workspace, fake_cloud};
+use support::{Run, Workspace};
 
 const PASSWORD: &str = "keystone-pw-8c1f7d";
 const SOURCE_SECRET: &str = "mirror-pw-51ab9e";

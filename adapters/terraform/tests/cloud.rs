@@ -1,0 +1,468 @@
+//! The provider binary, with the real component in its sandbox, under the real Terraform
+//! 1.0.3 against the dev cloud (`scripts/dev-cloud`): every step is checked with
+//! python-openstackclient (`openstack image show`), the observer the CLI's tests use too.
+//! Scenarios read as a user's session: write a configuration, plan, apply, look at the cloud,
+//! change the configuration, look again.
+
+mod support;
+
+use openstack_image_tests::fault_proxy::{Fault, FaultProxy};
+use openstack_image_tests::source_server::{Served, SourceServer, compressed_variants};
+use openstack_image_tests::{Scenario, TestRegion, cloud_env, digest, observer, root};
+use serde_json::Value as Json;
+use support::{Run, Workspace};
+
+/// A Terraform workspace for the provider binary, with the dev cloud's OS_* variables (the
+/// provider's fallbacks, as terraform-provider-openstack reads them).
+fn workspace(extra: &[(&str, &str)]) -> Workspace {
+    let cache = root().join("target/component-cache");
+    let mut env: Vec<(&str, &str)> = cloud_env()
+        .iter()
+        .filter(|(k, _)| k.starts_with("OS_"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    env.push(("OPENSTACK_IMAGE_CACHE_DIR", cache.to_str().expect("utf-8 path")));
+    env.extend_from_slice(extra);
+    let provider = std::path::Path::new(env!("CARGO_BIN_EXE_terraform-provider-openstackimage"));
+    Workspace::new(support::terraform(), provider, &env)
+}
+
+/// `main.tf`: the provider block and `body`, the resources exactly as a
+/// terraform-provider-openstack user writes them plus the `provider` line.
+fn main_tf(body: &str) -> String {
+    format!(
+        r#"terraform {{
+  required_providers {{
+    openstackimage = {{
+      source  = "{source}"
+      version = "{version}"
+    }}
+  }}
+}}
+
+provider "openstackimage" {{}}
+
+{body}"#,
+        source = support::SOURCE,
+        version = support::VERSION
+    )
+}
+
+/// The attributes of `address` in the Terraform state (`terraform show -json`).
+fn attributes(w: &Workspace, address: &str) -> Json {
+    let shown: Json = serde_json::from_str(&w.ok(&["show", "-json"]).stdout).expect("terraform show -json");
+    let resources = shown["values"]["root_module"]["resources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    resources
+        .into_iter()
+        .find(|r| r["address"] == address)
+        .unwrap_or_else(|| panic!("{address} is not in the state"))["values"]
+        .clone()
+}
+
+#[track_caller]
+fn expect_code(run: Run, code: i32) -> Run {
+    assert_eq!(run.code, code, "expected exit status {code}:\n{}", run.output());
+    run
+}
+
+fn id_of(w: &Workspace, address: &str) -> String {
+    attributes(w, address)["id"].as_str().expect("an id").to_string()
+}
+
+fn sorted_tags(image: &Json) -> Vec<String> {
+    let mut tags: Vec<String> = image["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    tags.sort();
+    tags
+}
+
+/// The image resource `web` named `name`, over `file`, with `extra` attribute lines.
+fn image_tf(name: &str, file: &std::path::Path, extra: &str) -> String {
+    main_tf(&format!(
+        r#"resource "openstack_images_image_v2" "web" {{
+  provider         = openstackimage
+  name             = "{name}"
+  container_format = "bare"
+  local_file_path  = "{file}"
+{extra}
+  timeouts {{
+    create = "10m"
+  }}
+}}
+"#,
+        file = file.display()
+    ))
+}
+
+/// The image resource `web` (a qcow2), with `extra` attribute lines.
+fn web(s: &Scenario, file: &std::path::Path, extra: &str) -> String {
+    image_tf(
+        &s.image_name("web"),
+        file,
+        &format!("  disk_format      = \"qcow2\"\n{extra}"),
+    )
+}
+
+#[test]
+fn create_update_replace_drift_and_destroy_a_local_image() {
+    let s = Scenario::new("tf-local");
+    let file = s.qcow2("web.qcow2", 2);
+    let w = workspace(&[]);
+    w.configure(&web(
+        &s,
+        &file,
+        "  tags = [\"linux\", \"test\"]\n  min_disk_gb = 1\n  min_ram_mb = 64\n  properties = {\n    os_distro = \"cirros\"\n    hw_disk_bus = \"virtio\"\n  }",
+    ));
+    w.init();
+    let plan = expect_code(w.plan(), 2);
+    assert!(plan.stdout.contains("will be created"), "{}", plan.stdout);
+    w.apply();
+    let id = id_of(&w, "openstack_images_image_v2.web");
+    let image = observer::image(&id).expect("the image exists");
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["name"], s.image_name("web"));
+    assert_eq!(image["min_disk"], 1);
+    assert_eq!(image["min_ram"], 64);
+    assert_eq!(image["visibility"], "private");
+    assert_eq!(sorted_tags(&image), vec!["linux", "test"]);
+    assert_eq!(image["properties"]["os_distro"], "cirros");
+    assert_eq!(image["checksum"], digest("md5sum", &file));
+    assert_eq!(image["properties"]["os_hash_value"], digest("sha512sum", &file));
+    let state = attributes(&w, "openstack_images_image_v2.web");
+    assert_eq!(state["checksum"], image["checksum"]);
+    assert_eq!(state["schema"], "/v2/schemas/image");
+    assert_eq!(state["status"], "active");
+    assert_eq!(state["size_bytes"], image["size"]);
+    expect_code(w.plan(), 0);
+
+    // In place: every mutable attribute at once keeps the id.
+    w.configure(&image_tf(
+        &s.image_name("web-renamed"),
+        &file,
+        "  disk_format = \"qcow2\"\n  tags = []\n  visibility = \"public\"\n  min_disk_gb = 2\n  min_ram_mb = 128\n  protected = true\n  hidden = true\n  properties = {\n    os_distro = \"ubuntu\"\n  }\n",
+    ));
+    let plan = expect_code(w.plan(), 2);
+    assert!(plan.stdout.contains("updated in-place"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("forces replacement"), "{}", plan.stdout);
+    w.apply();
+    assert_eq!(id_of(&w, "openstack_images_image_v2.web"), id, "updated in place");
+    let image = observer::image(&id).unwrap();
+    assert_eq!(image["name"], s.image_name("web-renamed"));
+    assert_eq!(sorted_tags(&image), Vec::<String>::new(), "tags cleared");
+    assert_eq!(image["visibility"], "public");
+    assert_eq!(image["min_disk"], 2);
+    assert_eq!(image["min_ram"], 128);
+    assert_eq!(image["protected"], true);
+    assert_eq!(image["properties"]["os_hidden"], true);
+    assert_eq!(image["properties"]["os_distro"], "ubuntu");
+    assert!(
+        image["properties"].get("hw_disk_bus").is_none(),
+        "a removed property is removed"
+    );
+    expect_code(w.plan(), 0);
+
+    // A protected image cannot be destroyed: a diagnostic, and it stays.
+    let refused = expect_code(w.run(&["destroy", "-auto-approve", "-no-color"]), 1);
+    assert!(refused.output().contains("protected"), "{}", refused.output());
+    assert!(observer::image(&id).is_some());
+
+    // Drift out of band is found and repaired.
+    let unprotected = web(&s, &file, "  protected = false\n");
+    w.configure(&unprotected);
+    w.apply();
+    assert!(
+        observer::openstack(&["image", "set", "--name", &s.image_name("drifted"), &id])
+            .status
+            .success()
+    );
+    let plan = expect_code(w.plan(), 2);
+    assert!(plan.stdout.contains(&s.image_name("drifted")), "{}", plan.stdout);
+    w.apply();
+    assert_eq!(observer::image(&id).unwrap()["name"], s.image_name("web"));
+    expect_code(w.plan(), 0);
+
+    // The file's content changes under the same path: a replacement.
+    std::fs::copy(s.qcow2("other.qcow2", 2), &file).unwrap();
+    let plan = expect_code(w.plan(), 2);
+    assert!(plan.stdout.contains("must be replaced"), "{}", plan.stdout);
+    w.apply();
+    let replaced = id_of(&w, "openstack_images_image_v2.web");
+    assert_ne!(replaced, id);
+    assert!(observer::image(&id).is_none(), "the old image is deleted");
+    assert_eq!(
+        observer::image(&replaced).unwrap()["properties"]["os_hash_value"],
+        digest("sha512sum", &file)
+    );
+
+    // A disk format change: a replacement too.
+    w.configure(&image_tf(
+        &s.image_name("web"),
+        &file,
+        "  disk_format = \"raw\"\n",
+    ));
+    let plan = expect_code(w.plan(), 2);
+    assert!(plan.stdout.contains("forces replacement"), "{}", plan.stdout);
+    w.apply();
+    let raw = id_of(&w, "openstack_images_image_v2.web");
+    assert_ne!(raw, replaced);
+    assert!(observer::image(&replaced).is_none());
+    assert_eq!(observer::image(&raw).unwrap()["disk_format"], "raw");
+
+    w.destroy();
+    assert!(observer::image(&raw).is_none());
+}
+
+#[test]
+fn a_url_source_decompressed_as_it_streams_and_through_the_cache() {
+    let s = Scenario::new("tf-url");
+    let raw = s.qcow2("disk.qcow2", 3);
+    let server = SourceServer::start();
+    let gzip = compressed_variants(&raw)
+        .into_iter()
+        .find(|(f, _)| *f == "gzip")
+        .unwrap()
+        .1;
+    server.serve("/disk.qcow2.gz", Served::new(std::fs::read(gzip).unwrap()));
+    let cache = s.path("cache");
+    let w = workspace(&[]);
+    let image = |key: &str, extra: &str| {
+        format!(
+            r#"resource "openstack_images_image_v2" "{key}" {{
+  provider         = openstackimage
+  name             = "{name}"
+  container_format = "bare"
+  disk_format      = "qcow2"
+  image_source_url = "{url}"
+  decompress       = true
+{extra}}}
+"#,
+            name = s.image_name(key),
+            url = server.url("/disk.qcow2.gz")
+        )
+    };
+    w.configure(&main_tf(&format!(
+        "{}{}",
+        image("streamed", "  image_cache_path = \"none\"\n"),
+        image(
+            "cached",
+            &format!("  image_cache_path = \"{}\"\n", cache.display())
+        )
+    )));
+    w.init();
+    w.apply();
+    for key in ["streamed", "cached"] {
+        let id = id_of(&w, &format!("openstack_images_image_v2.{key}"));
+        let image = observer::image(&id).unwrap();
+        assert_eq!(image["status"], "active", "{key}");
+        assert_eq!(
+            image["properties"]["os_hash_value"],
+            digest("sha512sum", &raw),
+            "{key}"
+        );
+    }
+    expect_code(w.plan(), 0);
+    w.destroy();
+}
+
+#[test]
+fn import_adopts_an_existing_image() {
+    let s = Scenario::new("tf-import");
+    let file = s.qcow2("disk.qcow2", 1);
+    let created = observer::openstack(&[
+        "image",
+        "create",
+        "--disk-format",
+        "qcow2",
+        "--container-format",
+        "bare",
+        "--private",
+        "--file",
+        file.to_str().unwrap(),
+        "--property",
+        "os_distro=cirros",
+        "--tag",
+        "adopted",
+        "-f",
+        "value",
+        "-c",
+        "id",
+        &s.image_name("web"),
+    ]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    let w = workspace(&[]);
+    w.configure(&web(
+        &s,
+        &file,
+        "  tags = [\"adopted\"]\n  properties = {\n    os_distro = \"cirros\"\n  }\n",
+    ));
+    w.init();
+    w.ok(&["import", "-no-color", "openstack_images_image_v2.web", &id]);
+    let state = attributes(&w, "openstack_images_image_v2.web");
+    assert_eq!(state["id"], id.as_str());
+    assert_eq!(state["name"], s.image_name("web"));
+    assert_eq!(state["properties"]["os_distro"], "cirros");
+    // Glance does not know where an image's data came from: the first plan records the
+    // configuration's source and timeouts in place (nothing is replaced or sent to the cloud
+    // but a no-op), and then the plan is clean.
+    let plan = expect_code(w.plan(), 2);
+    assert!(plan.stdout.contains("updated in-place"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("replaced"), "{}", plan.stdout);
+    w.apply();
+    assert_eq!(id_of(&w, "openstack_images_image_v2.web"), id);
+    expect_code(w.plan(), 0);
+    w.destroy();
+    assert!(observer::image(&id).is_none());
+}
+
+#[test]
+fn the_data_source_finds_the_newest_image_by_name_and_tag() {
+    let s = Scenario::new("tf-data");
+    let file = s.qcow2("disk.qcow2", 1);
+    let mut ids = Vec::new();
+    for tag in ["lts", "lts", "edge"] {
+        let created = observer::openstack(&[
+            "image",
+            "create",
+            "--disk-format",
+            "qcow2",
+            "--container-format",
+            "bare",
+            "--private",
+            "--file",
+            file.to_str().unwrap(),
+            "--tag",
+            tag,
+            "--property",
+            "os_distro=ubuntu",
+            "-f",
+            "value",
+            "-c",
+            "id",
+            &s.image_name("ubuntu"),
+        ]);
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        ids.push(String::from_utf8_lossy(&created.stdout).trim().to_string());
+        // created_at has a resolution of one second.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let data = |extra: &str| {
+        main_tf(&format!(
+            r#"data "openstack_images_image_v2" "ubuntu" {{
+  provider    = openstackimage
+  name        = "{name}"
+  tag         = "lts"
+  properties  = {{ os_distro = "ubuntu" }}
+{extra}}}
+
+output "id" {{
+  value = data.openstack_images_image_v2.ubuntu.id
+}}
+
+output "checksum" {{
+  value = data.openstack_images_image_v2.ubuntu.checksum
+}}
+"#,
+            name = s.image_name("ubuntu")
+        ))
+    };
+    let w = workspace(&[]);
+    w.configure(&data("  most_recent = true\n"));
+    w.init();
+    w.apply();
+    assert_eq!(w.output("id"), ids[1], "the newer of the two tagged lts");
+    assert_eq!(w.output("checksum"), digest("md5sum", &file));
+
+    w.configure(&data(""));
+    let refused = expect_code(w.plan(), 1);
+    assert!(refused.output().contains("most_recent"), "{}", refused.output());
+    w.configure(&data("  name_regex = \"^nothing-matches$\"\n"));
+    let none = expect_code(w.plan(), 1);
+    assert!(none.output().contains("no image matches"), "{}", none.output());
+}
+
+#[test]
+fn bad_input_is_a_diagnostic_on_its_attribute_and_creates_nothing() {
+    let s = Scenario::new("tf-bad");
+    let file = s.qcow2("disk.qcow2", 1);
+    let w = workspace(&[]);
+    w.configure(&web(&s, &file, ""));
+    w.init();
+
+    w.configure(&web(&s, &file, "").replace("\"qcow2\"", "\"qcow3\""));
+    let bad = expect_code(w.plan(), 1);
+    assert!(bad.output().contains("disk_format"), "{}", bad.output());
+    assert!(bad.output().contains("qcow3"), "{}", bad.output());
+
+    let missing = s.path("missing.qcow2");
+    w.configure(&web(&s, &missing, ""));
+    let bad = expect_code(w.plan(), 1);
+    assert!(bad.output().contains("local_file_path"), "{}", bad.output());
+    assert!(bad.output().contains("does not exist"), "{}", bad.output());
+
+    w.configure(&web(&s, &file, ""));
+    let wrong = expect_code(
+        w.run_with(
+            &["apply", "-auto-approve", "-no-color"],
+            &[("OS_PASSWORD", "not-the-password")],
+        ),
+        1,
+    );
+    assert!(
+        wrong.output().contains("rejected the credentials"),
+        "{}",
+        wrong.output()
+    );
+    assert!(!wrong.output().contains("not-the-password"), "{}", wrong.output());
+    assert!(
+        s.cloud_images().is_empty(),
+        "nothing was created: {:?}",
+        s.cloud_images()
+    );
+}
+
+#[test]
+fn an_upload_failing_midway_leaves_no_image_and_no_state() {
+    let s = Scenario::new("tf-fault");
+    let file = s.qcow2("disk.qcow2", 2);
+    let glance: std::net::SocketAddr = cloud_env()["DEV_CLOUD_GLANCE_URL"]
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let proxy = FaultProxy::start(glance, |line| {
+        (line.starts_with("PUT ") && line.contains("/file ")).then_some(Fault::CutBody(256 * 1024))
+    });
+    let region = TestRegion::register(&s.image_name("region"), &format!("http://{}", proxy.addr));
+    let w = workspace(&[]);
+    w.configure(&web(&s, &file, &format!("  region = \"{}\"\n", region.name)));
+    w.init();
+    let failed = expect_code(w.run(&["apply", "-auto-approve", "-no-color"]), 1);
+    assert!(failed.output().contains("Error"), "{}", failed.output());
+    assert!(
+        s.cloud_images().is_empty(),
+        "no half-made image: {:?}",
+        s.cloud_images()
+    );
+    let shown: Json = serde_json::from_str(&w.ok(&["show", "-json"]).stdout).unwrap();
+    assert!(
+        shown["values"]["root_module"]["resources"]
+            .as_array()
+            .is_none_or(|r| r.is_empty()),
+        "{shown}"
+    );
+}
