@@ -94,6 +94,11 @@ pub fn from_state(
         let old = reference.get(&attr.name);
         let value = if !attr.output || keep(attr) {
             old.clone()
+        } else if !attr.input {
+            // Computed only: no configuration spells it, so the document's value as it is
+            // (an import's `{}` and a create's `{}` alike, never null for one of them).
+            Value::from_json(doc.get(&attr.name).unwrap_or(&Json::Null), &attr.ty)
+                .map_err(|e| DecodeError(format!("the component's state field `{}`: {e}", attr.name)))?
         } else {
             from_document(doc.get(&attr.name), &attr.ty, old)
                 .map_err(|e| DecodeError(format!("the component's state field `{}`: {e}", attr.name)))?

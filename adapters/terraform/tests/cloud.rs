@@ -4,84 +4,15 @@
 //! Scenarios read as a user's session: write a configuration, plan, apply, look at the cloud,
 //! change the configuration, look again.
 
+#[path = "support/real_cloud.rs"]
+mod real_cloud;
 mod support;
 
 use openstack_image_tests::fault_proxy::{Fault, FaultProxy};
 use openstack_image_tests::source_server::{Served, SourceServer, compressed_variants};
-use openstack_image_tests::{Scenario, TestRegion, cloud_env, digest, observer, root};
+use openstack_image_tests::{Scenario, TestRegion, cloud_env, digest, observer};
+use real_cloud::{attributes, expect_code, id_of, main_tf, sorted_tags, workspace};
 use serde_json::Value as Json;
-use support::{Run, Workspace};
-
-/// A Terraform workspace for the provider binary, with the dev cloud's OS_* variables (the
-/// provider's fallbacks, as terraform-provider-openstack reads them).
-fn workspace(extra: &[(&str, &str)]) -> Workspace {
-    let cache = root().join("target/component-cache");
-    let mut env: Vec<(&str, &str)> = cloud_env()
-        .iter()
-        .filter(|(k, _)| k.starts_with("OS_"))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    env.push(("OPENSTACK_IMAGE_CACHE_DIR", cache.to_str().expect("utf-8 path")));
-    env.extend_from_slice(extra);
-    let provider = std::path::Path::new(env!("CARGO_BIN_EXE_terraform-provider-openstackimage"));
-    Workspace::new(support::terraform(), provider, &env)
-}
-
-/// `main.tf`: the provider block and `body`, the resources exactly as a
-/// terraform-provider-openstack user writes them plus the `provider` line.
-fn main_tf(body: &str) -> String {
-    format!(
-        r#"terraform {{
-  required_providers {{
-    openstackimage = {{
-      source  = "{source}"
-      version = "{version}"
-    }}
-  }}
-}}
-
-provider "openstackimage" {{}}
-
-{body}"#,
-        source = support::SOURCE,
-        version = support::VERSION
-    )
-}
-
-/// The attributes of `address` in the Terraform state (`terraform show -json`).
-fn attributes(w: &Workspace, address: &str) -> Json {
-    let shown: Json = serde_json::from_str(&w.ok(&["show", "-json"]).stdout).expect("terraform show -json");
-    let resources = shown["values"]["root_module"]["resources"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    resources
-        .into_iter()
-        .find(|r| r["address"] == address)
-        .unwrap_or_else(|| panic!("{address} is not in the state"))["values"]
-        .clone()
-}
-
-#[track_caller]
-fn expect_code(run: Run, code: i32) -> Run {
-    assert_eq!(run.code, code, "expected exit status {code}:\n{}", run.output());
-    run
-}
-
-fn id_of(w: &Workspace, address: &str) -> String {
-    attributes(w, address)["id"].as_str().expect("an id").to_string()
-}
-
-fn sorted_tags(image: &Json) -> Vec<String> {
-    let mut tags: Vec<String> = image["tags"]
-        .as_array()
-        .expect("tags")
-        .iter()
-        .map(|t| t.as_str().unwrap().to_string())
-        .collect();
-    tags.sort();
-    tags
-}
 
 /// The image resource `web` named `name`, over `file`, with `extra` attribute lines.
 fn image_tf(name: &str, file: &std::path::Path, extra: &str) -> String {
