@@ -343,7 +343,7 @@ impl RawImage {
 /// the file that `open` would read. A file that does not exist yet keeps its name below its
 /// resolved directory; a path whose directory does not resolve either (`/missing/../x`) is
 /// kept as written, made absolute, and fails as "does not exist" when it is used.
-fn resolve(base: &Path, path: &str) -> String {
+pub fn resolve(base: &Path, path: &str) -> String {
     if path.is_empty() {
         return String::new();
     }

@@ -123,6 +123,10 @@ impl Backend for SandboxBackend {
     }
 
     async fn call(&self, function: Function, mut request: Json) -> Result<Json, ComponentError> {
+        // Paths as Terraform users write them: relative to the working directory (the
+        // provider's own), resolved as the CLI resolves a spec's.
+        let base = std::env::current_dir().map_err(|e| host_error(e.into()))?;
+        let spellings = resolve_paths(&mut request, &base);
         // Downloads need a cache directory; the bundled host's default serves here too.
         if let Some(spec) = request.get_mut("spec") {
             let source: DataSource = serde_json::from_value(spec.clone()).unwrap_or_default();
@@ -162,12 +166,66 @@ impl Backend for SandboxBackend {
             .await
             .map_err(host_error)?;
         match answer {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| {
-                ComponentError::new("sandbox", format!("the component's answer is not JSON: {e}"))
-            }),
+            Ok(text) => {
+                let mut answer: Json = serde_json::from_str(&text).map_err(|e| {
+                    ComponentError::new("sandbox", format!("the component's answer is not JSON: {e}"))
+                })?;
+                respell_paths(&mut answer, &spellings);
+                Ok(answer)
+            }
             Err(text) => Err(serde_json::from_str(&text)
                 .unwrap_or_else(|_| ComponentError::new("sandbox", format!("the component failed: {text}")))),
         }
+    }
+}
+
+/// The fields that name a file or directory on this machine.
+const PATH_FIELDS: [&str; 2] = ["local_file_path", "image_cache_path"];
+
+/// Resolves every path field in `doc` (spec, prior spec, state) against `base`; returns
+/// (resolved, as written) for each one that changed.
+fn resolve_paths(doc: &mut Json, base: &std::path::Path) -> Vec<(String, String)> {
+    let mut spellings = Vec::new();
+    walk_paths(doc, &mut |written| {
+        if written.is_empty() || written == "none" {
+            return None;
+        }
+        let resolved = openstack_image::spec::resolve(base, written);
+        (resolved != written).then(|| {
+            spellings.push((resolved.clone(), written.to_string()));
+            resolved
+        })
+    });
+    spellings
+}
+
+/// Puts the configuration's spelling back into an answer, so the state holds what was planned.
+fn respell_paths(doc: &mut Json, spellings: &[(String, String)]) {
+    walk_paths(doc, &mut |value| {
+        spellings
+            .iter()
+            .find(|(resolved, _)| resolved == value)
+            .map(|(_, written)| written.clone())
+    });
+}
+
+/// Calls `replace` on every string under a path field, anywhere in `doc`.
+fn walk_paths(doc: &mut Json, replace: &mut impl FnMut(&str) -> Option<String>) {
+    match doc {
+        Json::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                match value {
+                    Json::String(text) if PATH_FIELDS.contains(&key.as_str()) => {
+                        if let Some(new) = replace(text) {
+                            *text = new;
+                        }
+                    }
+                    _ => walk_paths(value, replace),
+                }
+            }
+        }
+        Json::Array(items) => items.iter_mut().for_each(|item| walk_paths(item, replace)),
+        _ => {}
     }
 }
 
@@ -180,5 +238,32 @@ fn json_function(function: Function) -> JsonFunction {
         Function::Update => JsonFunction::Update,
         Function::Delete => JsonFunction::Delete,
         Function::Find => JsonFunction::Find,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn relative_paths_resolve_against_the_working_directory_and_answers_keep_their_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(base.join("disk.qcow2"), b"x").unwrap();
+        let mut request = json!({
+            "spec": { "local_file_path": "./disk.qcow2", "image_cache_path": "none", "name": "./disk.qcow2" },
+            "prior": { "spec": { "local_file_path": "./disk.qcow2" } },
+        });
+        let spellings = resolve_paths(&mut request, &base);
+        let absolute = base.join("disk.qcow2").to_string_lossy().into_owned();
+        assert_eq!(request["spec"]["local_file_path"], absolute.as_str());
+        assert_eq!(request["prior"]["spec"]["local_file_path"], absolute.as_str());
+        assert_eq!(request["spec"]["image_cache_path"], "none");
+        assert_eq!(request["spec"]["name"], "./disk.qcow2", "only path fields");
+
+        let mut answer = json!({ "state": { "local_file_path": absolute, "name": "x" } });
+        respell_paths(&mut answer, &spellings);
+        assert_eq!(answer["state"]["local_file_path"], "./disk.qcow2");
     }
 }
