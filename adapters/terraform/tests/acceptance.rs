@@ -10,8 +10,11 @@
 //! then the step's checks on the state and on the image in Glance; the case ends with destroy
 //! and a check that every image of the case is gone.
 
+// Shared with cloud.rs and terraform.rs, which use the helpers this file does not.
+#[allow(dead_code)]
 #[path = "support/real_cloud.rs"]
 mod real_cloud;
+#[allow(dead_code)]
 mod support;
 
 use openstack_image_tests::source_server::{Served, SourceServer, compressed_variants};
