@@ -886,6 +886,18 @@ fn probe_file(path: &str) -> Result<(), String> {
             "file '{path}' does not exist; fix the path (relative paths are resolved against \
              the spec file's directory)"
         )),
+        // A directory the component cannot see: the bundled host shares every directory that
+        // exists, so there it is missing; other runtimes may simply not have shared it.
+        Err(_)
+            if std::path::Path::new(path)
+                .parent()
+                .is_some_and(|dir| std::fs::metadata(dir).is_err()) =>
+        {
+            Err(format!(
+                "file '{path}' does not exist: its directory is not there (or this runtime did \
+                 not give the component access to it); fix the path"
+            ))
+        }
         Err(e) => Err(format!(
             "cannot read '{path}': {e}; point local_file_path at a readable image file"
         )),
