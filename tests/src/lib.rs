@@ -302,6 +302,44 @@ pub mod observer {
     pub fn list() -> Vec<Value> {
         list_as(&[])
     }
+
+    /// Makes a private qcow2 image from `file` with `openstack image create`, as another tool
+    /// would (`options`: `--tag`, `--property`, …), and returns its id.
+    pub fn create_qcow2(name: &str, file: &Path, options: &[&str]) -> String {
+        let file = file.to_str().expect("utf-8 path");
+        let mut args = vec![
+            "image",
+            "create",
+            "--disk-format",
+            "qcow2",
+            "--container-format",
+            "bare",
+            "--private",
+            "--file",
+            file,
+        ];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&["-f", "value", "-c", "id", name]);
+        let created = openstack(&args);
+        assert!(
+            created.status.success(),
+            "openstack image create: {}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        String::from_utf8_lossy(&created.stdout).trim().to_string()
+    }
+
+    /// An image's tags (as `openstack image show` prints them), sorted.
+    pub fn sorted_tags(image: &Value) -> Vec<String> {
+        let mut tags: Vec<String> = image["tags"]
+            .as_array()
+            .expect("tags")
+            .iter()
+            .map(|t| t.as_str().expect("a tag is a string").to_string())
+            .collect();
+        tags.sort();
+        tags
+    }
 }
 
 /// Hex digest of a file from the system's `md5sum`/`sha512sum` (independent of our code).

@@ -15,34 +15,18 @@ fn image(s: &Scenario, key: &str, extra: &str) -> String {
 fn import_adopts_an_image_that_then_plans_clean_and_updates_in_place() {
     let s = Scenario::new("import");
     let file = s.qcow2("disk.qcow2", 1);
-    let created = observer::openstack(&[
-        "image",
-        "create",
-        "--disk-format",
-        "qcow2",
-        "--container-format",
-        "bare",
-        "--private",
-        "--file",
-        file.to_str().unwrap(),
-        "--property",
-        "os_distro=cirros",
-        "--property",
-        "owner_team=platform",
-        "--tag",
-        "adopted",
-        "-f",
-        "value",
-        "-c",
-        "id",
+    let id = observer::create_qcow2(
         &s.image_name("web"),
-    ]);
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
+        &file,
+        &[
+            "--property",
+            "os_distro=cirros",
+            "--property",
+            "owner_team=platform",
+            "--tag",
+            "adopted",
+        ],
     );
-    let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
 
     let adopted = s.run(&["import", "web", &id]).expect_code(0);
     assert!(

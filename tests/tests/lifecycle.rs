@@ -11,17 +11,6 @@ fn spec(s: &Scenario, name: &str, extra: &str) -> String {
     )
 }
 
-fn tags(image: &Value) -> Vec<String> {
-    let mut tags: Vec<String> = image["tags"]
-        .as_array()
-        .expect("tags")
-        .iter()
-        .map(|t| t.as_str().unwrap().to_string())
-        .collect();
-    tags.sort();
-    tags
-}
-
 #[test]
 fn create_from_a_local_qcow2_matches_the_spec_and_the_file_digests() {
     let s = Scenario::new("create");
@@ -53,7 +42,7 @@ fn create_from_a_local_qcow2_matches_the_spec_and_the_file_digests() {
     assert_eq!(image["min_disk"], 1);
     assert_eq!(image["min_ram"], 128);
     assert_eq!(image["visibility"], "private");
-    assert_eq!(tags(&image), vec!["linux", "test"]);
+    assert_eq!(observer::sorted_tags(&image), vec!["linux", "test"]);
     assert_eq!(image["properties"]["os_distro"], "cirros");
     assert_eq!(image["properties"]["hw_disk_bus"], "virtio");
     assert_eq!(image["checksum"], digest("md5sum", &file));
@@ -110,7 +99,11 @@ fn in_place_update_keeps_the_id_and_can_remove_every_tag() {
     assert_eq!(s.state_id("web"), id, "an in-place update keeps the image");
     let image = observer::image(&id).expect("the image exists");
     assert_eq!(image["name"], s.image_name("renamed"));
-    assert!(tags(&image).is_empty(), "all tags removed: {:?}", image["tags"]);
+    assert!(
+        observer::sorted_tags(&image).is_empty(),
+        "all tags removed: {:?}",
+        image["tags"]
+    );
     assert_eq!(image["min_ram"], 256);
     assert_eq!(image["properties"]["keep"], "2");
     assert_eq!(image["properties"]["new~key"], "y");
@@ -203,7 +196,7 @@ fn out_of_band_drift_is_detected_and_repaired() {
 
     let image = observer::image(&id).expect("the same image");
     assert_eq!(image["name"], s.image_name("web"));
-    assert_eq!(tags(&image), vec!["a"]);
+    assert_eq!(observer::sorted_tags(&image), vec!["a"]);
     assert_eq!(image["min_ram"], 0);
     assert_eq!(image["properties"]["os_distro"], "cirros");
     assert_eq!(

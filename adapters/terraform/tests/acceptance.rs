@@ -19,7 +19,7 @@ mod support;
 
 use openstack_image_tests::source_server::{Served, SourceServer, compressed_variants};
 use openstack_image_tests::{Scenario, digest, observer};
-use real_cloud::{attributes, expect_code, main_tf, sorted_tags, workspace};
+use real_cloud::{attributes, expect_code, main_tf, workspace};
 use serde_json::Value as Json;
 use support::Workspace;
 
@@ -178,7 +178,7 @@ fn tags() {
         let (_, image) = case.step(&case.config("Rancher TerraformAccTest", &format!("  tags = [{list}]\n")));
         let mut expected: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
         expected.sort();
-        assert_eq!(sorted_tags(&image), expected);
+        assert_eq!(observer::sorted_tags(&image), expected);
     }
     assert_eq!(case.seen.len(), 1, "tags change in place");
     case.destroy();

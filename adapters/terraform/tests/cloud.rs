@@ -11,7 +11,7 @@ mod support;
 use openstack_image_tests::fault_proxy::{Fault, FaultProxy};
 use openstack_image_tests::source_server::{Served, SourceServer, compressed_variants};
 use openstack_image_tests::{Scenario, TestRegion, cloud_env, digest, observer};
-use real_cloud::{attributes, expect_code, id_of, main_tf, sorted_tags, workspace};
+use real_cloud::{attributes, expect_code, id_of, main_tf, workspace};
 use serde_json::Value as Json;
 
 /// The image resource `web` named `name`, over `file`, with `extra` attribute lines.
@@ -62,7 +62,7 @@ fn create_update_replace_drift_and_destroy_a_local_image() {
     assert_eq!(image["min_disk"], 1);
     assert_eq!(image["min_ram"], 64);
     assert_eq!(image["visibility"], "private");
-    assert_eq!(sorted_tags(&image), vec!["linux", "test"]);
+    assert_eq!(observer::sorted_tags(&image), vec!["linux", "test"]);
     assert_eq!(image["properties"]["os_distro"], "cirros");
     assert_eq!(image["checksum"], digest("md5sum", &file));
     assert_eq!(image["properties"]["os_hash_value"], digest("sha512sum", &file));
@@ -86,7 +86,11 @@ fn create_update_replace_drift_and_destroy_a_local_image() {
     assert_eq!(id_of(&w, "openstack_images_image_v2.web"), id, "updated in place");
     let image = observer::image(&id).unwrap();
     assert_eq!(image["name"], s.image_name("web-renamed"));
-    assert_eq!(sorted_tags(&image), Vec::<String>::new(), "tags cleared");
+    assert_eq!(
+        observer::sorted_tags(&image),
+        Vec::<String>::new(),
+        "tags cleared"
+    );
     assert_eq!(image["visibility"], "public");
     assert_eq!(image["min_disk"], 2);
     assert_eq!(image["min_ram"], 128);
@@ -206,32 +210,11 @@ fn a_url_source_decompressed_as_it_streams_and_through_the_cache() {
 fn import_adopts_an_existing_image() {
     let s = Scenario::new("tf-import");
     let file = s.qcow2("disk.qcow2", 1);
-    let created = observer::openstack(&[
-        "image",
-        "create",
-        "--disk-format",
-        "qcow2",
-        "--container-format",
-        "bare",
-        "--private",
-        "--file",
-        file.to_str().unwrap(),
-        "--property",
-        "os_distro=cirros",
-        "--tag",
-        "adopted",
-        "-f",
-        "value",
-        "-c",
-        "id",
+    let id = observer::create_qcow2(
         &s.image_name("web"),
-    ]);
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
+        &file,
+        &["--property", "os_distro=cirros", "--tag", "adopted"],
     );
-    let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
     let w = workspace(&[]);
     w.configure(&web(
         &s,
@@ -263,32 +246,11 @@ fn the_data_source_finds_the_newest_image_by_name_and_tag() {
     let file = s.qcow2("disk.qcow2", 1);
     let mut ids = Vec::new();
     for tag in ["lts", "lts", "edge"] {
-        let created = observer::openstack(&[
-            "image",
-            "create",
-            "--disk-format",
-            "qcow2",
-            "--container-format",
-            "bare",
-            "--private",
-            "--file",
-            file.to_str().unwrap(),
-            "--tag",
-            tag,
-            "--property",
-            "os_distro=ubuntu",
-            "-f",
-            "value",
-            "-c",
-            "id",
+        ids.push(observer::create_qcow2(
             &s.image_name("ubuntu"),
-        ]);
-        assert!(
-            created.status.success(),
-            "{}",
-            String::from_utf8_lossy(&created.stderr)
-        );
-        ids.push(String::from_utf8_lossy(&created.stdout).trim().to_string());
+            &file,
+            &["--tag", tag, "--property", "os_distro=ubuntu"],
+        ));
         // created_at has a resolution of one second.
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
@@ -411,7 +373,7 @@ fn the_readme_example_runs_as_written() {
     let id = w.output("image_id");
     let image = observer::image(&id).expect("the image exists");
     assert_eq!(image["status"], "active");
-    assert_eq!(sorted_tags(&image), vec!["demo", "terraform"]);
+    assert_eq!(observer::sorted_tags(&image), vec!["demo", "terraform"]);
     assert_eq!(w.output("checksum"), image["checksum"].as_str().unwrap());
     expect_code(w.plan(), 0);
     w.destroy();

@@ -64,14 +64,3 @@ pub fn expect_code(run: Run, code: i32) -> Run {
 pub fn id_of(w: &Workspace, address: &str) -> String {
     attributes(w, address)["id"].as_str().expect("an id").to_string()
 }
-
-pub fn sorted_tags(image: &Json) -> Vec<String> {
-    let mut tags: Vec<String> = image["tags"]
-        .as_array()
-        .expect("tags")
-        .iter()
-        .map(|t| t.as_str().unwrap().to_string())
-        .collect();
-    tags.sort();
-    tags
-}
