@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::glance;
-use crate::glance_fields::{CONTAINER_FORMATS, DISK_FORMATS, VISIBILITIES};
+use openstack_image_documents::spec::{CONTAINER_FORMATS, DISK_FORMATS, VISIBILITIES};
 use crate::http::{Transport, status_error};
 use crate::lifecycle::{Provider, READ_TIMEOUT};
 use crate::types::{Cloud, Error, FieldError, ImageQuery, ImageState};
