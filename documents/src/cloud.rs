@@ -97,6 +97,7 @@ pub struct AuthDoc {
 
 /// openstacksdk's `cache` mapping; only `auth` is used.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(expecting = "a mapping (auth: true or false)")]
 pub struct CacheDoc {
     #[serde(default, deserialize_with = "crate::text::flag")]
     pub auth: Option<bool>,
@@ -187,8 +188,8 @@ impl CloudSettings {
     /// token, else an application credential secret, else a password), the project scope,
     /// region and interface (`publicURL` is read as `public`). No session.
     pub fn resolve(&self) -> Result<CloudRecord, CloudProblem> {
-        let auth_url = self.get(|d| &d.auth.auth_url).ok_or(CloudProblem::NoAuthUrl)?;
         let a = |get: fn(&AuthDoc) -> &Option<String>| self.get(move |d| get(&d.auth));
+        // The method first: a wrong one is the first thing to fix.
         let method = match self.pick(|d| d.auth_type.clone()) {
             Some((t, origin)) => match t.as_str() {
                 "password" | "v3password" => Method::Password,
@@ -205,10 +206,14 @@ impl CloudSettings {
             None if a(|a| &a.application_credential_secret).is_some() => Method::ApplicationCredential,
             None => Method::Password,
         };
+        let auth_url = self.get(|d| &d.auth.auth_url).ok_or(CloudProblem::NoAuthUrl)?;
         let credentials = match method {
             Method::Token => CredentialsRecord::Token(a(|a| &a.token).ok_or(CloudProblem::NoToken)?),
             Method::ApplicationCredential => {
-                let (id, name) = (a(|a| &a.application_credential_id), a(|a| &a.application_credential_name));
+                let (id, name) = (
+                    a(|a| &a.application_credential_id),
+                    a(|a| &a.application_credential_name),
+                );
                 let secret = a(|a| &a.application_credential_secret);
                 if id.is_none() && name.is_none() {
                     return Err(if secret.is_some() {
@@ -282,7 +287,8 @@ impl CloudSettings {
 
     /// Whether to keep the Keystone token between runs (`cache: {auth: true}`).
     pub fn token_cache(&self) -> bool {
-        self.pick(|d| d.cache.as_ref().and_then(|c| c.auth)).is_some_and(|(keep, _)| keep)
+        self.pick(|d| d.cache.as_ref().and_then(|c| c.auth))
+            .is_some_and(|(keep, _)| keep)
     }
 }
 
@@ -298,7 +304,11 @@ impl CloudDoc {
     pub fn from_request(value: Value) -> Result<CloudDoc, String> {
         let (top, auth) = crate::schema::cloud_keys();
         let unknown = |object: Option<&serde_json::Map<String, Value>>, known: &[String], prefix: &str| {
-            object.and_then(|o| o.keys().find(|k| !known.contains(k)).map(|k| format!("{prefix}{k}")))
+            object.and_then(|o| {
+                o.keys()
+                    .find(|k| !known.contains(k))
+                    .map(|k| format!("{prefix}{k}"))
+            })
         };
         if let Some(key) = unknown(value.as_object(), top, "")
             .or_else(|| unknown(value.get("auth").and_then(Value::as_object), auth, "auth."))
@@ -339,8 +349,14 @@ mod tests {
     #[test]
     fn the_first_layer_wins_setting_by_setting() {
         let s = settings(&[
-            (Origin::Environment, json!({ "auth": { "password": "from-env" }, "interface": "internalURL" })),
-            (yaml(), json!({ "auth": { "auth_url": "http://k/v3", "username": "u", "password": "p" }, "region_name": "RegionOne", "verify": false, "cache": { "auth": true } })),
+            (
+                Origin::Environment,
+                json!({ "auth": { "password": "from-env" }, "interface": "internalURL" }),
+            ),
+            (
+                yaml(),
+                json!({ "auth": { "auth_url": "http://k/v3", "username": "u", "password": "p" }, "region_name": "RegionOne", "verify": false, "cache": { "auth": true } }),
+            ),
         ]);
         let cloud = s.resolve().unwrap();
         assert_eq!(cloud.auth_url, "http://k/v3");
@@ -354,28 +370,51 @@ mod tests {
     fn credentials_follow_auth_type_or_what_is_given() {
         let resolve = |doc: Value| settings(&[(yaml(), doc)]).resolve();
         let url = json!("http://k/v3");
-        let c = resolve(json!({ "auth": { "auth_url": url, "token": "t", "username": "u", "password": "p" } }));
+        let c =
+            resolve(json!({ "auth": { "auth_url": url, "token": "t", "username": "u", "password": "p" } }));
         assert!(matches!(c.unwrap().credentials, CredentialsRecord::Token(_)));
-        let c = resolve(json!({ "auth_type": "password", "auth": { "auth_url": url, "token": "t", "username": "u", "password": "p" } }));
+        let c = resolve(
+            json!({ "auth_type": "password", "auth": { "auth_url": url, "token": "t", "username": "u", "password": "p" } }),
+        );
         assert!(matches!(c.unwrap().credentials, CredentialsRecord::Password(_)));
-        let c = resolve(json!({ "auth": { "auth_url": url, "application_credential_id": "i", "application_credential_secret": "s" } }));
-        assert!(matches!(c.unwrap().credentials, CredentialsRecord::ApplicationCredential(_)));
+        let c = resolve(
+            json!({ "auth": { "auth_url": url, "application_credential_id": "i", "application_credential_secret": "s" } }),
+        );
+        assert!(matches!(
+            c.unwrap().credentials,
+            CredentialsRecord::ApplicationCredential(_)
+        ));
         let problem = |doc: Value| resolve(doc).unwrap_err();
         assert_eq!(problem(json!({ "auth": {} })), CloudProblem::NoAuthUrl);
-        assert_eq!(problem(json!({ "auth": { "auth_url": url } })), CloudProblem::NoCredentials);
-        assert_eq!(problem(json!({ "auth": { "auth_url": url, "username": "u" } })), CloudProblem::NoPassword);
+        assert_eq!(
+            problem(json!({ "auth": { "auth_url": url } })),
+            CloudProblem::NoCredentials
+        );
+        assert_eq!(
+            problem(json!({ "auth": { "auth_url": url, "username": "u" } })),
+            CloudProblem::NoPassword
+        );
         assert_eq!(
             problem(json!({ "auth": { "auth_url": url, "application_credential_secret": "s" } })),
             CloudProblem::NoApplicationCredentialId
         );
-        assert_eq!(problem(json!({ "auth_type": "v3token", "auth": { "auth_url": url } })), CloudProblem::NoToken);
+        assert_eq!(
+            problem(json!({ "auth_type": "v3token", "auth": { "auth_url": url } })),
+            CloudProblem::NoToken
+        );
         assert_eq!(
             problem(json!({ "auth_type": "application_credential", "auth": { "auth_url": url } })),
-            CloudProblem::UnsupportedAuthType { value: "application_credential".into(), origin: yaml() }
+            CloudProblem::UnsupportedAuthType {
+                value: "application_credential".into(),
+                origin: yaml()
+            }
         );
         assert_eq!(
             problem(json!({ "interface": "sideways", "auth": { "auth_url": url, "token": "t" } })),
-            CloudProblem::BadInterface { value: "sideways".into(), origin: yaml() }
+            CloudProblem::BadInterface {
+                value: "sideways".into(),
+                origin: yaml()
+            }
         );
     }
 
@@ -385,7 +424,8 @@ mod tests {
         assert!(err.contains("unknown field `cacert`"), "{err}");
         let err = CloudDoc::from_request(json!({ "auth": { "auth_url": "u", "colour": 1 } })).unwrap_err();
         assert!(err.contains("`auth.colour`"), "{err}");
-        let doc = CloudDoc::from_request(json!({ "auth": { "auth_url": "u" }, "identity_api_version": 3 })).unwrap();
+        let doc = CloudDoc::from_request(json!({ "auth": { "auth_url": "u" }, "identity_api_version": 3 }))
+            .unwrap();
         assert_eq!(doc.auth.auth_url.as_deref(), Some("u"));
     }
 }

@@ -79,7 +79,8 @@ pub(crate) fn computed_keys() -> &'static [String] {
     static KEYS: OnceLock<Vec<String>> = OnceLock::new();
     KEYS.get_or_init(|| {
         properties(&generate::<ImageDoc>())
-            .keys().cloned()
+            .keys()
+            .cloned()
             .filter(|k| k != "spec")
             .collect()
     })
@@ -92,7 +93,10 @@ pub(crate) fn cloud_keys() -> (&'static [String], &'static [String]) {
         let cloud = generate::<CloudDoc>();
         let auth = properties(&cloud).get("auth").cloned().unwrap_or_default();
         let auth = auth.as_object().cloned().unwrap_or_default();
-        (properties(&cloud).keys().cloned().collect(), properties(&auth).keys().cloned().collect())
+        (
+            properties(&cloud).keys().cloned().collect(),
+            properties(&auth).keys().cloned().collect(),
+        )
     });
     (top, auth)
 }
@@ -124,12 +128,19 @@ fn plain(value: &mut Value) {
             map.insert("type".into(), single);
         }
     }
-    if map.get("format").and_then(Value::as_str).is_some_and(|f| f.starts_with("int") || f.starts_with("uint")) {
+    if map
+        .get("format")
+        .and_then(Value::as_str)
+        .is_some_and(|f| f.starts_with("int") || f.starts_with("uint"))
+    {
         map.remove("format");
     }
     // A default the documents state is a value `check` fills in (a scalar, from an attribute);
     // serde's defaults for absent fields (empty lists, maps, `null`) are not.
-    if map.get("default").is_some_and(|d| d.is_null() || d.is_array() || d.is_object()) {
+    if map
+        .get("default")
+        .is_some_and(|d| d.is_null() || d.is_array() || d.is_object())
+    {
         map.remove("default");
     }
     if map.contains_key("enum") {
@@ -153,7 +164,11 @@ fn properties(schema: &Map<String, Value>) -> Map<String, Value> {
 }
 
 fn required_except(schema: &Map<String, Value>, except: &str) -> Value {
-    let names = schema.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
+    let names = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     Value::Array(names.into_iter().filter(|n| n != except).collect())
 }
 
@@ -172,9 +187,11 @@ fn nullable(prop: Value) -> Value {
 /// description, default and extensions beside.
 fn annotate(prop: Value, computed: bool) -> Value {
     let Value::Object(prop) = prop else { return prop };
-    let (mut annotations, inner): (Map<String, Value>, Map<String, Value>) = prop.into_iter().partition(|(key, _)| {
-        ["description", "default", "readOnly", "writeOnly"].contains(&key.as_str()) || key.starts_with("x-")
-    });
+    let (mut annotations, inner): (Map<String, Value>, Map<String, Value>) =
+        prop.into_iter().partition(|(key, _)| {
+            ["description", "default", "readOnly", "writeOnly"].contains(&key.as_str())
+                || key.starts_with("x-")
+        });
     for extension in EXTENSIONS {
         annotations.entry(*extension).or_insert(false.into());
     }
@@ -198,7 +215,10 @@ mod tests {
         for def in ["spec", "state"] {
             for (name, prop) in schema["$defs"][def]["properties"].as_object().unwrap() {
                 for extension in EXTENSIONS {
-                    assert!(prop[extension].is_boolean(), "{def}.{name} lacks {extension}: {prop}");
+                    assert!(
+                        prop[extension].is_boolean(),
+                        "{def}.{name} lacks {extension}: {prop}"
+                    );
                 }
                 assert!(prop["description"].is_string(), "{def}.{name} has no description");
                 assert_eq!(prop["anyOf"][1], json!({ "type": "null" }), "{def}.{name}");
@@ -221,7 +241,10 @@ mod tests {
         assert_eq!(state["properties"]["name"]["x-computed"], false);
         let cloud = &schema["$defs"]["cloud"];
         assert_eq!(cloud["required"], json!(["auth"]));
-        assert_eq!(cloud["properties"]["auth"]["properties"]["password"]["x-secret"], true);
+        assert_eq!(
+            cloud["properties"]["auth"]["properties"]["password"]["x-secret"],
+            true
+        );
         assert!(cloud["properties"].get("cacert").is_none());
     }
 }

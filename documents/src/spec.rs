@@ -45,17 +45,16 @@ pub enum UrlData<'a> {
 impl<'a> UrlData<'a> {
     /// The rule for a spec's source fields: a URL source needs a cache directory unless
     /// `web_download` is on or the cache is `none`.
-    pub fn of(image_source_url: Option<&'a str>, web_download: Option<bool>, image_cache_path: Option<&'a str>) -> Self {
+    pub fn of(
+        image_source_url: Option<&'a str>,
+        web_download: Option<bool>,
+        image_cache_path: Option<&'a str>,
+    ) -> Self {
         match (image_source_url, web_download, image_cache_path) {
             (None, ..) | (Some(_), Some(true), _) => UrlData::NotFetched,
             (Some(url), _, Some(NO_CACHE)) => UrlData::Streamed(url),
             (Some(url), _, cache) => UrlData::Cached(url, cache),
         }
-    }
-
-    /// The URL's host is called by the component.
-    pub fn is_fetched(self) -> bool {
-        self != UrlData::NotFetched
     }
 }
 
@@ -68,8 +67,17 @@ mod tests {
         let url = Some("https://example.org/x.img");
         assert_eq!(UrlData::of(None, None, Some("/c")), UrlData::NotFetched);
         assert_eq!(UrlData::of(url, Some(true), None), UrlData::NotFetched);
-        assert_eq!(UrlData::of(url, None, Some("none")), UrlData::Streamed(url.unwrap()));
-        assert_eq!(UrlData::of(url, Some(false), None), UrlData::Cached(url.unwrap(), None));
-        assert_eq!(UrlData::of(url, None, Some("/c")), UrlData::Cached(url.unwrap(), Some("/c")));
+        assert_eq!(
+            UrlData::of(url, None, Some("none")),
+            UrlData::Streamed(url.unwrap())
+        );
+        assert_eq!(
+            UrlData::of(url, Some(false), None),
+            UrlData::Cached(url.unwrap(), None)
+        );
+        assert_eq!(
+            UrlData::of(url, None, Some("/c")),
+            UrlData::Cached(url.unwrap(), Some("/c"))
+        );
     }
 }

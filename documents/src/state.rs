@@ -119,7 +119,10 @@ mod tests {
         };
         assert_eq!(field(|d| d["colour"] = json!("blue")), "colour");
         assert_eq!(field(|d| d["size_bytes"] = json!("big")), "size_bytes");
-        assert_eq!(field(|d| d["timeouts"] = json!({ "create": "soon" })), "timeouts.create");
+        assert_eq!(
+            field(|d| d["timeouts"] = json!({ "create": "soon" })),
+            "timeouts.create"
+        );
         assert_eq!(ImageDoc::from_flat(json!([])), Err(FlatStateError::NotAnObject));
     }
 }

@@ -73,7 +73,13 @@ impl<I> StateFile<I> {
                 .into_iter()
                 .map(|(name, entry)| {
                     let image = f(entry.image);
-                    (name, Entry { image, deposed: entry.deposed })
+                    (
+                        name,
+                        Entry {
+                            image,
+                            deposed: entry.deposed,
+                        },
+                    )
                 })
                 .collect(),
             creating: self.creating,
@@ -113,7 +119,9 @@ pub fn upgrade(file: &mut Map<String, Value>) -> Result<(), VersionProblem> {
     if from < 2 {
         if let Some(Value::Object(images)) = file.get_mut("images") {
             for entry in images.values_mut() {
-                let Some(image) = entry.get_mut("image") else { continue };
+                let Some(image) = entry.get_mut("image") else {
+                    continue;
+                };
                 if let Some(properties) = image.pointer_mut("/spec/properties") {
                     pairs_to_object(properties);
                 }

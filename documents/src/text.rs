@@ -48,7 +48,8 @@ pub fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error>
             Ok(v)
         }
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-            u64::try_from(v).map_err(|_| E::custom(format!("{v} is negative; write e.g. 90s, 30m, 2h or 1h30m")))
+            u64::try_from(v)
+                .map_err(|_| E::custom(format!("{v} is negative; write e.g. 90s, 30m, 2h or 1h30m")))
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
             parse_duration(v).map_err(E::custom)
@@ -243,7 +244,10 @@ pub fn or_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D
 }
 
 /// `null` as `None`, anything else through `visitor`.
-fn optional<'de, D: Deserializer<'de>, V: Visitor<'de>>(d: D, visitor: V) -> Result<Option<V::Value>, D::Error> {
+fn optional<'de, D: Deserializer<'de>, V: Visitor<'de>>(
+    d: D,
+    visitor: V,
+) -> Result<Option<V::Value>, D::Error> {
     struct Optional<V>(V);
     impl<'de, V: Visitor<'de>> Visitor<'de> for Optional<V> {
         type Value = Option<V::Value>;
@@ -275,7 +279,15 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-5m").unwrap_err().contains("not a duration"));
-        assert!(parse_duration("99999999999999999999h").unwrap_err().contains("far too long"));
-        assert!(parse_duration("9999999999999999h").unwrap_err().contains("far too long"));
+        assert!(
+            parse_duration("99999999999999999999h")
+                .unwrap_err()
+                .contains("far too long")
+        );
+        assert!(
+            parse_duration("9999999999999999h")
+                .unwrap_err()
+                .contains("far too long")
+        );
     }
 }

@@ -256,13 +256,17 @@ impl Request {
                 "request field `cloud.{key}`: TLS trust is the runtime's to grant, not the component's; configure it in the host that runs this component (the bundled host reads `cacert`/`verify` from clouds.yaml)"
             )));
         }
-        let doc = CloudDoc::from_request(value).map_err(|e| Failure::Request(format!("request field `cloud`: {e}")))?;
+        let doc = CloudDoc::from_request(value)
+            .map_err(|e| Failure::Request(format!("request field `cloud`: {e}")))?;
         let settings = CloudSettings::new(vec![Layer {
             origin: Origin::Request,
             doc,
         }]);
         // Engines keep no session: each instance authenticates once.
-        Ok(settings.resolve().map_err(|p| Failure::Request(cloud_problem(&p)))?.into())
+        Ok(settings
+            .resolve()
+            .map_err(|p| Failure::Request(cloud_problem(&p)))?
+            .into())
     }
 }
 
@@ -573,7 +577,9 @@ mod tests {
     #[test]
     fn clouds_yaml_entries_become_clouds() {
         let cloud = |value: Value| -> Result<Cloud, String> {
-            let mut request = Request::parse(&json!({ "cloud": value }).to_string()).ok().unwrap();
+            let mut request = Request::parse(&json!({ "cloud": value }).to_string())
+                .ok()
+                .unwrap();
             request.cloud().map_err(|e| match e {
                 Failure::Request(m) => m,
                 Failure::Typed(e) => panic!("{e:?}"),

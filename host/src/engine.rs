@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
+use openstack_image_documents::spec::UrlData;
 
 use crate::bindings::{Action, Cloud, GuestError, ImageQuery, ImageSpec, ImageState};
 use crate::exit::{CloudError, Outcome};
@@ -200,9 +201,14 @@ fn with_named_properties(step: &Step) -> Option<ImageState> {
 
 /// The cache entry a spec's create downloads into (URL, cache directory), if any.
 fn cached_download(spec: &ImageSpec) -> Option<(String, String)> {
-    let url = spec.image_source_url.clone()?;
-    let cache = spec.image_cache_path.clone().filter(|c| c != "none")?;
-    (spec.web_download != Some(true)).then_some((url, cache))
+    match UrlData::of(
+        spec.image_source_url.as_deref(),
+        spec.web_download,
+        spec.image_cache_path.as_deref(),
+    ) {
+        UrlData::Cached(url, Some(cache)) => Some((url.to_string(), cache.to_string())),
+        _ => None,
+    }
 }
 
 async fn apply_step(

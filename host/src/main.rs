@@ -14,12 +14,14 @@ use openstack_image::bindings::{self, Cloud};
 use openstack_image::exit_help;
 use openstack_image::policy::{self, AllowedHost, NetworkPolicy};
 use openstack_image::report::Narrator;
-use openstack_image::runtime::{EMBEDDED_COMPONENT, Grants, Instance, Limits, Runtime};
+use openstack_image::runtime::{self, EMBEDDED_COMPONENT, Grants, Instance, Limits, Runtime};
 use openstack_image::session::{self, SessionSlot};
 use openstack_image::spec::SpecFile;
-use openstack_image::state::{Ledger, State, StateLock};
+use openstack_image::state::{Ledger, State, StateFileExt, StateLock};
 use openstack_image::transport::{Tls, TlsSettings};
 use openstack_image::{cloud, clouds_yaml, engine, exit, plan, progress, report};
+use openstack_image_documents::cloud::{CloudDoc, CloudSettings, Layer, Origin};
+use openstack_image_documents::spec::{DEFAULT_CACHE_SUBDIR, UrlData};
 
 /// Default state file name, next to the spec file.
 const STATE_FILE: &str = "openstack-image.state.json";
@@ -515,33 +517,36 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The cloud and its TLS settings: `--cloud`/`OS_CLOUD` from clouds.yaml, with `OS_*`
-/// variables overriding.
+/// The cloud and its TLS settings, from layers of settings: `--retries`, then the `OS_*`
+/// variables, then `--cloud`/`OS_CLOUD`'s entry of clouds.yaml.
 fn load_cloud(global: &GlobalArgs) -> Result<(Cloud, TlsSettings, Option<session::TokenCache>)> {
-    let from_file = match &global.cloud {
-        Some(name) => clouds_yaml::settings(
+    let mut layers = vec![
+        Layer {
+            origin: Origin::Explicit("--retries".to_string()),
+            doc: CloudDoc {
+                retries: Some(global.retries),
+                ..CloudDoc::default()
+            },
+        },
+        Layer {
+            origin: Origin::Environment,
+            doc: cloud::environment(|k| std::env::var(k).ok())?,
+        },
+    ];
+    if let Some(name) = &global.cloud {
+        layers.push(clouds_yaml::settings(
             name,
             std::env::var_os("OS_CLIENT_CONFIG_FILE").map(PathBuf::from),
             &clouds_yaml::search_dirs(),
-        )?,
-        None => Default::default(),
-    };
-    let var = |k: &str| {
-        std::env::var(k)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .or_else(|| from_file.get(k).cloned())
-    };
-    let cloud = Cloud {
-        retries: Some(global.retries),
-        ..cloud::from_env(var)?
-    };
-    let token_cache = if global.token_cache || cloud::token_cache_from_env(var)? {
-        session::TokenCache::for_cloud(&token_cache_dir()?, &cloud)
+        )?);
+    }
+    let config = cloud::resolve(&CloudSettings::new(layers))?;
+    let token_cache = if global.token_cache || config.token_cache {
+        session::TokenCache::for_cloud(&token_cache_dir()?, &config.cloud)
     } else {
         None
     };
-    Ok((cloud, cloud::tls_from_env(var)?, token_cache))
+    Ok((config.cloud, config.tls, token_cache))
 }
 
 /// Locks and loads the state for a command that changes it (only `targets`' images, when
@@ -608,11 +613,12 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
         .retain(|name, _| engine::targeted(&args.targets, name));
     let (cloud, tls, token_cache) = load_cloud(global)?;
     for image in spec.images.values_mut() {
-        // Glance downloads web-download sources itself: no cache for those.
-        if image.image_source_url.is_some()
-            && image.image_cache_path.is_none()
-            && image.web_download != Some(true)
-        {
+        let data = UrlData::of(
+            image.image_source_url.as_deref(),
+            image.web_download,
+            image.image_cache_path.as_deref(),
+        );
+        if let UrlData::Cached(_, None) = data {
             image.image_cache_path = Some(default_cache_dir()?.to_string_lossy().into_owned());
         }
     }
@@ -632,23 +638,17 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     })
 }
 
-/// This tool's cache directory: OPENSTACK_IMAGE_CACHE_DIR, else the user's cache directory.
-fn cache_base() -> Option<PathBuf> {
-    std::env::var_os("OPENSTACK_IMAGE_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| dirs::cache_dir().map(|d| d.join("openstack-image")))
-}
-
 /// Where downloads are cached when a spec does not say.
 fn default_cache_dir() -> Result<PathBuf> {
-    let base = cache_base()
+    let base = runtime::cache_base()
         .context("no cache directory: set image_cache_path in the spec or OPENSTACK_IMAGE_CACHE_DIR")?;
-    Ok(base.join("images"))
+    Ok(base.join(DEFAULT_CACHE_SUBDIR))
 }
 
 /// Where --token-cache keeps tokens.
 fn token_cache_dir() -> Result<PathBuf> {
-    let base = cache_base().context("no cache directory for --token-cache: set OPENSTACK_IMAGE_CACHE_DIR")?;
+    let base = runtime::cache_base()
+        .context("no cache directory for --token-cache: set OPENSTACK_IMAGE_CACHE_DIR")?;
     Ok(base.join("tokens"))
 }
 

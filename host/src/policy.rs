@@ -12,6 +12,8 @@ use serde_json::Value;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions};
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
+use openstack_image_documents::spec::UrlData;
+
 use crate::bindings::{ImageSpec, Session};
 use crate::session::{Claim, SessionSlot};
 use crate::transport::{self, Tls};
@@ -42,17 +44,20 @@ impl SpecGrants {
                 read_only.insert(dir.to_path_buf());
             }
             // Glance downloads web-download sources itself: the component never calls them.
-            if let Some(url) = &image.image_source_url
-                && image.web_download != Some(true)
+            let data = UrlData::of(
+                image.image_source_url.as_deref(),
+                image.web_download,
+                image.image_cache_path.as_deref(),
+            );
+            if let UrlData::Streamed(url) | UrlData::Cached(url, _) = data
+                && let Ok(host) = AllowedHost::parse(url)
             {
-                if let Ok(host) = AllowedHost::parse(url) {
-                    hosts.insert(host);
-                }
-                if let Some(cache) = image.image_cache_path.as_deref().filter(|c| *c != "none") {
-                    std::fs::create_dir_all(cache)
-                        .map_err(|e| anyhow::anyhow!("image_cache_path: cannot create {cache}: {e}"))?;
-                    read_write.insert(PathBuf::from(cache));
-                }
+                hosts.insert(host);
+            }
+            if let UrlData::Cached(_, Some(cache)) = data {
+                std::fs::create_dir_all(cache)
+                    .map_err(|e| anyhow::anyhow!("image_cache_path: cannot create {cache}: {e}"))?;
+                read_write.insert(PathBuf::from(cache));
             }
         }
         Ok(SpecGrants {

@@ -561,10 +561,16 @@ fn store_cached(path: &Path, component: &Component) -> Result<()> {
     Ok(())
 }
 
-fn cache_path(engine: &Engine, wasm: &[u8]) -> Option<PathBuf> {
-    let dir = std::env::var_os("OPENSTACK_IMAGE_CACHE_DIR")
+/// This tool's cache directory (compiled components, downloads, tokens):
+/// OPENSTACK_IMAGE_CACHE_DIR, else `openstack-image` in the user's cache directory.
+pub fn cache_base() -> Option<PathBuf> {
+    std::env::var_os("OPENSTACK_IMAGE_CACHE_DIR")
         .map(PathBuf::from)
-        .or_else(|| dirs::cache_dir().map(|d| d.join("openstack-image")))?;
+        .or_else(|| dirs::cache_dir().map(|d| d.join("openstack-image")))
+}
+
+fn cache_path(engine: &Engine, wasm: &[u8]) -> Option<PathBuf> {
+    let dir = cache_base()?;
     let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut engine_hash);
     let component_hash = hex::encode(&Sha256::digest(wasm)[..16]);
