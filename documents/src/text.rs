@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, Visitor};
+use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serializer};
 
 /// The largest count Glance stores (min_disk, min_ram are 32-bit signed integers).
@@ -102,61 +102,37 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
 }
 
 /// Key/value properties: values may be text, numbers or booleans (Glance stores strings, so
-/// they are kept as text); `null` is no properties.
+/// they are kept as text); `null` is no properties. A wrong value is named by its key.
 pub fn properties<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
     let raw = Option::<BTreeMap<String, Property>>::deserialize(d)?.unwrap_or_default();
-    raw.into_iter()
-        .map(|(key, value)| match value {
-            Property::Text(text) => Ok((key, text)),
-            Property::Not(what) => Err(de::Error::custom(format!(
-                "property '{key}' must be text, a number or true/false (property values are strings), not {what}"
-            ))),
-        })
-        .collect()
+    Ok(raw.into_iter().map(|(key, Property(text))| (key, text)).collect())
 }
 
-/// One property value as written: scalar text, or what it is instead.
-enum Property {
-    Text(String),
-    Not(&'static str),
-}
+/// One property value as text.
+struct Property(String);
 
 impl<'de> Deserialize<'de> for Property {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Value;
-        impl<'de> Visitor<'de> for Value {
+        impl Visitor<'_> for Value {
             type Value = Property;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("text, a number or true/false (property values are strings)")
             }
             fn visit_str<E>(self, v: &str) -> Result<Property, E> {
-                Ok(Property::Text(v.to_string()))
+                Ok(Property(v.to_string()))
             }
             fn visit_i64<E>(self, v: i64) -> Result<Property, E> {
-                Ok(Property::Text(v.to_string()))
+                Ok(Property(v.to_string()))
             }
             fn visit_u64<E>(self, v: u64) -> Result<Property, E> {
-                Ok(Property::Text(v.to_string()))
+                Ok(Property(v.to_string()))
             }
             fn visit_f64<E>(self, v: f64) -> Result<Property, E> {
-                Ok(Property::Text(v.to_string()))
+                Ok(Property(v.to_string()))
             }
             fn visit_bool<E>(self, v: bool) -> Result<Property, E> {
-                Ok(Property::Text(v.to_string()))
-            }
-            fn visit_unit<E>(self) -> Result<Property, E> {
-                Ok(Property::Not("null"))
-            }
-            fn visit_none<E>(self) -> Result<Property, E> {
-                Ok(Property::Not("null"))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Property, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Property::Not("a list"))
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Property, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Property::Not("a mapping"))
+                Ok(Property(v.to_string()))
             }
         }
         d.deserialize_any(Value)

@@ -431,8 +431,8 @@ mod tests {
         let (field, _) = parse(json!({ "min_ram_mb": "lots" }));
         assert_eq!(field, "min_ram_mb");
         let (field, message) = parse(json!({ "properties": { "k": [1] } }));
-        assert_eq!(field, "properties");
-        assert!(message.contains("property 'k'"), "{message}");
+        assert_eq!(field, "properties.k");
+        assert!(message.contains("text, a number or true/false"), "{message}");
         let (field, _) = parse(json!({ "timeouts": { "create": "soon" } }));
         assert_eq!(field, "timeouts.create");
     }
