@@ -174,7 +174,9 @@ fn required_except(schema: &Map<String, Value>, except: &str) -> Value {
 
 /// A query property: `anyOf [its type, null]`, its description beside.
 fn nullable(prop: Value) -> Value {
-    let Value::Object(mut prop) = prop else { return prop };
+    let Value::Object(mut prop) = prop else {
+        return prop;
+    };
     let mut out = Map::new();
     if let Some(description) = prop.remove("description") {
         out.insert("description".into(), description);

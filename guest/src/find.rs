@@ -6,10 +6,10 @@
 use serde_json::Value;
 
 use crate::glance;
-use openstack_image_documents::spec::{CONTAINER_FORMATS, DISK_FORMATS, VISIBILITIES};
 use crate::http::{Transport, status_error};
 use crate::lifecycle::{Provider, READ_TIMEOUT};
 use crate::types::{Cloud, Error, FieldError, ImageQuery, ImageState};
+use openstack_image_documents::spec::{CONTAINER_FORMATS, DISK_FORMATS, VISIBILITIES};
 
 /// Images asked for per page of Glance's list.
 const PAGE: u32 = 200;

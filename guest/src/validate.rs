@@ -309,38 +309,17 @@ fn with_defaults(mut spec: ImageSpec) -> ImageSpec {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::types::Timeouts;
+    use openstack_image_documents::SpecDoc;
 
     /// A minimal valid spec for tests across the crate.
     pub(crate) fn spec() -> ImageSpec {
-        ImageSpec {
+        ImageSpec::from(SpecDoc {
             name: Some("cirros".into()),
-            container_format: "bare".into(),
-            disk_format: "qcow2".into(),
+            container_format: Some("bare".into()),
+            disk_format: Some("qcow2".into()),
             local_file_path: Some("/images/cirros.qcow2".into()),
-            image_source_url: None,
-            image_source_username: None,
-            image_source_password: None,
-            image_cache_path: None,
-            source_checksum: None,
-            decompress: None,
-            web_download: None,
-            image_id: None,
-            min_disk_gb: None,
-            min_ram_mb: None,
-            properties: vec![],
-            protected: None,
-            hidden: None,
-            region: None,
-            tags: vec![],
-            verify_checksum: None,
-            visibility: None,
-            timeouts: Timeouts {
-                create: None,
-                update: None,
-                delete: None,
-            },
-        }
+            ..SpecDoc::default()
+        })
     }
 
     fn fields(result: Result<ImageSpec, Vec<FieldError>>) -> Vec<String> {
