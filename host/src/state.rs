@@ -22,8 +22,6 @@ pub type StateEntry = Entry<ImageState>;
 
 /// Reading, checking and writing the state file.
 pub trait StateFileExt: Sized {
-    /// An empty state.
-    fn empty() -> Self;
     /// Reads `path`; a missing file is an empty state. Older formats are upgraded.
     fn load(path: &Path) -> Result<Self>;
     /// Writes the state to `path` atomically, in the current format.
@@ -31,10 +29,6 @@ pub trait StateFileExt: Sized {
 }
 
 impl StateFileExt for State {
-    fn empty() -> State {
-        StateFile::empty()
-    }
-
     fn load(path: &Path) -> Result<State> {
         if let Err(e) = std::fs::symlink_metadata(path)
             && e.kind() == std::io::ErrorKind::NotFound
