@@ -1,6 +1,7 @@
 //! Arbitrary inputs shaped like the contract's records, shared by the fuzz targets.
 
 use arbitrary::Arbitrary;
+use openstack_image_documents::{ImageDoc, SpecDoc};
 use openstack_image_guest::types::{ImageSpec, ImageState, Timeouts};
 
 /// A scratch directory for targets that parse files, made once per process.
@@ -46,9 +47,6 @@ impl Spec {
             disk_format: DISKS[usize::from(self.disk_format) % DISKS.len()].into(),
             local_file_path: self.local_file_path.clone(),
             image_source_url: self.image_source_url.clone(),
-            image_source_username: None,
-            image_source_password: None,
-            image_cache_path: None,
             source_checksum: self.source_checksum.clone(),
             decompress: self.decompress,
             web_download: self.web_download,
@@ -60,7 +58,6 @@ impl Spec {
             hidden: self.hidden,
             region: self.region.clone(),
             tags: self.tags.clone(),
-            verify_checksum: None,
             visibility: self
                 .visibility
                 .map(|v| VISIBILITIES[usize::from(v) % VISIBILITIES.len()].into()),
@@ -69,6 +66,7 @@ impl Spec {
                 update: self.timeouts.1,
                 delete: self.timeouts.2,
             },
+            ..ImageSpec::from(SpecDoc::default())
         }
     }
 }
@@ -79,20 +77,6 @@ pub fn state(spec: ImageSpec, status: &str) -> ImageState {
         id: "0b1e3c1a-8d4f-4a5e-9c3b-2f6d7e8a9b0c".into(),
         spec,
         status: status.into(),
-        checksum: None,
-        os_hash_algo: None,
-        os_hash_value: None,
-        size_bytes: None,
-        virtual_size: None,
-        owner: None,
-        created_at: String::new(),
-        updated_at: String::new(),
-        update_at: String::new(),
-        file: String::new(),
-        schema: String::new(),
-        metadata: Vec::new(),
-        stores: None,
-        direct_url: None,
-        source_fingerprint: None,
+        ..ImageState::from(ImageDoc::default())
     }
 }

@@ -152,27 +152,15 @@ fn pairs(properties: &[(String, String)]) -> BTreeMap<&str, &str> {
 mod tests {
     use super::*;
     use crate::validate::{check, tests::spec};
+    use openstack_image_documents::ImageDoc;
 
     pub(crate) fn state_of(spec: &ImageSpec) -> ImageState {
         ImageState {
             id: "6f1e0c2e-0000-4000-8000-000000000001".into(),
             spec: spec.clone(),
             status: "active".into(),
-            checksum: None,
-            os_hash_algo: None,
-            os_hash_value: None,
             size_bytes: Some(1),
-            virtual_size: None,
-            owner: None,
-            created_at: String::new(),
-            updated_at: String::new(),
-            update_at: String::new(),
-            file: String::new(),
-            schema: String::new(),
-            metadata: vec![],
-            stores: None,
-            direct_url: None,
-            source_fingerprint: None,
+            ..ImageState::from(ImageDoc::default())
         }
     }
 

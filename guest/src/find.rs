@@ -6,10 +6,10 @@
 use serde_json::Value;
 
 use crate::glance;
-use crate::glance_fields::{CONTAINER_FORMATS, DISK_FORMATS, VISIBILITIES};
 use crate::http::{Transport, status_error};
 use crate::lifecycle::{Provider, READ_TIMEOUT};
 use crate::types::{Cloud, Error, FieldError, ImageQuery, ImageState};
+use openstack_image_documents::spec::{CONTAINER_FORMATS, DISK_FORMATS, VISIBILITIES};
 
 /// Images asked for per page of Glance's list.
 const PAGE: u32 = 200;
@@ -113,7 +113,7 @@ impl Search {
                 out.append_pair(key, &value);
             }
         }
-        for tag in &q.tags {
+        for tag in q.tags.iter().chain(&q.tag) {
             out.append_pair("tag", tag);
         }
         out.finish()
@@ -232,6 +232,7 @@ mod tests {
             visibility: None,
             owner: None,
             tags: Vec::new(),
+            tag: None,
             properties: Vec::new(),
             size_min: None,
             size_max: None,

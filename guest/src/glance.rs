@@ -1,9 +1,10 @@
 //! Glance image JSON: the create body we send and the `image-state` we read back.
 
+use openstack_image_documents::SpecDoc;
 use serde_json::{Map, Value, json};
 
 use crate::glance_fields::{is_core_attribute, is_server_set_property};
-use crate::types::{ImageSpec, ImageState, Timeouts};
+use crate::types::{ImageSpec, ImageState};
 
 /// The body of `POST /v2/images`. The image is always created unprotected: protection is
 /// applied only after the data is verified, so a failed create can always be cleaned up.
@@ -79,34 +80,27 @@ pub fn state_from_image(image: &Value, prior: Option<&ImageSpec>) -> Result<Imag
         .unwrap_or_default();
     tags.sort();
 
+    // What Glance holds comes from Glance; everything else (sources, cache, checksum
+    // settings, region, timeouts) is kept from the prior spec. Secrets are never kept in state.
+    let kept = match prior {
+        Some(prior) => ImageSpec {
+            image_source_password: None,
+            ..prior.clone()
+        },
+        None => ImageSpec::from(SpecDoc::default()),
+    };
     let spec = ImageSpec {
         name: str_field("name"),
         container_format: str_field("container_format").unwrap_or_default(),
         disk_format: str_field("disk_format").unwrap_or_default(),
-        local_file_path: prior.and_then(|p| p.local_file_path.clone()),
-        image_source_url: prior.and_then(|p| p.image_source_url.clone()),
-        image_source_username: prior.and_then(|p| p.image_source_username.clone()),
-        // Secrets are never kept in state.
-        image_source_password: None,
-        image_cache_path: prior.and_then(|p| p.image_cache_path.clone()),
-        source_checksum: prior.and_then(|p| p.source_checksum.clone()),
-        decompress: prior.and_then(|p| p.decompress),
-        web_download: prior.and_then(|p| p.web_download),
-        image_id: prior.and_then(|p| p.image_id.clone()),
         min_disk_gb: Some(u64_field("min_disk").unwrap_or(0)),
         min_ram_mb: Some(u64_field("min_ram").unwrap_or(0)),
         properties: managed,
         protected: Some(bool_field("protected").unwrap_or(false)),
         hidden: Some(bool_field("os_hidden").unwrap_or(false)),
-        region: prior.and_then(|p| p.region.clone()),
         tags,
-        verify_checksum: prior.and_then(|p| p.verify_checksum),
         visibility: str_field("visibility"),
-        timeouts: prior.map(|p| p.timeouts).unwrap_or(Timeouts {
-            create: None,
-            update: None,
-            delete: None,
-        }),
+        ..kept
     };
     let updated_at = str_field("updated_at").unwrap_or_default();
     Ok(ImageState {

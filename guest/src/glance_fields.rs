@@ -1,16 +1,6 @@
-//! What Glance's image fields are: allowed enum values, core attributes, and the one list of
-//! keys a client must never send back.
-
-/// Glance container formats.
-pub const CONTAINER_FORMATS: &[&str] = &["bare", "ovf", "aki", "ari", "ami", "ova", "docker", "compressed"];
-
-/// Glance disk formats.
-pub const DISK_FORMATS: &[&str] = &[
-    "raw", "vhd", "vhdx", "vmdk", "vdi", "iso", "ploop", "qcow2", "aki", "ari", "ami",
-];
-
-/// Glance visibility values.
-pub const VISIBILITIES: &[&str] = &["public", "private", "shared", "community"];
+//! What Glance's image fields are: core attributes, and the one list of keys a client must
+//! never send back. (The allowed formats and visibilities are the spec document's:
+//! `openstack_image_documents::spec`.)
 
 /// Image attributes that have their own spec field (or are computed): they are never
 /// free-form properties.

@@ -3,18 +3,15 @@
 //! `wasmtime run --invoke`. Every function maps its documents onto the typed records and calls
 //! the same [`Provider`] method the typed face calls; nothing here decides anything itself.
 
-use std::collections::BTreeMap;
-
+use openstack_image_documents::cloud::{CloudDoc, CloudProblem, CloudSettings, Layer, Origin};
+use openstack_image_documents::state::{FlatStateError, unknown_field};
+use openstack_image_documents::{ImageDoc, QueryDoc, SpecDoc};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::http::Transport;
 use crate::lifecycle::{Provider, describe};
-use crate::types::{
-    Action, ApplicationCredentialAuth, Cloud, Credentials, Error, FieldError, ImageQuery, ImageSpec,
-    ImageState, PasswordAuth, ProjectScope, Session, SourceFingerprint, Timeouts,
-};
+use crate::types::{Action, Cloud, Error, FieldError, ImageSpec, ImageState};
 
 /// `check-json`: `{"spec": SPEC}` -> `{"spec": SPEC}` with defaults filled in.
 pub fn check<T: Transport>(provider: &mut Provider<T>, request: &str) -> Result<String, String> {
@@ -259,9 +256,41 @@ impl Request {
                 "request field `cloud.{key}`: TLS trust is the runtime's to grant, not the component's; configure it in the host that runs this component (the bundled host reads `cacert`/`verify` from clouds.yaml)"
             )));
         }
-        let doc: CloudDoc = serde_json::from_value(value)
+        let doc = CloudDoc::from_request(value)
             .map_err(|e| Failure::Request(format!("request field `cloud`: {e}")))?;
-        doc.into_cloud().map_err(Failure::Request)
+        let settings = CloudSettings::new(vec![Layer {
+            origin: Origin::Request,
+            doc,
+        }]);
+        // Engines keep no session: each instance authenticates once.
+        Ok(settings
+            .resolve()
+            .map_err(|p| Failure::Request(cloud_problem(&p)))?
+            .into())
+    }
+}
+
+/// A cloud document's problem, naming the request field to fix.
+fn cloud_problem(problem: &CloudProblem) -> String {
+    let missing = |key: &str, what: &str| format!("request field `cloud.auth.{key}` is missing; {what}");
+    match problem {
+        CloudProblem::NoAuthUrl => missing("auth_url", "give the Keystone v3 URL"),
+        CloudProblem::NoCredentials => missing("username", "give `username` (or `user_id`) and `password`"),
+        CloudProblem::NoPassword => missing("password", "give the user's password"),
+        CloudProblem::NoApplicationCredentialId => missing(
+            "application_credential_id",
+            "give `application_credential_id` (or `application_credential_name` with the user)",
+        ),
+        CloudProblem::NoApplicationCredentialSecret => {
+            missing("application_credential_secret", "give the credential's secret")
+        }
+        CloudProblem::NoToken => missing("token", "give an existing Keystone token"),
+        CloudProblem::UnsupportedAuthType { value, .. } => format!(
+            "request field `cloud.auth_type`: '{value}' is not supported; use password, v3applicationcredential or v3token"
+        ),
+        CloudProblem::BadInterface { value, .. } => {
+            format!("request field `cloud.interface`: '{value}' is not one of public, internal or admin")
+        }
     }
 }
 
@@ -283,783 +312,41 @@ fn fields_of<V: DeserializeOwned>(what: &str, value: Value, prefix: &str) -> Res
     })
 }
 
-fn unknown_field(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
-    Some(rest.split('`').next()?.to_string())
-}
-
-/// The spec document: the spec file's fields.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SpecDoc {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    container_format: Option<String>,
-    #[serde(default)]
-    disk_format: Option<String>,
-    #[serde(default)]
-    local_file_path: Option<String>,
-    #[serde(default)]
-    image_source_url: Option<String>,
-    #[serde(default)]
-    image_source_username: Option<String>,
-    #[serde(default, skip_serializing)]
-    image_source_password: Option<String>,
-    #[serde(default)]
-    image_cache_path: Option<String>,
-    #[serde(default)]
-    source_checksum: Option<String>,
-    #[serde(default)]
-    decompress: Option<bool>,
-    #[serde(default)]
-    web_download: Option<bool>,
-    #[serde(default)]
-    image_id: Option<String>,
-    #[serde(default)]
-    min_disk_gb: Option<u64>,
-    #[serde(default)]
-    min_ram_mb: Option<u64>,
-    #[serde(default, deserialize_with = "scalar_map")]
-    properties: BTreeMap<String, String>,
-    #[serde(default)]
-    protected: Option<bool>,
-    #[serde(default)]
-    hidden: Option<bool>,
-    #[serde(default)]
-    region: Option<String>,
-    #[serde(default)]
-    tags: Vec<String>,
-    #[serde(default)]
-    verify_checksum: Option<bool>,
-    #[serde(default)]
-    visibility: Option<String>,
-    #[serde(default)]
-    timeouts: TimeoutsDoc,
-}
-
-/// A `find` query: the `image-query` record in snake_case, `properties` as an object.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QueryDoc {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    name_regex: Option<String>,
-    #[serde(default)]
-    visibility: Option<String>,
-    #[serde(default)]
-    owner: Option<String>,
-    /// One tag (Terraform's data source has both `tag` and `tags`).
-    #[serde(default)]
-    tag: Option<String>,
-    #[serde(default)]
-    tags: Vec<String>,
-    #[serde(default, deserialize_with = "scalar_map")]
-    properties: BTreeMap<String, String>,
-    #[serde(default)]
-    size_min: Option<u64>,
-    #[serde(default)]
-    size_max: Option<u64>,
-    #[serde(default)]
-    sort: Option<String>,
-    #[serde(default)]
-    most_recent: Option<bool>,
-    #[serde(default)]
-    member_status: Option<String>,
-    #[serde(default)]
-    hidden: Option<bool>,
-    #[serde(default)]
-    container_format: Option<String>,
-    #[serde(default)]
-    disk_format: Option<String>,
-    #[serde(default)]
-    region: Option<String>,
-}
-
-impl From<QueryDoc> for ImageQuery {
-    fn from(d: QueryDoc) -> ImageQuery {
-        ImageQuery {
-            name: d.name,
-            name_regex: d.name_regex,
-            visibility: d.visibility,
-            owner: d.owner,
-            tags: d.tags.into_iter().chain(d.tag).collect(),
-            properties: d.properties.into_iter().collect(),
-            size_min: d.size_min,
-            size_max: d.size_max,
-            sort: d.sort,
-            most_recent: d.most_recent.unwrap_or(false),
-            member_status: d.member_status,
-            hidden: d.hidden,
-            container_format: d.container_format,
-            disk_format: d.disk_format,
-            region: d.region,
-        }
-    }
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TimeoutsDoc {
-    #[serde(default)]
-    create: Option<u64>,
-    #[serde(default)]
-    update: Option<u64>,
-    #[serde(default)]
-    delete: Option<u64>,
-}
-
-/// Property values as the spec file takes them: strings, numbers or booleans, kept as text.
-fn scalar_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    let raw = Option::<BTreeMap<String, Value>>::deserialize(d)?.unwrap_or_default();
-    raw.into_iter()
-        .map(|(key, value)| match value {
-            Value::String(s) => Ok((key, s)),
-            Value::Number(n) => Ok((key, n.to_string())),
-            Value::Bool(b) => Ok((key, b.to_string())),
-            other => Err(serde::de::Error::custom(format!(
-                "property '{key}' must be a string, number or boolean, not {other}"
-            ))),
-        })
-        .collect()
-}
-
-impl From<SpecDoc> for ImageSpec {
-    fn from(d: SpecDoc) -> ImageSpec {
-        ImageSpec {
-            name: d.name,
-            container_format: d.container_format.unwrap_or_default(),
-            disk_format: d.disk_format.unwrap_or_default(),
-            local_file_path: d.local_file_path,
-            image_source_url: d.image_source_url,
-            image_source_username: d.image_source_username,
-            image_source_password: d.image_source_password,
-            image_cache_path: d.image_cache_path,
-            source_checksum: d.source_checksum,
-            decompress: d.decompress,
-            web_download: d.web_download,
-            image_id: d.image_id,
-            min_disk_gb: d.min_disk_gb,
-            min_ram_mb: d.min_ram_mb,
-            properties: d.properties.into_iter().collect(),
-            protected: d.protected,
-            hidden: d.hidden,
-            region: d.region,
-            tags: d.tags,
-            verify_checksum: d.verify_checksum,
-            visibility: d.visibility,
-            timeouts: Timeouts {
-                create: d.timeouts.create,
-                update: d.timeouts.update,
-                delete: d.timeouts.delete,
-            },
-        }
-    }
-}
-
-impl From<ImageSpec> for SpecDoc {
-    fn from(s: ImageSpec) -> SpecDoc {
-        SpecDoc {
-            name: s.name,
-            container_format: Some(s.container_format).filter(|f| !f.is_empty()),
-            disk_format: Some(s.disk_format).filter(|f| !f.is_empty()),
-            local_file_path: s.local_file_path,
-            image_source_url: s.image_source_url,
-            image_source_username: s.image_source_username,
-            // Secret: never returned.
-            image_source_password: None,
-            image_cache_path: s.image_cache_path,
-            source_checksum: s.source_checksum,
-            decompress: s.decompress,
-            web_download: s.web_download,
-            image_id: s.image_id,
-            min_disk_gb: s.min_disk_gb,
-            min_ram_mb: s.min_ram_mb,
-            properties: s.properties.into_iter().collect(),
-            protected: s.protected,
-            hidden: s.hidden,
-            region: s.region,
-            tags: s.tags,
-            verify_checksum: s.verify_checksum,
-            visibility: s.visibility,
-            timeouts: TimeoutsDoc {
-                create: s.timeouts.create,
-                update: s.timeouts.update,
-                delete: s.timeouts.delete,
-            },
-        }
-    }
-}
-
-/// What Glance computed: the state document's fields beside the spec's.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct ComputedDoc {
-    id: String,
-    #[serde(default)]
-    status: String,
-    #[serde(default)]
-    checksum: Option<String>,
-    #[serde(default)]
-    os_hash_algo: Option<String>,
-    #[serde(default)]
-    os_hash_value: Option<String>,
-    #[serde(default)]
-    size_bytes: Option<u64>,
-    #[serde(default)]
-    virtual_size: Option<u64>,
-    #[serde(default)]
-    owner: Option<String>,
-    #[serde(default)]
-    created_at: String,
-    #[serde(default)]
-    updated_at: String,
-    #[serde(default)]
-    update_at: String,
-    #[serde(default)]
-    file: String,
-    #[serde(default)]
-    schema: String,
-    #[serde(default, deserialize_with = "scalar_map")]
-    metadata: BTreeMap<String, String>,
-    #[serde(default)]
-    stores: Option<String>,
-    #[serde(default)]
-    direct_url: Option<String>,
-    #[serde(default)]
-    source_fingerprint: Option<FingerprintDoc>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FingerprintDoc {
-    size: u64,
-    sha512: String,
-    /// A decimal string: nanoseconds since 1970 exceed what a JSON number holds exactly in
-    /// JavaScript and in engines that keep numbers as doubles (2^53). Numbers are accepted too.
-    #[serde(default, with = "decimal")]
-    mtime_ns: Option<u64>,
-    #[serde(default)]
-    etag: Option<String>,
-    #[serde(default)]
-    last_modified: Option<String>,
-}
-
-/// An optional u64 written as a decimal string, read from a string or a number.
-mod decimal {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(value: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
-        match value {
-            Some(v) => s.serialize_str(&v.to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Number(u64),
-            Text(String),
-        }
-        match Option::<Either>::deserialize(d)? {
-            None => Ok(None),
-            Some(Either::Number(n)) => Ok(Some(n)),
-            Some(Either::Text(t)) => t
-                .parse()
-                .map(Some)
-                .map_err(|_| serde::de::Error::custom(format!("'{t}' is not a whole number of nanoseconds"))),
-        }
-    }
-}
-
 /// The flat state document of an image.
 fn state_doc(state: ImageState) -> Value {
-    let computed = ComputedDoc {
-        id: state.id,
-        status: state.status,
-        checksum: state.checksum,
-        os_hash_algo: state.os_hash_algo,
-        os_hash_value: state.os_hash_value,
-        size_bytes: state.size_bytes,
-        virtual_size: state.virtual_size,
-        owner: state.owner,
-        created_at: state.created_at,
-        updated_at: state.updated_at,
-        update_at: state.update_at,
-        file: state.file,
-        schema: state.schema,
-        metadata: state.metadata.into_iter().collect(),
-        stores: state.stores,
-        direct_url: state.direct_url,
-        source_fingerprint: state.source_fingerprint.map(|f| FingerprintDoc {
-            size: f.size,
-            sha512: f.sha512,
-            mtime_ns: f.mtime_ns,
-            etag: f.etag,
-            last_modified: f.last_modified,
-        }),
-    };
-    let mut doc = object(&SpecDoc::from(state.spec));
-    doc.extend(object(&computed));
-    Value::Object(doc)
+    ImageDoc::from(state).to_flat()
 }
 
-fn object(value: &impl Serialize) -> Map<String, Value> {
-    match serde_json::to_value(value) {
-        Ok(Value::Object(map)) => map,
-        _ => unreachable!("documents serialise to objects"),
-    }
-}
-
-/// Reads a flat state document. Keys starting with `__` (engine bookkeeping such as Pulumi's
-/// `__provider`) are ignored; any other unknown key is an error.
+/// Reads a flat state document; a bad field is an `invalid-spec` error naming `state.FIELD`.
 fn parse_state(value: Value) -> Result<ImageState, Failure> {
-    let Value::Object(map) = value else {
-        return Err(Failure::Request(
+    let doc = ImageDoc::from_flat(value).map_err(|e| match e {
+        FlatStateError::NotAnObject => Failure::Request(
             "request field `state` must be an object (the state create/read/update returned)".into(),
-        ));
-    };
-    let (computed, spec): (Map<String, Value>, Map<String, Value>) = map
-        .into_iter()
-        .filter(|(key, _)| !key.starts_with("__"))
-        .partition(|(key, _)| COMPUTED_FIELDS.iter().any(|(name, ..)| name == key));
-    let computed: ComputedDoc = fields_of("state", Value::Object(computed), "state.")?;
-    if uuid::Uuid::try_parse(&computed.id).is_err() {
+        ),
+        FlatStateError::Field { field, message } => Failure::Typed(Error::InvalidSpec(vec![FieldError {
+            field: format!("state.{field}"),
+            message,
+        }])),
+    })?;
+    if uuid::Uuid::try_parse(&doc.id).is_err() {
         return Err(Failure::Request(format!(
             "request field `state.id`: '{}' is not a Glance image id (a UUID)",
-            computed.id
+            doc.id
         )));
     }
-    let spec: SpecDoc = fields_of("state", Value::Object(spec), "state.")?;
-    Ok(ImageState {
-        id: computed.id,
-        spec: spec.into(),
-        status: computed.status,
-        checksum: computed.checksum,
-        os_hash_algo: computed.os_hash_algo,
-        os_hash_value: computed.os_hash_value,
-        size_bytes: computed.size_bytes,
-        virtual_size: computed.virtual_size,
-        owner: computed.owner,
-        created_at: computed.created_at,
-        updated_at: computed.updated_at,
-        update_at: computed.update_at,
-        file: computed.file,
-        schema: computed.schema,
-        metadata: computed.metadata.into_iter().collect(),
-        stores: computed.stores,
-        direct_url: computed.direct_url,
-        source_fingerprint: computed.source_fingerprint.map(|f| SourceFingerprint {
-            size: f.size,
-            sha512: f.sha512,
-            mtime_ns: f.mtime_ns,
-            etag: f.etag,
-            last_modified: f.last_modified,
-        }),
-    })
+    Ok(doc.into())
 }
-
-/// A clouds.yaml cloud entry.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CloudDoc {
-    auth: AuthDoc,
-    #[serde(default)]
-    auth_type: Option<String>,
-    #[serde(default)]
-    region_name: Option<String>,
-    #[serde(default)]
-    interface: Option<String>,
-    #[serde(default)]
-    retries: Option<u32>,
-    /// A token issued earlier for these credentials (a runtime sharing one per run).
-    #[serde(default)]
-    session: Option<SessionDoc>,
-    /// Accepted for clouds.yaml compatibility; only Keystone v3 and Glance v2 are spoken.
-    #[serde(default)]
-    #[allow(dead_code)]
-    identity_api_version: Option<Value>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    image_api_version: Option<Value>,
-}
-
-/// The `session` record: the token and the token response carrying its catalog.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SessionDoc {
-    token: String,
-    token_body: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuthDoc {
-    auth_url: String,
-    #[serde(default)]
-    username: Option<String>,
-    #[serde(default)]
-    user_id: Option<String>,
-    #[serde(default)]
-    password: Option<String>,
-    #[serde(default)]
-    user_domain_name: Option<String>,
-    #[serde(default)]
-    user_domain_id: Option<String>,
-    #[serde(default)]
-    project_name: Option<String>,
-    #[serde(default)]
-    project_id: Option<String>,
-    #[serde(default)]
-    project_domain_name: Option<String>,
-    #[serde(default)]
-    project_domain_id: Option<String>,
-    #[serde(default)]
-    application_credential_id: Option<String>,
-    #[serde(default)]
-    application_credential_name: Option<String>,
-    #[serde(default)]
-    application_credential_secret: Option<String>,
-    #[serde(default)]
-    token: Option<String>,
-}
-
-impl CloudDoc {
-    fn into_cloud(self) -> Result<Cloud, String> {
-        let a = self.auth;
-        let auth_type = match self.auth_type.as_deref() {
-            Some(t) => t.to_string(),
-            None if a.application_credential_secret.is_some() => "v3applicationcredential".into(),
-            None if a.token.is_some() && a.password.is_none() => "v3token".into(),
-            None => "password".into(),
-        };
-        let missing = |key: &str, what: &str| format!("request field `cloud.auth.{key}` is missing; {what}");
-        let credentials = match auth_type.as_str() {
-            "password" | "v3password" => {
-                if a.username.is_none() && a.user_id.is_none() {
-                    return Err(missing(
-                        "username",
-                        "give `username` (or `user_id`) and `password`",
-                    ));
-                }
-                Credentials::Password(PasswordAuth {
-                    user_id: a.user_id,
-                    username: a.username,
-                    password: a
-                        .password
-                        .ok_or_else(|| missing("password", "give the user's password"))?,
-                    user_domain_id: a.user_domain_id,
-                    user_domain_name: a.user_domain_name,
-                })
-            }
-            "v3applicationcredential" | "applicationcredential" | "application_credential" => {
-                if a.application_credential_id.is_none() && a.application_credential_name.is_none() {
-                    return Err(missing(
-                        "application_credential_id",
-                        "give `application_credential_id` (or `application_credential_name` with the user)",
-                    ));
-                }
-                Credentials::ApplicationCredential(ApplicationCredentialAuth {
-                    id: a.application_credential_id,
-                    name: a.application_credential_name,
-                    secret: a.application_credential_secret.ok_or_else(|| {
-                        missing("application_credential_secret", "give the credential's secret")
-                    })?,
-                    user_id: a.user_id,
-                    username: a.username,
-                    user_domain_id: a.user_domain_id,
-                    user_domain_name: a.user_domain_name,
-                })
-            }
-            "token" | "v3token" => Credentials::Token(
-                a.token
-                    .ok_or_else(|| missing("token", "give an existing Keystone token"))?,
-            ),
-            other => {
-                return Err(format!(
-                    "request field `cloud.auth_type`: '{other}' is not supported; use password, v3applicationcredential or v3token"
-                ));
-            }
-        };
-        Ok(Cloud {
-            auth_url: a.auth_url,
-            credentials,
-            scope: ProjectScope {
-                project_id: a.project_id,
-                project_name: a.project_name,
-                project_domain_id: a.project_domain_id,
-                project_domain_name: a.project_domain_name,
-            },
-            region: self.region_name,
-            interface: self.interface,
-            retries: self.retries,
-            session: self.session.map(|s| Session {
-                token: s.token,
-                token_body: s.token_body,
-            }),
-        })
-    }
-}
-
-/// How a spec field behaves: replaced when it changes, kept only in state, secret.
-struct FieldInfo {
-    name: &'static str,
-    schema: fn() -> Value,
-    description: &'static str,
-    force_new: bool,
-    secret: bool,
-}
-
-fn string() -> Value {
-    json!({ "type": "string" })
-}
-fn boolean() -> Value {
-    json!({ "type": "boolean" })
-}
-fn count() -> Value {
-    json!({ "type": "integer", "minimum": 0 })
-}
-fn seconds() -> Value {
-    json!({ "type": "integer", "minimum": 0, "x-unit": "seconds" })
-}
-
-/// Every spec field, in the spec file's order. `x-force-new` agrees with `diff` (tested).
-#[rustfmt::skip]
-const SPEC_FIELDS: &[FieldInfo] = &[
-    FieldInfo { name: "name", schema: string, description: "Image name in Glance.", force_new: false, secret: false },
-    FieldInfo { name: "container_format", schema: || json!({ "enum": ["bare", "ovf", "aki", "ari", "ami", "ova", "docker", "compressed"] }), description: "Container format.", force_new: true, secret: false },
-    FieldInfo { name: "disk_format", schema: || json!({ "enum": ["raw", "vhd", "vhdx", "vmdk", "vdi", "iso", "ploop", "qcow2", "aki", "ari", "ami"] }), description: "Disk format.", force_new: true, secret: false },
-    FieldInfo { name: "local_file_path", schema: string, description: "Absolute path of the image file to upload (the runtime must grant its directory). Conflicts with image_source_url.", force_new: true, secret: false },
-    FieldInfo { name: "image_source_url", schema: string, description: "URL to download the image data from. Conflicts with local_file_path.", force_new: true, secret: false },
-    FieldInfo { name: "image_source_username", schema: string, description: "Basic-auth user for image_source_url.", force_new: false, secret: false },
-    FieldInfo { name: "image_source_password", schema: string, description: "Basic-auth password for image_source_url; never returned or stored.", force_new: false, secret: true },
-    FieldInfo { name: "image_cache_path", schema: string, description: "Directory where downloads are cached, or \"none\" to stream the download into Glance.", force_new: false, secret: false },
-    FieldInfo { name: "source_checksum", schema: || json!({ "type": "string", "pattern": "^(sha256|sha512|md5):[0-9a-fA-F]+$" }), description: "Expected digest of the image data: sha256:<hex>, sha512:<hex> or md5:<hex>.", force_new: false, secret: false },
-    FieldInfo { name: "decompress", schema: boolean, description: "Decompress the downloaded data (gzip, bzip2, xz, zstd) before upload.", force_new: true, secret: false },
-    FieldInfo { name: "web_download", schema: boolean, description: "Let Glance download image_source_url itself (web-download import).", force_new: true, secret: false },
-    FieldInfo { name: "image_id", schema: || json!({ "type": "string", "format": "uuid" }), description: "Create the image with this UUID.", force_new: true, secret: false },
-    FieldInfo { name: "min_disk_gb", schema: count, description: "Minimum disk size in GB needed to boot the image. Default 0.", force_new: false, secret: false },
-    FieldInfo { name: "min_ram_mb", schema: count, description: "Minimum RAM in MB needed to boot the image. Default 0.", force_new: false, secret: false },
-    FieldInfo { name: "properties", schema: || json!({ "type": "object", "additionalProperties": { "type": ["string", "number", "boolean"] } }), description: "Free-form key/value properties managed by this resource.", force_new: false, secret: false },
-    FieldInfo { name: "protected", schema: boolean, description: "When true the image cannot be deleted. Default false.", force_new: false, secret: false },
-    FieldInfo { name: "hidden", schema: boolean, description: "Hide the image from the default image list. Default false.", force_new: false, secret: false },
-    FieldInfo { name: "region", schema: string, description: "Region whose image endpoint hosts the image.", force_new: true, secret: false },
-    FieldInfo { name: "tags", schema: || json!({ "type": "array", "items": { "type": "string" }, "uniqueItems": true }), description: "Tags, as a set.", force_new: false, secret: false },
-    FieldInfo { name: "verify_checksum", schema: boolean, description: "Verify Glance's checksums against the uploaded bytes. Default true.", force_new: false, secret: false },
-    FieldInfo { name: "visibility", schema: || json!({ "enum": ["public", "private", "shared", "community"] }), description: "Who can see the image. Default private.", force_new: false, secret: false },
-    FieldInfo { name: "timeouts", schema: || json!({ "type": "object", "additionalProperties": false, "properties": { "create": seconds(), "update": seconds(), "delete": seconds() } }), description: "Per-operation time limits in seconds (create 1800, update 600, delete 600).", force_new: false, secret: false },
-];
-
-/// Builds one JSON value (a schema fragment or a default).
-type Schema = fn() -> Value;
-
-/// A computed state field (or a query field): name, JSON Schema, description.
-type Computed = (&'static str, Schema, &'static str);
-
-/// Every computed state field.
-#[rustfmt::skip]
-const COMPUTED_FIELDS: &[Computed] = &[
-    ("id", || json!({ "type": "string", "format": "uuid" }), "Glance image id."),
-    ("status", string, "Image status (active once created)."),
-    ("checksum", string, "MD5 of the data, as Glance computed it."),
-    ("os_hash_algo", string, "Algorithm of os_hash_value (usually sha512)."),
-    ("os_hash_value", string, "Multihash of the data."),
-    ("size_bytes", count, "Size in bytes of the data."),
-    ("virtual_size", count, "Virtual disk size in bytes, when Glance knows it."),
-    ("owner", string, "Project that owns the image."),
-    ("created_at", string, "Creation time (ISO 8601)."),
-    ("updated_at", string, "Last update time (ISO 8601)."),
-    ("update_at", string, "Deprecated alias of updated_at."),
-    ("file", string, "Path of the image data below the image endpoint."),
-    ("schema", string, "Path of Glance's JSON schema of the image."),
-    ("metadata", || json!({ "type": "object", "additionalProperties": { "type": "string" } }), "Every property Glance reports, server-set ones included."),
-    ("stores", string, "Stores holding the data."),
-    ("direct_url", string, "Direct URL of the data, when exposed."),
-    ("source_fingerprint", || json!({ "type": "object", "properties": { "size": count(), "sha512": string(), "mtime_ns": { "type": "string", "pattern": "^[0-9]+$", "description": "Nanoseconds since 1970, as a decimal string (exact beyond 2^53)." }, "etag": string(), "last_modified": string() } }), "The source data as uploaded, to notice when it changes."),
-];
-
-/// What `check` fills in when a spec leaves a field out (validate.rs), as JSON Schema `default`s.
-#[rustfmt::skip]
-const DEFAULTS: &[(&str, Schema)] = &[
-    ("decompress", || json!(false)),
-    ("web_download", || json!(false)),
-    ("min_disk_gb", || json!(0)),
-    ("min_ram_mb", || json!(0)),
-    ("protected", || json!(false)),
-    ("hidden", || json!(false)),
-    ("verify_checksum", || json!(true)),
-    ("visibility", || json!("private")),
-];
-
-/// Computed outputs an in-place update never changes (`x-stable`): an engine can promise them
-/// in an update's plan.
-const STABLE_OUTPUTS: &[&str] = &[
-    "id",
-    "checksum",
-    "os_hash_algo",
-    "os_hash_value",
-    "size_bytes",
-    "virtual_size",
-    "owner",
-    "created_at",
-    "file",
-    "schema",
-    "stores",
-    "direct_url",
-    "source_fingerprint",
-];
-
-/// Every field of a `find` query.
-#[rustfmt::skip]
-const QUERY_FIELDS: &[Computed] = &[
-    ("name", string, "Exact image name."),
-    ("name_regex", string, "Regular expression the image name must match."),
-    ("visibility", || json!({ "enum": ["public", "private", "shared", "community", "all"] }), "Visibility of the image."),
-    ("member_status", || json!({ "enum": ["accepted", "pending", "rejected", "all"] }), "Status of the image's membership for the project."),
-    ("owner", string, "Project that owns the image."),
-    ("tag", string, "A tag the image carries."),
-    ("tags", || json!({ "type": "array", "items": { "type": "string" }, "uniqueItems": true }), "Tags the image carries, all of them."),
-    ("properties", || json!({ "type": "object", "additionalProperties": { "type": ["string", "number", "boolean"] } }), "Properties the image carries, with these values."),
-    ("size_min", count, "Smallest size in bytes."),
-    ("size_max", count, "Largest size in bytes."),
-    ("sort", string, "Sort order, e.g. name:asc,created_at:desc."),
-    ("most_recent", boolean, "Pick the most recently created image when several match."),
-    ("hidden", boolean, "Look among hidden images."),
-    ("container_format", || json!({ "enum": ["bare", "ovf", "aki", "ari", "ami", "ova", "docker", "compressed"] }), "Container format."),
-    ("disk_format", || json!({ "enum": ["raw", "vhd", "vhdx", "vmdk", "vdi", "iso", "ploop", "qcow2", "aki", "ari", "ami"] }), "Disk format."),
-    ("region", string, "Region whose image endpoint to search."),
-];
 
 /// `schema`: JSON Schema of the spec, state and cloud documents.
 pub fn schema() -> String {
-    let nullable = |schema: Value| -> Value { json!({ "anyOf": [schema, { "type": "null" }] }) };
-    let spec_props: Map<String, Value> = SPEC_FIELDS
-        .iter()
-        .map(|f| {
-            let mut s = nullable((f.schema)());
-            let o = s.as_object_mut().expect("object");
-            o.insert("description".into(), f.description.into());
-            o.insert("x-force-new".into(), f.force_new.into());
-            o.insert("x-computed".into(), false.into());
-            o.insert("x-secret".into(), f.secret.into());
-            if f.secret {
-                o.insert("writeOnly".into(), true.into());
-            }
-            if let Some((_, default)) = DEFAULTS.iter().find(|(name, _)| *name == f.name) {
-                o.insert("default".into(), default());
-            }
-            match f.name {
-                // Diff leaves an unset name alone: the image keeps the one it has.
-                "name" => {
-                    o.insert("x-keep-when-unset".into(), true.into());
-                }
-                // Runtimes give downloads a cache directory of their own when none is set.
-                "image_cache_path" => {
-                    o.insert("x-runtime-default".into(), true.into());
-                }
-                _ => {}
-            }
-            (f.name.to_string(), s)
-        })
-        .collect();
-    let mut state_props: Map<String, Value> = spec_props
-        .iter()
-        .filter(|(name, _)| !SPEC_FIELDS.iter().any(|f| f.secret && f.name == name.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    for (name, schema, description) in COMPUTED_FIELDS {
-        let mut s = nullable(schema());
-        let o = s.as_object_mut().expect("object");
-        o.insert("description".into(), (*description).into());
-        o.insert("readOnly".into(), true.into());
-        o.insert("x-force-new".into(), false.into());
-        o.insert("x-computed".into(), true.into());
-        o.insert("x-secret".into(), false.into());
-        if STABLE_OUTPUTS.contains(name) {
-            o.insert("x-stable".into(), true.into());
-        }
-        state_props.insert((*name).into(), s);
-    }
-    let query_props: Map<String, Value> = QUERY_FIELDS
-        .iter()
-        .map(|(name, schema, description)| {
-            let mut s = nullable(schema());
-            s["description"] = (*description).into();
-            ((*name).to_string(), s)
-        })
-        .collect();
-    let secret = |description: &str| json!({ "type": "string", "description": description, "x-secret": true, "writeOnly": true });
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "urn:openstack:image:resource:0.1.0",
-        "title": "OpenStack Glance image",
-        "description": "Documents of the openstack:image/resource@0.1.0 interface: `spec` (inputs), `state` (inputs as applied plus computed outputs), `cloud` (a clouds.yaml cloud entry).",
-        "$defs": {
-            "spec": {
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["container_format", "disk_format"],
-                "properties": spec_props,
-            },
-            "state": {
-                "type": "object",
-                "required": ["id"],
-                "properties": state_props,
-            },
-            "query": {
-                "type": "object",
-                "additionalProperties": false,
-                "properties": query_props,
-            },
-            "cloud": {
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["auth"],
-                "properties": {
-                    "auth": {
-                        "type": "object",
-                        "additionalProperties": false,
-                        "required": ["auth_url"],
-                        "properties": {
-                            "auth_url": { "type": "string", "description": "Keystone v3 URL." },
-                            "username": string(), "user_id": string(),
-                            "password": secret("The user's password."),
-                            "user_domain_name": string(), "user_domain_id": string(),
-                            "project_name": string(), "project_id": string(),
-                            "project_domain_name": string(), "project_domain_id": string(),
-                            "application_credential_id": string(), "application_credential_name": string(),
-                            "application_credential_secret": secret("The application credential's secret."),
-                            "token": secret("An existing Keystone token."),
-                        },
-                    },
-                    "auth_type": { "enum": ["password", "v3password", "v3applicationcredential", "applicationcredential", "token", "v3token"] },
-                    "region_name": string(),
-                    "interface": { "enum": ["public", "internal", "admin"] },
-                    "retries": { "type": "integer", "minimum": 0, "description": "Retries of requests that are safe to repeat. Default 4." },
-                    "session": {
-                        "type": "object",
-                        "additionalProperties": false,
-                        "required": ["token", "token_body"],
-                        "description": "A Keystone token issued earlier for the same credentials (a runtime shares one per run); used until Keystone answers 401.",
-                        "x-secret": true,
-                        "writeOnly": true,
-                        "properties": { "token": string(), "token_body": string() },
-                    },
-                    "identity_api_version": { "description": "Accepted and ignored (Keystone v3 only)." },
-                    "image_api_version": { "description": "Accepted and ignored (Glance v2 only)." },
-                },
-            },
-        },
-    })
-    .to_string()
+    openstack_image_documents::schema::schema().to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::diff;
+    use crate::types::{Credentials, SourceFingerprint};
 
     fn spec_json() -> Value {
         json!({
@@ -1144,9 +431,9 @@ mod tests {
         let (field, _) = parse(json!({ "min_ram_mb": "lots" }));
         assert_eq!(field, "min_ram_mb");
         let (field, message) = parse(json!({ "properties": { "k": [1] } }));
-        assert_eq!(field, "properties");
-        assert!(message.contains("property 'k'"), "{message}");
-        let (field, _) = parse(json!({ "timeouts": { "create": "10m" } }));
+        assert_eq!(field, "properties.k");
+        assert!(message.contains("text, a number or true/false"), "{message}");
+        let (field, _) = parse(json!({ "timeouts": { "create": "soon" } }));
         assert_eq!(field, "timeouts.create");
     }
 
@@ -1241,30 +528,34 @@ mod tests {
             ("visibility", json!("public")),
             ("timeouts", json!({ "update": 60 })),
         ];
-        for field in SPEC_FIELDS
+        let schema: Value = serde_json::from_str(&schema()).unwrap();
+        let fields = schema["$defs"]["spec"]["properties"].as_object().unwrap();
+        for (name, field) in fields
             .iter()
-            .filter(|f| !f.secret && f.name != "local_file_path")
+            .filter(|(name, f)| f["x-secret"] != true && *name != "local_file_path")
         {
+            let name = name.as_str();
+            let force_new = field["x-force-new"] == true;
             let (_, value) = changed
                 .iter()
-                .find(|(name, _)| *name == field.name)
-                .unwrap_or_else(|| panic!("no test value for {}", field.name));
+                .find(|(changed, _)| *changed == name)
+                .unwrap_or_else(|| panic!("no test value for {name}"));
             let mut desired = json!({
                 "container_format": "bare",
                 "disk_format": "qcow2",
                 "image_source_url": "https://example.org/a.img",
                 "image_cache_path": "none",
             });
-            desired[field.name] = value.clone();
-            if field.name == "web_download" {
+            desired[name] = value.clone();
+            if name == "web_download" {
                 desired["image_cache_path"] = Value::Null;
             }
-            if field.name == "image_source_username" {
+            if name == "image_source_username" {
                 desired["image_source_password"] = json!("p");
             }
             let plan = diff::diff(&validate_spec(desired), &prior);
             let replaced = plan.action == Action::Replace;
-            assert_eq!(replaced, field.force_new, "{}: {:?}", field.name, plan);
+            assert_eq!(replaced, force_new, "{name}: {plan:?}");
         }
     }
 
@@ -1286,9 +577,13 @@ mod tests {
     #[test]
     fn clouds_yaml_entries_become_clouds() {
         let cloud = |value: Value| -> Result<Cloud, String> {
-            serde_json::from_value::<CloudDoc>(value)
-                .map_err(|e| e.to_string())?
-                .into_cloud()
+            let mut request = Request::parse(&json!({ "cloud": value }).to_string())
+                .ok()
+                .unwrap();
+            request.cloud().map_err(|e| match e {
+                Failure::Request(m) => m,
+                Failure::Typed(e) => panic!("{e:?}"),
+            })
         };
         let c = cloud(json!({
             "auth": { "auth_url": "http://k/v3", "username": "u", "password": "p", "project_name": "demo", "user_domain_name": "Default" },
@@ -1307,6 +602,8 @@ mod tests {
         let err = cloud(json!({ "auth": { "auth_url": "u" }, "auth_type": "saml" })).unwrap_err();
         assert!(err.contains("not supported"), "{err}");
         let err = cloud(json!({ "auth": { "auth_url": "u" }, "cacert": "/x" })).unwrap_err();
-        assert!(err.contains("unknown field `cacert`"), "{err}");
+        assert!(err.contains("TLS trust is the runtime's"), "{err}");
+        let err = cloud(json!({ "auth": { "auth_url": "u" }, "colour": "blue" })).unwrap_err();
+        assert!(err.contains("unknown field `colour`"), "{err}");
     }
 }

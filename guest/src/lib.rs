@@ -30,3 +30,8 @@ mod wasi_http;
 pub mod types {
     pub use crate::bindings::openstack::image::types::*;
 }
+
+// `From` conversions between the documents and these types, from the documents' field lists.
+use openstack_image_documents::convert_records;
+openstack_image_documents::image_records!(convert_records, crate::types);
+openstack_image_documents::cloud_records!(convert_records, crate::types);

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use openstack_image_documents::spec::UrlData;
+
 use crate::http::{Request, Response, Transport, TransportError, status_error};
 use crate::retry::{self, DEFAULT_RETRIES, Retrying};
 use crate::source::{self, Digests, ExpectedDigest, UrlSource};
@@ -445,8 +447,10 @@ impl<T: Transport> Provider<T> {
             decompress: spec.decompress == Some(true),
             timeout: op.remaining()?,
         };
-        match spec.image_cache_path.as_deref() {
-            Some(source::NO_CACHE) => {
+        // Called only for data the component fetches itself (not web-download).
+        match UrlData::of(Some(url), None, spec.image_cache_path.as_deref()) {
+            UrlData::NotFetched => unreachable!("a URL is fetched unless Glance downloads it"),
+            UrlData::Streamed(_) => {
                 let opened = source.stream(&mut self.transport)?;
                 Ok(Data {
                     reader: opened.reader,
@@ -459,7 +463,7 @@ impl<T: Transport> Provider<T> {
                     last_modified: opened.last_modified,
                 })
             }
-            dir => {
+            UrlData::Cached(_, dir) => {
                 let dir = dir.ok_or_else(|| {
                     invalid(
                         "image_cache_path",

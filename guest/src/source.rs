@@ -24,8 +24,7 @@ const COPY_CHUNK: usize = 1024 * 1024;
 /// Report download progress at most once per this many bytes.
 const PROGRESS_STEP: u64 = 8 * 1024 * 1024;
 
-/// The value of `image_cache_path` that means: stream the download into Glance, no file.
-pub const NO_CACHE: &str = "none";
+pub use openstack_image_documents::spec::NO_CACHE;
 
 /// A digest the user expects the image data to have (`source_checksum`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,11 @@
 //! Spec validation and defaults: every rule that needs no I/O.
 
-use crate::glance_fields::{CONTAINER_FORMATS, DISK_FORMATS, VISIBILITIES, is_core_attribute, is_read_only};
-use crate::source::{DigestAlgorithm, NO_CACHE, parse_checksum};
+use openstack_image_documents::spec::{
+    CONTAINER_FORMATS, DEFAULT_CACHE_SUBDIR, DISK_FORMATS, NO_CACHE, UrlData, VISIBILITIES, defaults,
+};
+
+use crate::glance_fields::{is_core_attribute, is_read_only};
+use crate::source::{DigestAlgorithm, parse_checksum};
 use crate::types::{FieldError, ImageSpec};
 
 /// Glance stores min_disk and min_ram as 32-bit signed integers.
@@ -158,12 +162,14 @@ fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
                         "'{url}' is not an http:// or https:// URL; give one, or download the data and use local_file_path"
                     ),
                 );
-            } else if spec.image_cache_path.is_none() && spec.web_download != Some(true) {
+            } else if let UrlData::Cached(_, None) =
+                UrlData::of(Some(url), spec.web_download, spec.image_cache_path.as_deref())
+            {
                 // The component has no directory of its own: the runtime says where downloads go.
                 err(
                     "image_cache_path",
                     format!(
-                        "is not set, and a download needs a directory the runtime grants read-write; give one, or `{NO_CACHE}` to stream the download into Glance (the openstack-image host fills in ~/.cache/openstack-image/images)"
+                        "is not set, and a download needs a directory the runtime grants read-write; give one, or `{NO_CACHE}` to stream the download into Glance (the openstack-image host fills in ~/.cache/openstack-image/{DEFAULT_CACHE_SUBDIR})"
                     ),
                 );
             }
@@ -281,18 +287,20 @@ fn check_properties(err: &mut impl FnMut(&str, String), properties: &[(String, S
     }
 }
 
+/// Fills in the spec document's defaults (which its schema states as `default`s).
 fn with_defaults(mut spec: ImageSpec) -> ImageSpec {
-    spec.min_disk_gb.get_or_insert(0);
-    spec.min_ram_mb.get_or_insert(0);
-    spec.protected.get_or_insert(false);
-    spec.hidden.get_or_insert(false);
+    spec.min_disk_gb.get_or_insert(defaults::MIN_DISK_GB);
+    spec.min_ram_mb.get_or_insert(defaults::MIN_RAM_MB);
+    spec.protected.get_or_insert(defaults::PROTECTED);
+    spec.hidden.get_or_insert(defaults::HIDDEN);
     // With web_download nothing is verified by the tool, and setting it is an error.
     if spec.web_download != Some(true) {
-        spec.verify_checksum.get_or_insert(true);
+        spec.verify_checksum.get_or_insert(defaults::VERIFY_CHECKSUM);
     }
-    spec.decompress.get_or_insert(false);
-    spec.web_download.get_or_insert(false);
-    spec.visibility.get_or_insert_with(|| "private".to_string());
+    spec.decompress.get_or_insert(defaults::DECOMPRESS);
+    spec.web_download.get_or_insert(defaults::WEB_DOWNLOAD);
+    spec.visibility
+        .get_or_insert_with(|| defaults::VISIBILITY.to_string());
     spec.tags.sort();
     spec.properties.sort();
     spec
@@ -301,38 +309,17 @@ fn with_defaults(mut spec: ImageSpec) -> ImageSpec {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::types::Timeouts;
+    use openstack_image_documents::SpecDoc;
 
     /// A minimal valid spec for tests across the crate.
     pub(crate) fn spec() -> ImageSpec {
-        ImageSpec {
+        ImageSpec::from(SpecDoc {
             name: Some("cirros".into()),
-            container_format: "bare".into(),
-            disk_format: "qcow2".into(),
+            container_format: Some("bare".into()),
+            disk_format: Some("qcow2".into()),
             local_file_path: Some("/images/cirros.qcow2".into()),
-            image_source_url: None,
-            image_source_username: None,
-            image_source_password: None,
-            image_cache_path: None,
-            source_checksum: None,
-            decompress: None,
-            web_download: None,
-            image_id: None,
-            min_disk_gb: None,
-            min_ram_mb: None,
-            properties: vec![],
-            protected: None,
-            hidden: None,
-            region: None,
-            tags: vec![],
-            verify_checksum: None,
-            visibility: None,
-            timeouts: Timeouts {
-                create: None,
-                update: None,
-                delete: None,
-            },
-        }
+            ..SpecDoc::default()
+        })
     }
 
     fn fields(result: Result<ImageSpec, Vec<FieldError>>) -> Vec<String> {

@@ -16,3 +16,8 @@ pub use openstack::image::types::{
     Action, ApplicationCredentialAuth, Cloud, Credentials, Error as GuestError, ImageQuery, ImageSpec,
     ImageState, PasswordAuth, Plan, ProjectScope, Session, Timeouts,
 };
+
+// `From` conversions between the documents and these types, from the documents' field lists.
+use openstack_image_documents::convert_records;
+openstack_image_documents::image_records!(convert_records, crate::bindings::openstack::image::types);
+openstack_image_documents::cloud_records!(convert_records, crate::bindings::openstack::image::types);

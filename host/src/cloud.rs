@@ -1,128 +1,76 @@
-//! Cloud settings from the standard `OS_*` environment variables.
+//! The cloud a run acts on: layers of cloud documents — explicit settings (`--retries`), the
+//! standard `OS_*` environment variables, the `--cloud` entry of clouds.yaml — resolved to the
+//! typed cloud in one place (`openstack_image_documents::cloud`), with every problem said
+//! naming the variable or clouds.yaml key to fix.
 
 use anyhow::{Result, bail};
+use openstack_image_documents::cloud::{
+    AuthDoc, CacheDoc, CloudDoc, CloudProblem, CloudSettings, Layer, Origin,
+};
 
-use crate::bindings::{ApplicationCredentialAuth, Cloud, Credentials, PasswordAuth, ProjectScope};
-use crate::clouds_yaml::{self, TOKEN_CACHE_VAR};
+use crate::bindings::{Cloud, Credentials};
+use crate::clouds_yaml;
 use crate::transport::TlsSettings;
 
-/// Reads the cloud from `OS_*` variables through `var` (the process environment in
-/// production, a map in tests).
-pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Cloud> {
-    let get = |name: &str| var(name).filter(|v| !v.is_empty());
-    // With --cloud, clouds.yaml names itself (clouds_yaml::settings), so a missing or wrong
-    // setting can be traced to the key that gives it.
-    let in_clouds_yaml = |key: &str| match (get("OS_CLOUD"), get("OS_CLIENT_CONFIG_FILE")) {
-        (Some(cloud), Some(file)) => {
-            format!(" (cloud '{cloud}' in {file}: set {key} there, secrets also in secure.yaml)")
-        }
-        _ => String::new(),
-    };
-    let Some(auth_url) = get("OS_AUTH_URL") else {
-        bail!(
-            "OS_AUTH_URL is not set: load your cloud's openrc file (or, for the local dev \
-             cloud, run: eval \"$(scripts/dev-cloud env)\")"
-        );
-    };
-    let credentials = if let Some(token) = get("OS_TOKEN") {
-        Credentials::Token(token)
-    } else if let Some(secret) = get("OS_APPLICATION_CREDENTIAL_SECRET") {
-        let id = get("OS_APPLICATION_CREDENTIAL_ID");
-        let name = get("OS_APPLICATION_CREDENTIAL_NAME");
-        if id.is_none() && name.is_none() {
-            bail!(
-                "OS_APPLICATION_CREDENTIAL_SECRET is set but neither OS_APPLICATION_CREDENTIAL_ID nor OS_APPLICATION_CREDENTIAL_NAME is{}",
-                in_clouds_yaml("auth.application_credential_id")
-            );
-        }
-        Credentials::ApplicationCredential(ApplicationCredentialAuth {
-            id,
-            name,
-            secret,
-            user_id: get("OS_USER_ID"),
-            username: get("OS_USERNAME"),
-            user_domain_id: get("OS_USER_DOMAIN_ID"),
-            user_domain_name: get("OS_USER_DOMAIN_NAME"),
-        })
-    } else {
-        let (user_id, username) = (get("OS_USER_ID"), get("OS_USERNAME"));
-        if user_id.is_none() && username.is_none() {
-            bail!(
-                "no credentials: set OS_USERNAME (or OS_USER_ID) and OS_PASSWORD, OS_APPLICATION_CREDENTIAL_ID and OS_APPLICATION_CREDENTIAL_SECRET, or OS_TOKEN{}",
-                in_clouds_yaml("auth.username and auth.password")
-            );
-        }
-        let Some(password) = get("OS_PASSWORD") else {
-            bail!(
-                "OS_PASSWORD is not set (needed with OS_USERNAME/OS_USER_ID){}",
-                in_clouds_yaml("auth.password")
-            );
-        };
-        Credentials::Password(PasswordAuth {
-            user_id,
-            username,
-            password,
-            user_domain_id: get("OS_USER_DOMAIN_ID"),
-            user_domain_name: get("OS_USER_DOMAIN_NAME"),
-        })
-    };
-    let interface = get("OS_INTERFACE").map(|i| i.trim_end_matches("URL").to_ascii_lowercase());
-    if let Some(i) = &interface
-        && !["public", "internal", "admin"].contains(&i.as_str())
-    {
-        bail!(
-            "OS_INTERFACE is '{i}'; use public, internal or admin{}",
-            in_clouds_yaml("interface")
-        );
-    }
-    Ok(Cloud {
-        auth_url,
-        credentials,
-        scope: ProjectScope {
-            project_id: get("OS_PROJECT_ID").or_else(|| get("OS_TENANT_ID")),
-            project_name: get("OS_PROJECT_NAME").or_else(|| get("OS_TENANT_NAME")),
-            project_domain_id: get("OS_PROJECT_DOMAIN_ID"),
-            project_domain_name: get("OS_PROJECT_DOMAIN_NAME"),
-        },
-        region: get("OS_REGION_NAME"),
-        interface,
-        retries: None,
-        session: None,
-    })
-}
+/// The environment variable (besides `--token-cache` and clouds.yaml's `cache: {auth: true}`)
+/// that keeps the Keystone token for the next run.
+pub const TOKEN_CACHE_VAR: &str = "OPENSTACK_IMAGE_TOKEN_CACHE";
 
-/// A cloud and how to reach it: what every runtime of this host needs to start a sandbox.
-pub struct CloudSettings {
+/// What the settings resolve to.
+pub struct CloudConfig {
     pub cloud: Cloud,
     pub tls: TlsSettings,
-    /// Whether to keep the Keystone token for later runs.
+    /// Keep the Keystone token between runs.
     pub token_cache: bool,
 }
 
-/// The cloud a clouds.yaml cloud entry describes (`explicit`, e.g. from a Terraform provider
-/// block), merged over the clouds.yaml cloud `name` when one is named.
-pub fn from_entry(name: Option<&str>, explicit: &serde_json::Value) -> Result<CloudSettings> {
-    let explicit: serde_yaml_ng::Value =
-        serde_yaml_ng::to_value(explicit).map_err(|e| anyhow::anyhow!("the cloud settings: {e}"))?;
-    let (entry, origin) = match name {
-        Some(name) => {
-            let config_file = std::env::var_os("OS_CLIENT_CONFIG_FILE").map(std::path::PathBuf::from);
-            let (mut entry, file) = clouds_yaml::find_entry(name, config_file, &clouds_yaml::search_dirs())?;
-            clouds_yaml::merge(&mut entry, explicit);
-            (
-                entry,
-                format!("{} and the provider settings", clouds_yaml::origin(name, &file)),
-            )
-        }
-        None => (explicit, "the provider settings".to_string()),
-    };
-    let vars = clouds_yaml::entry_settings(&origin, &entry)?;
-    let var = |k: &str| vars.get(k).cloned();
-    Ok(CloudSettings {
-        cloud: from_env(var)?,
-        tls: tls_from_env(var)?,
-        token_cache: token_cache_from_env(var)?,
+/// The `OS_*` variables (read through `var`: the process environment in production, a map in
+/// tests) as a cloud document; an empty variable is unset.
+pub fn environment(var: impl Fn(&str) -> Option<String>) -> Result<CloudDoc> {
+    let get = |name: &str| var(name).filter(|v| !v.is_empty());
+    Ok(CloudDoc {
+        auth: AuthDoc {
+            auth_url: get("OS_AUTH_URL"),
+            username: get("OS_USERNAME"),
+            user_id: get("OS_USER_ID"),
+            password: get("OS_PASSWORD"),
+            user_domain_name: get("OS_USER_DOMAIN_NAME"),
+            user_domain_id: get("OS_USER_DOMAIN_ID"),
+            project_name: get("OS_PROJECT_NAME").or_else(|| get("OS_TENANT_NAME")),
+            project_id: get("OS_PROJECT_ID").or_else(|| get("OS_TENANT_ID")),
+            project_domain_name: get("OS_PROJECT_DOMAIN_NAME"),
+            project_domain_id: get("OS_PROJECT_DOMAIN_ID"),
+            application_credential_id: get("OS_APPLICATION_CREDENTIAL_ID"),
+            application_credential_name: get("OS_APPLICATION_CREDENTIAL_NAME"),
+            application_credential_secret: get("OS_APPLICATION_CREDENTIAL_SECRET"),
+            token: get("OS_TOKEN"),
+        },
+        region_name: get("OS_REGION_NAME"),
+        interface: get("OS_INTERFACE"),
+        cacert: get("OS_CACERT"),
+        verify: flag(get("OS_INSECURE"), "OS_INSECURE")?.map(|insecure| !insecure),
+        cache: flag(get(TOKEN_CACHE_VAR), TOKEN_CACHE_VAR)?.map(|keep| CacheDoc { auth: Some(keep) }),
+        ..CloudDoc::default()
     })
+}
+
+/// The cloud a clouds.yaml cloud entry describes (`explicit`, e.g. from a Terraform provider
+/// block), its settings winning over the clouds.yaml cloud `name` when one is named.
+pub fn from_entry(name: Option<&str>, explicit: &serde_json::Value) -> Result<CloudConfig> {
+    let doc: CloudDoc = serde_path_to_error::deserialize(explicit)
+        .map_err(|e| anyhow::anyhow!("the provider settings: `{}`: {}", e.path(), e.inner()))?;
+    let mut layers = vec![Layer {
+        origin: Origin::Explicit("the provider settings".to_string()),
+        doc,
+    }];
+    if let Some(name) = name {
+        layers.push(clouds_yaml::settings(
+            name,
+            std::env::var_os("OS_CLIENT_CONFIG_FILE").map(std::path::PathBuf::from),
+            &clouds_yaml::search_dirs(),
+        )?);
+    }
+    resolve(&CloudSettings::new(layers))
 }
 
 /// `cloud` as the JSON face's cloud document (a clouds.yaml cloud entry), for runtimes that
@@ -175,44 +123,112 @@ pub fn document(cloud: &Cloud) -> serde_json::Value {
     doc
 }
 
-/// The cloud's TLS settings from `OS_CACERT` and `OS_INSECURE` (clouds.yaml's `cacert` and
-/// `verify: false` arrive here as those variables).
-pub fn tls_from_env(var: impl Fn(&str) -> Option<String>) -> Result<TlsSettings> {
-    Ok(TlsSettings {
-        cacert: var("OS_CACERT")
-            .filter(|v| !v.is_empty())
-            .map(std::path::PathBuf::from),
-        insecure: flag(&var, "OS_INSECURE")?,
+/// A yes/no variable: true, 1, yes or false, 0, no (any case).
+fn flag(value: Option<String>, name: &str) -> Result<Option<bool>> {
+    match value.map(|v| v.to_ascii_lowercase()) {
+        None => Ok(None),
+        Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => Ok(Some(true)),
+        Some(v) if ["false", "0", "no"].contains(&v.as_str()) => Ok(Some(false)),
+        Some(v) => bail!("{name} is '{v}'; use true or false"),
+    }
+}
+
+/// The typed cloud, its TLS settings and whether to keep its token, from `settings`.
+pub fn resolve(settings: &CloudSettings) -> Result<CloudConfig> {
+    let cloud = settings
+        .resolve()
+        .map_err(|problem| anyhow::anyhow!(describe(&problem, settings)))?;
+    Ok(CloudConfig {
+        cloud: cloud.into(),
+        tls: TlsSettings {
+            cacert: settings.cacert().map(std::path::PathBuf::from),
+            insecure: settings.insecure(),
+        },
+        token_cache: settings.token_cache(),
     })
 }
 
-/// Whether to keep the Keystone token between runs (`OPENSTACK_IMAGE_TOKEN_CACHE`, which
-/// clouds.yaml's `cache: {auth: true}` also sets).
-pub fn token_cache_from_env(var: impl Fn(&str) -> Option<String>) -> Result<bool> {
-    flag(&var, TOKEN_CACHE_VAR)
+/// A problem with the settings, naming the `OS_*` variable and, when clouds.yaml is in use,
+/// its key.
+fn describe(problem: &CloudProblem, settings: &CloudSettings) -> String {
+    let clouds_yaml = settings.layers().iter().find_map(|layer| match &layer.origin {
+        Origin::CloudsYaml { cloud, file } => Some(format!("cloud '{cloud}' in {file}")),
+        _ => None,
+    });
+    let in_clouds_yaml = |key: &str| match &clouds_yaml {
+        Some(origin) => format!(" ({origin}: set {key} there, secrets also in secure.yaml)"),
+        None => String::new(),
+    };
+    match problem {
+        CloudProblem::NoAuthUrl => match &clouds_yaml {
+            Some(origin) => format!(
+                "{origin} has no auth.auth_url; add the Keystone URL there (e.g. https://keystone.example.org:5000/v3), or set OS_AUTH_URL"
+            ),
+            None => "OS_AUTH_URL is not set: load your cloud's openrc file (or, for the local dev \
+                     cloud, run: eval \"$(scripts/dev-cloud env)\")"
+                .to_string(),
+        },
+        CloudProblem::NoCredentials => format!(
+            "no credentials: set OS_USERNAME (or OS_USER_ID) and OS_PASSWORD, OS_APPLICATION_CREDENTIAL_ID and OS_APPLICATION_CREDENTIAL_SECRET, or OS_TOKEN{}",
+            in_clouds_yaml("auth.username and auth.password")
+        ),
+        CloudProblem::NoPassword => format!(
+            "OS_PASSWORD is not set (needed with OS_USERNAME/OS_USER_ID){}",
+            in_clouds_yaml("auth.password")
+        ),
+        CloudProblem::NoApplicationCredentialId => format!(
+            "OS_APPLICATION_CREDENTIAL_SECRET is set but neither OS_APPLICATION_CREDENTIAL_ID nor OS_APPLICATION_CREDENTIAL_NAME is{}",
+            in_clouds_yaml("auth.application_credential_id")
+        ),
+        CloudProblem::NoApplicationCredentialSecret => format!(
+            "OS_APPLICATION_CREDENTIAL_SECRET is not set (needed with OS_APPLICATION_CREDENTIAL_ID/_NAME){}",
+            in_clouds_yaml("auth.application_credential_secret")
+        ),
+        CloudProblem::NoToken => format!(
+            "OS_TOKEN is not set (needed with auth_type v3token){}",
+            in_clouds_yaml("auth.token")
+        ),
+        CloudProblem::UnsupportedAuthType { value, origin } => format!(
+            "{}: auth_type '{value}' is not supported; use password, v3applicationcredential or v3token",
+            origin_text(origin)
+        ),
+        CloudProblem::BadInterface { value, origin } => match origin {
+            Origin::Environment => format!("OS_INTERFACE is '{value}'; use public, internal or admin"),
+            origin => format!(
+                "{}: interface is '{value}'; use public, internal or admin",
+                origin_text(origin)
+            ),
+        },
+    }
 }
 
-/// A yes/no setting: true, 1, yes or false, 0, no (any case); unset or empty is false.
-fn flag(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool> {
-    match var(name)
-        .filter(|v| !v.is_empty())
-        .map(|v| v.to_ascii_lowercase())
-    {
-        None => Ok(false),
-        Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => Ok(true),
-        Some(v) if ["false", "0", "no"].contains(&v.as_str()) => Ok(false),
-        Some(v) => bail!("{name} is '{v}'; use true or false"),
+/// Where a setting was given, for people.
+fn origin_text(origin: &Origin) -> String {
+    match origin {
+        Origin::Explicit(what) => what.clone(),
+        Origin::Environment => "the OS_* environment".to_string(),
+        Origin::CloudsYaml { cloud, file } => format!("cloud '{cloud}' in {file}"),
+        Origin::Request => "the request's cloud".to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bindings::Credentials;
+    use openstack_image_documents::cloud::Layer;
     use std::collections::HashMap;
 
-    fn cloud(vars: &[(&str, &str)]) -> Result<Cloud> {
+    fn env_layer(vars: &[(&str, &str)]) -> Layer {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        from_env(|k| map.get(k).cloned())
+        Layer {
+            origin: Origin::Environment,
+            doc: environment(|k| map.get(k).cloned()).unwrap(),
+        }
+    }
+
+    fn cloud(vars: &[(&str, &str)]) -> Result<Cloud> {
+        resolve(&CloudSettings::new(vec![env_layer(vars)])).map(|c| c.cloud)
     }
 
     #[test]
@@ -236,42 +252,55 @@ mod tests {
         assert!(cloud(&[]).unwrap_err().to_string().contains("OS_AUTH_URL"));
         let err = cloud(&[("OS_AUTH_URL", "u"), ("OS_USERNAME", "a")]).unwrap_err();
         assert!(err.to_string().contains("OS_PASSWORD"));
+        let err = cloud(&[
+            ("OS_AUTH_URL", "u"),
+            ("OS_TOKEN", "t"),
+            ("OS_INTERFACE", "sideways"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("OS_INTERFACE is 'sideways'"), "{err}");
     }
 
     #[test]
     fn settings_from_clouds_yaml_name_its_key() {
-        let from_file = [
-            ("OS_CLOUD", "dev"),
-            ("OS_CLIENT_CONFIG_FILE", "/etc/openstack/clouds.yaml"),
-            ("OS_AUTH_URL", "u"),
-        ];
-        let err = cloud(&[&from_file[..], &[("OS_USERNAME", "a")]].concat())
-            .unwrap_err()
+        let yaml = Layer {
+            origin: Origin::CloudsYaml {
+                cloud: "dev".into(),
+                file: "/etc/openstack/clouds.yaml".into(),
+            },
+            doc: serde_json::from_value(serde_json::json!({ "auth": { "auth_url": "u", "username": "a" } }))
+                .unwrap(),
+        };
+        let err = resolve(&CloudSettings::new(vec![env_layer(&[]), yaml.clone()]))
+            .err()
+            .unwrap()
             .to_string();
         assert!(
             err.contains("cloud 'dev' in /etc/openstack/clouds.yaml: set auth.password"),
             "{err}"
         );
-        let err = cloud(&[("OS_AUTH_URL", "u"), ("OS_USERNAME", "a")])
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("clouds.yaml"), "{err}");
+        // The environment wins over clouds.yaml.
+        let config = resolve(&CloudSettings::new(vec![
+            env_layer(&[("OS_PASSWORD", "p")]),
+            yaml,
+        ]))
+        .unwrap();
+        assert!(matches!(config.cloud.credentials, Credentials::Password(ref p) if p.password == "p"));
     }
 
     #[test]
-    fn tls_settings() {
-        let map: HashMap<&str, &str> = HashMap::from([("OS_CACERT", "/ca.pem"), ("OS_INSECURE", "True")]);
-        let tls = tls_from_env(|k| map.get(k).map(|v| v.to_string())).unwrap();
-        assert_eq!(tls.cacert.as_deref(), Some(std::path::Path::new("/ca.pem")));
-        assert!(tls.insecure);
-        assert!(tls_from_env(|k| (k == "OS_INSECURE").then(|| "maybe".to_string())).is_err());
-        let cache = |v: &str| token_cache_from_env(|k| (k == TOKEN_CACHE_VAR).then(|| v.to_string()));
-        assert!(
-            cache("Yes").unwrap() && cache("true").unwrap() && !cache("0").unwrap() && !cache("").unwrap()
-        );
-        let err = cache("on").unwrap_err().to_string();
-        assert!(err.contains(TOKEN_CACHE_VAR), "{err}");
-        assert!(!tls_from_env(|_| None).unwrap().insecure);
+    fn tls_and_token_cache_settings() {
+        let settings = |vars: &[(&str, &str)]| CloudSettings::new(vec![env_layer(vars)]);
+        let s = settings(&[("OS_CACERT", "/ca.pem"), ("OS_INSECURE", "True")]);
+        assert_eq!(s.cacert().as_deref(), Some("/ca.pem"));
+        assert!(s.insecure());
+        assert!(!settings(&[]).insecure());
+        let err = environment(|k| (k == "OS_INSECURE").then(|| "maybe".to_string())).unwrap_err();
+        assert!(err.to_string().contains("OS_INSECURE is 'maybe'"), "{err}");
+        let cache = |v: &str| settings(&[(TOKEN_CACHE_VAR, v)]).token_cache();
+        assert!(cache("Yes") && cache("true") && !cache("0") && !cache(""));
+        let err = environment(|k| (k == TOKEN_CACHE_VAR).then(|| "on".to_string())).unwrap_err();
+        assert!(err.to_string().contains(TOKEN_CACHE_VAR), "{err}");
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! `clouds.yaml` and `secure.yaml`, as openstacksdk users know them: a named cloud's settings
-//! become the `OS_*` values that the process environment may still override.
+//! `clouds.yaml` and `secure.yaml`, as openstacksdk users know them: a named cloud's entry,
+//! with secure.yaml's values merged in, is one layer of cloud settings (a cloud document) below
+//! the `OS_*` environment.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use openstack_image_documents::cloud::{CloudDoc, Layer, Origin};
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::spec::read_text_file;
@@ -23,32 +24,9 @@ pub fn search_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-/// The `OS_*` settings of cloud `name` from the first clouds.yaml found (`OS_CLIENT_CONFIG_FILE`
+/// The settings of cloud `name` from the first clouds.yaml found (`OS_CLIENT_CONFIG_FILE`
 /// names one explicitly), with secure.yaml's values merged in.
-pub fn settings(
-    name: &str,
-    config_file: Option<PathBuf>,
-    dirs: &[PathBuf],
-) -> Result<HashMap<String, String>> {
-    let (entry, clouds_file) = find_entry(name, config_file, dirs)?;
-    let mut vars = entry_settings(&origin(name, &clouds_file), &entry)?;
-    // Where the settings came from, so errors about them can say which file to fix.
-    vars.insert("OS_CLOUD".to_string(), name.to_string());
-    vars.insert(
-        "OS_CLIENT_CONFIG_FILE".to_string(),
-        clouds_file.display().to_string(),
-    );
-    Ok(vars)
-}
-
-/// How errors name cloud `name` of `file`.
-pub fn origin(name: &str, file: &Path) -> String {
-    format!("cloud '{name}' in {}", file.display())
-}
-
-/// Cloud `name`'s entry from the first clouds.yaml found, with secure.yaml's values merged in,
-/// and the clouds.yaml it came from.
-pub fn find_entry(name: &str, config_file: Option<PathBuf>, dirs: &[PathBuf]) -> Result<(Value, PathBuf)> {
+pub fn settings(name: &str, config_file: Option<PathBuf>, dirs: &[PathBuf]) -> Result<Layer> {
     let candidates: Vec<PathBuf> = match config_file {
         Some(file) => vec![file],
         None => dirs
@@ -86,7 +64,31 @@ pub fn find_entry(name: &str, config_file: Option<PathBuf>, dirs: &[PathBuf]) ->
     {
         merge(&mut entry, secrets);
     }
-    Ok((entry, clouds_file.clone()))
+    let origin = Origin::CloudsYaml {
+        cloud: name.to_string(),
+        file: clouds_file.display().to_string(),
+    };
+    let doc: CloudDoc = serde_path_to_error::deserialize(entry).map_err(|e| {
+        let origin = format!("cloud '{name}' in {}", clouds_file.display());
+        anyhow::anyhow!(setting_error(
+            &origin,
+            &e.path().to_string(),
+            &e.inner().to_string()
+        ))
+    })?;
+    Ok(Layer { origin, doc })
+}
+
+/// A setting of the wrong kind, naming its key: "cloud 'dev' in F: `verify` must be true or
+/// false, not string "nope"".
+fn setting_error(origin: &str, key: &str, message: &str) -> String {
+    match message
+        .strip_prefix("invalid type: ")
+        .and_then(|m| m.split_once(", expected "))
+    {
+        Some((found, expected)) => format!("{origin}: `{key}` must be {expected}, not {found}"),
+        None => format!("{origin}: `{key}`: {message}"),
+    }
 }
 
 /// A clouds.yaml or secure.yaml: a YAML mapping (an empty file is an empty one).
@@ -152,101 +154,6 @@ pub fn merge(base: &mut Value, over: Value) {
     }
 }
 
-/// The setting (environment variable, or clouds.yaml `cache: {auth: true}`) that keeps the
-/// Keystone token for the next run.
-pub const TOKEN_CACHE_VAR: &str = "OPENSTACK_IMAGE_TOKEN_CACHE";
-
-/// The `OS_*` settings of one clouds.yaml cloud entry (`origin` names it in errors).
-pub fn entry_settings(origin: &str, entry: &Value) -> Result<HashMap<String, String>> {
-    let empty = Mapping::new();
-    let auth = match entry.get("auth") {
-        None | Some(Value::Null) => &empty,
-        Some(Value::Mapping(auth)) => auth,
-        Some(_) => bail!("{origin}: `auth` must be a mapping (auth_url, username, password, …)"),
-    };
-    // A setting is text; numbers and booleans are taken as written, lists and maps are errors.
-    let text = |key: &str, value: Option<&Value>| match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-        Some(_) => Err(anyhow::anyhow!(
-            "{origin}: `{key}` must be text, not a list or mapping"
-        )),
-    };
-    let mut vars = HashMap::new();
-    let auth_type = match entry.get("auth_type") {
-        None | Some(Value::Null) => "password",
-        Some(Value::String(t)) => t.as_str(),
-        Some(_) => bail!("{origin}: `auth_type` must be text: password, v3applicationcredential or v3token"),
-    };
-    let auth_keys: &[(&str, &str)] = match auth_type {
-        "password" | "v3password" => &[
-            ("username", "OS_USERNAME"),
-            ("user_id", "OS_USER_ID"),
-            ("password", "OS_PASSWORD"),
-        ],
-        "v3applicationcredential" | "applicationcredential" => &[
-            ("application_credential_id", "OS_APPLICATION_CREDENTIAL_ID"),
-            ("application_credential_name", "OS_APPLICATION_CREDENTIAL_NAME"),
-            (
-                "application_credential_secret",
-                "OS_APPLICATION_CREDENTIAL_SECRET",
-            ),
-            ("username", "OS_USERNAME"),
-            ("user_id", "OS_USER_ID"),
-        ],
-        "token" | "v3token" => &[("token", "OS_TOKEN")],
-        other => bail!(
-            "{origin}: auth_type '{other}' is not supported; use password, v3applicationcredential or v3token"
-        ),
-    };
-    let common: &[(&str, &str)] = &[
-        ("auth_url", "OS_AUTH_URL"),
-        ("project_name", "OS_PROJECT_NAME"),
-        ("project_id", "OS_PROJECT_ID"),
-        ("user_domain_name", "OS_USER_DOMAIN_NAME"),
-        ("user_domain_id", "OS_USER_DOMAIN_ID"),
-        ("project_domain_name", "OS_PROJECT_DOMAIN_NAME"),
-        ("project_domain_id", "OS_PROJECT_DOMAIN_ID"),
-    ];
-    for (key, var) in auth_keys.iter().chain(common) {
-        if let Some(value) = text(&format!("auth.{key}"), auth.get(*key))? {
-            vars.insert(var.to_string(), value);
-        }
-    }
-    if !vars.contains_key("OS_AUTH_URL") {
-        bail!(
-            "{origin} has no auth.auth_url; add the Keystone URL there (e.g. https://keystone.example.org:5000/v3)"
-        );
-    }
-    for (key, var) in [
-        ("region_name", "OS_REGION_NAME"),
-        ("interface", "OS_INTERFACE"),
-        ("cacert", "OS_CACERT"),
-    ] {
-        if let Some(value) = text(key, entry.get(key))? {
-            vars.insert(var.to_string(), value);
-        }
-    }
-    match entry.get("verify") {
-        None => {}
-        Some(Value::Bool(verify)) => {
-            vars.insert("OS_INSECURE".to_string(), (!verify).to_string());
-        }
-        Some(_) => bail!("{origin}: `verify` must be true or false"),
-    }
-    // openstacksdk's `cache: {auth: true}`: keep the token for the next run.
-    match entry.get("cache").map(|c| c.get("auth")) {
-        None | Some(None) => {}
-        Some(Some(Value::Bool(keep))) => {
-            vars.insert(TOKEN_CACHE_VAR.to_string(), keep.to_string());
-        }
-        Some(Some(_)) => bail!("{origin}: `cache.auth` must be true or false"),
-    }
-    Ok(vars)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,10 +175,10 @@ mod tests {
             "secure.yaml",
             "clouds:\n  dev:\n    auth:\n      password: s3cret\n",
         );
-        let vars = settings("dev", None, &[dir.path().to_path_buf()]).unwrap();
-        assert_eq!(vars["OS_AUTH_URL"], "http://k:5000/v3");
-        assert_eq!(vars["OS_PASSWORD"], "s3cret");
-        assert_eq!(vars["OS_REGION_NAME"], "RegionOne");
+        let doc = settings("dev", None, &[dir.path().to_path_buf()]).unwrap().doc;
+        assert_eq!(doc.auth.auth_url.as_deref(), Some("http://k:5000/v3"));
+        assert_eq!(doc.auth.password.as_deref(), Some("s3cret"));
+        assert_eq!(doc.region_name.as_deref(), Some("RegionOne"));
         let err = settings("prod", None, &[dir.path().to_path_buf()])
             .unwrap_err()
             .to_string();
@@ -287,16 +194,22 @@ mod tests {
             "clouds:\n  ac:\n    auth_type: v3applicationcredential\n    auth:\n      auth_url: u\n      application_credential_id: id1\n      application_credential_secret: s\n  tok:\n    auth_type: v3token\n    auth:\n      auth_url: u\n      token: t\n      project_id: p\n  bad:\n    auth_type: saml\n",
         );
         let dirs = [dir.path().to_path_buf()];
-        assert_eq!(
-            settings("ac", None, &dirs).unwrap()["OS_APPLICATION_CREDENTIAL_ID"],
-            "id1"
-        );
-        assert_eq!(settings("tok", None, &dirs).unwrap()["OS_TOKEN"], "t");
+        let resolve = |name: &str| {
+            let layer = settings(name, None, &dirs).unwrap();
+            crate::cloud::resolve(&openstack_image_documents::cloud::CloudSettings::new(vec![layer]))
+        };
+        assert!(matches!(
+            resolve("ac").unwrap().cloud.credentials,
+            crate::bindings::Credentials::ApplicationCredential(ref c) if c.id.as_deref() == Some("id1")
+        ));
+        assert!(matches!(
+            resolve("tok").unwrap().cloud.credentials,
+            crate::bindings::Credentials::Token(ref t) if t == "t"
+        ));
+        let err = resolve("bad").err().unwrap().to_string();
         assert!(
-            settings("bad", None, &dirs)
-                .unwrap_err()
-                .to_string()
-                .contains("saml")
+            err.contains("auth_type 'saml'") && err.contains("clouds.yaml"),
+            "{err}"
         );
     }
 
@@ -314,13 +227,12 @@ mod tests {
             ("clouds: [dev]\n", "`clouds` must be a mapping"),
             ("clouds:\n  dev: [1]\n", "must be a mapping of settings"),
             ("clouds:\n  dev:\n    auth: x\n", "`auth` must be a mapping"),
-            ("clouds:\n  dev:\n    auth: {username: a}\n", "no auth.auth_url"),
             (
                 "clouds:\n  dev:\n    auth: {auth_url: [u]}\n",
                 "`auth.auth_url` must be text",
             ),
             (
-                &format!("clouds:\n  dev:\n    auth_type: 5\n    {url}\n"),
+                &format!("clouds:\n  dev:\n    auth_type: [5]\n    {url}\n"),
                 "`auth_type` must be text",
             ),
             (
@@ -348,9 +260,10 @@ mod tests {
             "{err}"
         );
         std::fs::remove_file(dir.path().join("secure.yaml")).unwrap();
-        let vars = settings("dev", None, &dirs).unwrap();
-        assert_eq!(vars["OS_CLOUD"], "dev");
-        assert!(vars["OS_CLIENT_CONFIG_FILE"].ends_with("clouds.yaml"));
+        let layer = settings("dev", None, &dirs).unwrap();
+        assert!(
+            matches!(&layer.origin, Origin::CloudsYaml { cloud, file } if cloud == "dev" && file.ends_with("clouds.yaml"))
+        );
     }
 
     #[test]

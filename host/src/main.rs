@@ -18,9 +18,10 @@ use openstack_image::runtime::{EMBEDDED_COMPONENT, Instance, Limits};
 use openstack_image::sandbox::{Sandbox, SandboxSettings, default_image_cache, token_cache_dir};
 use openstack_image::session;
 use openstack_image::spec::SpecFile;
-use openstack_image::state::{Ledger, State, StateLock};
+use openstack_image::state::{Ledger, State, StateFileExt, StateLock};
 use openstack_image::transport::TlsSettings;
 use openstack_image::{cloud, clouds_yaml, engine, exit, plan, progress, report};
+use openstack_image_documents::cloud::{CloudDoc, CloudSettings, Layer, Origin};
 
 /// Default state file name, next to the spec file.
 const STATE_FILE: &str = "openstack-image.state.json";
@@ -312,6 +313,7 @@ impl FindArgs {
             visibility: self.visibility,
             owner: self.owner,
             tags: self.tags,
+            tag: None,
             properties: self.properties,
             size_min: self.size_min,
             size_max: self.size_max,
@@ -516,33 +518,36 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The cloud and its TLS settings: `--cloud`/`OS_CLOUD` from clouds.yaml, with `OS_*`
-/// variables overriding.
+/// The cloud and its TLS settings, from layers of settings: `--retries`, then the `OS_*`
+/// variables, then `--cloud`/`OS_CLOUD`'s entry of clouds.yaml.
 fn load_cloud(global: &GlobalArgs) -> Result<(Cloud, TlsSettings, Option<session::TokenCache>)> {
-    let from_file = match &global.cloud {
-        Some(name) => clouds_yaml::settings(
+    let mut layers = vec![
+        Layer {
+            origin: Origin::Explicit("--retries".to_string()),
+            doc: CloudDoc {
+                retries: Some(global.retries),
+                ..CloudDoc::default()
+            },
+        },
+        Layer {
+            origin: Origin::Environment,
+            doc: cloud::environment(|k| std::env::var(k).ok())?,
+        },
+    ];
+    if let Some(name) = &global.cloud {
+        layers.push(clouds_yaml::settings(
             name,
             std::env::var_os("OS_CLIENT_CONFIG_FILE").map(PathBuf::from),
             &clouds_yaml::search_dirs(),
-        )?,
-        None => Default::default(),
-    };
-    let var = |k: &str| {
-        std::env::var(k)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .or_else(|| from_file.get(k).cloned())
-    };
-    let cloud = Cloud {
-        retries: Some(global.retries),
-        ..cloud::from_env(var)?
-    };
-    let token_cache = if global.token_cache || cloud::token_cache_from_env(var)? {
-        session::TokenCache::for_cloud(&token_cache_dir()?, &cloud)
+        )?);
+    }
+    let config = cloud::resolve(&CloudSettings::new(layers))?;
+    let token_cache = if global.token_cache || config.token_cache {
+        session::TokenCache::for_cloud(&token_cache_dir()?, &config.cloud)
     } else {
         None
     };
-    Ok((cloud, cloud::tls_from_env(var)?, token_cache))
+    Ok((config.cloud, config.tls, token_cache))
 }
 
 /// Locks and loads the state for a command that changes it (only `targets`' images, when

@@ -13,6 +13,8 @@ use serde_json::Value;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions};
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
+use openstack_image_documents::spec::UrlData;
+
 use crate::bindings::{ImageSpec, Session};
 use crate::session::{Claim, SessionSlot};
 use crate::transport::{self, Tls};
@@ -54,22 +56,35 @@ impl DataSource {
         }
     }
 
-    /// The URL the component downloads itself (Glance downloads web-download sources).
-    pub fn downloaded_url(&self) -> Option<&str> {
-        self.image_source_url
-            .as_deref()
-            .filter(|_| self.web_download != Some(true))
+    /// How the component gets the data of this source's URL (the one rule, shared with the
+    /// component).
+    pub fn url_data(&self) -> UrlData<'_> {
+        UrlData::of(
+            self.image_source_url.as_deref(),
+            self.web_download,
+            self.image_cache_path.as_deref(),
+        )
     }
 
-    /// True when a download needs a cache directory and the spec names none (`none` streams).
+    /// The URL the component downloads itself (Glance downloads web-download sources).
+    pub fn downloaded_url(&self) -> Option<&str> {
+        match self.url_data() {
+            UrlData::Streamed(url) | UrlData::Cached(url, _) => Some(url),
+            UrlData::NotFetched => None,
+        }
+    }
+
+    /// True when a download needs a cache directory and the spec names none.
     pub fn needs_default_cache(&self) -> bool {
-        self.downloaded_url().is_some() && self.image_cache_path.is_none()
+        matches!(self.url_data(), UrlData::Cached(_, None))
     }
 
     /// The cache directory a download uses, if any.
     pub fn cache_dir(&self) -> Option<&str> {
-        self.downloaded_url()?;
-        self.image_cache_path.as_deref().filter(|c| *c != "none")
+        match self.url_data() {
+            UrlData::Cached(_, cache) => cache,
+            _ => None,
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! Words for people: guest errors, plans and state as the CLI prints them.
 
 use console::style;
-use serde_json::{Map, Value, json};
+use openstack_image_documents::ImageDoc;
+use serde_json::{Value, json};
 
 use crate::bindings::{Action, GuestError, ImageState};
 use crate::plan::{Change, Step};
@@ -197,32 +198,8 @@ pub fn plan_json(steps: &[Step]) -> Value {
     json!({ "changes_pending": changes_pending, "images": images })
 }
 
-/// One image of the state as `show` prints it: every input and output, properties and
-/// metadata as objects, secrets left out.
+/// One image of the state as `show` prints it: the flat state document (every input and
+/// output, properties and metadata as objects, secrets left out), as the JSON face returns it.
 pub fn image_json(state: &ImageState) -> Value {
-    let mut object = Map::new();
-    object.insert("id".into(), json!(state.id));
-    let Value::Object(spec) = serde_json::to_value(&state.spec).expect("specs serialise") else {
-        unreachable!("a record serialises to an object")
-    };
-    for (key, value) in spec {
-        if key == "image_source_password" {
-            continue;
-        }
-        object.insert(key, value);
-    }
-    let Value::Object(outputs) = serde_json::to_value(state).expect("states serialise") else {
-        unreachable!("a record serialises to an object")
-    };
-    for (key, value) in outputs {
-        if key != "spec" {
-            object.insert(key, value);
-        }
-    }
-    let pairs =
-        |list: &[(String, String)]| Value::Object(list.iter().map(|(k, v)| (k.clone(), json!(v))).collect());
-    object.insert("properties".into(), pairs(&state.spec.properties));
-    object.insert("metadata".into(), pairs(&state.metadata));
-    object.insert("size_bytes".into(), json!(state.size_bytes));
-    Value::Object(object)
+    ImageDoc::from(state.clone()).to_flat()
 }

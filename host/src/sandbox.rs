@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 
+use openstack_image_documents::spec::DEFAULT_CACHE_SUBDIR;
+
 use crate::bindings::Cloud;
 use crate::policy::{AllowedHost, NetworkPolicy, SpecGrants};
 use crate::progress::{Display, ImageProgress};
@@ -149,7 +151,7 @@ pub fn cache_base() -> Option<PathBuf> {
 pub fn default_image_cache() -> Result<PathBuf> {
     let base = cache_base()
         .context("no cache directory: set image_cache_path in the spec or OPENSTACK_IMAGE_CACHE_DIR")?;
-    Ok(base.join("images"))
+    Ok(base.join(DEFAULT_CACHE_SUBDIR))
 }
 
 /// Where the opt-in token cache keeps tokens.

@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
+use openstack_image_documents::SpecDoc;
+use openstack_image_documents::spec::NO_CACHE;
 use serde::Deserialize;
 
-use crate::bindings::{ImageSpec, Timeouts};
+use crate::bindings::ImageSpec;
 
 /// A parsed spec file: images by logical name.
 #[derive(Debug)]
@@ -20,184 +22,7 @@ pub struct SpecFile {
 struct RawSpecFile {
     /// None when the key is missing or left empty (`images:`), which is refused: applied,
     /// "no images" deletes every image in the state, so it must be written out (`images: {}`).
-    images: Option<BTreeMap<String, RawImage>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawImage {
-    name: Option<String>,
-    container_format: Option<String>,
-    disk_format: Option<String>,
-    local_file_path: Option<String>,
-    image_source_url: Option<String>,
-    image_source_username: Option<String>,
-    image_source_password: Option<String>,
-    image_cache_path: Option<String>,
-    source_checksum: Option<String>,
-    decompress: Option<bool>,
-    web_download: Option<bool>,
-    image_id: Option<String>,
-    min_disk_gb: Option<Count>,
-    min_ram_mb: Option<Count>,
-    #[serde(default)]
-    properties: BTreeMap<String, Scalar>,
-    protected: Option<bool>,
-    hidden: Option<bool>,
-    region: Option<String>,
-    #[serde(default)]
-    tags: Vec<String>,
-    verify_checksum: Option<bool>,
-    visibility: Option<String>,
-    #[serde(default)]
-    timeouts: RawTimeouts,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawTimeouts {
-    create: Option<Duration>,
-    update: Option<Duration>,
-    delete: Option<Duration>,
-}
-
-/// A property value: Glance stores strings, so numbers and booleans are written as text.
-struct Scalar(String);
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("text, a number or true/false (property values are strings)")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-        }
-        d.deserialize_any(Visitor)
-    }
-}
-
-/// A whole number that may not be negative (min_disk_gb, min_ram_mb); the component checks
-/// Glance's upper limit.
-struct Count(u64);
-
-impl<'de> Deserialize<'de> for Count {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Count;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a whole number from 0 to 2147483647")
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Count, E> {
-                Ok(Count(v))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Count, E> {
-                u64::try_from(v).map(Count).map_err(|_| {
-                    E::custom(format!(
-                        "{v} is negative; give a whole number from 0 to 2147483647"
-                    ))
-                })
-            }
-            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Count, E> {
-                u64::try_from(v).map(Count).map_err(|_| {
-                    E::custom(format!(
-                        "{v} is too large; give a whole number from 0 to 2147483647"
-                    ))
-                })
-            }
-            fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Count, E> {
-                Err(E::custom(format!(
-                    "{v} is out of range; give a whole number from 0 to 2147483647"
-                )))
-            }
-        }
-        d.deserialize_any(Visitor)
-    }
-}
-
-/// A duration: whole seconds, or text such as `90s`, `30m`, `2h`, `1h30m`.
-struct Duration(u64);
-
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Duration;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a duration such as 90s, 30m, 2h or 1h30m, or whole seconds")
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Duration, E> {
-                Ok(Duration(v))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
-                u64::try_from(v)
-                    .map(Duration)
-                    .map_err(|_| E::custom(format!("{v} is negative; write e.g. 90s, 30m, 2h or 1h30m")))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
-                parse_duration(v).map(Duration).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(Visitor)
-    }
-}
-
-fn parse_duration(text: &str) -> Result<u64, String> {
-    let invalid = || format!("'{text}' is not a duration; write e.g. 90s, 30m, 2h or 1h30m");
-    let too_long = || format!("'{text}' is far too long; give at most a week (7d)");
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(invalid()),
-        };
-        if number.is_empty() {
-            return Err(invalid());
-        }
-        // Only digits are collected, so a failed parse is an overflow.
-        let n: u64 = number.parse().map_err(|_| too_long())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(too_long)?;
-        number.clear();
-    }
-    if !number.is_empty() {
-        total = number
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| total.checked_add(n))
-            .ok_or_else(too_long)?;
-    }
-    if text.trim().is_empty() {
-        Err(invalid())
-    } else {
-        Ok(total)
-    }
+    images: Option<BTreeMap<String, SpecDoc>>,
 }
 
 impl SpecFile {
@@ -219,7 +44,7 @@ impl SpecFile {
             .with_context(|| format!("invalid spec file {}", path.display()))
     }
 
-    /// Parses spec text; relative paths resolve against `base`.
+    /// Parses spec text (the images are spec documents); relative paths resolve against `base`.
     pub fn parse(text: &str, json: bool, base: &Path) -> Result<SpecFile> {
         if text.trim().is_empty() {
             bail!("the file is empty; a spec file holds `images:` with one entry per image");
@@ -252,7 +77,7 @@ impl SpecFile {
             if key.is_empty() {
                 bail!("images: an image has an empty name; give each image a logical name");
             }
-            images.insert(key, image.into_spec(base));
+            images.insert(key, into_spec(image, base));
         }
         Ok(SpecFile { images })
     }
@@ -302,40 +127,15 @@ pub fn read_text_file(path: &Path, what: &str) -> Result<String> {
     })
 }
 
-impl RawImage {
-    fn into_spec(self, base: &Path) -> ImageSpec {
-        ImageSpec {
-            name: self.name,
-            container_format: self.container_format.unwrap_or_default(),
-            disk_format: self.disk_format.unwrap_or_default(),
-            local_file_path: self.local_file_path.map(|p| resolve(base, &p)),
-            image_source_url: self.image_source_url,
-            image_source_username: self.image_source_username,
-            image_source_password: self.image_source_password,
-            // `none` streams the download instead of caching it.
-            image_cache_path: self
-                .image_cache_path
-                .map(|p| if p == "none" { p } else { resolve(base, &p) }),
-            source_checksum: self.source_checksum,
-            decompress: self.decompress,
-            web_download: self.web_download,
-            image_id: self.image_id,
-            min_disk_gb: self.min_disk_gb.map(|c| c.0),
-            min_ram_mb: self.min_ram_mb.map(|c| c.0),
-            properties: self.properties.into_iter().map(|(k, v)| (k, v.0)).collect(),
-            protected: self.protected,
-            hidden: self.hidden,
-            region: self.region,
-            tags: self.tags,
-            verify_checksum: self.verify_checksum,
-            visibility: self.visibility,
-            timeouts: Timeouts {
-                create: self.timeouts.create.map(|d| d.0),
-                update: self.timeouts.update.map(|d| d.0),
-                delete: self.timeouts.delete.map(|d| d.0),
-            },
-        }
-    }
+/// The spec document as the component takes it, relative paths resolved against `base`.
+fn into_spec(doc: SpecDoc, base: &Path) -> ImageSpec {
+    let mut spec = ImageSpec::from(doc);
+    spec.local_file_path = spec.local_file_path.map(|p| resolve(base, &p));
+    // `none` streams the download instead of caching it.
+    spec.image_cache_path = spec
+        .image_cache_path
+        .map(|p| if p == NO_CACHE { p } else { resolve(base, &p) });
+    spec
 }
 
 /// `path` against `base`, resolved as the operating system resolves it when the file is
@@ -498,25 +298,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("larger than"), "{err}");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(90));
-        assert_eq!(parse_duration("1h30m"), Ok(5400));
-        assert_eq!(parse_duration("45"), Ok(45));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-5m").unwrap_err().contains("not a duration"));
-        assert!(
-            parse_duration("99999999999999999999h")
-                .unwrap_err()
-                .contains("far too long")
-        );
-        assert!(
-            parse_duration("9999999999999999h")
-                .unwrap_err()
-                .contains("far too long")
-        );
     }
 }

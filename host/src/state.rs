@@ -1,63 +1,35 @@
 //! The state file: what this tool created, by logical name. Written atomically (temporary
 //! file in the same directory, fsync, rename), so a crash leaves the old or the new file.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde::{Deserialize, Serialize};
+use openstack_image_documents::ImageDoc;
+use openstack_image_documents::state_file::{self, Entry, OLDEST_STATE_VERSION, StateFile, VersionProblem};
 
 use crate::bindings::ImageState;
 use crate::spec::read_text_file;
 
-/// The state format this build reads and writes.
-pub const STATE_VERSION: u32 = 1;
+pub use openstack_image_documents::state_file::{DeposedImage, STATE_VERSION};
 
-/// The whole state file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct State {
-    pub version: u32,
-    #[serde(default)]
-    pub images: BTreeMap<String, StateEntry>,
-    /// Creates in progress: the image id is recorded before Glance hears of it, so an
-    /// apply that is killed midway leaves nothing the next run cannot find.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub creating: BTreeMap<String, DeposedImage>,
-}
+/// The state of a run: the state file's contents with the component's typed images (the file
+/// itself holds documents, [`openstack_image_documents::state_file`], never WIT records).
+pub type State = StateFile<ImageState>;
 
 /// One managed image.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StateEntry {
-    pub image: ImageState,
-    /// Images this one replaced whose deletion has not succeeded yet; retried by the next
-    /// `apply` and by `destroy`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub deposed: Vec<DeposedImage>,
+pub type StateEntry = Entry<ImageState>;
+
+/// Reading, checking and writing the state file.
+pub trait StateFileExt: Sized {
+    /// Reads `path`; a missing file is an empty state. Older formats are upgraded.
+    fn load(path: &Path) -> Result<Self>;
+    /// Writes the state to `path` atomically, in the current format.
+    fn save(&self, path: &Path) -> Result<()>;
 }
 
-/// An image known by id and region only: one replaced and still to delete, or one being created.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DeposedImage {
-    pub id: String,
-    pub region: Option<String>,
-}
-
-impl State {
-    /// An empty state.
-    pub fn empty() -> State {
-        State {
-            version: STATE_VERSION,
-            images: BTreeMap::new(),
-            creating: BTreeMap::new(),
-        }
-    }
-
-    /// Reads `path`; a missing file is an empty state.
-    pub fn load(path: &Path) -> Result<State> {
+impl StateFileExt for State {
+    fn load(path: &Path) -> Result<State> {
         if let Err(e) = std::fs::symlink_metadata(path)
             && e.kind() == std::io::ErrorKind::NotFound
         {
@@ -68,68 +40,48 @@ impl State {
         let restore = "restore it from a backup, or point --state at the right file";
         let value: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("the state file {file} is not valid JSON; {restore}"))?;
-        let Some(object) = value.as_object() else {
+        let serde_json::Value::Object(mut object) = value else {
             bail!(
                 "the state file {file} is not a JSON object, so openstack-image did not write it; {restore}"
             );
         };
-        match object.get("version") {
-            Some(v) if v.as_u64() == Some(u64::from(STATE_VERSION)) => {}
-            Some(v) if v.as_u64().is_some() => bail!(
-                "the state file {file} has format version {v}, but this openstack-image reads version {STATE_VERSION}; use a matching release"
+        match state_file::upgrade(&mut object) {
+            Ok(()) => {}
+            Err(VersionProblem::Unknown(v)) => bail!(
+                "the state file {file} has format version {v}, but this openstack-image reads version {OLDEST_STATE_VERSION} to {STATE_VERSION}; use a matching release"
             ),
-            Some(v) => {
+            Err(VersionProblem::NotANumber(v)) => {
                 bail!("the state file {file} has version {v}, which is not a format number; {restore}")
             }
-            None => bail!(
+            Err(VersionProblem::Missing) => bail!(
                 "the state file {file} has no version field; it was not written by openstack-image ({restore})"
             ),
         }
-        let state: State = serde_path_to_error::deserialize(value).map_err(|e| {
+        let stored: StateFile<ImageDoc> = serde_path_to_error::deserialize(serde_json::Value::Object(object)).map_err(|e| {
             anyhow!(
                 "the state file {file} is damaged at {}: {}; {restore}, or remove that entry and adopt the image again with `openstack-image import NAME ID`",
                 e.path(),
                 e.inner()
             )
         })?;
-        state.check_ids().map_err(|problem| {
+        check_ids(&stored).map_err(|problem| {
             anyhow!(
                 "the state file {file} is damaged: {problem}; {restore}, or remove that entry and adopt the image again with `openstack-image import NAME ID`"
             )
         })?;
-        Ok(state)
+        Ok(stored.map(ImageState::from))
     }
 
-    /// Every recorded id must be a Glance image id (a UUID): ids become URL paths, so an
-    /// edited state must not send requests elsewhere.
-    fn check_ids(&self) -> Result<(), String> {
-        let ids = self
-            .images
-            .iter()
-            .flat_map(|(name, entry)| {
-                std::iter::once((name, "id", &entry.image.id))
-                    .chain(entry.deposed.iter().map(move |d| (name, "deposed id", &d.id)))
-            })
-            .chain(self.creating.iter().map(|(name, c)| (name, "creating id", &c.id)));
-        for (name, what, id) in ids {
-            if uuid::Uuid::try_parse(id).is_err() {
-                return Err(format!(
-                    "image '{name}' has {what} '{id}', which is not a Glance image id (a UUID)"
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes the state to `path` atomically.
-    pub fn save(&self, path: &Path) -> Result<()> {
+    fn save(&self, path: &Path) -> Result<()> {
+        let mut stored = self.clone().map(ImageDoc::from);
+        stored.version = STATE_VERSION;
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
         let mut file = tempfile::NamedTempFile::new_in(&dir)
             .with_context(|| format!("cannot write the state file in {}", dir.display()))?;
-        serde_json::to_writer_pretty(&mut file, self)?;
+        serde_json::to_writer_pretty(&mut file, &stored)?;
         file.write_all(b"\n")?;
         file.as_file().sync_all()?;
         file.persist(path)
@@ -140,6 +92,32 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// Every recorded id must be a Glance image id (a UUID): ids become URL paths, so an edited
+/// state must not send requests elsewhere.
+fn check_ids(state: &StateFile<ImageDoc>) -> Result<(), String> {
+    let ids = state
+        .images
+        .iter()
+        .flat_map(|(name, entry)| {
+            std::iter::once((name, "id", &entry.image.id))
+                .chain(entry.deposed.iter().map(move |d| (name, "deposed id", &d.id)))
+        })
+        .chain(
+            state
+                .creating
+                .iter()
+                .map(|(name, c)| (name, "creating id", &c.id)),
+        );
+    for (name, what, id) in ids {
+        if uuid::Uuid::try_parse(id).is_err() {
+            return Err(format!(
+                "image '{name}' has {what} '{id}', which is not a Glance image id (a UUID)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The state of one run, shared by the images being worked on: every change goes through
@@ -252,6 +230,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn todays_release_files_load_and_are_written_in_the_current_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/state-v1.json"),
+            &path,
+        )
+        .unwrap();
+        let state = State::load(&path).unwrap();
+        let local = &state.images["local"].image;
+        assert_eq!(local.spec.protected, Some(true));
+        assert!(local.spec.properties.contains(&("cores".into(), "2".into())));
+        state.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"version\": 2"), "{text}");
+        let again = State::load(&path).unwrap();
+        let doc = |image: &ImageState| ImageDoc::from(image.clone());
+        assert_eq!(doc(&again.images["local"].image), doc(local));
+    }
+
+    #[test]
     fn missing_file_is_empty_and_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.json");
@@ -300,6 +299,7 @@ mod tests {
         };
         assert!(err("[]").contains("not a JSON object"));
         assert!(err(r#"{"version": "1"}"#).contains("not a format number"));
+        assert!(err(r#"{"version": 3}"#).contains("reads version 1 to 2"));
         let missing = err(r#"{"version": 1, "images": {"web": {"image": {}}}}"#);
         assert!(
             missing.contains("images.web.image")

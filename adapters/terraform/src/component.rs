@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use tokio::sync::OnceCell;
 
-use openstack_image::cloud::{self, CloudSettings};
+use openstack_image::cloud::{self, CloudConfig as CloudSettings};
 use openstack_image::policy::{AllowedHost, DataSource, SpecGrants};
 use openstack_image::progress::Display;
 use openstack_image::runtime::{JsonFunction, Limits};

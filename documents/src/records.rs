@@ -1,0 +1,412 @@
+//! Every record that crosses the WIT boundary, each field written once: the lists below
+//! declare the document types (with their serde and JSON Schema attributes) *and* drive the
+//! conversions to and from each side's generated WIT types (see [`convert_records!`]).
+//!
+//! A list entry is `struct Doc => WitRecord { field: Type => conversion, ... }` or
+//! `enum Doc => WitVariant { Case(Payload), ... }`; a conversion is `into` (same or nested
+//! record type), `option` (an optional nested record), `text` (an optional text that the WIT
+//! record holds as a plain string, empty when unset), `flag` (an optional yes/no that the WIT
+//! record holds as a plain bool, false when unset) or `pairs` (an object that the WIT record
+//! holds as a list of key/value tuples).
+
+/// The image's documents: the spec (inputs), a `find` query and the state (inputs as applied
+/// plus what Glance computed). Invokes `$callback! { [$args] LIST }`.
+#[macro_export]
+macro_rules! image_records {
+    ($callback:ident $(, $($arg:tt)*)?) => {
+        $callback! { [$($($arg)*)?]
+            /// The spec document: an image's inputs, in the spec file's snake_case names. Unknown
+            /// keys are errors; property values may be text, numbers or booleans.
+            #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            struct SpecDoc => ImageSpec {
+                /// Image name in Glance.
+                #[serde(default)]
+                #[schemars(extend("x-keep-when-unset" = true))]
+                name: Option<String> => into,
+                /// Container format.
+                #[schemars(required, extend("enum" = $crate::spec::CONTAINER_FORMATS, "x-force-new" = true))]
+                container_format: Option<String> => text,
+                /// Disk format.
+                #[schemars(required, extend("enum" = $crate::spec::DISK_FORMATS, "x-force-new" = true))]
+                disk_format: Option<String> => text,
+                /// Absolute path of the image file to upload (the runtime must grant its directory). Conflicts with image_source_url.
+                #[serde(default)]
+                #[schemars(extend("x-force-new" = true))]
+                local_file_path: Option<String> => into,
+                /// URL to download the image data from. Conflicts with local_file_path.
+                #[serde(default)]
+                #[schemars(extend("x-force-new" = true))]
+                image_source_url: Option<String> => into,
+                /// Basic-auth user for image_source_url.
+                #[serde(default)]
+                image_source_username: Option<String> => into,
+                /// Basic-auth password for image_source_url; never returned or stored.
+                #[serde(default, skip_serializing)]
+                #[schemars(extend("x-secret" = true, "writeOnly" = true))]
+                image_source_password: Option<String> => into,
+                /// Directory where downloads are cached, or "none" to stream the download into Glance.
+                #[serde(default)]
+                #[schemars(extend("x-runtime-default" = true))]
+                image_cache_path: Option<String> => into,
+                /// Expected digest of the image data: sha256:<hex>, sha512:<hex> or md5:<hex>.
+                #[serde(default)]
+                #[schemars(extend("pattern" = "^(sha256|sha512|md5):[0-9a-fA-F]+$"))]
+                source_checksum: Option<String> => into,
+                /// Decompress the downloaded data (gzip, bzip2, xz, zstd) before upload.
+                #[serde(default)]
+                #[schemars(extend("x-force-new" = true, "default" = $crate::spec::defaults::DECOMPRESS))]
+                decompress: Option<bool> => into,
+                /// Let Glance download image_source_url itself (web-download import).
+                #[serde(default)]
+                #[schemars(extend("x-force-new" = true, "default" = $crate::spec::defaults::WEB_DOWNLOAD))]
+                web_download: Option<bool> => into,
+                /// Create the image with this UUID.
+                #[serde(default)]
+                #[schemars(extend("format" = "uuid", "x-force-new" = true))]
+                image_id: Option<String> => into,
+                /// Minimum disk size in GB needed to boot the image. Default 0.
+                #[serde(default, deserialize_with = "crate::text::count")]
+                #[schemars(extend("default" = $crate::spec::defaults::MIN_DISK_GB))]
+                min_disk_gb: Option<u64> => into,
+                /// Minimum RAM in MB needed to boot the image. Default 0.
+                #[serde(default, deserialize_with = "crate::text::count")]
+                #[schemars(extend("default" = $crate::spec::defaults::MIN_RAM_MB))]
+                min_ram_mb: Option<u64> => into,
+                /// Free-form key/value properties managed by this resource.
+                #[serde(default, deserialize_with = "crate::text::properties")]
+                #[schemars(extend("additionalProperties" = { "type": ["string", "number", "boolean"] }))]
+                properties: std::collections::BTreeMap<String, String> => pairs,
+                /// When true the image cannot be deleted. Default false.
+                #[serde(default)]
+                #[schemars(extend("default" = $crate::spec::defaults::PROTECTED))]
+                protected: Option<bool> => into,
+                /// Hide the image from the default image list. Default false.
+                #[serde(default)]
+                #[schemars(extend("default" = $crate::spec::defaults::HIDDEN))]
+                hidden: Option<bool> => into,
+                /// Region whose image endpoint hosts the image.
+                #[serde(default)]
+                #[schemars(extend("x-force-new" = true))]
+                region: Option<String> => into,
+                /// Tags, as a set.
+                #[serde(default)]
+                #[schemars(extend("uniqueItems" = true))]
+                tags: Vec<String> => into,
+                /// Verify Glance's checksums against the uploaded bytes. Default true.
+                #[serde(default)]
+                #[schemars(extend("default" = $crate::spec::defaults::VERIFY_CHECKSUM))]
+                verify_checksum: Option<bool> => into,
+                /// Who can see the image. Default private.
+                #[serde(default)]
+                #[schemars(extend("enum" = $crate::spec::VISIBILITIES, "default" = $crate::spec::defaults::VISIBILITY))]
+                visibility: Option<String> => into,
+                /// Per-operation time limits in seconds (create 1800, update 600, delete 600).
+                #[serde(default, deserialize_with = "crate::text::or_default")]
+                timeouts: TimeoutsDoc => into,
+            }
+
+            /// Per-operation time limits, in whole seconds (`90s`, `30m`, `1h30m` are read too).
+            #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            struct TimeoutsDoc => Timeouts {
+                #[serde(default, deserialize_with = "crate::text::seconds")]
+                #[schemars(extend("x-unit" = "seconds"))]
+                create: Option<u64> => into,
+                #[serde(default, deserialize_with = "crate::text::seconds")]
+                #[schemars(extend("x-unit" = "seconds"))]
+                update: Option<u64> => into,
+                #[serde(default, deserialize_with = "crate::text::seconds")]
+                #[schemars(extend("x-unit" = "seconds"))]
+                delete: Option<u64> => into,
+            }
+
+            /// A `find` query: Terraform's `openstack_images_image_v2` data source arguments
+            /// (the `image-query` record), `properties` as an object.
+            #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            struct QueryDoc => ImageQuery {
+                /// Exact image name.
+                #[serde(default)]
+                name: Option<String> => into,
+                /// A regular expression the name must match (Rust regex syntax, unanchored).
+                #[serde(default)]
+                name_regex: Option<String> => into,
+                /// public, private, shared, community or all.
+                #[serde(default)]
+                visibility: Option<String> => into,
+                /// Project id that owns the image.
+                #[serde(default)]
+                owner: Option<String> => into,
+                /// Tags the image must all have.
+                #[serde(default)]
+                tags: Vec<String> => into,
+                /// One more tag the image must have (Terraform's data source has both tag and tags).
+                #[serde(default)]
+                tag: Option<String> => into,
+                /// Properties the image must have with these values.
+                #[serde(default, deserialize_with = "crate::text::properties")]
+                #[schemars(extend("additionalProperties" = { "type": ["string", "number", "boolean"] }))]
+                properties: std::collections::BTreeMap<String, String> => pairs,
+                /// Smallest size in bytes.
+                #[serde(default)]
+                size_min: Option<u64> => into,
+                /// Largest size in bytes.
+                #[serde(default)]
+                size_max: Option<u64> => into,
+                /// Glance's sort: comma-separated key[:asc|:desc] (default created_at:desc).
+                #[serde(default)]
+                sort: Option<String> => into,
+                /// With several matches, take the most recently created one instead of failing.
+                #[serde(default)]
+                most_recent: Option<bool> => flag,
+                /// For images shared with the project: accepted, pending, rejected or all.
+                #[serde(default)]
+                member_status: Option<String> => into,
+                /// Only hidden images (true) or only visible ones (false, Glance's default).
+                #[serde(default)]
+                hidden: Option<bool> => into,
+                /// Container format.
+                #[serde(default)]
+                container_format: Option<String> => into,
+                /// Disk format.
+                #[serde(default)]
+                disk_format: Option<String> => into,
+                /// Region whose image endpoint to search; default: the cloud's region.
+                #[serde(default)]
+                region: Option<String> => into,
+            }
+
+            /// An image as it exists: its inputs as last applied and read back (`spec`, secrets
+            /// left out) beside everything Glance computed.
+            #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            struct ImageDoc => ImageState {
+                /// Glance image id.
+                #[schemars(extend("format" = "uuid", "x-stable" = true))]
+                id: String => into,
+                /// The inputs as applied and read back.
+                spec: SpecDoc => into,
+                /// Image status (active once created).
+                #[serde(default)]
+                status: String => into,
+                /// MD5 of the data, as Glance computed it.
+                #[serde(default)]
+                #[schemars(extend("x-stable" = true))]
+                checksum: Option<String> => into,
+                /// Algorithm of os_hash_value (usually sha512).
+                #[serde(default)]
+                #[schemars(extend("x-stable" = true))]
+                os_hash_algo: Option<String> => into,
+                /// Multihash of the data.
+                #[serde(default)]
+                #[schemars(extend("x-stable" = true))]
+                os_hash_value: Option<String> => into,
+                /// Size in bytes of the data.
+                #[serde(default)]
+                #[schemars(extend("x-stable" = true))]
+                size_bytes: Option<u64> => into,
+                /// Virtual disk size in bytes, when Glance knows it.
+                #[serde(default)]
+                #[schemars(extend("x-stable" = true))]
+                virtual_size: Option<u64> => into,
+                /// Project that owns the image.
+                #[serde(default)]
+                #[schemars(extend("x-stable" = true))]
+                owner: Option<String> => into,
+                /// Creation time (ISO 8601).
+                #[serde(default)]
+                #[schemars(extend("x-stable" = true))]
+                created_at: String => into,
+                /// Last update time (ISO 8601).
+                #[serde(default)]
+                updated_at: String => into,
+                /// Deprecated alias of updated_at.
+                #[serde(default)]
+                update_at: String => into,
+                /// Path of the image data below the image endpoint.
+                #[serde(default)]
+                #[schemars(extend("x-stable" = true))]
+                file: String => into,
+                /// Path of Glance's JSON schema of the image.
+                #[serde(default)]
+                #[schemars(extend("x-stable" = true))]
+                schema: String => into,
+                /// Every property Glance reports, server-set ones included.
+                #[serde(default, deserialize_with = "crate::text::properties")]
+                metadata: std::collections::BTreeMap<String, String> => pairs,
+                /// Stores holding the data.
+                #[serde(default)]
+                #[schemars(extend("x-stable" = true))]
+                stores: Option<String> => into,
+                /// Direct URL of the data, when exposed.
+                #[serde(default)]
+                #[schemars(extend("x-stable" = true))]
+                direct_url: Option<String> => into,
+                /// The source data as uploaded, to notice when it changes.
+                #[serde(default)]
+                #[schemars(extend("x-stable" = true))]
+                source_fingerprint: Option<FingerprintDoc> => option,
+            }
+
+            /// What the image's data was when it was uploaded.
+            #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            struct FingerprintDoc => SourceFingerprint {
+                size: u64 => into,
+                sha512: String => into,
+                /// Nanoseconds since 1970, as a decimal string (exact beyond 2^53).
+                #[serde(default, with = "crate::text::decimal")]
+                #[schemars(with = "Option<String>", extend("pattern" = "^[0-9]+$"))]
+                mtime_ns: Option<u64> => into,
+                #[serde(default)]
+                etag: Option<String> => into,
+                #[serde(default)]
+                last_modified: Option<String> => into,
+            }
+        }
+    };
+}
+
+/// The typed cloud (the WIT `cloud` record and its parts), as settings resolve to it
+/// ([`crate::cloud::CloudSettings::resolve`]). Invokes `$callback! { [$args] LIST }`.
+#[macro_export]
+macro_rules! cloud_records {
+    ($callback:ident $(, $($arg:tt)*)?) => {
+        $callback! { [$($($arg)*)?]
+            /// Where and how to reach the cloud.
+            #[derive(Debug, Clone, PartialEq)]
+            struct CloudRecord => Cloud {
+                auth_url: String => into,
+                credentials: CredentialsRecord => into,
+                scope: ProjectScopeRecord => into,
+                region: Option<String> => into,
+                interface: Option<String> => into,
+                retries: Option<u32> => into,
+                session: Option<SessionRecord> => option,
+            }
+
+            /// How to authenticate to Keystone.
+            #[derive(Debug, Clone, PartialEq)]
+            enum CredentialsRecord => Credentials {
+                Password(PasswordAuthRecord),
+                ApplicationCredential(ApplicationCredentialRecord),
+                Token(String),
+            }
+
+            /// Keystone v3 password authentication.
+            #[derive(Debug, Clone, PartialEq)]
+            struct PasswordAuthRecord => PasswordAuth {
+                user_id: Option<String> => into,
+                username: Option<String> => into,
+                password: String => into,
+                user_domain_id: Option<String> => into,
+                user_domain_name: Option<String> => into,
+            }
+
+            /// Keystone v3 application credential.
+            #[derive(Debug, Clone, PartialEq)]
+            struct ApplicationCredentialRecord => ApplicationCredentialAuth {
+                id: Option<String> => into,
+                name: Option<String> => into,
+                secret: String => into,
+                user_id: Option<String> => into,
+                username: Option<String> => into,
+                user_domain_id: Option<String> => into,
+                user_domain_name: Option<String> => into,
+            }
+
+            /// The project to scope the token to.
+            #[derive(Debug, Clone, Default, PartialEq)]
+            struct ProjectScopeRecord => ProjectScope {
+                project_id: Option<String> => into,
+                project_name: Option<String> => into,
+                project_domain_id: Option<String> => into,
+                project_domain_name: Option<String> => into,
+            }
+
+            /// A Keystone token issued earlier.
+            #[derive(Debug, Clone, PartialEq)]
+            struct SessionRecord => Session {
+                token: String => into,
+                token_body: String => into,
+            }
+        }
+    };
+}
+
+/// Declares the document types of a record list (used inside this crate).
+macro_rules! define_records {
+    ([]) => {};
+    ([] $(#[$meta:meta])* struct $doc:ident => $wit:ident {
+        $( $(#[$fmeta:meta])* $field:ident : $ty:ty => $conv:ident, )*
+    } $($rest:tt)*) => {
+        $(#[$meta])*
+        pub struct $doc {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+        define_records!([] $($rest)*);
+    };
+    ([] $(#[$meta:meta])* enum $doc:ident => $wit:ident {
+        $( $(#[$vmeta:meta])* $case:ident($payload:ty), )*
+    } $($rest:tt)*) => {
+        $(#[$meta])*
+        pub enum $doc {
+            $( $(#[$vmeta])* $case($payload), )*
+        }
+        define_records!([] $($rest)*);
+    };
+}
+
+/// Conversions between this crate's records and one side's generated WIT types, both ways:
+/// `image_records!(convert_records, crate::types)` in the guest (wit-bindgen types),
+/// `image_records!(convert_records, crate::bindings::openstack::image::types)` in the host
+/// (wasmtime bindgen types). Each side gets `From` impls for its own types from the one list.
+#[macro_export]
+macro_rules! convert_records {
+    (@into into $value:expr) => { ::core::convert::Into::into($value) };
+    (@into option $value:expr) => { ($value).map(::core::convert::Into::into) };
+    (@into text $value:expr) => { ($value).unwrap_or_default() };
+    (@into pairs $value:expr) => { ($value).into_iter().collect() };
+    (@into flag $value:expr) => { ($value).unwrap_or(false) };
+    (@from into $value:expr) => { ::core::convert::Into::into($value) };
+    (@from option $value:expr) => { ($value).map(::core::convert::Into::into) };
+    (@from text $value:expr) => { ::core::option::Option::Some($value).filter(|t: &String| !t.is_empty()) };
+    (@from pairs $value:expr) => { ($value).into_iter().collect() };
+    (@from flag $value:expr) => { ::core::option::Option::Some($value).filter(|on: &bool| *on) };
+    ([$($wit:ident)::+]) => {};
+    ([$($wit:ident)::+] $(#[$meta:meta])* struct $doc:ident => $rec:ident {
+        $( $(#[$fmeta:meta])* $field:ident : $ty:ty => $conv:ident, )*
+    } $($rest:tt)*) => {
+        impl ::core::convert::From<$crate::records::$doc> for $($wit)::+::$rec {
+            fn from(doc: $crate::records::$doc) -> Self {
+                Self { $( $field: $crate::convert_records!(@into $conv doc.$field), )* }
+            }
+        }
+        impl ::core::convert::From<$($wit)::+::$rec> for $crate::records::$doc {
+            fn from(record: $($wit)::+::$rec) -> Self {
+                Self { $( $field: $crate::convert_records!(@from $conv record.$field), )* }
+            }
+        }
+        $crate::convert_records!([$($wit)::+] $($rest)*);
+    };
+    ([$($wit:ident)::+] $(#[$meta:meta])* enum $doc:ident => $rec:ident {
+        $( $(#[$vmeta:meta])* $case:ident($payload:ty), )*
+    } $($rest:tt)*) => {
+        impl ::core::convert::From<$crate::records::$doc> for $($wit)::+::$rec {
+            fn from(doc: $crate::records::$doc) -> Self {
+                match doc { $( $crate::records::$doc::$case(v) => Self::$case(v.into()), )* }
+            }
+        }
+        impl ::core::convert::From<$($wit)::+::$rec> for $crate::records::$doc {
+            fn from(record: $($wit)::+::$rec) -> Self {
+                type Wit = $($wit)::+::$rec;
+                match record { $( Wit::$case(v) => Self::$case(v.into()), )* }
+            }
+        }
+        $crate::convert_records!([$($wit)::+] $($rest)*);
+    };
+}
+
+image_records!(define_records);
+cloud_records!(define_records);
