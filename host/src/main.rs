@@ -18,7 +18,7 @@ use openstack_image::runtime::{EMBEDDED_COMPONENT, Grants, Instance, Limits, Run
 use openstack_image::session::{self, SessionSlot};
 use openstack_image::spec::SpecFile;
 use openstack_image::state::{Ledger, State, StateLock};
-use openstack_image::transport::{Tls, TlsSettings};
+use openstack_image::transport::{TlsSettings, Transport};
 use openstack_image::{cloud, clouds_yaml, engine, exit, plan, progress, report};
 
 /// Default state file name, next to the spec file.
@@ -658,7 +658,8 @@ struct Sandbox {
     runtime: Runtime,
     auth_url: String,
     extra_hosts: Vec<AllowedHost>,
-    tls: Tls,
+    /// The run's connection pools, shared by every instance.
+    transport: Transport,
     /// The run's Keystone token: the first instance to authenticate shares it with the rest.
     session: SessionSlot,
     display: progress::Display,
@@ -698,7 +699,7 @@ impl Sandbox {
             runtime: Runtime::new(&wasm, limits)?,
             auth_url: cloud.auth_url.clone(),
             extra_hosts,
-            tls: Tls::new(tls)?,
+            transport: Transport::new(tls)?,
             session: SessionSlot::new(token_cache),
             display: progress::Display::for_stderr(global.quiet),
         })
@@ -708,8 +709,13 @@ impl Sandbox {
     async fn instance(&self, grants: policy::SpecGrants, label: &str) -> Result<Instance> {
         let mut hosts = self.extra_hosts.clone();
         hosts.extend(grants.hosts);
-        let network = NetworkPolicy::new(&self.auth_url, &hosts, self.tls.clone(), self.session.clone())
-            .map_err(|e| anyhow::anyhow!("OS_AUTH_URL: {e}"))?;
+        let network = NetworkPolicy::new(
+            &self.auth_url,
+            &hosts,
+            self.transport.clone(),
+            self.session.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("OS_AUTH_URL: {e}"))?;
         self.runtime
             .instantiate(
                 Grants {
