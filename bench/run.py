@@ -160,8 +160,10 @@ def build_binary(work: Path) -> Path:
     """Builds the release binary and copies it, so others' rebuilds cannot change it mid-run."""
     subprocess.run(["rustup", "target", "add", "wasm32-wasip2"], check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    say("building (cargo build --release -p openstack-image)")
-    subprocess.run(["cargo", "build", "--release", "-p", "openstack-image"], cwd=REPO_DIR,
+    say("building (cargo build --release --workspace --all-targets)")
+    # The whole workspace, as scripts/test builds it: the same feature resolution, so after a
+    # test run nothing is compiled again.
+    subprocess.run(["cargo", "build", "--release", "--locked", "--workspace", "--all-targets"], cwd=REPO_DIR,
                    check=True)
     binary = work / "openstack-image"
     shutil.copy2(REPO_DIR / "target" / "release" / "openstack-image", binary)

@@ -17,7 +17,7 @@ use openstack_image_documents::spec::UrlData;
 
 use crate::bindings::{ImageSpec, Session};
 use crate::session::{Claim, SessionSlot};
-use crate::transport::{self, Tls};
+use crate::transport::Transport;
 
 /// Largest Keystone token response the host inspects for catalog endpoints.
 const MAX_TOKEN_RESPONSE: usize = 16 * 1024 * 1024;
@@ -176,19 +176,20 @@ pub struct NetworkPolicy {
     denied: Arc<Mutex<BTreeSet<String>>>,
     /// The Keystone host, whose token responses are read (none: no cloud is reachable).
     auth_host: Option<AllowedHost>,
-    tls: Tls,
+    /// The run's connection pools, shared by every instance.
+    transport: Transport,
     /// The run's Keystone token, shared with every other instance's policy.
     session: SessionSlot,
 }
 
 impl NetworkPolicy {
-    /// A policy admitting the auth URL's host and `extra` hosts, connecting with `tls`; the
+    /// A policy admitting the auth URL's host and `extra` hosts, sending through `transport`; the
     /// image endpoints of the token in `session` (if any) are admitted too, since an instance
     /// that is handed that token never asks Keystone for the catalog itself.
     pub fn new(
         auth_url: &str,
         extra: &[AllowedHost],
-        tls: Tls,
+        transport: Transport,
         session: SessionSlot,
     ) -> Result<NetworkPolicy, String> {
         let auth_host = AllowedHost::parse(auth_url)?;
@@ -199,7 +200,7 @@ impl NetworkPolicy {
             cloud: Arc::new(Mutex::new(BTreeSet::from([auth_host.clone()]))),
             denied: Arc::new(Mutex::new(BTreeSet::new())),
             auth_host: Some(auth_host),
-            tls,
+            transport,
             session,
         };
         if let Some(body) = policy.session.body() {
@@ -209,13 +210,13 @@ impl NetworkPolicy {
     }
 
     /// A policy for calls that need no network (`check`, `schema`): every host is refused.
-    pub fn offline(tls: Tls) -> NetworkPolicy {
+    pub fn offline(transport: Transport) -> NetworkPolicy {
         NetworkPolicy {
             allowed: Arc::default(),
             cloud: Arc::default(),
             denied: Arc::default(),
             auth_host: None,
-            tls,
+            transport,
             session: SessionSlot::default(),
         }
     }
@@ -334,15 +335,19 @@ impl WasiHttpHooks for NetworkPolicy {
         let cloud_host = self.is_cloud_host(request.uri());
         let policy = self.clone();
         Box::new(async move {
-            let (response, io) = transport::send(request, options, &policy.tls, cloud_host, |ip| {
-                policy.allows_ip(ip)
-            })
-            .await?;
+            let ip_allowed = {
+                let policy = policy.clone();
+                Arc::new(move |ip| policy.allows_ip(ip))
+            };
+            let response = policy
+                .transport
+                .send(request, options, cloud_host, ip_allowed)
+                .await?;
+            // The pool drives every connection in a task of its own: nothing left to drive here.
+            let io: IoFuture = Box::new(async { Ok(()) });
             if !sniff {
-                return Ok((response, Box::new(io) as IoFuture));
+                return Ok((response, io));
             }
-            // The connection must keep being driven while we read the token response.
-            let io = tokio::spawn(io);
             let (parts, body) = response.into_parts();
             let bytes = collect_limited(body).await?;
             policy.learn_catalog(&bytes);
@@ -352,7 +357,6 @@ impl WasiHttpHooks for NetworkPolicy {
                 policy.session.issued(token, &bytes);
             }
             let body = Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
-            let io: IoFuture = Box::new(async move { io.await.unwrap_or(Ok(())) });
             Ok((http::Response::from_parts(parts, body), io))
         })
     }
@@ -393,9 +397,9 @@ mod tests {
 
     #[test]
     fn admits_only_allowed_hosts_and_learns_image_endpoints() {
-        let tls = Tls::new(&Default::default()).unwrap();
+        let transport = Transport::new(&Default::default()).unwrap();
         let policy =
-            NetworkPolicy::new("http://127.0.0.1:5000/v3", &[], tls, SessionSlot::default()).unwrap();
+            NetworkPolicy::new("http://127.0.0.1:5000/v3", &[], transport, SessionSlot::default()).unwrap();
         assert!(policy.admits(&"http://127.0.0.1:5000/v3/auth/tokens".parse().unwrap()));
         assert!(!policy.admits(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
         assert!(!policy.admits(&"http://169.254.169.254/latest".parse().unwrap()));
@@ -410,10 +414,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_handed_over_admits_its_catalog() {
-        let tls = Tls::new(&Default::default()).unwrap();
+        let transport = Transport::new(&Default::default()).unwrap();
         let slot = SessionSlot::default();
         // Made before any token exists (a parallel apply starts its instances together).
-        let waiting = NetworkPolicy::new("http://127.0.0.1:5000/v3", &[], tls.clone(), slot.clone()).unwrap();
+        let waiting =
+            NetworkPolicy::new("http://127.0.0.1:5000/v3", &[], transport.clone(), slot.clone()).unwrap();
         let expires = "2999-01-01T00:00:00.000000Z";
         slot.issued(
             "t",
@@ -426,7 +431,7 @@ mod tests {
         assert!(claim.is_none());
         assert!(waiting.admits(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
         // One made afterwards admits it from the start.
-        let later = NetworkPolicy::new("http://127.0.0.1:5000/v3", &[], tls, slot).unwrap();
+        let later = NetworkPolicy::new("http://127.0.0.1:5000/v3", &[], transport, slot).unwrap();
         assert!(later.admits(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
     }
 }

@@ -14,7 +14,7 @@ use crate::policy::{AllowedHost, NetworkPolicy, SpecGrants};
 use crate::progress::{Display, ImageProgress};
 use crate::runtime::{EMBEDDED_COMPONENT, Grants, Instance, Limits, Runtime};
 use crate::session::{SessionSlot, TokenCache};
-use crate::transport::{Tls, TlsSettings};
+use crate::transport::{TlsSettings, Transport};
 
 /// What the user chose for the sandbox.
 pub struct SandboxSettings {
@@ -40,7 +40,8 @@ pub struct Sandbox {
 #[derive(Clone)]
 struct CloudAccess {
     auth_url: String,
-    tls: Tls,
+    /// The run's connection pools, shared by every instance.
+    transport: Transport,
     /// The run's Keystone token: the first instance to authenticate shares it with the rest.
     session: SessionSlot,
 }
@@ -84,7 +85,7 @@ impl Sandbox {
             display: self.display.clone(),
             cloud: Some(CloudAccess {
                 auth_url: cloud.auth_url.clone(),
-                tls: Tls::new(tls)?,
+                transport: Transport::new(tls)?,
                 session: SessionSlot::new(token_cache),
             }),
         })
@@ -122,10 +123,10 @@ impl Sandbox {
             Some(cloud) => {
                 let mut hosts = self.extra_hosts.clone();
                 hosts.extend(grants.hosts);
-                NetworkPolicy::new(&cloud.auth_url, &hosts, cloud.tls.clone(), cloud.session.clone())
+                NetworkPolicy::new(&cloud.auth_url, &hosts, cloud.transport.clone(), cloud.session.clone())
                     .map_err(|e| anyhow!("the auth URL: {e}"))?
             }
-            None => NetworkPolicy::offline(Tls::new(&TlsSettings::default())?),
+            None => NetworkPolicy::offline(Transport::new(&TlsSettings::default())?),
         };
         self.runtime
             .instantiate(

@@ -1,31 +1,43 @@
 //! How the component's HTTP requests leave the host, once the policy has admitted them:
-//! name resolution with blocked address ranges, TCP, TLS with the cloud's trust settings
-//! (`cacert`, `verify: false`), and HTTP/1.1 through hyper.
+//! HTTP/1.1 through a pool of keep-alive connections (hyper-util's client) that every
+//! instance of a run shares, one pool per TLS trust so a verified and an unverified
+//! connection never mix. A new connection resolves the name on the host (refusing blocked
+//! address ranges), connects within the request's connect timeout and speaks TLS with the
+//! cloud's trust settings (`cacert`, `verify: false`).
 //!
-//! The request/response plumbing follows `wasmtime_wasi_http::default_send_request`, which
-//! cannot take a TLS configuration or resolved addresses.
+//! The connector follows Spin's outbound-http factor (per-request connect settings in a task
+//! local); the timeouts and error mapping follow `wasmtime_wasi_http::default_send_request`,
+//! which opens a new connection for every request and cannot take a TLS configuration.
 
-use std::future::{Future, poll_fn};
+use std::error::Error as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
 /// Timeouts when the component gives none (wasmtime's defaults).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long an idle keep-alive connection stays in the pool: below the shortest common
+/// server keep-alive timeout (Apache httpd's 5 s), so a request never goes out on a
+/// connection the server is closing for idleness at that very moment.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// The cloud's TLS settings, as clouds.yaml (`cacert`, `verify`) or `OS_CACERT` /
 /// `OS_INSECURE` give them.
@@ -37,17 +49,22 @@ pub struct TlsSettings {
     pub insecure: bool,
 }
 
-/// The TLS client configurations instances use: `verified` for every host (the public web
-/// PKI roots plus `cacert`), `cloud` for the auth host and catalog endpoints (the same, or
-/// no verification at all with `verify: false`).
+/// The connection pools of a run, shared by every instance (clones share them): `verified`
+/// for every host (the public web PKI roots plus `cacert`), `cloud` for the auth host and
+/// the catalog's image endpoints — the same pool, or with `verify: false` a pool of its own
+/// whose connections skip certificate verification. hyper-util keys each pool by scheme,
+/// host and port, so a connection is reused only for the same origin and the same trust.
 #[derive(Clone)]
-pub struct Tls {
-    verified: Arc<ClientConfig>,
-    cloud: Arc<ClientConfig>,
+pub struct Transport {
+    verified: Pool,
+    cloud: Pool,
 }
 
-impl Tls {
-    pub fn new(settings: &TlsSettings) -> Result<Tls> {
+type Pool = Client<Connector, WasiBody>;
+
+impl Transport {
+    /// The pools for `settings`; fails when `cacert` holds no usable certificate.
+    pub fn new(settings: &TlsSettings) -> Result<Transport> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.into(),
@@ -67,10 +84,10 @@ impl Tls {
                 .with_safe_default_protocol_versions()
                 .expect("ring supports the default TLS versions")
         };
-        let verified = Arc::new(builder().with_root_certificates(roots).with_no_client_auth());
+        let verified = pool(builder().with_root_certificates(roots).with_no_client_auth());
         let cloud = if settings.insecure {
             let verifier = NoVerification(provider.signature_verification_algorithms);
-            Arc::new(
+            pool(
                 builder()
                     .dangerous()
                     .with_custom_certificate_verifier(Arc::new(verifier))
@@ -79,8 +96,61 @@ impl Tls {
         } else {
             verified.clone()
         };
-        Ok(Tls { verified, cloud })
+        Ok(Transport { verified, cloud })
     }
+
+    /// Sends `request` on a pooled connection (or a new one) and returns the response head
+    /// with a streaming body. `cloud_host` selects the cloud's TLS trust; `ip_allowed` says
+    /// whether an address in a [`blocked`] range was explicitly allowed (for a new connection).
+    ///
+    /// Nothing is retried here once a byte of it was written (the component retries what is
+    /// safe to repeat): a request that meets a pooled connection the server had closed before
+    /// anything was written goes out on a new connection (hyper-util's canceled-request retry).
+    pub async fn send(
+        &self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        cloud_host: bool,
+        ip_allowed: IpAllowed,
+    ) -> Result<http::Response<WasiBody>, HttpError> {
+        let timeout = |pick: fn(&RequestOptions) -> Option<Duration>| {
+            options.as_ref().and_then(pick).unwrap_or(DEFAULT_TIMEOUT)
+        };
+        let rules = ConnectRules {
+            timeout: timeout(|o| o.connect_timeout),
+            ip_allowed,
+        };
+        let pool = if cloud_host { &self.cloud } else { &self.verified };
+        // The first-byte timeout counts from the hand-over, a new connection's setup included,
+        // so a request never takes longer than the component allowed it.
+        let response = CONNECT_RULES
+            .scope(
+                rules,
+                tokio::time::timeout(timeout(|o| o.first_byte_timeout), pool.request(request)),
+            )
+            .await
+            .map_err(|_| HttpError::ConnectionReadTimeout)?
+            .map_err(request_error)?;
+        let mut between_bytes =
+            tokio::time::interval(timeout(|o| o.between_bytes_timeout).max(Duration::from_nanos(1)));
+        between_bytes.reset();
+        Ok(response.map(|incoming| {
+            TimedBody {
+                incoming,
+                timeout: between_bytes,
+            }
+            .boxed_unsync()
+        }))
+    }
+}
+
+/// A pool of HTTP/1.1 keep-alive connections made with `tls`.
+fn pool(tls: ClientConfig) -> Pool {
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(IDLE_TIMEOUT)
+        .retry_canceled_requests(true)
+        .build(Connector { tls: Arc::new(tls) })
 }
 
 fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
@@ -159,132 +229,119 @@ pub fn blocked(ip: IpAddr) -> bool {
     }
 }
 
-/// Sends `request` and returns the response head with a streaming body, and the
-/// connection's I/O to drive while the body is read.
-/// `cloud_host` selects the cloud's TLS configuration; `ip_allowed` says whether an address
-/// in a [`blocked`] range was explicitly allowed.
-pub async fn send(
-    mut request: http::Request<WasiBody>,
-    options: Option<RequestOptions>,
-    tls: &Tls,
-    cloud_host: bool,
-    ip_allowed: impl Fn(IpAddr) -> bool,
-) -> Result<
-    (
-        http::Response<WasiBody>,
-        impl Future<Output = Result<(), HttpError>> + Send + 'static,
-    ),
-    HttpError,
-> {
-    let uri = request.uri();
+/// Whether the instance sending a request allowed this address itself (see [`blocked`]).
+pub type IpAllowed = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
+
+/// The addresses of `addresses` a new connection may use: those outside the [`blocked`]
+/// ranges, and blocked ones that were allowed themselves.
+fn reachable(addresses: &[SocketAddr], ip_allowed: &dyn Fn(IpAddr) -> bool) -> Vec<SocketAddr> {
+    addresses
+        .iter()
+        .copied()
+        .filter(|a| !blocked(a.ip()) || ip_allowed(a.ip()))
+        .collect()
+}
+
+/// What a new connection for one request must respect. The pool's connector receives only
+/// the URI, so these travel in a task local around the request (as in Spin); a request
+/// served by a pooled connection ignores them.
+#[derive(Clone)]
+struct ConnectRules {
+    timeout: Duration,
+    ip_allowed: IpAllowed,
+}
+
+tokio::task_local! {
+    static CONNECT_RULES: ConnectRules;
+}
+
+/// Makes the pool's new connections: resolve, refuse blocked addresses, TCP, TLS.
+#[derive(Clone)]
+struct Connector {
+    tls: Arc<ClientConfig>,
+}
+
+impl tower_service::Service<http::Uri> for Connector {
+    type Response = TokioIo<PooledStream>;
+    type Error = ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ConnectError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        // Called while the request that needs the connection is polled, inside its scope.
+        let rules = CONNECT_RULES.try_with(ConnectRules::clone);
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let rules = rules.map_err(|_| ConnectError::Internal("no connect rules for a new connection"))?;
+            connect(&uri, &tls, &rules).await.map(TokioIo::new)
+        })
+    }
+}
+
+async fn connect(
+    uri: &http::Uri,
+    tls: &Arc<ClientConfig>,
+    rules: &ConnectRules,
+) -> Result<PooledStream, ConnectError> {
     let use_tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
     let host = uri
         .host()
-        .ok_or(HttpError::HttpRequestUriInvalid)?
+        .ok_or(ConnectError::InvalidUri)?
         .trim_matches(['[', ']'])
         .to_string();
     let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
-    let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(DEFAULT_TIMEOUT);
-    let first_byte_timeout = options
-        .and_then(|o| o.first_byte_timeout)
-        .unwrap_or(DEFAULT_TIMEOUT);
-    let between_bytes_timeout = options
-        .and_then(|o| o.between_bytes_timeout)
-        .unwrap_or(DEFAULT_TIMEOUT)
-        .max(Duration::from_nanos(1));
-
-    let addresses = resolve(&host, port, connect_timeout).await?;
-    let (reachable, refused): (Vec<SocketAddr>, Vec<SocketAddr>) = addresses
-        .into_iter()
-        .partition(|a| !blocked(a.ip()) || ip_allowed(a.ip()));
-    if reachable.is_empty() {
-        tracing::warn!(%host, addresses = ?refused, "refused outgoing HTTP: the name resolves only to blocked addresses");
-        return Err(HttpError::DestinationIpProhibited);
+    let resolved = resolve(&host, port, rules.timeout).await?;
+    let addresses = reachable(&resolved, &*rules.ip_allowed);
+    if addresses.is_empty() {
+        tracing::warn!(%host, addresses = ?resolved, "refused outgoing HTTP: the name resolves only to blocked addresses");
+        return Err(ConnectError::Prohibited);
     }
-    let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect(&reachable[..])).await {
-        Ok(Ok(stream)) => stream,
+    let (tcp, address) = match tokio::time::timeout(rules.timeout, connect_tcp(&addresses)).await {
+        Ok(Ok(connected)) => connected,
         Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return Err(HttpError::ConnectionRefused);
+            return Err(ConnectError::Refused);
         }
-        Ok(Err(err)) => return Err(HttpError::Connect(err)),
-        Err(_) => return Err(HttpError::ConnectionTimeout),
+        Ok(Err(err)) => return Err(ConnectError::Io(err.kind(), err.to_string())),
+        Err(_) => return Err(ConnectError::Timeout),
     };
     let _ = tcp.set_nodelay(true);
-    let stream: Box<dyn Stream> = if use_tls {
-        let config = if cloud_host { &tls.cloud } else { &tls.verified };
+    // Another instance, which may not have allowed this address, could pick the connection
+    // up from the pool: one into a blocked range serves this request only.
+    let reusable = !blocked(address.ip());
+    let io: Box<dyn Stream> = if use_tls {
         let name = match host.parse::<IpAddr>() {
             Ok(ip) => ServerName::from(ip),
-            Err(_) => ServerName::try_from(host.clone()).map_err(|_| HttpError::HttpRequestUriInvalid)?,
+            Err(_) => ServerName::try_from(host.clone()).map_err(|_| ConnectError::InvalidUri)?,
         };
-        let connector = tokio_rustls::TlsConnector::from(config.clone());
-        match tokio::time::timeout(connect_timeout, connector.connect(name, tcp)).await {
+        let connector = tokio_rustls::TlsConnector::from(tls.clone());
+        match tokio::time::timeout(rules.timeout, connector.connect(name, tcp)).await {
             Ok(Ok(stream)) => Box::new(stream),
             Ok(Err(err)) => return Err(tls_error(&host, err)),
-            Err(_) => return Err(HttpError::ConnectionTimeout),
+            Err(_) => return Err(ConnectError::Timeout),
         }
     } else {
         Box::new(tcp)
     };
-    let (mut sender, conn) = tokio::time::timeout(
-        connect_timeout,
-        hyper::client::conn::http1::Builder::new().handshake(wasmtime_wasi_http::io::TokioIo::new(stream)),
-    )
-    .await
-    .map_err(|_| HttpError::ConnectionTimeout)??;
-
-    // The request line carries only the path: scheme and authority are for proxies.
-    let path = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    *request.uri_mut() = http::Uri::builder()
-        .path_and_query(path)
-        .build()
-        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
-
-    let send = async move {
-        let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
-            .await
-            .map_err(|_| HttpError::ConnectionReadTimeout)??;
-        let mut timeout = tokio::time::interval(between_bytes_timeout);
-        timeout.reset();
-        Ok::<_, HttpError>(response.map(|incoming| TimedBody { incoming, timeout }.boxed_unsync()))
-    };
-    let mut send = pin!(send);
-    let mut conn = Some(conn);
-    // Drive the connection while waiting for the response head.
-    let response = poll_fn(|cx| match send.as_mut().poll(cx) {
-        Poll::Ready(result) => Poll::Ready(result),
-        Poll::Pending => {
-            let Some(fut) = conn.as_mut() else {
-                return Poll::Pending;
-            };
-            let result = ready!(Pin::new(fut).poll(cx));
-            conn = None;
-            match result {
-                Ok(()) => send.as_mut().poll(cx),
-                Err(err) => Poll::Ready(Err(HttpError::from(err))),
-            }
-        }
-    })
-    .await?;
-    let io = async move {
-        match conn {
-            Some(conn) => conn.await.map_err(|err| {
-                if err.is_timeout() {
-                    HttpError::HttpResponseTimeout
-                } else {
-                    HttpError::from(err)
-                }
-            }),
-            None => Ok(()),
-        }
-    };
-    Ok((response, io))
+    Ok(PooledStream { io, reusable })
 }
 
-async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, HttpError> {
+/// The first of `addresses` that accepts a TCP connection, and which one it was (the
+/// kernel may report another peer: a connection to 0.0.0.0 shows 127.0.0.1).
+async fn connect_tcp(addresses: &[SocketAddr]) -> std::io::Result<(TcpStream, SocketAddr)> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to connect to");
+    for &address in addresses {
+        match TcpStream::connect(address).await {
+            Ok(stream) => return Ok((stream, address)),
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
+}
+
+async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, ConnectError> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
@@ -292,19 +349,19 @@ async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketA
         Ok(Ok(addresses)) => {
             let addresses: Vec<SocketAddr> = addresses.collect();
             if addresses.is_empty() {
-                Err(HttpError::DestinationNotFound)
+                Err(ConnectError::NotFound)
             } else {
                 Ok(addresses)
             }
         }
-        Ok(Err(_)) => Err(HttpError::DestinationNotFound),
-        Err(_) => Err(HttpError::DnsTimeout),
+        Ok(Err(_)) => Err(ConnectError::NotFound),
+        Err(_) => Err(ConnectError::DnsTimeout),
     }
 }
 
 /// Certificate problems become `tls-certificate-error` (the component then names `cacert`);
 /// anything else is a protocol error.
-fn tls_error(host: &str, err: std::io::Error) -> HttpError {
+fn tls_error(host: &str, err: std::io::Error) -> ConnectError {
     let certificate = err
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
@@ -316,14 +373,134 @@ fn tls_error(host: &str, err: std::io::Error) -> HttpError {
         });
     tracing::warn!(%host, error = %err, "TLS handshake failed");
     if certificate {
-        HttpError::TlsCertificateError
+        ConnectError::TlsCertificate
     } else {
-        HttpError::TlsProtocolError
+        ConnectError::TlsProtocol
     }
+}
+
+/// Why a new connection could not be made. hyper-util hands the connector's error back
+/// only by reference, so it is kept as data and turned into the wasi-http error afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ConnectError {
+    InvalidUri,
+    NotFound,
+    DnsTimeout,
+    Prohibited,
+    Refused,
+    Timeout,
+    Io(std::io::ErrorKind, String),
+    TlsCertificate,
+    TlsProtocol,
+    Internal(&'static str),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", HttpError::from(self))
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+impl From<&ConnectError> for HttpError {
+    fn from(err: &ConnectError) -> HttpError {
+        match err {
+            ConnectError::InvalidUri => HttpError::HttpRequestUriInvalid,
+            ConnectError::NotFound => HttpError::DestinationNotFound,
+            ConnectError::DnsTimeout => HttpError::DnsTimeout,
+            ConnectError::Prohibited => HttpError::DestinationIpProhibited,
+            ConnectError::Refused => HttpError::ConnectionRefused,
+            ConnectError::Timeout => HttpError::ConnectionTimeout,
+            ConnectError::Io(kind, message) => {
+                HttpError::Connect(std::io::Error::new(*kind, message.clone()))
+            }
+            ConnectError::TlsCertificate => HttpError::TlsCertificateError,
+            ConnectError::TlsProtocol => HttpError::TlsProtocolError,
+            ConnectError::Internal(message) => HttpError::InternalError(Some((*message).to_string())),
+        }
+    }
+}
+
+/// The wasi-http error for a failed request: the connector's own, or — for anything that
+/// went wrong on the connection — a protocol error, as wasmtime maps hyper's errors.
+fn request_error(err: hyper_util::client::legacy::Error) -> HttpError {
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        if let Some(connect) = inner.downcast_ref::<ConnectError>() {
+            return HttpError::from(connect);
+        }
+        if inner
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_timeout)
+        {
+            return HttpError::HttpResponseTimeout;
+        }
+        cause = inner.source();
+    }
+    tracing::warn!(error = ?err, "HTTP request failed");
+    HttpError::HttpProtocolError
 }
 
 trait Stream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
 impl<T> Stream for T where T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
+
+/// A connection the pool holds (TCP, or TLS over TCP); `reusable: false` keeps it out of
+/// the pool after its first request.
+struct PooledStream {
+    io: Box<dyn Stream>,
+    reusable: bool,
+}
+
+impl Connection for PooledStream {
+    fn connected(&self) -> Connected {
+        let connected = Connected::new();
+        if !self.reusable {
+            connected.poison();
+        }
+        connected
+    }
+}
+
+impl AsyncRead for PooledStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PooledStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
 
 /// A response body that fails when no bytes arrive for `timeout`.
 struct TimedBody {
@@ -396,11 +573,295 @@ mod tests {
     }
 
     #[test]
+    fn only_unblocked_or_explicitly_allowed_addresses_are_reachable() {
+        let metadata: SocketAddr = "169.254.169.254:80".parse().unwrap();
+        let private: SocketAddr = "10.0.0.5:80".parse().unwrap();
+        assert_eq!(reachable(&[metadata, private], &|_| false), vec![private]);
+        assert!(reachable(&[metadata], &|_| false).is_empty());
+        let metadata_ip = metadata.ip();
+        assert_eq!(
+            reachable(&[metadata], &move |ip| ip == metadata_ip),
+            vec![metadata]
+        );
+    }
+
+    /// How the test server treats a connection.
+    #[derive(Clone, Copy)]
+    enum Serve {
+        /// Answers every request and keeps the connection open.
+        KeepAlive,
+        /// Answers, then closes the connection (without `Connection: close`).
+        CloseAfterAnswer,
+        /// Answers, and closes a connection that stays idle this long.
+        CloseWhenIdle(Duration),
+        /// Reads the request and never answers.
+        Silent,
+        /// Sends the head and 2 of 10 body bytes, then nothing.
+        Stall,
+    }
+
+    /// An HTTP/1.1 server on 127.0.0.1 (TLS with `tls`) counting the connections it accepts.
+    struct TestServer {
+        addr: SocketAddr,
+        connections: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl TestServer {
+        async fn start(serve: Serve, tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counter = connections.clone();
+            tokio::spawn(async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let tls = tls.clone();
+                    tokio::spawn(async move {
+                        match tls {
+                            Some(acceptor) => {
+                                if let Ok(stream) = acceptor.accept(tcp).await {
+                                    answer(stream, serve).await;
+                                }
+                            }
+                            None => answer(tcp, serve).await,
+                        }
+                    });
+                }
+            });
+            TestServer { addr, connections }
+        }
+
+        fn connections(&self) -> usize {
+            self.connections.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    async fn answer(mut stream: impl AsyncRead + AsyncWrite + Unpin, serve: Serve) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                let read = match serve {
+                    Serve::CloseWhenIdle(idle) if head.is_empty() => {
+                        match tokio::time::timeout(idle, stream.read(&mut byte)).await {
+                            Ok(read) => read,
+                            Err(_) => return,
+                        }
+                    }
+                    _ => stream.read(&mut byte).await,
+                };
+                match read {
+                    Ok(1) => head.push(byte[0]),
+                    _ => return,
+                }
+            }
+            match serve {
+                Serve::Silent => std::future::pending().await,
+                Serve::Stall => {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok")
+                        .await;
+                    std::future::pending().await
+                }
+                _ => {}
+            }
+            if stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .is_err()
+            {
+                return;
+            }
+            if let Serve::CloseAfterAnswer = serve {
+                let _ = stream.shutdown().await;
+                return;
+            }
+        }
+    }
+
+    fn get(url: &str) -> http::Request<WasiBody> {
+        let uri: http::Uri = url.parse().unwrap();
+        http::Request::get(uri.clone())
+            .header(http::header::HOST, uri.authority().unwrap().as_str())
+            .body(
+                http_body_util::Empty::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+            .unwrap()
+    }
+
+    fn nothing_allowed() -> IpAllowed {
+        Arc::new(|_| false)
+    }
+
+    /// GET `url` and read the whole answer.
+    async fn fetch(transport: &Transport, url: &str, cloud_host: bool) -> Result<String, HttpError> {
+        let options = RequestOptions {
+            connect_timeout: Some(Duration::from_secs(5)),
+            first_byte_timeout: Some(Duration::from_millis(300)),
+            between_bytes_timeout: Some(Duration::from_millis(300)),
+        };
+        let response = transport
+            .send(get(url), Some(options), cloud_host, nothing_allowed())
+            .await?;
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn keep_alive_connections_are_reused_by_every_clone() {
+        let server = TestServer::start(Serve::KeepAlive, None).await;
+        let transport = Transport::new(&TlsSettings::default()).unwrap();
+        let other_instance = transport.clone();
+        let url = format!("http://{}/v2/images", server.addr);
+        for _ in 0..3 {
+            assert_eq!(fetch(&transport, &url, false).await.unwrap(), "ok");
+            assert_eq!(fetch(&other_instance, &url, true).await.unwrap(), "ok");
+        }
+        assert_eq!(server.connections(), 1);
+    }
+
+    #[tokio::test]
+    async fn connections_the_server_closes_cost_no_request() {
+        let closing = TestServer::start(Serve::CloseAfterAnswer, None).await;
+        let idle = TestServer::start(Serve::CloseWhenIdle(Duration::from_millis(30)), None).await;
+        let transport = Transport::new(&TlsSettings::default()).unwrap();
+        for server in [&closing, &idle] {
+            let url = format!("http://{}/", server.addr);
+            for _ in 0..4 {
+                assert_eq!(fetch(&transport, &url, false).await.unwrap(), "ok");
+                tokio::time::sleep(Duration::from_millis(60)).await;
+            }
+            assert_eq!(server.connections(), 4);
+        }
+        // Back to back, without a pause: the close is seen before the next request goes out.
+        let url = format!("http://{}/", closing.addr);
+        for _ in 0..20 {
+            assert_eq!(fetch(&transport, &url, false).await.unwrap(), "ok");
+        }
+    }
+
+    #[tokio::test]
+    async fn blocked_addresses_are_refused_unless_allowed_and_then_never_pooled() {
+        let transport = Transport::new(&TlsSettings::default()).unwrap();
+        let refused = fetch(&transport, "http://169.254.169.254/latest/meta-data", false).await;
+        assert!(
+            matches!(refused, Err(HttpError::DestinationIpProhibited)),
+            "{refused:?}"
+        );
+
+        // Linux connects 0.0.0.0 (unspecified, blocked) to this host: allowed explicitly, it
+        // works, and each request gets a connection of its own.
+        let server = TestServer::start(Serve::KeepAlive, None).await;
+        let url = format!("http://0.0.0.0:{}/", server.addr.port());
+        let refused = fetch(&transport, &url, false).await;
+        assert!(
+            matches!(refused, Err(HttpError::DestinationIpProhibited)),
+            "{refused:?}"
+        );
+        let allowed: IpAllowed = Arc::new(|ip: IpAddr| ip.is_unspecified());
+        for _ in 0..2 {
+            let response = transport
+                .send(get(&url), None, false, allowed.clone())
+                .await
+                .unwrap();
+            response.into_body().collect().await.unwrap();
+        }
+        assert_eq!(server.connections(), 2);
+    }
+
+    #[tokio::test]
+    async fn failures_map_to_the_errors_the_component_knows() {
+        let transport = Transport::new(&TlsSettings::default()).unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let refused = fetch(&transport, &format!("http://{closed}/"), false).await;
+        assert!(
+            matches!(refused, Err(HttpError::ConnectionRefused)),
+            "{refused:?}"
+        );
+
+        let silent = TestServer::start(Serve::Silent, None).await;
+        let no_answer = fetch(&transport, &format!("http://{}/", silent.addr), false).await;
+        assert!(
+            matches!(no_answer, Err(HttpError::ConnectionReadTimeout)),
+            "{no_answer:?}"
+        );
+
+        let stalled = TestServer::start(Serve::Stall, None).await;
+        let cut = fetch(&transport, &format!("http://{}/", stalled.addr), false).await;
+        assert!(matches!(cut, Err(HttpError::ConnectionReadTimeout)), "{cut:?}");
+    }
+
+    /// A private CA (its PEM written to `dir/ca.pem`) and a TLS acceptor for 127.0.0.1
+    /// with a certificate it signed.
+    fn private_ca(dir: &Path) -> tokio_rustls::TlsAcceptor {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &Issuer::new(ca, ca_key))
+            .unwrap();
+        let config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![server.der().clone()],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+                )
+                .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
+    #[tokio::test]
+    async fn verify_false_applies_to_cloud_hosts_only_and_its_connections_stay_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start(Serve::KeepAlive, Some(private_ca(dir.path()))).await;
+        let url = format!("https://{}/v3", server.addr);
+
+        let insecure = Transport::new(&TlsSettings {
+            cacert: None,
+            insecure: true,
+        })
+        .unwrap();
+        assert_eq!(fetch(&insecure, &url, true).await.unwrap(), "ok");
+        // The same origin, not a cloud host: the unverified connection in the pool is not
+        // used, and a new, verified one fails.
+        let untrusted = fetch(&insecure, &url, false).await;
+        assert!(
+            matches!(untrusted, Err(HttpError::TlsCertificateError)),
+            "{untrusted:?}"
+        );
+        assert_eq!(fetch(&insecure, &url, true).await.unwrap(), "ok");
+        assert_eq!(server.connections(), 2, "the cloud's connection was reused");
+
+        let with_cacert = Transport::new(&TlsSettings {
+            cacert: Some(dir.path().join("ca.pem")),
+            insecure: false,
+        })
+        .unwrap();
+        assert_eq!(fetch(&with_cacert, &url, false).await.unwrap(), "ok");
+        assert_eq!(fetch(&with_cacert, &url, true).await.unwrap(), "ok");
+        assert_eq!(server.connections(), 3);
+    }
+
+    #[test]
     fn cacert_must_hold_a_certificate() {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
-        let err = Tls::new(&TlsSettings {
+        let err = Transport::new(&TlsSettings {
             cacert: Some(empty),
             insecure: false,
         })
@@ -408,7 +869,7 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(err.contains("no PEM certificate"), "{err}");
-        let missing = Tls::new(&TlsSettings {
+        let missing = Transport::new(&TlsSettings {
             cacert: Some(dir.path().join("missing.pem")),
             insecure: false,
         })
