@@ -80,8 +80,8 @@ pub(crate) fn computed_keys() -> &'static [String] {
     KEYS.get_or_init(|| {
         properties(&generate::<ImageDoc>())
             .keys()
+            .filter(|k| *k != "spec")
             .cloned()
-            .filter(|k| k != "spec")
             .collect()
     })
 }

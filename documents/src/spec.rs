@@ -64,20 +64,14 @@ mod tests {
 
     #[test]
     fn url_sources_need_a_cache_unless_streamed_or_downloaded_by_glance() {
-        let url = Some("https://example.org/x.img");
+        let (link, url) = ("https://example.org/x.img", Some("https://example.org/x.img"));
         assert_eq!(UrlData::of(None, None, Some("/c")), UrlData::NotFetched);
         assert_eq!(UrlData::of(url, Some(true), None), UrlData::NotFetched);
-        assert_eq!(
-            UrlData::of(url, None, Some("none")),
-            UrlData::Streamed(url.unwrap())
-        );
-        assert_eq!(
-            UrlData::of(url, Some(false), None),
-            UrlData::Cached(url.unwrap(), None)
-        );
+        assert_eq!(UrlData::of(url, None, Some("none")), UrlData::Streamed(link));
+        assert_eq!(UrlData::of(url, Some(false), None), UrlData::Cached(link, None));
         assert_eq!(
             UrlData::of(url, None, Some("/c")),
-            UrlData::Cached(url.unwrap(), Some("/c"))
+            UrlData::Cached(link, Some("/c"))
         );
     }
 }

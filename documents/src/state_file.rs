@@ -116,18 +116,18 @@ pub fn version_of(file: &Map<String, Value>) -> Result<u32, VersionProblem> {
 /// Parts that are not as the old version wrote them are left for the reader to name.
 pub fn upgrade(file: &mut Map<String, Value>) -> Result<(), VersionProblem> {
     let from = version_of(file)?;
-    if from < 2 {
-        if let Some(Value::Object(images)) = file.get_mut("images") {
-            for entry in images.values_mut() {
-                let Some(image) = entry.get_mut("image") else {
-                    continue;
-                };
-                if let Some(properties) = image.pointer_mut("/spec/properties") {
-                    pairs_to_object(properties);
-                }
-                if let Some(metadata) = image.get_mut("metadata") {
-                    pairs_to_object(metadata);
-                }
+    if from < 2
+        && let Some(Value::Object(images)) = file.get_mut("images")
+    {
+        for entry in images.values_mut() {
+            let Some(image) = entry.get_mut("image") else {
+                continue;
+            };
+            if let Some(properties) = image.pointer_mut("/spec/properties") {
+                pairs_to_object(properties);
+            }
+            if let Some(metadata) = image.get_mut("metadata") {
+                pairs_to_object(metadata);
             }
         }
     }

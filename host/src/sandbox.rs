@@ -123,8 +123,13 @@ impl Sandbox {
             Some(cloud) => {
                 let mut hosts = self.extra_hosts.clone();
                 hosts.extend(grants.hosts);
-                NetworkPolicy::new(&cloud.auth_url, &hosts, cloud.transport.clone(), cloud.session.clone())
-                    .map_err(|e| anyhow!("the auth URL: {e}"))?
+                NetworkPolicy::new(
+                    &cloud.auth_url,
+                    &hosts,
+                    cloud.transport.clone(),
+                    cloud.session.clone(),
+                )
+                .map_err(|e| anyhow!("the auth URL: {e}"))?
             }
             None => NetworkPolicy::offline(Transport::new(&TlsSettings::default())?),
         };
