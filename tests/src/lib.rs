@@ -23,6 +23,18 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Ports Glance's web-download may fetch from on the dev cloud (scripts/dev-cloud).
+pub const WEB_DOWNLOAD_PORTS: std::ops::RangeInclusive<u16> = 28080..=28089;
+
+/// The dev cloud's main Glance as a socket address (for proxies put in front of it).
+pub fn glance_addr() -> std::net::SocketAddr {
+    let url = &cloud_env()["DEV_CLOUD_GLANCE_URL"];
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("DEV_CLOUD_GLANCE_URL is http://IP:PORT")
+}
+
 /// The dev cloud's `OS_*` settings, as `scripts/dev-cloud env` prints them.
 pub fn cloud_env() -> &'static HashMap<String, String> {
     static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();

@@ -4,7 +4,7 @@
 //! the fix, leaves no image behind and the state as it was.
 
 use openstack_image_tests::source_server::{Served, SourceServer, compressed_variants};
-use openstack_image_tests::{Run, Scenario, cloud_env, observer};
+use openstack_image_tests::{Run, Scenario, WEB_DOWNLOAD_PORTS, cloud_env, observer};
 use serde_json::Value;
 
 /// The settings that make a run (ours or the observer's) act as `user` in RegionLimits.
@@ -180,7 +180,7 @@ fn a_cloud_that_forbids_direct_uploads_points_at_web_download() {
     assert!(images_as(&s, "noupload").is_empty(), "no half-made image is left");
 
     // The fix the error names works: Glance fetches the data itself.
-    let server = SourceServer::start_in_ports(28080..=28089);
+    let server = SourceServer::start_in_ports(WEB_DOWNLOAD_PORTS);
     server.serve(
         "/disk.qcow2",
         Served::new(std::fs::read(s.path("disk.qcow2")).unwrap()),

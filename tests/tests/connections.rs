@@ -7,19 +7,9 @@ use std::time::Duration;
 
 use openstack_image_tests::keepalive_relay::KeepAliveRelay;
 use openstack_image_tests::source_server::{Served, SourceServer};
-use openstack_image_tests::{Scenario, TestRegion, cloud_env};
+use openstack_image_tests::{Scenario, TestRegion, WEB_DOWNLOAD_PORTS, glance_addr};
 
 /// Ports the dev cloud's Glance may fetch web-download sources from.
-const WEB_DOWNLOAD_PORTS: std::ops::RangeInclusive<u16> = 28080..=28089;
-
-fn glance_addr() -> std::net::SocketAddr {
-    let url = &cloud_env()["DEV_CLOUD_GLANCE_URL"];
-    url.trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("DEV_CLOUD_GLANCE_URL is http://IP:PORT")
-}
-
 /// A spec of `n` images from one small qcow2 file, in `region`.
 fn spec(s: &Scenario, region: &str, n: usize) {
     s.qcow2("disk.qcow2", 1);

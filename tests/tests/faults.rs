@@ -2,15 +2,7 @@
 //! never records it.
 
 use openstack_image_tests::fault_proxy::{Fault, FaultProxy, Rule};
-use openstack_image_tests::{Scenario, TestRegion, cloud_env, observer};
-
-fn glance_addr() -> std::net::SocketAddr {
-    let url = &cloud_env()["DEV_CLOUD_GLANCE_URL"];
-    url.trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("DEV_CLOUD_GLANCE_URL is http://IP:PORT")
-}
+use openstack_image_tests::{Scenario, TestRegion, glance_addr, observer};
 
 fn is_upload(line: &str) -> bool {
     line.starts_with("PUT ") && line.contains("/file ")

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use openstack_image_tests::source_server::{Served, SourceServer, compressed_variants};
-use openstack_image_tests::{Run, Scenario, digest, observer};
+use openstack_image_tests::{Run, Scenario, WEB_DOWNLOAD_PORTS, digest, observer};
 
 /// A URL image named `key` in the spec.
 fn url_image(s: &Scenario, key: &str, url: &str, extra: &str) -> String {
@@ -310,9 +310,6 @@ fn basic_auth_works_and_a_wrong_password_is_never_shown() {
     let shown = s.run(&["show"]).expect_code(0).stdout;
     assert!(!shown.contains("open-sesame"));
 }
-
-/// Ports Glance's web-download may fetch from on the dev cloud (scripts/dev-cloud).
-const WEB_DOWNLOAD_PORTS: std::ops::RangeInclusive<u16> = 28080..=28089;
 
 #[test]
 fn web_download_imports_through_glance() {

@@ -18,15 +18,12 @@ mod real_cloud;
 mod support;
 
 use openstack_image_tests::source_server::{Served, SourceServer, compressed_variants};
-use openstack_image_tests::{Scenario, digest, observer};
+use openstack_image_tests::{Scenario, WEB_DOWNLOAD_PORTS, digest, observer};
 use real_cloud::{attributes, expect_code, main_tf, workspace};
 use serde_json::Value as Json;
 use support::Workspace;
 
 const ADDRESS: &str = "openstack_images_image_v2.image_1";
-
-/// Ports Glance's web-download may fetch from on the dev cloud (scripts/dev-cloud).
-const WEB_DOWNLOAD_PORTS: std::ops::RangeInclusive<u16> = 28080..=28089;
 
 /// One acceptance case: a workspace, the source server with the peer's image path, and the ids
 /// of every image the case's steps made (for the destroy check).
