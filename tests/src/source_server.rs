@@ -36,6 +36,8 @@ pub struct Served {
     pub etag: Option<String>,
     /// `Last-Modified` (an HTTP date), when set.
     pub last_modified: Option<String>,
+    /// How long the server waits before it answers a GET, when set (a slow origin).
+    pub delay: Option<std::time::Duration>,
 }
 
 impl Served {
@@ -48,7 +50,14 @@ impl Served {
             basic_auth: None,
             etag: None,
             last_modified: None,
+            delay: None,
         }
+    }
+
+    /// Answers each GET only after `delay`.
+    pub fn delay(mut self, delay: std::time::Duration) -> Self {
+        self.delay = Some(delay);
+        self
     }
 
     /// Sends `Content-Type: v`.
@@ -445,6 +454,9 @@ fn answer(mut stream: &TcpStream, request: &Request, state: &Mutex<State>) -> st
         // Validators only, no body and no Content-Length.
         headers.retain(|(n, _)| matches!(*n, "ETag" | "Last-Modified"));
         return respond(stream, "304 Not Modified", &headers, None, head, None);
+    }
+    if let Some(delay) = served.delay.filter(|_| !head) {
+        std::thread::sleep(delay);
     }
     respond(stream, "200 OK", &headers, Some(&served.body), head, truncation)?;
     stream.flush()

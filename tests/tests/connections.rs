@@ -52,16 +52,20 @@ fn apply_and_plan_of_several_images_open_far_fewer_connections_than_requests() {
     assert!(s.cloud_images().is_empty());
 }
 
-/// The relay closes connections idle for 100 ms, unannounced. A web-download image makes
-/// the component poll Glance at 200 ms, 400 ms, …, so pooled connections are closed by the
-/// server between its requests. With retries off, a request lost to one would fail the run.
+/// The relay closes connections idle for 100 ms, unannounced. A web-download image whose
+/// source answers only after 2 s makes the component poll Glance at 200 ms, 400 ms, …, so
+/// pooled connections are closed by the server between its requests. With retries off, a
+/// request lost to one would fail the run.
 #[test]
 fn a_server_closing_idle_connections_fails_no_request() {
     let s = Scenario::new("idleclose");
     let relay = KeepAliveRelay::start(glance_addr(), Some(Duration::from_millis(100)));
     let region = TestRegion::register(&s.image_name("region"), &relay.url());
     let source = SourceServer::start_in_ports(WEB_DOWNLOAD_PORTS);
-    source.serve("/disk.raw", Served::new(vec![7u8; 256 * 1024]));
+    source.serve(
+        "/disk.raw",
+        Served::new(vec![7u8; 256 * 1024]).delay(Duration::from_secs(2)),
+    );
     s.write_spec(&format!(
         "images:\n  web:\n    name: {}\n    container_format: bare\n    disk_format: raw\n    image_source_url: {}\n    web_download: true\n    region: {}\n",
         s.image_name("web"),
