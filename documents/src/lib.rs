@@ -27,4 +27,4 @@ pub mod state;
 pub mod state_file;
 pub mod text;
 
-pub use records::{FingerprintDoc, ImageDoc, QueryDoc, SpecDoc, TimeoutsDoc};
+pub use records::{FingerprintDoc, ImageDoc, ImportResultDoc, QueryDoc, SpecDoc, TimeoutsDoc};

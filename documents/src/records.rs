@@ -61,6 +61,26 @@ macro_rules! image_records {
                 #[serde(default)]
                 #[schemars(extend("x-force-new" = true, "default" = $crate::spec::defaults::WEB_DOWNLOAD))]
                 web_download: Option<bool> => into,
+                /// How the data reaches Glance: direct (PUT the data; the default, or web-download with web_download), glance-direct (stage, then import: runs Glance's import plugins), web-download (Glance fetches image_source_url) or glance-download (Glance copies source_image_id from source_region).
+                #[serde(default)]
+                #[schemars(extend("enum" = $crate::spec::IMPORT_METHODS, "x-force-new" = true))]
+                import_method: Option<String> => into,
+                /// glance-download: the region whose Glance holds the image to copy.
+                #[serde(default)]
+                #[schemars(extend("x-force-new" = true))]
+                source_region: Option<String> => into,
+                /// glance-download: the id of the image to copy.
+                #[serde(default)]
+                #[schemars(extend("format" = "uuid", "x-force-new" = true))]
+                source_image_id: Option<String> => into,
+                /// Store ids that must hold the data (a set). Unset: the cloud's default store at create, not managed afterwards. Adding or removing a store is done in place (copy-image, delete from store).
+                #[serde(default)]
+                #[schemars(extend("uniqueItems" = true, "x-keep-when-unset" = true))]
+                stores: Vec<String> => into,
+                /// With several stores: one failed store fails the import (true, the default) or the image keeps the stores that worked (false).
+                #[serde(default)]
+                #[schemars(extend("default" = $crate::spec::defaults::ALL_STORES_MUST_SUCCEED))]
+                all_stores_must_succeed: Option<bool> => into,
                 /// Create the image with this UUID.
                 #[serde(default)]
                 #[schemars(extend("format" = "uuid", "x-force-new" = true))]
@@ -235,10 +255,9 @@ macro_rules! image_records {
                 /// Every property Glance reports, server-set ones included.
                 #[serde(default, deserialize_with = "crate::text::properties")]
                 metadata: std::collections::BTreeMap<String, String> => pairs,
-                /// Stores holding the data.
+                /// The last import Glance ran for the image (none after a plain upload).
                 #[serde(default)]
-                #[schemars(extend("x-stable" = true))]
-                stores: Option<String> => into,
+                import_result: Option<ImportResultDoc> => option,
                 /// Direct URL of the data, when exposed.
                 #[serde(default)]
                 #[schemars(extend("x-stable" = true))]
@@ -247,6 +266,32 @@ macro_rules! image_records {
                 #[serde(default)]
                 #[schemars(extend("x-stable" = true))]
                 source_fingerprint: Option<FingerprintDoc> => option,
+            }
+
+            /// What one of Glance's imports did.
+            #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            struct ImportResultDoc => ImportResult {
+                /// glance-direct, web-download, glance-download or copy-image.
+                method: String => into,
+                /// Glance's import task, when the cloud has the tasks API.
+                #[serde(default)]
+                task_id: Option<String> => into,
+                /// The task's last status (success, failure).
+                #[serde(default)]
+                status: String => into,
+                /// The task's message.
+                #[serde(default)]
+                message: String => into,
+                /// Stores the import was asked to write.
+                #[serde(default)]
+                stores: Vec<String> => into,
+                /// Stores that failed.
+                #[serde(default)]
+                failed_stores: Vec<String> => into,
+                /// The disk format Glance stored when an import plugin converted the data.
+                #[serde(default)]
+                converted_to: Option<String> => into,
             }
 
             /// What the image's data was when it was uploaded.

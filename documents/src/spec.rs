@@ -8,6 +8,9 @@ pub const CONTAINER_FORMATS: &[&str] = &["bare", "ovf", "aki", "ari", "ami", "ov
 pub const DISK_FORMATS: &[&str] = &[
     "raw", "vhd", "vhdx", "vmdk", "vdi", "iso", "ploop", "qcow2", "aki", "ari", "ami",
 ];
+/// How an image's data reaches Glance (`import_method`).
+pub const IMPORT_METHODS: &[&str] = &["direct", "glance-direct", "web-download", "glance-download"];
+
 /// Glance's visibilities.
 pub const VISIBILITIES: &[&str] = &["public", "private", "shared", "community"];
 
@@ -22,6 +25,7 @@ pub mod defaults {
     pub const VERIFY_CHECKSUM: bool = true;
     pub const DECOMPRESS: bool = false;
     pub const WEB_DOWNLOAD: bool = false;
+    pub const ALL_STORES_MUST_SUCCEED: bool = true;
 }
 
 /// The `image_cache_path` that streams a download into Glance with no file in between.
@@ -30,6 +34,50 @@ pub const NO_CACHE: &str = "none";
 /// Where the openstack-image host keeps downloads when a spec names no `image_cache_path`:
 /// this directory below its cache directory (`~/.cache/openstack-image`).
 pub const DEFAULT_CACHE_SUBDIR: &str = "images";
+
+/// How an image's data reaches Glance: `import_method`, with `web_download: true` as the older
+/// way of saying `web-download`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMethod {
+    /// `PUT /v2/images/{id}/file`.
+    Direct,
+    /// `PUT /v2/images/{id}/stage`, then Glance's glance-direct import.
+    GlanceDirect,
+    /// Glance fetches `image_source_url` itself.
+    WebDownload,
+    /// Glance copies an image from another region's Glance.
+    GlanceDownload,
+}
+
+impl ImportMethod {
+    /// The method a spec's fields select; `None` for a name that is not one of
+    /// [`IMPORT_METHODS`].
+    pub fn of(import_method: Option<&str>, web_download: Option<bool>) -> Option<Self> {
+        Some(match import_method {
+            None if web_download == Some(true) => ImportMethod::WebDownload,
+            None | Some("direct") => ImportMethod::Direct,
+            Some("glance-direct") => ImportMethod::GlanceDirect,
+            Some("web-download") => ImportMethod::WebDownload,
+            Some("glance-download") => ImportMethod::GlanceDownload,
+            Some(_) => return None,
+        })
+    }
+
+    /// The spec's name of the method (one of [`IMPORT_METHODS`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            ImportMethod::Direct => "direct",
+            ImportMethod::GlanceDirect => "glance-direct",
+            ImportMethod::WebDownload => "web-download",
+            ImportMethod::GlanceDownload => "glance-download",
+        }
+    }
+
+    /// Whether Glance gets the data itself, so the component never reads it.
+    pub fn glance_fetches(self) -> bool {
+        matches!(self, ImportMethod::WebDownload | ImportMethod::GlanceDownload)
+    }
+}
 
 /// How the component gets an image's data from its `image_source_url`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,16 +92,17 @@ pub enum UrlData<'a> {
 
 impl<'a> UrlData<'a> {
     /// The rule for a spec's source fields: a URL source needs a cache directory unless
-    /// `web_download` is on or the cache is `none`.
+    /// Glance fetches the data itself ([`ImportMethod::glance_fetches`]) or the cache is `none`.
     pub fn of(
         image_source_url: Option<&'a str>,
-        web_download: Option<bool>,
+        glance_fetches: bool,
         image_cache_path: Option<&'a str>,
     ) -> Self {
-        match (image_source_url, web_download, image_cache_path) {
-            (None, ..) | (Some(_), Some(true), _) => UrlData::NotFetched,
-            (Some(url), _, Some(NO_CACHE)) => UrlData::Streamed(url),
-            (Some(url), _, cache) => UrlData::Cached(url, cache),
+        match (image_source_url, image_cache_path) {
+            (None, _) => UrlData::NotFetched,
+            (Some(_), _) if glance_fetches => UrlData::NotFetched,
+            (Some(url), Some(NO_CACHE)) => UrlData::Streamed(url),
+            (Some(url), cache) => UrlData::Cached(url, cache),
         }
     }
 }
@@ -63,14 +112,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn web_download_is_the_older_name_of_an_import_method() {
+        assert_eq!(ImportMethod::of(None, None), Some(ImportMethod::Direct));
+        assert_eq!(
+            ImportMethod::of(None, Some(true)),
+            Some(ImportMethod::WebDownload)
+        );
+        assert_eq!(
+            ImportMethod::of(Some("glance-direct"), Some(false)),
+            Some(ImportMethod::GlanceDirect)
+        );
+        assert_eq!(ImportMethod::of(Some("ftp"), None), None);
+        for name in IMPORT_METHODS {
+            assert_eq!(
+                ImportMethod::of(Some(name), None).map(ImportMethod::name),
+                Some(*name)
+            );
+        }
+    }
+
+    #[test]
     fn url_sources_need_a_cache_unless_streamed_or_downloaded_by_glance() {
         let (link, url) = ("https://example.org/x.img", Some("https://example.org/x.img"));
-        assert_eq!(UrlData::of(None, None, Some("/c")), UrlData::NotFetched);
-        assert_eq!(UrlData::of(url, Some(true), None), UrlData::NotFetched);
-        assert_eq!(UrlData::of(url, None, Some("none")), UrlData::Streamed(link));
-        assert_eq!(UrlData::of(url, Some(false), None), UrlData::Cached(link, None));
+        assert_eq!(UrlData::of(None, false, Some("/c")), UrlData::NotFetched);
+        assert_eq!(UrlData::of(url, true, None), UrlData::NotFetched);
+        assert_eq!(UrlData::of(url, false, Some("none")), UrlData::Streamed(link));
+        assert_eq!(UrlData::of(url, false, None), UrlData::Cached(link, None));
         assert_eq!(
-            UrlData::of(url, None, Some("/c")),
+            UrlData::of(url, false, Some("/c")),
             UrlData::Cached(link, Some("/c"))
         );
     }

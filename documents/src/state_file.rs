@@ -8,6 +8,8 @@
 //!   `[key, value]` lists, `source_fingerprint.mtime_ns` a number). Read by upgrading to 2.
 //! - 2: each image is an `ImageDoc` (`properties` and `metadata` objects, `mtime_ns` decimal
 //!   text, no secrets).
+//! - 3: `stores` is an input: a list in the image's `spec` (was Glance's comma-separated
+//!   text beside it).
 //!
 //! A file without `version` was not written by this tool and is refused. A change that old
 //! files cannot be read as adds a version and a step to [`upgrade`].
@@ -18,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The state format this build writes.
-pub const STATE_VERSION: u32 = 2;
+pub const STATE_VERSION: u32 = 3;
 /// The oldest state format this build reads (upgraded on reading).
 pub const OLDEST_STATE_VERSION: u32 = 1;
 
@@ -131,8 +133,37 @@ pub fn upgrade(file: &mut Map<String, Value>) -> Result<(), VersionProblem> {
             }
         }
     }
+    if from < 3
+        && let Some(Value::Object(images)) = file.get_mut("images")
+    {
+        for entry in images.values_mut() {
+            let Some(Value::Object(image)) = entry.get_mut("image") else {
+                continue;
+            };
+            let stores = match image.remove("stores") {
+                Some(Value::String(text)) => store_list(&text),
+                _ => Vec::new(),
+            };
+            if let Some(Value::Object(spec)) = image.get_mut("spec") {
+                spec.insert("stores".into(), stores.into());
+            }
+        }
+    }
     file.insert("version".into(), STATE_VERSION.into());
     Ok(())
+}
+
+/// Glance's `stores` text (`"fast,cheap"`) as a sorted list.
+pub fn store_list(text: &str) -> Vec<String> {
+    let mut stores: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    stores.sort();
+    stores.dedup();
+    stores
 }
 
 /// `[["k", "v"], ...]` as `{"k": "v", ...}`; anything else is left as it is.
@@ -189,10 +220,20 @@ mod tests {
     }
 
     #[test]
+    fn version_2_stores_move_into_the_spec() {
+        let v2 = serde_json::json!({"version": 2, "images": {"a": {"image": {
+            "id": "6b0f4f5a-3b1e-4f7e-9a62-1f2d3c4b5a69", "stores": "fast,cheap",
+            "spec": {"container_format": "bare", "disk_format": "raw"}}}}});
+        let state = load(&v2.to_string());
+        assert_eq!(state.images["a"].image.spec.stores, ["cheap", "fast"]);
+    }
+
+    #[test]
     fn versions_are_checked() {
         let version = |v: Value| version_of(serde_json::json!({ "version": v }).as_object().unwrap());
         assert_eq!(version(1.into()), Ok(1));
         assert_eq!(version(2.into()), Ok(2));
+        assert_eq!(version(3.into()), Ok(3));
         assert_eq!(version(99.into()), Err(VersionProblem::Unknown(99)));
         assert_eq!(version(0.into()), Err(VersionProblem::Unknown(0)));
         assert_eq!(version("1".into()), Err(VersionProblem::NotANumber("1".into())));

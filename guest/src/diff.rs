@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::placement;
 use crate::types::{Action, FieldChange, ImageSpec, ImageState, Plan};
 
 /// Compares a validated desired spec with an image's (refreshed) state.
@@ -43,7 +44,8 @@ pub fn diff(desired: &ImageSpec, prior: &ImageState) -> Plan {
         field("image_id", json(&prior.id), json(id), true);
     }
     // An adopted image's source is unknown: the spec's source is taken to describe it.
-    let adopted = old.local_file_path.is_none() && old.image_source_url.is_none();
+    let adopted =
+        old.local_file_path.is_none() && old.image_source_url.is_none() && old.source_image_id.is_none();
     if !adopted {
         field(
             "local_file_path",
@@ -68,6 +70,36 @@ pub fn diff(desired: &ImageSpec, prior: &ImageState) -> Plan {
             opt(&old.web_download.filter(|d| *d)),
             opt(&desired.web_download.filter(|d| *d)),
             true,
+        );
+        // A change web_download alone explains is shown once, as web_download.
+        if old.import_method.is_some() || desired.import_method.is_some() {
+            field(
+                "import_method",
+                json(placement::method(old).name()),
+                json(placement::method(desired).name()),
+                true,
+            );
+        }
+        field(
+            "source_region",
+            opt(&old.source_region),
+            opt(&desired.source_region),
+            true,
+        );
+        field(
+            "source_image_id",
+            opt(&old.source_image_id),
+            opt(&desired.source_image_id),
+            true,
+        );
+    }
+    // Stores change in place; an unset `stores` leaves them as they are.
+    if !desired.stores.is_empty() {
+        field(
+            "stores",
+            json(&sorted(&old.stores)),
+            json(&sorted(&desired.stores)),
+            false,
         );
     }
 

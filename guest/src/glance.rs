@@ -1,6 +1,7 @@
 //! Glance image JSON: the create body we send and the `image-state` we read back.
 
 use openstack_image_documents::SpecDoc;
+use openstack_image_documents::state_file::store_list;
 use serde_json::{Map, Value, json};
 
 use crate::glance_fields::{is_core_attribute, is_server_set_property};
@@ -100,6 +101,7 @@ pub fn state_from_image(image: &Value, prior: Option<&ImageSpec>) -> Result<Imag
         hidden: Some(bool_field("os_hidden").unwrap_or(false)),
         tags,
         visibility: str_field("visibility"),
+        stores: store_list(image.get("stores").and_then(Value::as_str).unwrap_or("")),
         ..kept
     };
     let updated_at = str_field("updated_at").unwrap_or_default();
@@ -119,7 +121,7 @@ pub fn state_from_image(image: &Value, prior: Option<&ImageSpec>) -> Result<Imag
         update_at: updated_at.clone(),
         updated_at,
         metadata: all_properties,
-        stores: str_field("stores"),
+        import_result: None,
         direct_url: str_field("direct_url"),
         source_fingerprint: None,
     })
@@ -180,7 +182,7 @@ mod tests {
         assert_eq!(state.virtual_size, Some(4096));
         assert_eq!(state.os_hash_value.as_deref(), Some("def"));
         assert_eq!(state.updated_at, state.update_at);
-        assert_eq!(state.stores.as_deref(), Some("file"));
+        assert_eq!(state.spec.stores, ["file"]);
         assert_eq!(state.spec.tags, vec!["a", "b"]);
         assert_eq!(state.spec.min_ram_mb, Some(64));
         assert_eq!(state.spec.local_file_path, prior.local_file_path);

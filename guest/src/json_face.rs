@@ -378,7 +378,7 @@ mod tests {
             file: "/v2/images/x/file".into(),
             schema: "/v2/schemas/image".into(),
             metadata: vec![("os_distro".into(), "cirros".into())],
-            stores: None,
+            import_result: None,
             direct_url: None,
             source_fingerprint: Some(SourceFingerprint {
                 size: 3,
@@ -527,7 +527,20 @@ mod tests {
             ("verify_checksum", json!(false)),
             ("visibility", json!("public")),
             ("timeouts", json!({ "update": 60 })),
+            ("import_method", json!("glance-direct")),
+            ("source_region", json!("RegionThree")),
+            ("source_image_id", json!("0c7a3f5e-1b2d-4c3e-8f9a-0b1c2d3e4f5b")),
+            ("stores", json!(["fast"])),
+            ("all_stores_must_succeed", json!(false)),
         ];
+        let glance_download = json!({
+            "container_format": "bare",
+            "disk_format": "qcow2",
+            "import_method": "glance-download",
+            "source_region": "RegionOne",
+            "source_image_id": "0c7a3f5e-1b2d-4c3e-8f9a-0b1c2d3e4f5a",
+        });
+        let copied = state_of(validate_spec(glance_download.clone()));
         let schema: Value = serde_json::from_str(&schema()).unwrap();
         let fields = schema["$defs"]["spec"]["properties"].as_object().unwrap();
         for (name, field) in fields
@@ -553,7 +566,13 @@ mod tests {
             if name == "image_source_username" {
                 desired["image_source_password"] = json!("p");
             }
-            let plan = diff::diff(&validate_spec(desired), &prior);
+            let mut prior = &prior;
+            if name.starts_with("source_") && name != "source_checksum" {
+                desired = glance_download.clone();
+                desired[name] = value.clone();
+                prior = &copied;
+            }
+            let plan = diff::diff(&validate_spec(desired), prior);
             let replaced = plan.action == Action::Replace;
             assert_eq!(replaced, force_new, "{name}: {plan:?}");
         }

@@ -15,6 +15,7 @@ pub mod json_face;
 pub mod keystone;
 pub mod lifecycle;
 pub mod patch;
+pub mod placement;
 pub mod progress;
 pub mod retry;
 pub mod source;

@@ -1,10 +1,12 @@
 //! Spec validation and defaults: every rule that needs no I/O.
 
 use openstack_image_documents::spec::{
-    CONTAINER_FORMATS, DEFAULT_CACHE_SUBDIR, DISK_FORMATS, NO_CACHE, UrlData, VISIBILITIES, defaults,
+    CONTAINER_FORMATS, DEFAULT_CACHE_SUBDIR, DISK_FORMATS, ImportMethod, NO_CACHE, UrlData, VISIBILITIES,
+    defaults,
 };
 
 use crate::glance_fields::{is_core_attribute, is_read_only};
+use crate::placement;
 use crate::source::{DigestAlgorithm, parse_checksum};
 use crate::types::{FieldError, ImageSpec};
 
@@ -53,6 +55,7 @@ pub fn check(spec: ImageSpec) -> Result<ImageSpec, Vec<FieldError>> {
     }
 
     check_source(&mut err, &spec);
+    placement::check(&mut err, &spec);
 
     for (field, value) in [("min_disk_gb", spec.min_disk_gb), ("min_ram_mb", spec.min_ram_mb)] {
         if let Some(v) = value
@@ -121,7 +124,10 @@ fn check_enum(err: &mut impl FnMut(&str, String), field: &str, value: &str, allo
 }
 
 fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
+    let method = placement::method(spec);
     match (&spec.local_file_path, &spec.image_source_url) {
+        // Glance copies the data from another region: `placement` checks its fields.
+        _ if method == ImportMethod::GlanceDownload => {}
         (Some(_), Some(_)) => err(
             "local_file_path",
             "conflicts with image_source_url; keep only one source".to_string(),
@@ -162,9 +168,11 @@ fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
                         "'{url}' is not an http:// or https:// URL; give one, or download the data and use local_file_path"
                     ),
                 );
-            } else if let UrlData::Cached(_, None) =
-                UrlData::of(Some(url), spec.web_download, spec.image_cache_path.as_deref())
-            {
+            } else if let UrlData::Cached(_, None) = UrlData::of(
+                Some(url),
+                method.glance_fetches(),
+                spec.image_cache_path.as_deref(),
+            ) {
                 // The component has no directory of its own: the runtime says where downloads go.
                 err(
                     "image_cache_path",
@@ -189,7 +197,7 @@ fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
     {
         err("source_checksum", message);
     }
-    if spec.web_download == Some(true) {
+    if method == ImportMethod::WebDownload {
         check_web_download(err, spec);
     }
     if spec.decompress == Some(true) && spec.image_source_url.is_none() {
@@ -217,7 +225,7 @@ fn check_web_download(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
     let not_with = "cannot be used with web_download (Glance downloads the data itself); remove it";
     if spec.image_source_url.is_none() {
         err(
-            "web_download",
+            placement::method_field(spec),
             "needs image_source_url: the URL Glance downloads".to_string(),
         );
     }
@@ -294,11 +302,16 @@ fn with_defaults(mut spec: ImageSpec) -> ImageSpec {
     spec.protected.get_or_insert(defaults::PROTECTED);
     spec.hidden.get_or_insert(defaults::HIDDEN);
     // With web_download nothing is verified by the tool, and setting it is an error.
-    if spec.web_download != Some(true) {
+    let method = placement::method(&spec);
+    if method != ImportMethod::WebDownload {
         spec.verify_checksum.get_or_insert(defaults::VERIFY_CHECKSUM);
     }
     spec.decompress.get_or_insert(defaults::DECOMPRESS);
-    spec.web_download.get_or_insert(defaults::WEB_DOWNLOAD);
+    spec.web_download
+        .get_or_insert(method == ImportMethod::WebDownload || defaults::WEB_DOWNLOAD);
+    spec.all_stores_must_succeed
+        .get_or_insert(defaults::ALL_STORES_MUST_SUCCEED);
+    spec.stores.sort();
     spec.visibility
         .get_or_insert_with(|| defaults::VISIBILITY.to_string());
     spec.tags.sort();

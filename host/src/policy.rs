@@ -13,7 +13,7 @@ use serde_json::Value;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions};
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
-use openstack_image_documents::spec::UrlData;
+use openstack_image_documents::spec::{ImportMethod, UrlData};
 
 use crate::bindings::{ImageSpec, Session};
 use crate::session::{Claim, SessionSlot};
@@ -42,6 +42,8 @@ pub struct DataSource {
     #[serde(default)]
     pub web_download: Option<bool>,
     #[serde(default)]
+    pub import_method: Option<String>,
+    #[serde(default)]
     pub image_cache_path: Option<String>,
 }
 
@@ -52,6 +54,7 @@ impl DataSource {
             local_file_path: spec.local_file_path.clone(),
             image_source_url: spec.image_source_url.clone(),
             web_download: spec.web_download,
+            import_method: spec.import_method.clone(),
             image_cache_path: spec.image_cache_path.clone(),
         }
     }
@@ -59,9 +62,10 @@ impl DataSource {
     /// How the component gets the data of this source's URL (the one rule, shared with the
     /// component).
     pub fn url_data(&self) -> UrlData<'_> {
+        let method = ImportMethod::of(self.import_method.as_deref(), self.web_download);
         UrlData::of(
             self.image_source_url.as_deref(),
-            self.web_download,
+            method.is_some_and(ImportMethod::glance_fetches),
             self.image_cache_path.as_deref(),
         )
     }

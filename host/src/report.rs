@@ -59,7 +59,7 @@ pub fn guest_error(image: &str, err: &GuestError) -> String {
                 t.operation, t.elapsed_seconds, t.last_status, t.operation
             ),
         ),
-        GuestError::ImportFailed(m) => line("upload failed", m),
+        GuestError::ImportFailed(m) => line("import failed", m),
         GuestError::Transport(m) => line("cannot reach the cloud", m),
         GuestError::DeniedByHost(m) => line("blocked by the sandbox", m),
         GuestError::Api(a) => line(

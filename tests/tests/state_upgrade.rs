@@ -57,7 +57,7 @@ fn a_version_1_state_file_loads_and_plans_no_changes() {
     ));
     s.apply();
     let current = s.state().unwrap();
-    assert_eq!(current["version"], 2, "{current}");
+    assert_eq!(current["version"], 3, "{current}");
     let state_file = s.path("openstack-image.state.json");
     let current_text = std::fs::read_to_string(&state_file).unwrap();
 
@@ -111,10 +111,10 @@ fn a_version_1_state_file_loads_and_plans_no_changes() {
         assert_eq!(a, b, "{name}");
     }
 
-    // Reading a version 1 file never rewrites it; the first change writes version 2.
+    // Reading a version 1 file never rewrites it; the first change writes the current version.
     std::fs::write(&state_file, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
     s.run(&["destroy", "-f", "images.yaml", "--force"]).expect_code(0);
-    assert_eq!(s.state().unwrap()["version"], 2);
+    assert_eq!(s.state().unwrap()["version"], 3);
     for name in ["local", "url"] {
         let id = current["images"][name]["image"]["id"].as_str().unwrap();
         assert!(observer::image(id).is_none(), "{name} was not deleted");

@@ -33,10 +33,19 @@ impl<T: Transport> Provider<T> {
         let spec = self.check(spec)?;
         let timeout = spec.timeouts.create.unwrap_or(DEFAULT_CREATE_TIMEOUT);
         let mut op = self.begin(cloud, spec.region.as_deref(), "create", timeout)?;
-        // The data is opened (downloaded, when cached) before the image record exists, so a
-        // bad source never leaves an image behind; likewise Glance's import support.
-        let data = if spec.web_download == Some(true) {
-            self.check_import_support(&mut op)?;
+        let method = placement::method(&spec);
+        // What the cloud offers is checked, and the data opened (downloaded, when cached),
+        // before the image record exists, so a bad spec or source never leaves an image behind.
+        let copies: Vec<String> = match method {
+            ImportMethod::Direct => spec.stores.iter().skip(1).cloned().collect(),
+            _ => Vec::new(),
+        };
+        self.discover(&mut op, &spec, &copies)?;
+        let source = match method {
+            ImportMethod::GlanceDownload => Some(self.source_image(cloud, &spec, &op)?),
+            _ => None,
+        };
+        let data = if method.glance_fetches() {
             None
         } else {
             Some(self.open_data(&spec, &op)?)
@@ -66,16 +75,22 @@ impl<T: Transport> Provider<T> {
         }
         op.last_status = "queued".into();
 
-        let finished = match data {
-            Some(data) => {
+        let finished = match (data, &source) {
+            (Some(data), _) => {
                 progress::info(format!("created image record {id}; uploading {}", data.label));
-                self.upload_and_activate(&mut op, &spec, Pending { id: id.clone(), data })
+                self.upload_and_activate(&mut op, &spec, Pending { id: id.clone(), data }, method)
             }
-            None => {
+            (None, Some(source)) => {
+                progress::info(format!(
+                    "created image record {id}; Glance copies it from another region"
+                ));
+                self.glance_download(&mut op, &spec, &id, source)
+            }
+            (None, None) => {
                 progress::info(format!(
                     "created image record {id}; Glance imports it from its URL"
                 ));
-                self.import_and_activate(&mut op, &spec, &id)
+                self.web_download(&mut op, &spec, &id)
             }
         };
         match finished {
@@ -133,7 +148,7 @@ impl<T: Transport> Provider<T> {
             timeout: op.remaining()?,
         };
         // Called only for data the component fetches itself (not web-download).
-        match UrlData::of(Some(url), None, spec.image_cache_path.as_deref()) {
+        match UrlData::of(Some(url), false, spec.image_cache_path.as_deref()) {
             UrlData::NotFetched => unreachable!("a URL is fetched unless Glance downloads it"),
             UrlData::Streamed(_) => {
                 let opened = source.stream(&mut self.transport)?;
@@ -181,12 +196,18 @@ impl<T: Transport> Provider<T> {
         }
     }
 
+    /// Uploads the data (direct: `PUT …/file`, to the first of the spec's stores; glance-direct:
+    /// `PUT …/stage`), restarting a broken upload while Glance allows it, then activates the
+    /// image (glance-direct: Glance's import; direct with several stores: copies to the rest)
+    /// and verifies what Glance stored.
     fn upload_and_activate(
         &mut self,
         op: &mut Op,
         spec: &ImageSpec,
         pending: Pending,
+        method: ImportMethod,
     ) -> Result<ImageState, Error> {
+        let stage = method == ImportMethod::GlanceDirect;
         let id = pending.id.clone();
         let (mtime_ns, etag, last_modified) = (
             pending.data.mtime_ns,
@@ -196,7 +217,7 @@ impl<T: Transport> Provider<T> {
         let mut pending = pending;
         let mut restarts = 0;
         let digests = loop {
-            let err = match self.upload(op, pending) {
+            let err = match self.upload(op, pending, stage, spec.stores.first().filter(|_| !stage)) {
                 Ok(digests) => break digests,
                 Err(err) => err,
             };
@@ -232,17 +253,38 @@ impl<T: Transport> Provider<T> {
                 data: self.open_data(spec, op)?,
             };
         };
-        let image = self.wait_active(op, &id)?;
-        if spec.verify_checksum != Some(false) {
-            verify(&image, &digests)?;
-        }
-        let image = if spec.protected == Some(true) {
-            let ops = vec![json!({"op": "replace", "path": "/protected", "value": true})];
-            self.patch(op, &id, ops)?
+        let verifying = spec.verify_checksum != Some(false);
+        let (image, import) = if stage {
+            self.check_staged(op, &id, &digests)?;
+            let (image, import) = self.import_staged(op, spec, &id, &digests)?;
+            // Converted data has the converter's digests; the staged size was checked instead.
+            if verifying
+                && image.get("disk_format").and_then(Value::as_str) == Some(spec.disk_format.as_str())
+            {
+                verify(&image, &digests)?;
+            }
+            (image, Some(import))
         } else {
-            image
+            let image = self.wait_active(op, &id)?;
+            if verifying {
+                verify(&image, &digests)?;
+            }
+            match spec.stores.get(1..).filter(|rest| !rest.is_empty()) {
+                Some(rest) => {
+                    let copy = self.copy_to_stores(op, spec, &id, rest, &image)?;
+                    let image = self.wait_active(op, &id)?;
+                    (image, Some(copy))
+                }
+                None => (image, None),
+            }
         };
-        let mut state = glance::state_from_image(&image, Some(spec)).map_err(Error::Transport)?;
+        let mut state = match import {
+            Some(import) => self.finish_import(op, spec, &id, image, import)?,
+            None => {
+                let image = self.protect_if_asked(op, spec, &id, image)?;
+                glance::state_from_image(&image, Some(spec)).map_err(Error::Transport)?
+            }
+        };
         state.source_fingerprint = Some(SourceFingerprint {
             size: digests.size,
             sha512: digests.sha512,
@@ -253,13 +295,23 @@ impl<T: Transport> Provider<T> {
         Ok(state)
     }
 
-    fn upload(&mut self, op: &mut Op, pending: Pending) -> Result<Digests, Error> {
+    /// Sends the data to `…/file` (into `store`, or the default store) or to `…/stage`.
+    fn upload(
+        &mut self,
+        op: &mut Op,
+        pending: Pending,
+        stage: bool,
+        store: Option<&String>,
+    ) -> Result<Digests, Error> {
         let Pending { id, data } = pending;
-        let url = op.url(&format!("/images/{id}/file"));
+        let url = op.url(&format!("/images/{id}/{}", if stage { "stage" } else { "file" }));
         let token = self.token(op)?;
         let expected = data.expected.clone();
         let mut reader = DigestingReader::new(data.reader, &id, data.length, data.expected);
         let mut request = Request::new("PUT", &url).header("x-auth-token", token);
+        if let Some(store) = store {
+            request = request.header("x-image-meta-store", store.clone());
+        }
         if let Some(size) = data.length {
             request = request.header("x-openstack-image-size", size.to_string());
         }
@@ -293,6 +345,22 @@ impl<T: Transport> Provider<T> {
             ));
         }
         Ok(digests)
+    }
+}
+
+impl<T: Transport> Provider<T> {
+    /// Glance's size of the staged data against the bytes sent (Glance computes no digests of
+    /// staged data, and an import plugin may convert it).
+    fn check_staged(&mut self, op: &mut Op, id: &str, sent: &Digests) -> Result<(), Error> {
+        let (image, _) = self.poll(op, id, &op.url(&format!("/images/{id}")))?;
+        match image.get("size").and_then(Value::as_u64) {
+            Some(size) if size != sent.size => Err(Error::ChecksumMismatch(ChecksumMismatch {
+                algorithm: "size of the staged data".into(),
+                expected: sent.size.to_string(),
+                actual: size.to_string(),
+            })),
+            _ => Ok(()),
+        }
     }
 }
 

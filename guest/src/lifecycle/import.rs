@@ -1,45 +1,211 @@
-//! Glance's import methods: checking what the cloud offers, starting an import and
-//! following it to `active` or to the failure Glance reports.
+//! Glance's import methods: starting an import (glance-direct, web-download, glance-download,
+//! copy-image) and following it to its end, failing as soon as Glance reports a failure
+//! (its task, a failed store, the image going back to `queued`) instead of at the timeout.
 
 use super::*;
 
-impl<T: Transport> Provider<T> {
-    /// Fails unless the cloud offers the web-download import method.
-    pub(super) fn check_import_support(&mut self, op: &mut Op) -> Result<(), Error> {
-        let url = op.url("/info/import");
-        let response = self.call(op, "GET", &url, None)?;
-        let offered: Vec<String> = if response.status == 200 {
-            let info = response.json().map_err(Error::Transport)?;
-            info.pointer("/import-methods/value")
-                .and_then(Value::as_array)
-                .map(|methods| {
-                    methods
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        if offered.iter().any(|m| m == "web-download") {
-            return Ok(());
+/// One import request and what it is for.
+pub(super) struct Import {
+    /// Glance's name of the method.
+    pub(super) method: &'static str,
+    /// The `method` object of the request body (name and the method's own fields).
+    pub(super) request: Value,
+    /// Stores to write (empty: the cloud's default store).
+    pub(super) stores: Vec<String>,
+    pub(super) all_stores_must_succeed: bool,
+    /// What is imported, for messages ("https://…", "image X of RegionOne").
+    pub(super) what: String,
+}
+
+impl Import {
+    pub(super) fn new(
+        spec: &ImageSpec,
+        method: &'static str,
+        request: Value,
+        stores: Vec<String>,
+        what: String,
+    ) -> Import {
+        Import {
+            method,
+            request,
+            stores,
+            all_stores_must_succeed: spec.all_stores_must_succeed != Some(false),
+            what,
         }
-        Err(Error::ImportFailed(format!(
-            "this cloud does not offer Glance's web-download import (it offers: {}); remove \
-             web_download to have openstack-image download and upload the data itself",
-            if offered.is_empty() {
-                "none".to_string()
-            } else {
-                offered.join(", ")
-            }
-        )))
     }
 
-    /// Asks Glance to download the image itself and waits for it, failing as soon as Glance
-    /// reports the import failed (instead of waiting for the timeout).
-    pub(super) fn import_and_activate(
+    fn body(&self) -> Value {
+        let mut body = json!({ "method": self.request });
+        // Only with stores: a single-store Glance refuses all_stores_must_succeed=false.
+        if !self.stores.is_empty() {
+            body["stores"] = json!(self.stores);
+            body["all_stores_must_succeed"] = json!(self.all_stores_must_succeed);
+        }
+        body
+    }
+}
+
+impl<T: Transport> Provider<T> {
+    /// Starts `import` on image `id` and waits until Glance is done with it. Returns the image
+    /// as it is then and what the import did (with `all_stores_must_succeed: false`, stores
+    /// that failed are listed there, not an error).
+    pub(super) fn run_import(
+        &mut self,
+        op: &mut Op,
+        id: &str,
+        import: &Import,
+    ) -> Result<(Value, ImportResult), Error> {
+        let tasks_url = op.url(&format!("/images/{id}/tasks"));
+        let known = self.task_ids(op, &tasks_url)?;
+        let url = op.url(&format!("/images/{id}/import"));
+        let mut delay = PollDelay::new();
+        loop {
+            let response = self.call(op, "POST", &url, Some(import.body()))?;
+            // An import that just ended may still hold the image's lock for a moment.
+            if response.status == 409 && response.message().contains("active task") {
+                delay.sleep(op)?;
+                continue;
+            }
+            expect(&response, "POST", &url, &[202])?;
+            break;
+        }
+
+        let image_url = op.url(&format!("/images/{id}"));
+        let mut delay = PollDelay::new();
+        let mut importing = false;
+        loop {
+            let (image, status) = self.poll(op, id, &image_url)?;
+            importing |= status == "importing";
+            let failed = store_list(
+                image
+                    .get("os_glance_failed_import")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+            );
+            let task = match &known {
+                Some(known) => self.new_task(op, &tasks_url, known)?,
+                None => None,
+            };
+            let task_status = task
+                .as_ref()
+                .and_then(|t| t.get("status"))
+                .and_then(Value::as_str);
+            let result = |status: &str| ImportResult {
+                method: import.method.into(),
+                task_id: task
+                    .as_ref()
+                    .and_then(|t| t.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                status: status.into(),
+                message: task
+                    .as_ref()
+                    .and_then(|t| t.get("message"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
+                stores: if import.stores.is_empty() {
+                    store_list(image.get("stores").and_then(Value::as_str).unwrap_or(""))
+                } else {
+                    import.stores.clone()
+                },
+                failed_stores: failed.clone(),
+                converted_to: None,
+            };
+            let went_back = (importing && status == "queued") || status == "killed";
+            let failed_now = match task_status {
+                Some("failure") => true,
+                Some(_) => went_back,
+                // No tasks API: a failed store or the image going back is all there is.
+                None => {
+                    went_back || (!failed.is_empty() && import.all_stores_must_succeed && known.is_none())
+                }
+            };
+            if failed_now {
+                let result = result("failure");
+                return Err(Error::ImportFailed(format!(
+                    "Glance's {} import of {} for image {id} failed: {}{}{}",
+                    import.method,
+                    import.what,
+                    if result.message.is_empty() {
+                        "the import task failed"
+                    } else {
+                        &result.message
+                    },
+                    if failed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (failed stores: {})", failed.join(", "))
+                    },
+                    if went_back {
+                        format!("; the image went back to '{status}'")
+                    } else {
+                        String::new()
+                    }
+                )));
+            }
+            let done = match task_status {
+                Some("success") => status == "active",
+                Some(_) => false,
+                None => {
+                    known.is_none()
+                        && status == "active"
+                        && image
+                            .get("os_glance_importing_to_stores")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .is_empty()
+                }
+            };
+            if done {
+                let result = result("success");
+                if !result.failed_stores.is_empty() {
+                    progress::warn(format!(
+                        "Glance's {} import into image {id} could not write to {} (all_stores_must_succeed is false, so the image keeps the other stores)",
+                        import.method,
+                        result.failed_stores.join(", ")
+                    ));
+                }
+                return Ok((image, result));
+            }
+            delay.sleep(op)?;
+        }
+    }
+
+    /// The ids of the image's tasks; `None` when the cloud has no tasks API.
+    fn task_ids(&mut self, op: &mut Op, tasks_url: &str) -> Result<Option<Vec<String>>, Error> {
+        let response = self.call(op, "GET", tasks_url, None)?;
+        if response.status != 200 {
+            return Ok(None);
+        }
+        let tasks = response.json().map_err(Error::Transport)?;
+        Ok(Some(
+            tasks_of(&tasks)
+                .filter_map(|t| t.get("id").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect(),
+        ))
+    }
+
+    /// The newest task of the image that is not in `known`.
+    fn new_task(&mut self, op: &mut Op, tasks_url: &str, known: &[String]) -> Result<Option<Value>, Error> {
+        let response = self.call(op, "GET", tasks_url, None)?;
+        if response.status != 200 {
+            return Ok(None);
+        }
+        let tasks = response.json().map_err(Error::Transport)?;
+        Ok(tasks_of(&tasks)
+            .find(|t| {
+                t.get("id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| !known.iter().any(|k| k == id))
+            })
+            .cloned())
+    }
+
+    /// Asks Glance to download the image from its URL itself (web-download).
+    pub(super) fn web_download(
         &mut self,
         op: &mut Op,
         spec: &ImageSpec,
@@ -49,90 +215,163 @@ impl<T: Transport> Provider<T> {
             .image_source_url
             .as_deref()
             .expect("check requires a URL with web_download");
-        let url = op.url(&format!("/images/{id}/import"));
-        let body = json!({"method": {"name": "web-download", "uri": uri}});
-        let response = self.call(op, "POST", &url, Some(body))?;
-        expect(&response, "POST", &url, &[202])?;
+        let import = Import::new(
+            spec,
+            "web-download",
+            json!({"name": "web-download", "uri": uri}),
+            spec.stores.clone(),
+            uri.to_string(),
+        );
+        let (image, result) = self.run_import(op, id, &import)?;
+        check_source_checksum(spec, &image)?;
+        self.finish_import(op, spec, id, image, result)
+    }
 
-        let image_url = op.url(&format!("/images/{id}"));
-        let tasks_url = op.url(&format!("/images/{id}/tasks"));
-        let mut delay = PollDelay::new();
-        let mut importing = false;
-        let image = loop {
-            let (image, status) = self.poll(op, id, &image_url)?;
-            importing |= status == "importing";
-            if status == "active" {
-                break image;
-            }
-            let failed_stores = image
-                .get("os_glance_failed_import")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let task_failure = self.failed_task(op, &tasks_url)?;
-            if let Some(reason) = task_failure {
-                return Err(Error::ImportFailed(format!(
-                    "Glance could not import {uri}: {reason}"
-                )));
-            }
-            if !failed_stores.is_empty() || (importing && status == "queued") || status == "killed" {
-                return Err(Error::ImportFailed(format!(
-                    "Glance could not import {uri}: the image went back to '{status}'{}",
-                    if failed_stores.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (failed stores: {failed_stores})")
-                    }
-                )));
-            }
-            delay.sleep(op)?;
-        };
-        if let Some(expected) = spec
-            .source_checksum
-            .as_deref()
-            .and_then(|c| source::parse_checksum(c).ok())
-        {
-            let field = match expected.algorithm {
-                source::DigestAlgorithm::Md5 => "checksum",
-                _ => "os_hash_value",
-            };
-            let actual = image.get(field).and_then(Value::as_str).unwrap_or("");
-            if actual != expected.hex {
-                return Err(Error::ChecksumMismatch(ChecksumMismatch {
-                    algorithm: format!("source_checksum {}", expected.algorithm.name()),
-                    expected: expected.hex,
-                    actual: actual.to_string(),
-                }));
+    /// Asks Glance to copy `source` (checked by [`Provider::source_image`]) from another
+    /// region's Glance (glance-download); nothing passes through the component.
+    pub(super) fn glance_download(
+        &mut self,
+        op: &mut Op,
+        spec: &ImageSpec,
+        id: &str,
+        source: &Value,
+    ) -> Result<ImageState, Error> {
+        let (region, source_id) = (
+            spec.source_region
+                .as_deref()
+                .expect("check requires source_region"),
+            spec.source_image_id
+                .as_deref()
+                .expect("check requires source_image_id"),
+        );
+        let interface = op.cloud.interface.as_deref().unwrap_or("public");
+        let import = Import::new(
+            spec,
+            "glance-download",
+            json!({"name": "glance-download", "glance_image_id": source_id, "glance_region": region,
+                   "glance_service_interface": interface}),
+            spec.stores.clone(),
+            format!("image {source_id} of region {region}"),
+        );
+        let (image, result) = self.run_import(op, id, &import)?;
+        check_source_checksum(spec, &image)?;
+        // A copy has the source's digests unless an import plugin converted it.
+        let converted = image.get("disk_format") != source.get("disk_format");
+        if spec.verify_checksum != Some(false) && !converted {
+            for field in ["os_hash_value", "checksum"] {
+                let (expected, actual) = (source.get(field), image.get(field));
+                if let (Some(Value::String(expected)), Some(Value::String(actual))) = (expected, actual)
+                    && expected != actual
+                {
+                    return Err(Error::ChecksumMismatch(ChecksumMismatch {
+                        algorithm: format!("{field} of the source image {source_id}"),
+                        expected: expected.clone(),
+                        actual: actual.clone(),
+                    }));
+                }
             }
         }
-        let image = if spec.protected == Some(true) {
+        self.finish_import(op, spec, id, image, result)
+    }
+
+    /// Imports staged data (glance-direct) and checks what Glance made of it: the same bytes
+    /// (its digests equal `sent`'s), or, when an import plugin converted the data, what it
+    /// converted it to (the staged size was checked against `sent` before).
+    pub(super) fn import_staged(
+        &mut self,
+        op: &mut Op,
+        spec: &ImageSpec,
+        id: &str,
+        sent: &Digests,
+    ) -> Result<(Value, ImportResult), Error> {
+        let import = Import::new(
+            spec,
+            "glance-direct",
+            json!({"name": "glance-direct"}),
+            spec.stores.clone(),
+            format!("the {} staged bytes", sent.size),
+        );
+        let (image, result) = self.run_import(op, id, &import)?;
+        Ok((image, result))
+    }
+
+    /// Protects the image if asked and maps it to state, recording the import and any
+    /// conversion an import plugin made.
+    pub(super) fn finish_import(
+        &mut self,
+        op: &mut Op,
+        spec: &ImageSpec,
+        id: &str,
+        image: Value,
+        mut result: ImportResult,
+    ) -> Result<ImageState, Error> {
+        let stored_format = image.get("disk_format").and_then(Value::as_str).unwrap_or("");
+        if !stored_format.is_empty() && stored_format != spec.disk_format {
+            progress::info(format!(
+                "Glance's import plugins converted image {id} from {} to {stored_format}",
+                spec.disk_format
+            ));
+            result.converted_to = Some(stored_format.to_string());
+        }
+        let image = self.protect_if_asked(op, spec, id, image)?;
+        let mut state = glance::state_from_image(&image, Some(spec)).map_err(Error::Transport)?;
+        state.import_result = Some(result);
+        keep_requested_format(&mut state, &spec.disk_format);
+        Ok(state)
+    }
+
+    pub(super) fn protect_if_asked(
+        &mut self,
+        op: &mut Op,
+        spec: &ImageSpec,
+        id: &str,
+        image: Value,
+    ) -> Result<Value, Error> {
+        if spec.protected == Some(true) {
             let ops = vec![json!({"op": "replace", "path": "/protected", "value": true})];
-            self.patch(op, id, ops)?
+            self.patch(op, id, ops)
         } else {
-            image
-        };
-        glance::state_from_image(&image, Some(spec)).map_err(Error::Transport)
-    }
-
-    /// The message of a failed import task of the image, if any (older clouds have no tasks
-    /// API: then there is nothing to learn here).
-    fn failed_task(&mut self, op: &mut Op, tasks_url: &str) -> Result<Option<String>, Error> {
-        let response = self.call(op, "GET", tasks_url, None)?;
-        if response.status != 200 {
-            return Ok(None);
+            Ok(image)
         }
-        let tasks = response.json().map_err(Error::Transport)?;
-        Ok(tasks
-            .get("tasks")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|t| t.get("status").and_then(Value::as_str) == Some("failure"))
-            .map(|t| {
-                t.get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("the import task failed")
-                    .trim()
-                    .to_string()
-            }))
     }
+}
+
+/// A converted image keeps, in state, the disk format its spec asked for while Glance holds
+/// the one recorded in its import result, so it does not plan as a change forever.
+pub(super) fn keep_requested_format(state: &mut ImageState, requested: &str) {
+    let converted_to = state
+        .import_result
+        .as_ref()
+        .and_then(|r| r.converted_to.as_deref());
+    if converted_to.is_some_and(|to| to == state.spec.disk_format) {
+        state.spec.disk_format = requested.to_string();
+    }
+}
+
+/// `source_checksum` against the digests Glance computed (md5 or sha512).
+fn check_source_checksum(spec: &ImageSpec, image: &Value) -> Result<(), Error> {
+    let Some(expected) = spec
+        .source_checksum
+        .as_deref()
+        .and_then(|c| source::parse_checksum(c).ok())
+    else {
+        return Ok(());
+    };
+    let field = match expected.algorithm {
+        source::DigestAlgorithm::Md5 => "checksum",
+        _ => "os_hash_value",
+    };
+    let actual = image.get(field).and_then(Value::as_str).unwrap_or("");
+    if actual != expected.hex {
+        return Err(Error::ChecksumMismatch(ChecksumMismatch {
+            algorithm: format!("source_checksum {}", expected.algorithm.name()),
+            expected: expected.hex,
+            actual: actual.to_string(),
+        }));
+    }
+    Ok(())
+}
+
+fn tasks_of(tasks: &Value) -> impl Iterator<Item = &Value> {
+    tasks.get("tasks").and_then(Value::as_array).into_iter().flatten()
 }

@@ -8,6 +8,7 @@
 mod create;
 mod import;
 mod session;
+mod stores;
 mod wait;
 
 use create::{mtime_ns, probe_file, short};
@@ -22,17 +23,18 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use openstack_image_documents::spec::UrlData;
+use openstack_image_documents::spec::{ImportMethod, UrlData};
+use openstack_image_documents::state_file::store_list;
 
 use crate::http::{Request, Response, Transport, TransportError, status_error};
 use crate::retry::{self, DEFAULT_RETRIES, Retrying};
 use crate::source::{self, Digests, ExpectedDigest, UrlSource};
 use crate::types::{
-    Action, ChecksumMismatch, Cloud, Error, FieldChange, FieldError, ImageSpec, ImageState, Plan,
-    SourceFingerprint, TimeoutInfo,
+    Action, ChecksumMismatch, Cloud, Error, FieldChange, FieldError, ImageSpec, ImageState, ImportResult,
+    Plan, SourceFingerprint, TimeoutInfo,
 };
 use crate::upload::DigestingReader;
-use crate::{diff, glance, keystone, patch, progress, validate};
+use crate::{diff, glance, keystone, patch, placement, progress, validate};
 
 /// Default time limits, in seconds.
 const DEFAULT_CREATE_TIMEOUT: u64 = 30 * 60;
@@ -105,7 +107,8 @@ impl<T: Transport> Provider<T> {
             });
         }
         let url = desired.image_source_url.as_deref()?;
-        if prior.spec.image_source_url.as_deref() != Some(url) || desired.web_download == Some(true) {
+        if prior.spec.image_source_url.as_deref() != Some(url) || placement::method(desired).glance_fetches()
+        {
             return None;
         }
         let source = UrlSource {
@@ -160,7 +163,11 @@ impl<T: Transport> Provider<T> {
         let image = response.json().map_err(Error::Transport)?;
         let mut state = glance::state_from_image(&image, prior.map(|p| &p.spec)).map_err(Error::Transport)?;
         // Glance does not know where the data came from: that stays as recorded.
-        state.source_fingerprint = prior.and_then(|p| p.source_fingerprint.clone());
+        if let Some(prior) = prior {
+            state.source_fingerprint = prior.source_fingerprint.clone();
+            state.import_result = prior.import_result.clone();
+            import::keep_requested_format(&mut state, &prior.spec.disk_format);
+        }
         Ok(Some(state))
     }
 
@@ -178,8 +185,13 @@ impl<T: Transport> Provider<T> {
         let url = op.url(&format!("/images/{}", prior.id));
         let response = self.call(&mut op, "GET", &url, None)?;
         expect(&response, "GET", &url, &[200])?;
-        let current = response.json().map_err(Error::Transport)?;
+        let mut current = response.json().map_err(Error::Transport)?;
         op.last_status = current.get("status").and_then(Value::as_str).unwrap_or("").into();
+        // Stores first (copy, then delete), so a failure leaves the other fields untouched.
+        let mut copy = None;
+        if let Some((moved, copied)) = self.change_stores(&mut op, &desired, &prior.id, &current)? {
+            (current, copy) = (moved, copied);
+        }
         let managed: Vec<String> = prior.spec.properties.iter().map(|(k, _)| k.clone()).collect();
         let ops = patch::build(&current, &desired, &managed);
         let image = if ops.is_empty() {
@@ -189,8 +201,15 @@ impl<T: Transport> Provider<T> {
         };
         let mut state = glance::state_from_image(&image, Some(&desired)).map_err(Error::Transport)?;
         // The data was not touched: what it was uploaded from stays as recorded, so a later
-        // change of the source is still noticed.
+        // change of the source is still noticed. A copy to new stores is the latest import,
+        // but a conversion Glance made when the image was created still holds.
         state.source_fingerprint = prior.source_fingerprint.clone();
+        let converted_to = prior.import_result.as_ref().and_then(|r| r.converted_to.clone());
+        state.import_result = match copy {
+            Some(copy) => Some(ImportResult { converted_to, ..copy }),
+            None => prior.import_result.clone(),
+        };
+        import::keep_requested_format(&mut state, &prior.spec.disk_format);
         Ok(state)
     }
 

@@ -47,6 +47,10 @@ const RECORDED_INPUTS: &[&str] = &[
     "verify_checksum",
     "decompress",
     "web_download",
+    "import_method",
+    "source_region",
+    "source_image_id",
+    "all_stores_must_succeed",
     "timeouts",
 ];
 
@@ -206,7 +210,13 @@ impl FakeCloud {
                 ("update_at", json!(now)),
                 ("file", json!(format!("/v2/images/{id}/file"))),
                 ("schema", json!("/v2/schemas/image")),
-                ("stores", json!("file")),
+                (
+                    "stores",
+                    match image.get("stores") {
+                        Some(Json::Array(stores)) if !stores.is_empty() => json!(stores),
+                        _ => json!(["file"]),
+                    },
+                ),
             ] {
                 image.insert(key.into(), value);
             }
