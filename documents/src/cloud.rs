@@ -316,6 +316,69 @@ enum Method {
 }
 
 impl CloudDoc {
+    /// The inverse of [`CloudSettings::resolve`]: the one cloud document that resolves to
+    /// `cloud`, for runtimes that call the component with documents. TLS settings and the
+    /// token cache stay with the runtime.
+    pub fn of(cloud: &CloudRecord) -> CloudDoc {
+        let mut auth = AuthDoc {
+            auth_url: Some(cloud.auth_url.clone()),
+            project_id: cloud.scope.project_id.clone(),
+            project_name: cloud.scope.project_name.clone(),
+            project_domain_id: cloud.scope.project_domain_id.clone(),
+            project_domain_name: cloud.scope.project_domain_name.clone(),
+            ..AuthDoc::default()
+        };
+        let auth_type = match &cloud.credentials {
+            CredentialsRecord::Password(p) => {
+                auth.user_id = p.user_id.clone();
+                auth.username = p.username.clone();
+                auth.password = Some(p.password.clone());
+                auth.user_domain_id = p.user_domain_id.clone();
+                auth.user_domain_name = p.user_domain_name.clone();
+                "password"
+            }
+            CredentialsRecord::ApplicationCredential(c) => {
+                auth.application_credential_id = c.id.clone();
+                auth.application_credential_name = c.name.clone();
+                auth.application_credential_secret = Some(c.secret.clone());
+                auth.user_id = c.user_id.clone();
+                auth.username = c.username.clone();
+                auth.user_domain_id = c.user_domain_id.clone();
+                auth.user_domain_name = c.user_domain_name.clone();
+                "v3applicationcredential"
+            }
+            CredentialsRecord::Token(token) => {
+                auth.token = Some(token.clone());
+                "v3token"
+            }
+        };
+        CloudDoc {
+            auth,
+            auth_type: Some(auth_type.into()),
+            region_name: cloud.region.clone(),
+            interface: cloud.interface.clone(),
+            retries: cloud.retries,
+            session: cloud.session.as_ref().map(|s| SessionDoc {
+                token: s.token.clone(),
+                token_body: s.token_body.clone(),
+            }),
+            ..CloudDoc::default()
+        }
+    }
+
+    /// The document as JSON, unset settings left out.
+    pub fn to_json(&self) -> Value {
+        fn prune(value: &mut Value) {
+            if let Value::Object(map) = value {
+                map.retain(|_, v| !v.is_null());
+                map.values_mut().for_each(prune);
+            }
+        }
+        let mut value = serde_json::to_value(self).expect("cloud documents serialise");
+        prune(&mut value);
+        value
+    }
+
     /// Reads the `cloud` document of a JSON-face request: only the keys its schema
     /// (`$defs.cloud`) describes, the unknown one named (`auth.colour`).
     pub fn from_request(value: Value) -> Result<CloudDoc, String> {
@@ -360,6 +423,26 @@ mod tests {
         Origin::CloudsYaml {
             cloud: "dev".into(),
             file: "/etc/openstack/clouds.yaml".into(),
+        }
+    }
+
+    #[test]
+    fn a_cloud_written_as_a_document_resolves_to_itself() {
+        let clouds = [
+            json!({ "auth": { "auth_url": "http://k/v3", "username": "u", "password": "p",
+                              "user_domain_name": "Default", "project_name": "demo",
+                              "project_domain_id": "default" },
+                    "region_name": "RegionTwo", "interface": "internal", "retries": 2 }),
+            json!({ "auth": { "auth_url": "http://k/v3", "application_credential_id": "a",
+                              "application_credential_secret": "s" } }),
+            json!({ "auth": { "auth_url": "http://k/v3", "token": "t", "project_id": "p" } }),
+        ];
+        for doc in clouds {
+            let record = settings(&[(Origin::Request, doc)]).resolve().unwrap();
+            let written = CloudDoc::of(&record).to_json();
+            assert!(!written.to_string().contains("null"), "{written}");
+            let again = settings(&[(Origin::Request, written)]).resolve().unwrap();
+            assert_eq!(again, record);
         }
     }
 

@@ -8,9 +8,10 @@ use openstack_image_documents::cloud::{
     AuthDoc, CacheDoc, CloudDoc, CloudProblem, CloudSettings, Layer, Origin,
 };
 
-use crate::bindings::{Cloud, Credentials};
+use crate::bindings::Cloud;
 use crate::clouds_yaml;
 use crate::transport::TlsSettings;
+use openstack_image_documents::records::CloudRecord;
 
 /// The environment variable (besides `--token-cache` and clouds.yaml's `cache: {auth: true}`)
 /// that keeps the Keystone token for the next run.
@@ -74,53 +75,9 @@ pub fn from_entry(name: Option<&str>, explicit: &serde_json::Value) -> Result<Cl
 }
 
 /// `cloud` as the JSON face's cloud document (a clouds.yaml cloud entry), for runtimes that
-/// call the component with documents. TLS settings stay with the runtime.
+/// call the component with documents: the documents' inverse of resolving settings.
 pub fn document(cloud: &Cloud) -> serde_json::Value {
-    let mut auth = serde_json::Map::new();
-    let mut put = |key: &str, value: &Option<String>| {
-        if let Some(value) = value {
-            auth.insert(key.to_string(), value.clone().into());
-        }
-    };
-    put("auth_url", &Some(cloud.auth_url.clone()));
-    let auth_type = match &cloud.credentials {
-        Credentials::Password(p) => {
-            put("username", &p.username);
-            put("user_id", &p.user_id);
-            put("password", &Some(p.password.clone()));
-            put("user_domain_name", &p.user_domain_name);
-            put("user_domain_id", &p.user_domain_id);
-            "password"
-        }
-        Credentials::ApplicationCredential(a) => {
-            put("application_credential_id", &a.id);
-            put("application_credential_name", &a.name);
-            put("application_credential_secret", &Some(a.secret.clone()));
-            put("username", &a.username);
-            put("user_id", &a.user_id);
-            put("user_domain_name", &a.user_domain_name);
-            put("user_domain_id", &a.user_domain_id);
-            "v3applicationcredential"
-        }
-        Credentials::Token(token) => {
-            put("token", &Some(token.clone()));
-            "v3token"
-        }
-    };
-    put("project_name", &cloud.scope.project_name);
-    put("project_id", &cloud.scope.project_id);
-    put("project_domain_name", &cloud.scope.project_domain_name);
-    put("project_domain_id", &cloud.scope.project_domain_id);
-    let mut doc = serde_json::json!({ "auth": auth, "auth_type": auth_type });
-    for (key, value) in [("region_name", &cloud.region), ("interface", &cloud.interface)] {
-        if let Some(value) = value {
-            doc[key] = value.clone().into();
-        }
-    }
-    if let Some(retries) = cloud.retries {
-        doc["retries"] = retries.into();
-    }
-    doc
+    CloudDoc::of(&CloudRecord::from(cloud.clone())).to_json()
 }
 
 /// A yes/no variable: true, 1, yes or false, 0, no (any case).

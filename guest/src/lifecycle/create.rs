@@ -348,22 +348,6 @@ impl<T: Transport> Provider<T> {
     }
 }
 
-impl<T: Transport> Provider<T> {
-    /// Glance's size of the staged data against the bytes sent (Glance computes no digests of
-    /// staged data, and an import plugin may convert it).
-    fn check_staged(&mut self, op: &mut Op, id: &str, sent: &Digests) -> Result<(), Error> {
-        let (image, _) = self.poll(op, id, &op.url(&format!("/images/{id}")))?;
-        match image.get("size").and_then(Value::as_u64) {
-            Some(size) if size != sent.size => Err(Error::ChecksumMismatch(ChecksumMismatch {
-                algorithm: "size of the staged data".into(),
-                expected: sent.size.to_string(),
-                actual: size.to_string(),
-            })),
-            _ => Ok(()),
-        }
-    }
-}
-
 /// A file's modification time in nanoseconds since the Unix epoch.
 pub(super) fn mtime_ns(meta: &std::fs::Metadata) -> Option<u64> {
     let since = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;

@@ -295,6 +295,20 @@ impl<T: Transport> Provider<T> {
         Ok((image, result))
     }
 
+    /// Glance's size of the staged data against the bytes sent (Glance computes no digests of
+    /// staged data, and an import plugin may convert it).
+    pub(super) fn check_staged(&mut self, op: &mut Op, id: &str, sent: &Digests) -> Result<(), Error> {
+        let (image, _) = self.poll(op, id, &op.url(&format!("/images/{id}")))?;
+        match image.get("size").and_then(Value::as_u64) {
+            Some(size) if size != sent.size => Err(Error::ChecksumMismatch(ChecksumMismatch {
+                algorithm: "size of the staged data".into(),
+                expected: sent.size.to_string(),
+                actual: size.to_string(),
+            })),
+            _ => Ok(()),
+        }
+    }
+
     /// Protects the image if asked and maps it to state, recording the import and any
     /// conversion an import plugin made.
     pub(super) fn finish_import(
