@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 WORK_DIR = BENCH_DIR / ".work"
 DEV_CLOUD = REPO_DIR / "scripts" / "dev-cloud"
+RELAY = REPO_DIR / "scripts" / "keepalive-relay"
+# One way of the remote cloud's link (case 8).
+REMOTE_DELAY_MS = 25
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -46,13 +50,14 @@ class Sizes:
     memory_large: int
     warm_plan_images: int
     parallel_images: int
+    remote_images: int
     reps: int
 
     @staticmethod
     def for_run(quick: bool, reps: int | None) -> "Sizes":
         if quick:
-            return Sizes(16 * MIB, 32 * MIB, 64 * MIB, 4, 4, reps or 2)
-        return Sizes(1 * GIB, 256 * MIB, 2 * GIB, 100, 16, reps or 3)
+            return Sizes(16 * MIB, 32 * MIB, 64 * MIB, 4, 4, 3, reps or 2)
+        return Sizes(1 * GIB, 256 * MIB, 2 * GIB, 100, 16, 10, reps or 3)
 
 
 @dataclass
@@ -140,6 +145,28 @@ def cloud_cpu_seconds(env: dict) -> float:
 
 def run(argv: list[str], env: dict | None = None, cwd: Path | None = None, ok=(0,)) -> str:
     return measure(argv, env or os.environ.copy(), cwd, ok).output
+
+
+class Relay:
+    """scripts/keepalive-relay in front of `upstream` (HOST:PORT): keep-alive toward its
+    clients, `delay_ms` each way (and one round trip more for each new connection, its TCP
+    handshake), counting the connections and requests it sees."""
+
+    def __init__(self, upstream: str, delay_ms: float, stats: Path):
+        self.stats = stats
+        self.process = subprocess.Popen(
+            [sys.executable, str(RELAY), "--upstream", upstream, "--delay-ms", str(delay_ms),
+             "--stats", str(stats)], stdout=subprocess.PIPE, text=True)
+        self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
+
+    def traffic(self) -> tuple[int, int]:
+        """(connections, requests) so far."""
+        stats = json.loads(self.stats.read_text())
+        return stats["connections"], stats["requests"]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
 
 
 # ------------------------------------------------------------------ setup
@@ -272,6 +299,8 @@ class Bench:
         self.glance: GlanceClient | None = None
         self.binary = Path()
         self.specs: list[Path] = []
+        self.relays: list[Relay] = []
+        self.endpoints: list[tuple[str, str]] = []  # (region, endpoint id) to delete
 
     # -------------------------------------------------------------- lifecycle
 
@@ -304,6 +333,13 @@ class Bench:
         if self.server:
             self.server.terminate()
             self.server.wait()
+        for relay in self.relays:
+            relay.stop()
+        for region, endpoint in self.endpoints:
+            subprocess.run([self.openstack, "endpoint", "delete", endpoint], env=self.env,
+                           check=False, capture_output=True)
+            subprocess.run([self.openstack, "region", "delete", region], env=self.env,
+                           check=False, capture_output=True)
         if self.glance:
             try:
                 leftovers = self.glance.images_named(self.prefix)
@@ -627,11 +663,91 @@ class Bench:
                      f"(core-s) vs its wall time; speed-up bound on {os.cpu_count()} cores",
                      f"{cpu:.2f}", f"{p1:.2f}", bound, "—", None))
 
+    # -------------------------------------------------------------- 8. remote cloud
+
+    def remote_cloud(self) -> tuple[dict, Relay, Relay]:
+        """Keystone and Glance behind relays that add REMOTE_DELAY_MS each way; Glance's relay
+        is the image endpoint of a region of its own. The settings to use it, and the relays."""
+        stats = self.work / "relays"
+        stats.mkdir(exist_ok=True)
+        auth = urllib.parse.urlsplit(self.env["OS_AUTH_URL"])
+        glance = urllib.parse.urlsplit(self.env["DEV_CLOUD_GLANCE_URL"])
+        keystone_relay = Relay(auth.netloc, REMOTE_DELAY_MS, stats / "keystone.json")
+        glance_relay = Relay(glance.netloc, REMOTE_DELAY_MS, stats / "glance.json")
+        self.relays += [keystone_relay, glance_relay]
+        region = f"{self.prefix}remote"
+        run([self.openstack, "region", "create", region], self.env)
+        endpoint = run([self.openstack, "endpoint", "create", "--region", region, "image",
+                        "public", glance_relay.url, "-f", "value", "-c", "id"], self.env).strip()
+        self.endpoints.append((region, endpoint))
+        env = {**self.env, "OS_AUTH_URL": keystone_relay.url + auth.path, "OS_REGION_NAME": region}
+        return env, keystone_relay, glance_relay
+
+    def case_remote(self) -> None:
+        """Create and plan N small images on a cloud 25 ms away, vs N `openstack image create`
+        and N `openstack image show`: wall time and the TCP connections each opened."""
+        env, keystone, glance = self.remote_cloud()
+        file = self.work / "remote.raw"
+        write_random(file, 64 * 1024)
+        n = self.sizes.remote_images
+        samples = {k: [] for k in ("create", "plan", "osc_create", "osc_show")}
+        traffic = {k: [] for k in samples}
+
+        def timed(key: str, argvs: list[list[str]], ok=(0,)) -> list[str]:
+            before = [r.traffic() for r in (keystone, glance)]
+            outputs, seconds = [], 0.0
+            for argv in argvs:
+                m = measure(argv, env, ok=ok)
+                outputs.append(m.output)
+                seconds += m.seconds
+            after = [r.traffic() for r in (keystone, glance)]
+            samples[key].append(seconds)
+            traffic[key].append({
+                "connections": sum(a[0] - b[0] for a, b in zip(after, before)),
+                "requests": sum(a[1] - b[1] for a, b in zip(after, before)),
+                "keystone_connections": after[0][0] - before[0][0],
+            })
+            return outputs
+
+        for rep in range(self.sizes.reps):
+            spec = self.spec(f"remote-{rep}", {
+                f"r{i:02}": local_image(f"{self.prefix}remote-{rep}-{i}", file) for i in range(n)})
+            timed("create", [[str(self.binary), "apply", "-q", "-f", str(spec)]])
+            timed("plan", [[str(self.binary), "plan", "-q", "-f", str(spec)]])
+            measure([str(self.binary), "destroy", "-q", "-f", str(spec)], env)
+            created = timed("osc_create", [
+                [self.openstack, "image", "create", "--file", str(file), "--disk-format", "raw",
+                 "--container-format", "bare", "-f", "value", "-c", "id",
+                 f"{self.prefix}remote-osc-{rep}-{i}"] for i in range(n)])
+            ids = [out.strip().splitlines()[-1] for out in created]
+            timed("osc_show", [[self.openstack, "image", "show", image_id] for image_id in ids])
+            for image_id in ids:
+                self.glance.delete(image_id)
+
+        def conns(key: str) -> str:
+            t = traffic[key][-1]
+            return f"{t['connections']} ({t['requests']} requests)"
+
+        label = f"8. Remote cloud ({REMOTE_DELAY_MS} ms each way)"
+        for ours, theirs, what, comparison in (
+                ("create", "osc_create", f"apply of {n} new images", "openstack image create"),
+                ("plan", "osc_show", f"plan of {n} images", "openstack image show")):
+            a, b = median(samples[ours]), median(samples[theirs])
+            self.add(Row(f"{label}: {what} vs {n} × {comparison} (s)", f"{a:.2f}", f"{b:.2f}",
+                         a / b, "< 1.00", a / b < 1.0, samples={ours: samples[ours],
+                                                                theirs: samples[theirs]}))
+            t = traffic[ours][-1]
+            self.add(Row(f"{label}: TCP connections (requests) of that {ours}", conns(ours),
+                         conns(theirs), t["connections"] / traffic[theirs][-1]["connections"],
+                         "fewer than requests", t["connections"] < t["requests"],
+                         samples={ours: traffic[ours], theirs: traffic[theirs]}))
+
     # -------------------------------------------------------------- report
 
     def cases(self):
         return [self.case_upload, self.case_memory, self.case_digests, self.case_warm_plan,
-                self.case_cold_start, self.case_parallel, self.case_source_reads_file]
+                self.case_cold_start, self.case_parallel, self.case_source_reads_file,
+                self.case_remote]
 
     def table(self) -> str:
         head = ["case", "ours", "comparison", "ratio", "target", "met?"]
@@ -662,7 +778,8 @@ class Bench:
             "machine": self.machine(),
             "sizes": {"upload_bytes": s.upload, "memory_bytes": [s.memory_small, s.memory_large],
                       "warm_plan_images": s.warm_plan_images,
-                      "parallel_images": s.parallel_images, "reps": s.reps},
+                      "parallel_images": s.parallel_images, "remote_images": s.remote_images,
+                      "reps": s.reps},
             "rows": [r.__dict__ for r in self.rows],
             "errors": self.errors,
         }
@@ -681,7 +798,7 @@ def main() -> int:
     parser.add_argument("--binary", help="use this openstack-image binary instead of building")
     parser.add_argument("--only", action="append", metavar="CASE",
                         help="run only cases whose name contains CASE (upload, reads, digests, "
-                             "memory, warm, cold, parallel); repeatable")
+                             "memory, warm, cold, parallel, remote); repeatable")
     args = parser.parse_args()
     out = args.out or (WORK_DIR / "results-quick.json" if args.quick else BENCH_DIR / "results.json")
 

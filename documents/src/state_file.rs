@@ -9,7 +9,7 @@
 //! - 2: each image is an `ImageDoc` (`properties` and `metadata` objects, `mtime_ns` decimal
 //!   text, no secrets).
 //! - 3: `stores` is an input: a list in the image's `spec` (was Glance's comma-separated
-//!   text beside it).
+//!   text beside it); `all_stores_must_succeed` is recorded (true for older images).
 //!
 //! A file without `version` was not written by this tool and is refused. A change that old
 //! files cannot be read as adds a version and a step to [`upgrade`].
@@ -146,6 +146,9 @@ pub fn upgrade(file: &mut Map<String, Value>) -> Result<(), VersionProblem> {
             };
             if let Some(Value::Object(spec)) = image.get_mut("spec") {
                 spec.insert("stores".into(), stores.into());
+                // What every earlier release did, as `check` fills it in today.
+                spec.entry("all_stores_must_succeed")
+                    .or_insert(crate::spec::defaults::ALL_STORES_MUST_SUCCEED.into());
             }
         }
     }
@@ -226,6 +229,7 @@ mod tests {
             "spec": {"container_format": "bare", "disk_format": "raw"}}}}});
         let state = load(&v2.to_string());
         assert_eq!(state.images["a"].image.spec.stores, ["cheap", "fast"]);
+        assert_eq!(state.images["a"].image.spec.all_stores_must_succeed, Some(true));
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct Spec {
     pub source_checksum: Option<String>,
     pub decompress: Option<bool>,
     pub web_download: Option<bool>,
+    pub import_method: Option<u8>,
+    pub source_image_id: Option<String>,
+    pub stores: Vec<String>,
     pub image_id: Option<String>,
     pub min_disk_gb: Option<u64>,
     pub min_ram_mb: Option<u64>,
@@ -37,6 +40,7 @@ pub struct Spec {
 
 const CONTAINERS: [&str; 5] = ["bare", "ovf", "docker", "ova", "tarball?"];
 const DISKS: [&str; 6] = ["qcow2", "raw", "vmdk", "iso", "ploop", "qcow3"];
+const METHODS: [&str; 5] = ["direct", "glance-direct", "web-download", "glance-download", "ftp"];
 const VISIBILITIES: [&str; 5] = ["public", "private", "shared", "community", "everyone"];
 
 impl Spec {
@@ -50,6 +54,10 @@ impl Spec {
             source_checksum: self.source_checksum.clone(),
             decompress: self.decompress,
             web_download: self.web_download,
+            import_method: self.import_method.map(|m| METHODS[usize::from(m) % METHODS.len()].into()),
+            source_region: self.source_image_id.as_ref().map(|_| "RegionOne".into()),
+            source_image_id: self.source_image_id.clone(),
+            stores: self.stores.clone(),
             image_id: self.image_id.clone(),
             min_disk_gb: self.min_disk_gb,
             min_ram_mb: self.min_ram_mb,

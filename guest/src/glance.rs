@@ -1,6 +1,7 @@
 //! Glance image JSON: the create body we send and the `image-state` we read back.
 
 use openstack_image_documents::SpecDoc;
+use openstack_image_documents::spec::defaults;
 use openstack_image_documents::state_file::store_list;
 use serde_json::{Map, Value, json};
 
@@ -102,6 +103,10 @@ pub fn state_from_image(image: &Value, prior: Option<&ImageSpec>) -> Result<Imag
         tags,
         visibility: str_field("visibility"),
         stores: store_list(image.get("stores").and_then(Value::as_str).unwrap_or("")),
+        // Images applied before the field existed were imported as its default says.
+        all_stores_must_succeed: kept
+            .all_stores_must_succeed
+            .or(Some(defaults::ALL_STORES_MUST_SUCCEED)),
         ..kept
     };
     let updated_at = str_field("updated_at").unwrap_or_default();
