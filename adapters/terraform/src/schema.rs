@@ -348,6 +348,13 @@ pub(crate) mod tests {
         serde_json::from_str(include_str!("../tests/fixtures/component-schema.json")).unwrap()
     }
 
+    #[test]
+    fn the_fixture_is_the_component_schema() {
+        // The test double serves the fixture: it must be what the component says today
+        // (regenerate it from `openstack_image_documents::schema::schema()` when this fails).
+        assert_eq!(fixture(), openstack_image_documents::schema::schema());
+    }
+
     pub(crate) fn resource() -> Schema {
         Schema::resource(&fixture()).unwrap()
     }
