@@ -1,4 +1,5 @@
-//! Builds the guest component for wasm32-wasip2 so the binary can embed it.
+//! Builds the guest component for wasm32-wasip2 so the binary can embed it (with the
+//! `runtime` feature only: without it nothing embeds the component).
 
 use std::env;
 use std::path::PathBuf;
@@ -6,6 +7,11 @@ use std::path::PathBuf;
 use openstack_image_component_build::ComponentCrate;
 
 fn main() {
+    if env::var_os("CARGO_FEATURE_RUNTIME").is_none() {
+        // Nothing to build, nothing to watch.
+        println!("cargo:rerun-if-changed=build.rs");
+        return;
+    }
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let root = manifest_dir
         .parent()

@@ -3,6 +3,8 @@
 //! typed cloud in one place (`openstack_image_documents::cloud`), with every problem said
 //! naming the variable or clouds.yaml key to fix.
 
+use std::path::PathBuf;
+
 use anyhow::{Result, bail};
 use openstack_image_documents::cloud::{
     AuthDoc, CacheDoc, CloudDoc, CloudProblem, CloudSettings, Layer, Origin,
@@ -10,12 +12,21 @@ use openstack_image_documents::cloud::{
 
 use crate::bindings::Cloud;
 use crate::clouds_yaml;
-use crate::transport::TlsSettings;
 use openstack_image_documents::records::CloudRecord;
 
 /// The environment variable (besides `--token-cache` and clouds.yaml's `cache: {auth: true}`)
 /// that keeps the Keystone token for the next run.
 pub const TOKEN_CACHE_VAR: &str = "OPENSTACK_IMAGE_TOKEN_CACHE";
+
+/// The cloud's TLS settings, as clouds.yaml (`cacert`, `verify`) or `OS_CACERT` /
+/// `OS_INSECURE` give them; the transport trusts accordingly.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    /// A PEM bundle of extra trusted CA certificates (a private CA).
+    pub cacert: Option<PathBuf>,
+    /// Skip certificate verification for the cloud's own hosts (`verify: false`).
+    pub insecure: bool,
+}
 
 /// What the settings resolve to.
 pub struct CloudConfig {

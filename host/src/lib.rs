@@ -1,20 +1,31 @@
 //! The `openstack-image` host: the sandbox that runs the image component, and everything
 //! around it — spec, state and cloud configuration, plans, progress. The binary
 //! (`src/main.rs`) is its command line; the fuzz targets (`fuzz/`) use the parsers.
+//!
+//! The `runtime` feature (on by default) is the sandbox and everything it needs: wasmtime,
+//! WASI, the HTTP transport and the embedded component. Without it only the pure parts are
+//! built (spec, state and cloud configuration, plans, reports), as the fuzz targets use them.
 
 pub mod bindings;
 pub mod cloud;
 pub mod clouds_yaml;
+#[cfg(feature = "runtime")]
 pub mod engine;
 pub mod exit;
+#[cfg(feature = "runtime")]
 pub mod guest_log;
 pub mod plan;
+#[cfg(feature = "runtime")]
 pub mod policy;
 pub mod progress;
 pub mod report;
+#[cfg(feature = "runtime")]
 pub mod runtime;
+#[cfg(feature = "runtime")]
 pub mod sandbox;
+#[cfg(feature = "runtime")]
 pub mod session;
 pub mod spec;
 pub mod state;
+#[cfg(feature = "runtime")]
 pub mod transport;

@@ -244,7 +244,7 @@ mod tests {
         assert!(local.spec.properties.contains(&("cores".into(), "2".into())));
         state.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("\"version\": 2"), "{text}");
+        assert!(text.contains(&format!("\"version\": {STATE_VERSION}")), "{text}");
         let again = State::load(&path).unwrap();
         let doc = |image: &ImageState| ImageDoc::from(image.clone());
         assert_eq!(doc(&again.images["local"].image), doc(local));
@@ -299,7 +299,7 @@ mod tests {
         };
         assert!(err("[]").contains("not a JSON object"));
         assert!(err(r#"{"version": "1"}"#).contains("not a format number"));
-        assert!(err(r#"{"version": 3}"#).contains("reads version 1 to 2"));
+        assert!(err(r#"{"version": 4}"#).contains("reads version 1 to 3"));
         let missing = err(r#"{"version": 1, "images": {"web": {"image": {}}}}"#);
         assert!(
             missing.contains("images.web.image")

@@ -11,7 +11,7 @@
 
 use std::error::Error as _;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -39,15 +39,8 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// connection the server is closing for idleness at that very moment.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
-/// The cloud's TLS settings, as clouds.yaml (`cacert`, `verify`) or `OS_CACERT` /
-/// `OS_INSECURE` give them.
-#[derive(Debug, Clone, Default)]
-pub struct TlsSettings {
-    /// A PEM bundle of extra trusted CA certificates (a private CA).
-    pub cacert: Option<PathBuf>,
-    /// Skip certificate verification for the cloud's own hosts (`verify: false`).
-    pub insecure: bool,
-}
+/// Defined with the cloud settings (which the library without the `runtime` feature has).
+pub use crate::cloud::TlsSettings;
 
 /// The connection pools of a run, shared by every instance (clones share them): `verified`
 /// for every host (the public web PKI roots plus `cacert`), `cloud` for the auth host and

@@ -125,9 +125,9 @@ impl<T: Transport> Provider<T> {
             if failed_now {
                 let result = result("failure");
                 return Err(Error::ImportFailed(format!(
-                    "Glance's {} import of {} for image {id} failed: {}{}{}",
-                    import.method,
+                    "Glance could not import {} ({} import of image {id}): {}{}{}",
                     import.what,
+                    import.method,
                     if result.message.is_empty() {
                         "the import task failed"
                     } else {

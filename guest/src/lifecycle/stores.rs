@@ -157,7 +157,7 @@ impl<T: Transport> Provider<T> {
             "copy-image",
             json!({"name": "copy-image"}),
             stores.to_vec(),
-            format!("the data into {}", stores.join(", ")),
+            format!("the data into store(s) {}", stores.join(", ")),
         );
         let (image, result) = self.run_import(op, id, &import).map_err(|e| match e {
             Error::Forbidden(m) => Error::Forbidden(format!(
