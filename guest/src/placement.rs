@@ -15,6 +15,18 @@ pub fn method(spec: &ImageSpec) -> ImportMethod {
     ImportMethod::of(spec.import_method.as_deref(), spec.web_download).unwrap_or(ImportMethod::Direct)
 }
 
+/// The region and id of the image a checked glance-download spec copies.
+pub fn download_source(spec: &ImageSpec) -> (&str, &str) {
+    (
+        spec.source_region
+            .as_deref()
+            .expect("check requires source_region"),
+        spec.source_image_id
+            .as_deref()
+            .expect("check requires source_image_id"),
+    )
+}
+
 /// The field that chose the method, for messages.
 pub fn method_field(spec: &ImageSpec) -> &'static str {
     if spec.import_method.is_none() && spec.web_download == Some(true) {

@@ -88,6 +88,14 @@ fn spec(s: &Scenario, fields: &str) -> String {
     )
 }
 
+/// The spec of one qcow2 image from `disk.qcow2`, its data in `stores` (`fast, cheap`).
+fn in_stores(s: &Scenario, stores: &str) -> String {
+    spec(
+        s,
+        &format!("    disk_format: qcow2\n    local_file_path: disk.qcow2\n    stores: [{stores}]\n"),
+    )
+}
+
 /// A run that failed with exit code `code` (1: the spec; 4: the cloud refused or failed),
 /// its errors naming each of `words`.
 fn fails(run: Run, code: i32, words: &[&str]) -> Run {
@@ -104,12 +112,7 @@ fn stores_are_added_and_removed_in_place() {
     let s = Scenario::new("stores");
     let _cleanup = RegionTwoCleanup(&s);
     s.qcow2("disk.qcow2", 1);
-    let with = |stores: &str| {
-        spec(
-            &s,
-            &format!("    disk_format: qcow2\n    local_file_path: disk.qcow2\n    stores: [{stores}]\n"),
-        )
-    };
+    let with = |stores: &str| in_stores(&s, stores);
 
     s.write_spec(&with("fast, cheap"));
     s.apply();
@@ -247,12 +250,7 @@ fn a_copy_to_a_failing_store_leaves_the_image_as_it_was() {
     let s = Scenario::new("badstore");
     let _cleanup = RegionTwoCleanup(&s);
     s.qcow2("disk.qcow2", 1);
-    let with = |stores: &str| {
-        spec(
-            &s,
-            &format!("    disk_format: qcow2\n    local_file_path: disk.qcow2\n    stores: [{stores}]\n"),
-        )
-    };
+    let with = |stores: &str| in_stores(&s, stores);
     s.write_spec(&with("fast"));
     s.apply();
     let id = s.state_id("data");

@@ -236,14 +236,7 @@ impl<T: Transport> Provider<T> {
         id: &str,
         source: &Value,
     ) -> Result<ImageState, Error> {
-        let (region, source_id) = (
-            spec.source_region
-                .as_deref()
-                .expect("check requires source_region"),
-            spec.source_image_id
-                .as_deref()
-                .expect("check requires source_image_id"),
-        );
+        let (region, source_id) = placement::download_source(spec);
         let interface = op.cloud.interface.as_deref().unwrap_or("public");
         let import = Import::new(
             spec,

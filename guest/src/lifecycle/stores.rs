@@ -43,14 +43,7 @@ impl<T: Transport> Provider<T> {
     /// The image a glance-download copies, read from its region's Glance: it must exist, be
     /// active and have the spec's formats (Glance gives the copy the source's formats).
     pub(super) fn source_image(&mut self, cloud: &Cloud, spec: &ImageSpec, op: &Op) -> Result<Value, Error> {
-        let (region, id) = (
-            spec.source_region
-                .as_deref()
-                .expect("check requires source_region"),
-            spec.source_image_id
-                .as_deref()
-                .expect("check requires source_image_id"),
-        );
+        let (region, id) = placement::download_source(spec);
         let seconds = op.remaining()?.as_secs().max(1);
         let mut source_op = self.begin(cloud, Some(region), "create", seconds).map_err(|e| match e {
             Error::NotFound(message) => invalid(
