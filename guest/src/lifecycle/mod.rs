@@ -11,6 +11,9 @@ mod session;
 mod stores;
 mod wait;
 
+#[cfg(test)]
+mod tests;
+
 use create::{mtime_ns, probe_file, short};
 use session::{Op, Session, transport_error};
 use wait::PollDelay;

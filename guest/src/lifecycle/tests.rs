@@ -1,0 +1,262 @@
+//! The provider's decisions against a scripted cloud: a failed create cleans up, a 401 gets one
+//! re-authentication, a protected image's delete names the fix, a failed copy to new stores is
+//! undone, and a converted glance-direct import keeps the spec's disk format.
+
+use std::collections::VecDeque;
+
+use super::*;
+use crate::http::{Body, StreamedResponse};
+use crate::types::{Credentials, ProjectScope, Timeouts};
+
+const ID: &str = "6b0f4f5a-3b1e-4f7e-9a62-1f2d3c4b5a69";
+
+/// A cloud that answers from a script: per `METHOD path` (below the Glance endpoint, or
+/// Keystone's `/auth/tokens`) a queue of answers whose last one repeats. Records every request.
+#[derive(Default)]
+struct ScriptedCloud {
+    routes: Vec<(String, VecDeque<(u16, Value)>)>,
+    log: Vec<String>,
+    uploaded: usize,
+}
+
+impl ScriptedCloud {
+    fn new() -> ScriptedCloud {
+        let token = json!({"token": {"catalog": [{"type": "image", "endpoints": [
+            {"interface": "public", "region_id": "RegionOne", "url": "http://glance"}]}]}});
+        ScriptedCloud::default().on("POST /auth/tokens", &[(201, token)])
+    }
+
+    fn on(mut self, route: &str, answers: &[(u16, Value)]) -> ScriptedCloud {
+        self.routes
+            .push((route.to_string(), answers.iter().cloned().collect()));
+        self
+    }
+
+    fn sent(&self, route: &str) -> usize {
+        self.log.iter().filter(|r| *r == route).count()
+    }
+}
+
+impl Transport for ScriptedCloud {
+    fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError> {
+        let path = request
+            .url
+            .strip_prefix("http://glance/v2")
+            .or_else(|| request.url.strip_prefix("http://keystone/v3"))
+            .unwrap_or(&request.url);
+        let route = format!("{} {path}", request.method);
+        self.log.push(route.clone());
+        if let Body::Stream { source, .. } = request.body {
+            let mut data = Vec::new();
+            source.read_to_end(&mut data).expect("the data reads");
+            self.uploaded += data.len();
+        }
+        let answers = self
+            .routes
+            .iter_mut()
+            .find(|(r, _)| *r == route)
+            .map(|(_, answers)| answers)
+            .unwrap_or_else(|| panic!("unscripted request {route}"));
+        let (status, body) = if answers.len() > 1 {
+            answers.pop_front().expect("an answer")
+        } else {
+            answers[0].clone()
+        };
+        Ok(Response {
+            status,
+            headers: vec![("x-subject-token".into(), "a-token".into())],
+            body: body.to_string().into_bytes(),
+        })
+    }
+
+    fn open(&mut self, request: Request<'_>) -> Result<StreamedResponse, TransportError> {
+        panic!("no downloads in these scripts: {}", request.url)
+    }
+}
+
+fn cloud() -> Cloud {
+    Cloud {
+        auth_url: "http://keystone/v3".into(),
+        credentials: Credentials::Token("t".into()),
+        scope: ProjectScope {
+            project_id: Some("p".into()),
+            project_name: None,
+            project_domain_id: None,
+            project_domain_name: None,
+        },
+        region: None,
+        interface: None,
+        retries: Some(0),
+        session: None,
+    }
+}
+
+/// A spec for the image `ID` whose data is a 3-byte file.
+fn spec(file: &str) -> ImageSpec {
+    let path = std::env::temp_dir().join(file);
+    std::fs::write(&path, b"abc").unwrap();
+    let mut spec = crate::validate::tests::spec();
+    spec.local_file_path = Some(path.to_string_lossy().into_owned());
+    spec.image_id = Some(ID.into());
+    spec.timeouts = Timeouts {
+        create: Some(30),
+        update: Some(30),
+        delete: Some(30),
+    };
+    spec
+}
+
+fn image(extra: Value) -> Value {
+    let mut image = json!({"id": ID, "status": "active", "container_format": "bare",
+                           "disk_format": "qcow2", "tags": [], "protected": false});
+    for (key, value) in extra.as_object().unwrap() {
+        image[key] = value.clone();
+    }
+    image
+}
+
+#[test]
+fn a_refused_upload_deletes_the_half_made_image() {
+    let script = ScriptedCloud::new()
+        .on("POST /images", &[(201, json!({}))])
+        .on(
+            &format!("PUT /images/{ID}/file"),
+            &[(500, json!({"message": "boom"}))],
+        )
+        .on(&format!("DELETE /images/{ID}"), &[(204, json!({}))]);
+    let mut provider = Provider::new(script);
+    let err = provider.create(&cloud(), spec("refused.img")).unwrap_err();
+    assert!(matches!(&err, Error::Api(a) if a.status == 500), "{err:?}");
+    assert_eq!(provider.transport.inner.sent(&format!("DELETE /images/{ID}")), 1);
+}
+
+#[test]
+fn a_401_authenticates_once_more() {
+    let script = ScriptedCloud::new().on(
+        &format!("GET /images/{ID}"),
+        &[(401, json!({})), (200, image(json!({}))), (401, json!({}))],
+    );
+    let mut provider = Provider::new(script);
+    let state = provider.read(&cloud(), ID, None).unwrap().expect("the image");
+    assert_eq!(state.id, ID);
+    assert_eq!(provider.transport.inner.sent("POST /auth/tokens"), 2);
+    // A 401 that comes again after the new token is the answer: authentication failed.
+    let err = provider.read(&cloud(), ID, None).unwrap_err();
+    assert!(matches!(&err, Error::AuthFailed(_)), "{err:?}");
+    assert_eq!(provider.transport.inner.sent("POST /auth/tokens"), 3);
+}
+
+#[test]
+fn deleting_a_protected_image_names_the_fix() {
+    let script = ScriptedCloud::new()
+        .on(
+            &format!("DELETE /images/{ID}"),
+            &[(403, json!({"message": "protected"}))],
+        )
+        .on(
+            &format!("GET /images/{ID}"),
+            &[(200, image(json!({"protected": true})))],
+        );
+    let mut provider = Provider::new(script);
+    let err = provider.delete(&cloud(), ID, None, None).unwrap_err();
+    assert!(
+        matches!(&err, Error::Forbidden(m) if m.contains("protected: false")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_failed_copy_to_new_stores_is_undone() {
+    let fast = image(json!({"stores": "fast"}));
+    let partial = image(json!({"stores": "fast,cheap", "os_glance_failed_import": "edge"}));
+    let script = ScriptedCloud::new()
+        .on(
+            &format!("GET /images/{ID}"),
+            &[(200, fast.clone()), (200, partial)],
+        )
+        .on(
+            "GET /info/import",
+            &[(
+                200,
+                json!({"import-methods": {"value": ["glance-direct", "copy-image"]}}),
+            )],
+        )
+        .on(
+            "GET /info/stores",
+            &[(
+                200,
+                json!({"stores": [{"id": "fast"}, {"id": "cheap"}, {"id": "edge"}]}),
+            )],
+        )
+        .on(
+            &format!("GET /images/{ID}/tasks"),
+            &[
+                (200, json!({"tasks": []})),
+                (
+                    200,
+                    json!({"tasks": [{"id": "t1", "status": "failure", "message": "Task failed"}]}),
+                ),
+            ],
+        )
+        .on(&format!("POST /images/{ID}/import"), &[(202, json!({}))])
+        .on(&format!("DELETE /stores/cheap/{ID}"), &[(204, json!({}))]);
+    let mut provider = Provider::new(script);
+    let mut prior_spec = spec("copy.img");
+    prior_spec.stores = vec!["fast".into()];
+    let prior = glance::state_from_image(&fast, Some(&prior_spec)).unwrap();
+    let mut desired = prior_spec.clone();
+    desired.stores = vec!["cheap".into(), "edge".into(), "fast".into()];
+    let err = provider.update(&cloud(), &prior, desired).unwrap_err();
+    assert!(
+        matches!(&err, Error::ImportFailed(m) if m.contains("failed stores: edge") && m.contains("copy-image")),
+        "{err:?}"
+    );
+    let cloud_log = &provider.transport.inner;
+    assert_eq!(cloud_log.sent(&format!("DELETE /stores/cheap/{ID}")), 1);
+    assert_eq!(
+        cloud_log.sent(&format!("PATCH /images/{ID}")),
+        0,
+        "nothing else changed"
+    );
+}
+
+#[test]
+fn a_converted_glance_direct_import_keeps_the_spec_format() {
+    let staged = image(json!({"status": "uploading", "size": 3}));
+    let converted = image(json!({"disk_format": "raw", "size": 64, "stores": "fast"}));
+    let script = ScriptedCloud::new()
+        .on(
+            "GET /info/import",
+            &[(200, json!({"import-methods": {"value": ["glance-direct"]}}))],
+        )
+        .on("POST /images", &[(201, json!({}))])
+        .on(&format!("PUT /images/{ID}/stage"), &[(204, json!({}))])
+        .on(&format!("GET /images/{ID}"), &[(200, staged), (200, converted)])
+        .on(
+            &format!("GET /images/{ID}/tasks"),
+            &[
+                (200, json!({"tasks": []})),
+                (
+                    200,
+                    json!({"tasks": [{"id": "t1", "status": "success", "message": "Copied"}]}),
+                ),
+            ],
+        )
+        .on(&format!("POST /images/{ID}/import"), &[(202, json!({}))]);
+    let mut provider = Provider::new(script);
+    let mut spec = spec("convert.img");
+    spec.import_method = Some("glance-direct".into());
+    let state = provider.create(&cloud(), spec).unwrap();
+    assert_eq!(state.spec.disk_format, "qcow2");
+    let import = state.import_result.expect("an import result");
+    assert_eq!(
+        (import.method.as_str(), import.converted_to.as_deref()),
+        ("glance-direct", Some("raw"))
+    );
+    assert_eq!(import.task_id.as_deref(), Some("t1"));
+    assert_eq!(provider.transport.inner.uploaded, 3);
+    assert_eq!(
+        provider.transport.inner.sent(&format!("PUT /images/{ID}/file")),
+        0
+    );
+}
