@@ -160,7 +160,8 @@ def _dirs_for(doc: Optional[Dict[str, Any]]) -> "tuple[set[str], set[str]]":
             ro.add(parent)
     cache = doc.get("image_cache_path")
     if (isinstance(cache, str) and cache not in ("", "none") and os.path.isabs(cache)
-            and doc.get("image_source_url") and doc.get("web_download") is not True):
+            and doc.get("image_source_url") and doc.get("web_download") is not True
+            and doc.get("import_method") not in ("web-download", "glance-download")):
         os.makedirs(cache, exist_ok=True)
         rw.add(os.path.normpath(cache))
     return ro, rw

@@ -74,7 +74,9 @@ export function grantsFor(docs) {
       typeof cache === "string" &&
       isAbsolute(cache) &&
       typeof doc.image_source_url === "string" &&
-      doc.web_download !== true
+      doc.web_download !== true &&
+      doc.import_method !== "web-download" &&
+      doc.import_method !== "glance-download"
     ) {
       mkdirSync(cache, { recursive: true });
       readWriteDirs.add(cache);

@@ -50,6 +50,19 @@ export function defaultCacheDir(env = process.env) {
 }
 
 /**
+ * Whether Glance fetches the data itself (web-download, glance-download): then the
+ * component never downloads it and a cache directory is an error.
+ * @param {Record<string, any>} spec
+ */
+function glanceFetches(spec) {
+  return (
+    spec.web_download === true ||
+    spec.import_method === "web-download" ||
+    spec.import_method === "glance-download"
+  );
+}
+
+/**
  * Pulumi inputs -> spec document. Relative local paths are made absolute against the
  * working directory (the Pulumi program's), as the component wants absolute paths; a
  * download that names no cache gets the default one (the component needs a directory or
@@ -58,7 +71,7 @@ export function defaultCacheDir(env = process.env) {
  */
 function specOf(inputs) {
   const spec = toDocument(inputs);
-  if (typeof spec.image_source_url === "string" && spec.image_cache_path == null && spec.web_download !== true) {
+  if (typeof spec.image_source_url === "string" && spec.image_cache_path == null && !glanceFetches(spec)) {
     spec.image_cache_path = defaultCacheDir();
   }
   for (const key of ["local_file_path", "image_cache_path"]) {
