@@ -40,7 +40,13 @@ pub struct Spec {
 
 const CONTAINERS: [&str; 5] = ["bare", "ovf", "docker", "ova", "tarball?"];
 const DISKS: [&str; 6] = ["qcow2", "raw", "vmdk", "iso", "ploop", "qcow3"];
-const METHODS: [&str; 5] = ["direct", "glance-direct", "web-download", "glance-download", "ftp"];
+const METHODS: [&str; 5] = [
+    "direct",
+    "glance-direct",
+    "web-download",
+    "glance-download",
+    "ftp",
+];
 const VISIBILITIES: [&str; 5] = ["public", "private", "shared", "community", "everyone"];
 
 impl Spec {
@@ -54,7 +60,9 @@ impl Spec {
             source_checksum: self.source_checksum.clone(),
             decompress: self.decompress,
             web_download: self.web_download,
-            import_method: self.import_method.map(|m| METHODS[usize::from(m) % METHODS.len()].into()),
+            import_method: self
+                .import_method
+                .map(|m| METHODS[usize::from(m) % METHODS.len()].into()),
             source_region: self.source_image_id.as_ref().map(|_| "RegionOne".into()),
             source_image_id: self.source_image_id.clone(),
             stores: self.stores.clone(),
