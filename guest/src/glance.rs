@@ -5,7 +5,7 @@ use openstack_image_documents::spec::defaults;
 use openstack_image_documents::state_file::store_list;
 use serde_json::{Map, Value, json};
 
-use crate::glance_fields::{is_core_attribute, is_server_set_property};
+use crate::glance_fields::{FIELDS, is_core_attribute, is_server_set_property};
 use crate::types::{ImageSpec, ImageState};
 
 /// The body of `POST /v2/images`. The image is always created unprotected: protection is
@@ -13,19 +13,12 @@ use crate::types::{ImageSpec, ImageState};
 pub fn create_body(spec: &ImageSpec, id: &str) -> Value {
     let mut body = Map::new();
     body.insert("id".into(), json!(id));
-    if let Some(name) = &spec.name {
-        body.insert("name".into(), json!(name));
+    for field in FIELDS {
+        if let Some(value) = (field.desired)(spec) {
+            body.insert(field.glance.into(), value);
+        }
     }
-    body.insert("container_format".into(), json!(spec.container_format));
-    body.insert("disk_format".into(), json!(spec.disk_format));
-    body.insert("min_disk".into(), json!(spec.min_disk_gb.unwrap_or(0)));
-    body.insert("min_ram".into(), json!(spec.min_ram_mb.unwrap_or(0)));
     body.insert("protected".into(), json!(false));
-    body.insert("os_hidden".into(), json!(spec.hidden.unwrap_or(false)));
-    if let Some(visibility) = &spec.visibility {
-        body.insert("visibility".into(), json!(visibility));
-    }
-    body.insert("tags".into(), json!(spec.tags));
     for (key, value) in &spec.properties {
         body.insert(key.clone(), json!(value));
     }
@@ -53,7 +46,6 @@ pub fn properties(image: &Value) -> Vec<(String, String)> {
 pub fn state_from_image(image: &Value, prior: Option<&ImageSpec>) -> Result<ImageState, String> {
     let str_field = |key: &str| image.get(key).and_then(Value::as_str).map(str::to_string);
     let u64_field = |key: &str| image.get(key).and_then(Value::as_u64);
-    let bool_field = |key: &str| image.get(key).and_then(Value::as_bool);
     let id = str_field("id").ok_or("the image has no id")?;
     let status = str_field("status").ok_or_else(|| format!("image {id} has no status"))?;
 
@@ -70,45 +62,24 @@ pub fn state_from_image(image: &Value, prior: Option<&ImageSpec>) -> Result<Imag
             .cloned()
             .collect(),
     };
-    let mut tags: Vec<String> = image
-        .get("tags")
-        .and_then(Value::as_array)
-        .map(|tags| {
-            tags.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    tags.sort();
-
     // What Glance holds comes from Glance; everything else (sources, cache, checksum
     // settings, region, timeouts) is kept from the prior spec. Secrets are never kept in state.
-    let kept = match prior {
+    let mut spec = match prior {
         Some(prior) => ImageSpec {
             image_source_password: None,
             ..prior.clone()
         },
         None => ImageSpec::from(SpecDoc::default()),
     };
-    let spec = ImageSpec {
-        name: str_field("name"),
-        container_format: str_field("container_format").unwrap_or_default(),
-        disk_format: str_field("disk_format").unwrap_or_default(),
-        min_disk_gb: Some(u64_field("min_disk").unwrap_or(0)),
-        min_ram_mb: Some(u64_field("min_ram").unwrap_or(0)),
-        properties: managed,
-        protected: Some(bool_field("protected").unwrap_or(false)),
-        hidden: Some(bool_field("os_hidden").unwrap_or(false)),
-        tags,
-        visibility: str_field("visibility"),
-        stores: store_list(image.get("stores").and_then(Value::as_str).unwrap_or("")),
-        // Images applied before the field existed were imported as its default says.
-        all_stores_must_succeed: kept
-            .all_stores_must_succeed
-            .or(Some(defaults::ALL_STORES_MUST_SUCCEED)),
-        ..kept
-    };
+    for field in FIELDS {
+        (field.read)(&mut spec, image.get(field.glance));
+    }
+    spec.properties = managed;
+    spec.stores = store_list(image.get("stores").and_then(Value::as_str).unwrap_or(""));
+    // Images applied before the field existed were imported as its default says.
+    spec.all_stores_must_succeed = spec
+        .all_stores_must_succeed
+        .or(Some(defaults::ALL_STORES_MUST_SUCCEED));
     let updated_at = str_field("updated_at").unwrap_or_default();
     Ok(ImageState {
         file: str_field("file").unwrap_or_else(|| format!("/v2/images/{id}/file")),

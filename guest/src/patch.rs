@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::glance_fields::is_read_only;
+use crate::glance_fields::{self, FIELDS, Field, is_read_only};
 use crate::types::ImageSpec;
 
 /// Media type Glance requires for image PATCH requests.
@@ -19,52 +19,34 @@ pub fn pointer(key: &str) -> String {
 /// `desired` are removed.
 pub fn build(current: &Value, desired: &ImageSpec, previously_managed: &[String]) -> Vec<Value> {
     let mut ops = Vec::new();
-    let mut set = |key: &str, value: Value| {
-        if is_read_only(key) {
-            return;
-        }
-        match current.get(key) {
-            Some(existing) if *existing == value => {}
-            Some(_) => ops.push(json!({"op": "replace", "path": pointer(key), "value": value})),
-            None => ops.push(json!({"op": "add", "path": pointer(key), "value": value})),
-        }
+    let mut set = |key: &str, value: Value| match current.get(key) {
+        Some(existing) if *existing == value => {}
+        Some(_) => ops.push(json!({"op": "replace", "path": pointer(key), "value": value})),
+        None => ops.push(json!({"op": "add", "path": pointer(key), "value": value})),
     };
 
-    if let Some(name) = &desired.name {
-        set("name", json!(name));
-    }
-    if let Some(visibility) = &desired.visibility {
-        set("visibility", json!(visibility));
-    }
-    if let Some(hidden) = desired.hidden {
-        set("os_hidden", json!(hidden));
-    }
-    if let Some(min_disk) = desired.min_disk_gb {
-        set("min_disk", json!(min_disk));
-    }
-    if let Some(min_ram) = desired.min_ram_mb {
-        set("min_ram", json!(min_ram));
-    }
-    let current_tags = current
-        .get("tags")
-        .and_then(Value::as_array)
-        .map(|tags| {
-            let mut tags: Vec<&str> = tags.iter().filter_map(Value::as_str).collect();
-            tags.sort_unstable();
-            tags
-        })
-        .unwrap_or_default();
-    let mut desired_tags: Vec<&str> = desired.tags.iter().map(String::as_str).collect();
-    desired_tags.sort_unstable();
-    if current_tags != desired_tags {
-        // Tags are replaced as a whole, so removing every tag works too.
-        set("tags", json!(desired_tags));
+    let (protect, fields): (Vec<&Field>, Vec<&Field>) = FIELDS
+        .iter()
+        .filter(|f| f.patchable)
+        .partition(|f| f.glance == "protected");
+    for field in fields {
+        // Tags (a set) are replaced as a whole, so removing every tag works too.
+        if let Some(value) = (field.desired)(desired)
+            && !glance_fields::same(field, current.get(field.glance), &value)
+        {
+            set(field.glance, value);
+        }
     }
     for (key, value) in &desired.properties {
-        set(key, json!(value));
+        if !is_read_only(key) {
+            set(key, json!(value));
+        }
     }
-    if let Some(protected) = desired.protected {
-        set("protected", json!(protected));
+    // Protection last, once everything else is as desired.
+    for field in protect {
+        if let Some(value) = (field.desired)(desired) {
+            set(field.glance, value);
+        }
     }
     for key in previously_managed {
         let still_managed = desired.properties.iter().any(|(k, _)| k == key);
