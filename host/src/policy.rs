@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use serde::Deserialize;
 use serde_json::Value;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions};
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
+use openstack_image_documents::SpecDoc;
 use openstack_image_documents::spec::{ImportMethod, UrlData};
 
 use crate::bindings::{ImageSpec, Session};
@@ -32,41 +32,38 @@ pub struct SpecGrants {
 }
 
 /// Where an image's data comes from: all the grants and the download cache depend on. Read
-/// from a typed spec or from a JSON spec document (other fields are ignored).
-#[derive(Debug, Default, Deserialize)]
-pub struct DataSource {
-    #[serde(default)]
-    pub local_file_path: Option<String>,
-    #[serde(default)]
-    pub image_source_url: Option<String>,
-    #[serde(default)]
-    pub web_download: Option<bool>,
-    #[serde(default)]
-    pub import_method: Option<String>,
-    #[serde(default)]
-    pub image_cache_path: Option<String>,
-}
+/// through the spec document, from a typed spec or from a JSON spec document.
+#[derive(Debug, Default)]
+pub struct DataSource(SpecDoc);
 
 impl DataSource {
     /// The data source of a typed spec.
     pub fn of(spec: &ImageSpec) -> DataSource {
-        DataSource {
-            local_file_path: spec.local_file_path.clone(),
-            image_source_url: spec.image_source_url.clone(),
-            web_download: spec.web_download,
-            import_method: spec.import_method.clone(),
-            image_cache_path: spec.image_cache_path.clone(),
-        }
+        DataSource(SpecDoc::from(spec.clone()))
+    }
+
+    /// The data source of a JSON spec document; one that is not a spec document has none
+    /// (the component names what is wrong with it).
+    pub fn from_json(spec: &Value) -> DataSource {
+        serde_json::from_value(spec.clone())
+            .map(DataSource)
+            .unwrap_or_default()
+    }
+
+    /// The image file to read, if any.
+    pub fn local_file_path(&self) -> Option<&str> {
+        self.0.local_file_path.as_deref()
     }
 
     /// How the component gets the data of this source's URL (the one rule, shared with the
     /// component).
     pub fn url_data(&self) -> UrlData<'_> {
-        let method = ImportMethod::of(self.import_method.as_deref(), self.web_download);
+        let spec = &self.0;
+        let method = ImportMethod::of(spec.import_method.as_deref(), spec.web_download);
         UrlData::of(
-            self.image_source_url.as_deref(),
+            spec.image_source_url.as_deref(),
             method.is_some_and(ImportMethod::glance_fetches),
-            self.image_cache_path.as_deref(),
+            spec.image_cache_path.as_deref(),
         )
     }
 
@@ -102,10 +99,7 @@ impl SpecGrants {
     pub fn for_sources(sources: impl Iterator<Item = DataSource>) -> anyhow::Result<SpecGrants> {
         let (mut read_only, mut read_write, mut hosts) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
         for source in sources {
-            if let Some(dir) = source
-                .local_file_path
-                .as_deref()
-                .and_then(|f| Path::new(f).parent())
+            if let Some(dir) = source.local_file_path().and_then(|f| Path::new(f).parent())
                 && dir.is_dir()
             {
                 read_only.insert(dir.to_path_buf());

@@ -316,9 +316,13 @@ fn a_changed_local_file_is_a_replacement_and_a_touched_one_is_not() {
     let old = s.state_id("web");
 
     // Same bytes, new mtime: nothing to do.
-    let file = std::fs::File::options().write(true).open(s.path("web.qcow2")).unwrap();
+    let file = std::fs::File::options()
+        .write(true)
+        .open(s.path("web.qcow2"))
+        .unwrap();
     let mtime = file.metadata().unwrap().modified().unwrap();
-    file.set_modified(mtime + std::time::Duration::from_secs(10)).unwrap();
+    file.set_modified(mtime + std::time::Duration::from_secs(10))
+        .unwrap();
     drop(file);
     s.plan().expect_code(0);
 

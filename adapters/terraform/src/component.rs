@@ -129,16 +129,13 @@ impl Backend for SandboxBackend {
         let spellings = resolve_paths(&mut request, &base);
         // Downloads need a cache directory; the bundled host's default serves here too.
         if let Some(spec) = request.get_mut("spec") {
-            let source: DataSource = serde_json::from_value(spec.clone()).unwrap_or_default();
+            let source = DataSource::from_json(spec);
             if source.needs_default_cache() {
                 let dir = sandbox::default_image_cache().map_err(host_error)?;
                 spec["image_cache_path"] = dir.to_string_lossy().into_owned().into();
             }
         }
-        let source: DataSource = request
-            .get("spec")
-            .and_then(|spec| serde_json::from_value(spec.clone()).ok())
-            .unwrap_or_default();
+        let source = request.get("spec").map(DataSource::from_json).unwrap_or_default();
         let grants = SpecGrants::for_sources(std::iter::once(source)).map_err(host_error)?;
         let configured = self.configured();
         let sandbox = match (&configured, function) {
