@@ -75,7 +75,7 @@ pub fn state_from_image(image: &Value, prior: Option<&ImageSpec>) -> Result<Imag
         (field.read)(&mut spec, image.get(field.glance));
     }
     spec.properties = managed;
-    spec.stores = store_list(image.get("stores").and_then(Value::as_str).unwrap_or(""));
+    spec.stores = stores_of(image);
     // Images applied before the field existed were imported as its default says.
     spec.all_stores_must_succeed = spec
         .all_stores_must_succeed
@@ -101,6 +101,11 @@ pub fn state_from_image(image: &Value, prior: Option<&ImageSpec>) -> Result<Imag
         direct_url: str_field("direct_url"),
         source_fingerprint: None,
     })
+}
+
+/// The stores holding an image's data (Glance's comma-separated `stores`), sorted.
+pub fn stores_of(image: &Value) -> Vec<String> {
+    store_list(image.get("stores").and_then(Value::as_str).unwrap_or(""))
 }
 
 fn text(value: &Value) -> String {

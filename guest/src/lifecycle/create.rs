@@ -253,26 +253,18 @@ impl<T: Transport> Provider<T> {
                 data: self.open_data(spec, op)?,
             };
         };
-        let verifying = spec.verify_checksum != Some(false);
         let (image, import) = if stage {
             self.check_staged(op, &id, &digests)?;
             let (image, import) = self.import_staged(op, spec, &id, &digests)?;
-            // Converted data has the converter's digests; the staged size was checked instead.
-            if verifying
-                && image.get("disk_format").and_then(Value::as_str) == Some(spec.disk_format.as_str())
-            {
-                verify(&image, &digests)?;
-            }
             (image, Some(import))
         } else {
             let image = self.wait_active(op, &id)?;
-            if verifying {
+            if spec.verify_checksum != Some(false) {
                 verify(&image, &digests)?;
             }
             match spec.stores.get(1..).filter(|rest| !rest.is_empty()) {
                 Some(rest) => {
-                    let copy = self.copy_to_stores(op, spec, &id, rest, &image)?;
-                    let image = self.wait_active(op, &id)?;
+                    let (image, copy) = self.copy_to_stores(op, spec, &id, rest, &image)?;
                     (image, Some(copy))
                 }
                 None => (image, None),
@@ -387,7 +379,7 @@ pub(super) fn probe_file(path: &str) -> Result<(), String> {
     }
 }
 
-fn verify(image: &Value, sent: &Digests) -> Result<(), Error> {
+pub(super) fn verify(image: &Value, sent: &Digests) -> Result<(), Error> {
     let mismatch = |algorithm: &str, expected: &str, actual: &str| {
         Error::ChecksumMismatch(ChecksumMismatch {
             algorithm: algorithm.into(),

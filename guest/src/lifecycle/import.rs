@@ -106,7 +106,7 @@ impl<T: Transport> Provider<T> {
                     .trim()
                     .to_string(),
                 stores: if import.stores.is_empty() {
-                    store_list(image.get("stores").and_then(Value::as_str).unwrap_or(""))
+                    glance::stores_of(&image)
                 } else {
                     import.stores.clone()
                 },
@@ -175,33 +175,35 @@ impl<T: Transport> Provider<T> {
 
     /// The ids of the image's tasks; `None` when the cloud has no tasks API.
     fn task_ids(&mut self, op: &mut Op, tasks_url: &str) -> Result<Option<Vec<String>>, Error> {
-        let response = self.call(op, "GET", tasks_url, None)?;
-        if response.status != 200 {
-            return Ok(None);
-        }
-        let tasks = response.json().map_err(Error::Transport)?;
-        Ok(Some(
-            tasks_of(&tasks)
+        Ok(self.tasks(op, tasks_url)?.map(|tasks| {
+            tasks
+                .iter()
                 .filter_map(|t| t.get("id").and_then(Value::as_str))
                 .map(str::to_string)
-                .collect(),
-        ))
+                .collect()
+        }))
     }
 
     /// The newest task of the image that is not in `known`.
     fn new_task(&mut self, op: &mut Op, tasks_url: &str, known: &[String]) -> Result<Option<Value>, Error> {
+        Ok(self.tasks(op, tasks_url)?.into_iter().flatten().find(|t| {
+            t.get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| !known.iter().any(|k| k == id))
+        }))
+    }
+
+    /// The image's tasks, newest first; `None` when the cloud has no tasks API.
+    fn tasks(&mut self, op: &mut Op, tasks_url: &str) -> Result<Option<Vec<Value>>, Error> {
         let response = self.call(op, "GET", tasks_url, None)?;
         if response.status != 200 {
             return Ok(None);
         }
-        let tasks = response.json().map_err(Error::Transport)?;
-        Ok(tasks_of(&tasks)
-            .find(|t| {
-                t.get("id")
-                    .and_then(Value::as_str)
-                    .is_some_and(|id| !known.iter().any(|k| k == id))
-            })
-            .cloned())
+        let mut tasks = response.json().map_err(Error::Transport)?;
+        Ok(Some(match tasks.get_mut("tasks").map(Value::take) {
+            Some(Value::Array(tasks)) => tasks,
+            _ => Vec::new(),
+        }))
     }
 
     /// Asks Glance to download the image from its URL itself (web-download).
@@ -285,6 +287,10 @@ impl<T: Transport> Provider<T> {
             format!("the {} staged bytes", sent.size),
         );
         let (image, result) = self.run_import(op, id, &import)?;
+        let converted = image.get("disk_format").and_then(Value::as_str) != Some(spec.disk_format.as_str());
+        if spec.verify_checksum != Some(false) && !converted {
+            verify(&image, sent)?;
+        }
         Ok((image, result))
     }
 
@@ -377,8 +383,4 @@ fn check_source_checksum(spec: &ImageSpec, image: &Value) -> Result<(), Error> {
         }));
     }
     Ok(())
-}
-
-fn tasks_of(tasks: &Value) -> impl Iterator<Item = &Value> {
-    tasks.get("tasks").and_then(Value::as_array).into_iter().flatten()
 }

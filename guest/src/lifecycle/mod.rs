@@ -14,7 +14,7 @@ mod wait;
 #[cfg(test)]
 mod tests;
 
-use create::{mtime_ns, probe_file, short};
+use create::{mtime_ns, probe_file, short, verify};
 use session::{Op, Session, transport_error};
 use wait::PollDelay;
 

@@ -109,7 +109,7 @@ impl<T: Transport> Provider<T> {
         id: &str,
         current: &Value,
     ) -> Result<Option<(Value, Option<ImportResult>)>, Error> {
-        let before = store_list(current.get("stores").and_then(Value::as_str).unwrap_or(""));
+        let before = glance::stores_of(current);
         let StoreChange { add, remove } = placement::store_change(&before, &desired.stores);
         if add.is_empty() && remove.is_empty() {
             return Ok(None);
@@ -119,7 +119,7 @@ impl<T: Transport> Provider<T> {
         if !add.is_empty() {
             let copied = self.copy_to_stores(op, desired, id, &add, current);
             match copied {
-                Ok(copy) => result = Some(copy),
+                Ok((_, copy)) => result = Some(copy),
                 Err(err) => {
                     self.undo_copies(op, id, &before);
                     return Err(err);
@@ -135,7 +135,8 @@ impl<T: Transport> Provider<T> {
         Ok(Some((response.json().map_err(Error::Transport)?, result)))
     }
 
-    /// Copies the image's data to `stores` (copy-image) and checks the data is unchanged.
+    /// Copies the image's data to `stores` (copy-image) and checks the data is unchanged;
+    /// returns the image as the copy left it and the copy's result.
     pub(super) fn copy_to_stores(
         &mut self,
         op: &mut Op,
@@ -143,7 +144,7 @@ impl<T: Transport> Provider<T> {
         id: &str,
         stores: &[String],
         current: &Value,
-    ) -> Result<ImportResult, Error> {
+    ) -> Result<(Value, ImportResult), Error> {
         progress::info(format!("copying the data of image {id} to {}", stores.join(", ")));
         let import = import::Import::new(
             spec,
@@ -170,7 +171,7 @@ impl<T: Transport> Provider<T> {
                 }));
             }
         }
-        Ok(result)
+        Ok((image, result))
     }
 
     /// Removes the data from the stores a failed copy reached (everything not in `before`).
@@ -180,7 +181,7 @@ impl<T: Transport> Provider<T> {
             .call(op, "GET", &url, None)
             .ok()
             .and_then(|r| r.json().ok())
-            .map(|image| store_list(image.get("stores").and_then(Value::as_str).unwrap_or("")))
+            .map(|image| glance::stores_of(&image))
             .unwrap_or_default();
         for store in now.iter().filter(|s| !before.contains(s)) {
             if let Err(err) = self.delete_from_store(op, id, store) {
