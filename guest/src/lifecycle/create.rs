@@ -221,17 +221,22 @@ impl<T: Transport> Provider<T> {
                 Ok(digests) => break digests,
                 Err(err) => err,
             };
-            // An upload that broke off may start again from the first byte, but only while
+            // An upload that broke off may start again from the first byte, but only once
             // Glance has put the image back to `queued` (it holds no data). A server's own
-            // answer (a 4xx, or a 500) would only come again: that is the error.
+            // answer (a 4xx, or a 500) would only come again: that is the error. A restart
+            // refused with 409 met the broken upload still being read at Glance's side (it
+            // reached a busy worker late): once that one is over, the image is `queued` again.
             let worth_again = match &err {
                 Error::Transport(_) | Error::AuthFailed(_) => true,
+                Error::Conflict(_) => restarts > 0,
                 Error::Api(api) => retry::transient_status(api.status),
                 _ => false,
             };
             if !worth_again
                 || restarts >= self.transport.retries
-                || !self.status_of(op, &id).is_ok_and(|status| status == "queued")
+                || !self
+                    .status_after_upload(op, &id)
+                    .is_ok_and(|status| status == "queued")
             {
                 return Err(err);
             }

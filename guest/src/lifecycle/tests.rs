@@ -1,5 +1,5 @@
-//! The provider's decisions against a scripted cloud: a failed create cleans up, a 401 gets one
-//! re-authentication, a protected image's delete names the fix, a failed copy to new stores is
+//! The provider's decisions against a scripted cloud: a failed create cleans up, a broken
+//! upload starts again once Glance is done with it, a 401 gets one re-authentication, a protected image's delete names the fix, a failed copy to new stores is
 //! undone, and a converted glance-direct import keeps the spec's disk format.
 
 use std::collections::VecDeque;
@@ -128,6 +128,47 @@ fn a_refused_upload_deletes_the_half_made_image() {
     let err = provider.create(&cloud(), spec("refused.img")).unwrap_err();
     assert!(matches!(&err, Error::Api(a) if a.status == 500), "{err:?}");
     assert_eq!(provider.transport.inner.sent(&format!("DELETE /images/{ID}")), 1);
+}
+
+#[test]
+fn a_restarted_upload_waits_until_glance_is_done_with_the_broken_one() {
+    let abc = image(json!({
+        "checksum": "900150983cd24fb0d6963f7d28e17f72",
+        "os_hash_algo": "sha512",
+        "os_hash_value": "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f",
+    }));
+    let status = |s: &str| (200, image(json!({"status": s})));
+    let script = ScriptedCloud::new()
+        .on("POST /images", &[(201, json!({}))])
+        .on(
+            &format!("PUT /images/{ID}/file"),
+            &[
+                (503, json!({"message": "the upload broke off"})),
+                (409, json!({"message": "Image status transition from saving to saving is not allowed"})),
+                (204, json!({})),
+            ],
+        )
+        .on(
+            &format!("GET /images/{ID}"),
+            &[
+                // After the 503: back to queued, so the upload starts again…
+                status("queued"),
+                // …but meets the first one, which a busy worker only now reads: wait for it.
+                status("saving"),
+                status("saving"),
+                status("queued"),
+                (200, abc),
+            ],
+        );
+    let mut provider = Provider::new(script);
+    let mut cloud = cloud();
+    cloud.retries = Some(3);
+    let state = provider.create(&cloud, spec("restarted.img")).unwrap();
+    assert_eq!(state.id, ID);
+    let cloud_log = &provider.transport.inner;
+    assert_eq!(cloud_log.sent(&format!("PUT /images/{ID}/file")), 3);
+    assert_eq!(cloud_log.uploaded, 9, "the data went three times, whole");
+    assert_eq!(cloud_log.sent(&format!("DELETE /images/{ID}")), 0);
 }
 
 #[test]

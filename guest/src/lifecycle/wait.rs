@@ -29,6 +29,20 @@ impl<T: Transport> Provider<T> {
         Ok(self.poll(op, id, &url)?.1)
     }
 
+    /// The image's status once Glance is done with an upload that broke off: while a worker
+    /// still reads it (`saving`), waits, within the operation's time.
+    pub(super) fn status_after_upload(&mut self, op: &mut Op, id: &str) -> Result<String, Error> {
+        let url = op.url(&format!("/images/{id}"));
+        let mut delay = PollDelay::new();
+        loop {
+            let status = self.poll(op, id, &url)?.1;
+            if status != "saving" {
+                return Ok(status);
+            }
+            delay.sleep(op)?;
+        }
+    }
+
     /// Reads the image once while waiting on it; reports status changes.
     pub(super) fn poll(&mut self, op: &mut Op, id: &str, url: &str) -> Result<(Value, String), Error> {
         let response = self.call(op, "GET", url, None)?;
