@@ -600,7 +600,8 @@ struct Prepared {
     path: PathBuf,
 }
 
-/// Loads spec, state and cloud, starts the component and validates every image.
+/// Loads spec and state, validates every image (no cloud needed), then loads the cloud and
+/// starts the component for it.
 async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     let mut spec = SpecFile::load(&args.file)?;
     let path = state_path(args.state.clone(), Some(&args.file));
@@ -612,18 +613,24 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     }
     spec.images
         .retain(|name, _| engine::targeted(&args.targets, name));
-    let (cloud, tls, token_cache) = load_cloud(global)?;
     for image in spec.images.values_mut() {
         if policy::DataSource::of(image).needs_default_cache() {
             image.image_cache_path = Some(default_image_cache()?.to_string_lossy().into_owned());
         }
     }
-    let grants = policy::SpecGrants::for_images(spec.images.values())?;
-    let sandbox = Arc::new(sandbox(global, &cloud, &tls, token_cache)?);
-    let mut instance = sandbox.instance(grants, "check").await?;
-    let desired = engine::check_all(&mut instance, &spec.images)
+    // The spec is checked before the cloud is looked at: a spec error needs no cloud.
+    let offline = Sandbox::new(&sandbox_settings(global)?)?;
+    let mut checker = offline
+        .instance(policy::SpecGrants::for_images(spec.images.values())?, "check")
+        .await?;
+    let desired = engine::check_all(&mut checker, &spec.images)
         .await
         .with_context(|| format!("invalid spec file {}", args.file.display()))?;
+    let (cloud, tls, token_cache) = load_cloud(global)?;
+    let sandbox = Arc::new(offline.for_cloud(&cloud, &tls, token_cache)?);
+    let instance = sandbox
+        .instance(policy::SpecGrants::for_images(spec.images.values())?, "check")
+        .await?;
     Ok(Prepared {
         sandbox,
         instance,

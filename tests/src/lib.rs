@@ -116,11 +116,24 @@ impl Run {
 pub struct Scenario {
     dir: tempfile::TempDir,
     prefix: String,
+    /// Whether the runs see the dev cloud (its `OS_*` settings); see [`Scenario::offline`].
+    cloud: bool,
 }
 
 impl Scenario {
     /// A scenario whose image names start with `test` plus a random suffix.
     pub fn new(test: &str) -> Scenario {
+        Scenario::with_cloud(test, true)
+    }
+
+    /// A scenario for what needs no cloud (help, completions, spec errors): its runs get no
+    /// `OS_*` settings and a home of their own (no clouds.yaml), and it neither needs the dev
+    /// cloud running nor looks at it when dropped.
+    pub fn offline(test: &str) -> Scenario {
+        Scenario::with_cloud(test, false)
+    }
+
+    fn with_cloud(test: &str, cloud: bool) -> Scenario {
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
         Scenario {
             dir: tempfile::Builder::new()
@@ -128,6 +141,7 @@ impl Scenario {
                 .tempdir()
                 .expect("temp dir"),
             prefix: format!("e2e-{test}-{suffix}"),
+            cloud,
         }
     }
 
@@ -173,8 +187,12 @@ impl Scenario {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-            .env("OPENSTACK_IMAGE_CACHE_DIR", root().join("target/component-cache"))
-            .envs(cloud_env().iter().filter(|(k, _)| k.starts_with("OS_")));
+            .env("OPENSTACK_IMAGE_CACHE_DIR", root().join("target/component-cache"));
+        if self.cloud {
+            command.envs(cloud_env().iter().filter(|(k, _)| k.starts_with("OS_")));
+        } else {
+            command.env("HOME", self.dir.path());
+        }
         command
     }
 
@@ -240,6 +258,9 @@ impl Scenario {
 
 impl Drop for Scenario {
     fn drop(&mut self) {
+        if !self.cloud {
+            return;
+        }
         for image in self.cloud_images() {
             if let Some(id) = image["ID"].as_str() {
                 let _ = observer::openstack(&["image", "set", "--unprotected", id]);

@@ -543,6 +543,45 @@ fn bad_specs_fail_with_a_field_naming_error_and_change_nothing() {
     report(failures);
 }
 
+#[test]
+fn spec_errors_are_found_before_the_cloud_is_needed() {
+    // No OS_* settings and no clouds.yaml: a bad spec is still named field by field...
+    let s = Scenario::offline("offline-spec");
+    s.qcow2("web.qcow2", 1);
+    let image = |body: &str| format!("images:\n  web:\n    container_format: bare\n{body}");
+    let mut failures = Vec::new();
+    for (case, body, needles) in [
+        (
+            "bad disk_format",
+            "    disk_format: qcow3\n    local_file_path: web.qcow2\n",
+            &["image 'web'", "disk_format", "qcow2"][..],
+        ),
+        (
+            "missing file",
+            "    disk_format: qcow2\n    local_file_path: gone.qcow2\n",
+            &["image 'web'", "local_file_path", "gone.qcow2"][..],
+        ),
+    ] {
+        s.write_spec(&image(body));
+        for command in ["plan", "apply"] {
+            let run = s.run(&[command, "-f", "images.yaml"]);
+            failures.extend(failure(case, command, &run, needles));
+            if run.stderr.contains("OS_AUTH_URL") {
+                failures.push(format!(
+                    "{case} ({command}): the cloud came first:\n{}",
+                    run.stderr
+                ));
+            }
+        }
+    }
+    assert!(!s.path(STATE_FILE).exists(), "no state file is written");
+    report(failures);
+    // ...and a good one gets as far as the missing cloud, which the error names.
+    s.write_spec(&image("    disk_format: qcow2\n    local_file_path: web.qcow2\n"));
+    let run = s.run(&["plan", "-f", "images.yaml"]).expect_code(1);
+    assert!(run.stderr.contains("OS_AUTH_URL is not set"), "{}", run.stderr);
+}
+
 /// How a state case's file is made.
 enum StateFile {
     /// The whole file.

@@ -224,7 +224,7 @@ fn a_second_run_on_a_locked_state_refuses() {
 
 #[test]
 fn completions_are_printed_for_each_shell() {
-    let s = Scenario::new("completions");
+    let s = Scenario::offline("completions");
     for shell in ["bash", "zsh", "fish"] {
         let run = s.run(&["completions", shell]).expect_code(0);
         assert!(run.stdout.contains("openstack-image"), "{shell}");
@@ -237,7 +237,7 @@ fn completions_are_printed_for_each_shell() {
 
 #[test]
 fn help_documents_every_command_and_usage_errors_have_their_own_status() {
-    let s = Scenario::new("help");
+    let s = Scenario::offline("help");
     for command in ["plan", "apply", "destroy", "show", "import", "refresh"] {
         let run = s.run(&[command, "--help"]).expect_code(0);
         for section in ["Usage: openstack-image", "Exit status:", "Example", "--cloud"] {
