@@ -101,13 +101,8 @@ pub struct AuthDoc {
     pub token: Option<String>,
 }
 
-/// The `session` of a cloud document: the token and the token response carrying its catalog.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SessionDoc {
-    pub token: String,
-    pub token_body: String,
-}
+/// The `session` of a cloud document: what `authenticate` returned.
+pub type SessionDoc = SessionRecord;
 
 /// openstacksdk's `cache` mapping; only `auth` is used.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -285,10 +280,7 @@ impl CloudSettings {
             region: self.get(|d| &d.region_name),
             interface,
             retries: self.get(|d| &d.retries),
-            session: self.pick(|d| d.session.clone()).map(|(s, _)| SessionRecord {
-                token: s.token,
-                token_body: s.token_body,
-            }),
+            session: self.get(|d| &d.session),
         })
     }
 
@@ -358,10 +350,7 @@ impl CloudDoc {
             region_name: cloud.region.clone(),
             interface: cloud.interface.clone(),
             retries: cloud.retries,
-            session: cloud.session.as_ref().map(|s| SessionDoc {
-                token: s.token.clone(),
-                token_body: s.token_body.clone(),
-            }),
+            session: cloud.session.clone(),
             ..CloudDoc::default()
         }
     }

@@ -20,6 +20,8 @@
 //! Builds natively and for wasm32-wasip2; pure-Rust dependencies only.
 
 pub mod cloud;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod records;
 pub mod schema;
 pub mod spec;
@@ -27,4 +29,6 @@ pub mod state;
 pub mod state_file;
 pub mod text;
 
-pub use records::{FingerprintDoc, ImageDoc, ImportResultDoc, QueryDoc, SpecDoc, TimeoutsDoc};
+pub use records::{
+    EndpointRecord, FingerprintDoc, ImageDoc, ImportResultDoc, QueryDoc, SessionRecord, SpecDoc, TimeoutsDoc,
+};

@@ -370,11 +370,26 @@ macro_rules! cloud_records {
                 project_domain_name: Option<String> => into,
             }
 
-            /// A Keystone token issued earlier.
-            #[derive(Debug, Clone, PartialEq)]
+            /// A Keystone token and its catalog's image endpoints (`authenticate`'s answer;
+            /// also the `session` of a cloud document).
+            #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
             struct SessionRecord => Session {
                 token: String => into,
-                token_body: String => into,
+                #[serde(default)]
+                expires_at: Option<String> => into,
+                #[serde(default)]
+                image_endpoints: Vec<EndpointRecord> => list,
+            }
+
+            /// One image endpoint of a token's catalog.
+            #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            struct EndpointRecord => Endpoint {
+                url: String => into,
+                #[serde(default)]
+                region: Option<String> => into,
+                interface: String => into,
             }
         }
     };
@@ -414,11 +429,13 @@ macro_rules! convert_records {
     (@into text $value:expr) => { ($value).unwrap_or_default() };
     (@into pairs $value:expr) => { ($value).into_iter().collect() };
     (@into flag $value:expr) => { ($value).unwrap_or(false) };
+    (@into list $value:expr) => { ($value).into_iter().map(::core::convert::Into::into).collect() };
     (@from into $value:expr) => { ::core::convert::Into::into($value) };
     (@from option $value:expr) => { ($value).map(::core::convert::Into::into) };
     (@from text $value:expr) => { ::core::option::Option::Some($value).filter(|t: &String| !t.is_empty()) };
     (@from pairs $value:expr) => { ($value).into_iter().collect() };
     (@from flag $value:expr) => { ::core::option::Option::Some($value).filter(|on: &bool| *on) };
+    (@from list $value:expr) => { ($value).into_iter().map(::core::convert::Into::into).collect() };
     ([$($wit:ident)::+]) => {};
     ([$($wit:ident)::+] $(#[$meta:meta])* struct $doc:ident => $rec:ident {
         $( $(#[$fmeta:meta])* $field:ident : $ty:ty => $conv:ident, )*

@@ -7,7 +7,7 @@ use crate::bindings::exports::openstack::image::lifecycle::Guest;
 use crate::bindings::exports::openstack::image::resource::Guest as JsonGuest;
 use crate::json_face;
 use crate::lifecycle::Provider;
-use crate::types::{Cloud, Error, ImageQuery, ImageSpec, ImageState, Plan};
+use crate::types::{Cloud, Error, ImageQuery, ImageSpec, ImageState, Plan, Session};
 use crate::wasi_http::WasiHttp;
 
 struct Component;
@@ -21,6 +21,10 @@ fn with<R>(f: impl FnOnce(&mut Provider<WasiHttp>) -> R) -> R {
 }
 
 impl Guest for Component {
+    fn authenticate(cloud: Cloud) -> Result<Session, Error> {
+        with(|p| p.authenticate(&cloud))
+    }
+
     fn check(spec: ImageSpec) -> Result<ImageSpec, Error> {
         with(|p| p.check(spec))
     }
@@ -58,6 +62,10 @@ impl Guest for Component {
 impl JsonGuest for Component {
     fn schema() -> String {
         json_face::schema()
+    }
+
+    fn authenticate_json(request: String) -> Result<String, String> {
+        with(|p| json_face::authenticate(p, &request))
     }
 
     fn check_json(request: String) -> Result<String, String> {

@@ -184,16 +184,10 @@ fn pairs(properties: &[(String, String)]) -> BTreeMap<&str, &str> {
 mod tests {
     use super::*;
     use crate::validate::{check, tests::spec};
-    use openstack_image_documents::ImageDoc;
+    use openstack_image_documents::fixtures;
 
     pub(crate) fn state_of(spec: &ImageSpec) -> ImageState {
-        ImageState {
-            id: "6f1e0c2e-0000-4000-8000-000000000001".into(),
-            spec: spec.clone(),
-            status: "active".into(),
-            size_bytes: Some(1),
-            ..ImageState::from(ImageDoc::default())
-        }
+        fixtures::image(spec.clone().into()).into()
     }
 
     fn changed(plan: &Plan) -> Vec<&str> {
@@ -326,7 +320,7 @@ mod tests {
         let mut new = s.clone();
         new.image_id = Some("6f1e0c2e-0000-4000-8000-000000000002".into());
         assert_eq!(diff(&new, &state_of(&s)).action, Action::Replace);
-        new.image_id = Some("6f1e0c2e-0000-4000-8000-000000000001".into());
+        new.image_id = Some(fixtures::IMAGE_ID.into());
         assert_eq!(diff(&new, &state_of(&s)).action, Action::NoOp);
     }
 }

@@ -1,8 +1,9 @@
-//! Keystone v3: the token request for each credential type, and the service catalog lookup.
+//! Keystone v3: the token request for each credential type, the session a token response
+//! gives (its catalog's image endpoints), and the endpoint lookup.
 
 use serde_json::{Map, Value, json};
 
-use crate::types::{Cloud, Credentials, ProjectScope};
+use crate::types::{Cloud, Credentials, Endpoint, ProjectScope, Session};
 
 /// `…/v3/auth/tokens` for an auth URL given with or without the `/v3` suffix.
 pub fn tokens_url(auth_url: &str) -> String {
@@ -99,8 +100,10 @@ fn project_scope(scope: &ProjectScope) -> Option<Value> {
     }
 }
 
-/// The image service's URL from a token response's catalog, with Glance's `/v2` appended.
-pub fn image_endpoint(token_body: &Value, region: Option<&str>, interface: &str) -> Result<String, String> {
+/// The session a token response gives: the token, its expiry and its catalog's image
+/// endpoints. A token without a catalog (unscoped) or without an image service is refused
+/// here, naming the fix.
+pub fn session(token: String, token_body: &Value) -> Result<Session, String> {
     let catalog = token_body
         .pointer("/token/catalog")
         .and_then(Value::as_array)
@@ -111,31 +114,43 @@ pub fn image_endpoint(token_body: &Value, region: Option<&str>, interface: &str)
         .iter()
         .find(|s| s.get("type").and_then(Value::as_str) == Some("image"))
         .ok_or("the service catalog has no 'image' service (Glance)")?;
-    let endpoints = service
+    let text = |e: &Value, key: &str| e.get(key).and_then(Value::as_str).map(str::to_string);
+    let image_endpoints = service
         .get("endpoints")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let in_region = |e: &Value| {
-        region.is_none_or(|r| {
-            e.get("region_id").and_then(Value::as_str) == Some(r)
-                || e.get("region").and_then(Value::as_str) == Some(r)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            Some(Endpoint {
+                url: text(e, "url")?,
+                region: text(e, "region_id").or_else(|| text(e, "region")),
+                interface: text(e, "interface").unwrap_or_else(|| "public".into()),
+            })
         })
-    };
+        .collect();
+    Ok(Session {
+        token,
+        expires_at: token_body
+            .pointer("/token/expires_at")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        image_endpoints,
+    })
+}
+
+/// The image service's URL among a session's endpoints, with Glance's `/v2` appended.
+pub fn image_endpoint(
+    endpoints: &[Endpoint],
+    region: Option<&str>,
+    interface: &str,
+) -> Result<String, String> {
     let endpoint = endpoints
         .iter()
-        .find(|e| e.get("interface").and_then(Value::as_str) == Some(interface) && in_region(e))
-        .and_then(|e| e.get("url").and_then(Value::as_str))
+        .find(|e| e.interface == interface && region.is_none_or(|r| e.region.as_deref() == Some(r)))
         .ok_or_else(|| {
             let offered: Vec<String> = endpoints
                 .iter()
-                .map(|e| {
-                    format!(
-                        "{}/{}",
-                        e.get("region_id").and_then(Value::as_str).unwrap_or("?"),
-                        e.get("interface").and_then(Value::as_str).unwrap_or("?")
-                    )
-                })
+                .map(|e| format!("{}/{}", e.region.as_deref().unwrap_or("?"), e.interface))
                 .collect();
             format!(
                 "no image endpoint for region {} and interface {interface}; the catalog offers {} \
@@ -148,7 +163,7 @@ pub fn image_endpoint(token_body: &Value, region: Option<&str>, interface: &str)
                 }
             )
         })?;
-    Ok(glance_v2(endpoint))
+    Ok(glance_v2(&endpoint.url))
 }
 
 fn glance_v2(endpoint: &str) -> String {
@@ -163,33 +178,18 @@ fn glance_v2(endpoint: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{ApplicationCredentialAuth, PasswordAuth};
+    use crate::types::ApplicationCredentialAuth;
+    use openstack_image_documents::fixtures;
 
     fn cloud(credentials: Credentials) -> Cloud {
         Cloud {
-            auth_url: "http://127.0.0.1:5000/v3/".into(),
             credentials,
-            scope: ProjectScope {
-                project_id: None,
-                project_name: Some("demo".into()),
-                project_domain_id: None,
-                project_domain_name: Some("Default".into()),
-            },
-            region: None,
-            interface: None,
-            retries: None,
-            session: None,
+            ..fixtures::cloud("http://127.0.0.1:5000/v3/").into()
         }
     }
 
     fn password() -> Credentials {
-        Credentials::Password(PasswordAuth {
-            user_id: None,
-            username: Some("admin".into()),
-            password: "pw".into(),
-            user_domain_id: None,
-            user_domain_name: None,
-        })
+        fixtures::password("admin", "pw").into()
     }
 
     #[test]
@@ -238,27 +238,39 @@ mod tests {
 
     #[test]
     fn picks_endpoint_by_region_and_interface() {
-        let token = json!({"token": {"catalog": [
-            {"type": "identity", "endpoints": []},
+        let token = json!({"token": {"expires_at": "2999-01-01T00:00:00.000000Z", "catalog": [
+            {"type": "identity", "endpoints": [{"interface": "public", "url": "http://k:5000"}]},
             {"type": "image", "endpoints": [
                 {"interface": "public", "region_id": "RegionOne", "url": "http://g1:9292"},
                 {"interface": "internal", "region_id": "RegionOne", "url": "http://g1-int:9292"},
-                {"interface": "public", "region_id": "RegionTwo", "url": "http://g2:9292/v2/"},
+                {"interface": "public", "region": "RegionTwo", "url": "http://g2:9292/v2/"},
             ]},
         ]}});
+        let session = session("t".into(), &token).unwrap();
+        assert_eq!(session.expires_at.as_deref(), Some("2999-01-01T00:00:00.000000Z"));
+        assert_eq!(session.image_endpoints.len(), 3, "only the image service's");
+        let endpoints = &session.image_endpoints;
         assert_eq!(
-            image_endpoint(&token, Some("RegionOne"), "public").unwrap(),
+            image_endpoint(endpoints, Some("RegionOne"), "public").unwrap(),
             "http://g1:9292/v2"
         );
         assert_eq!(
-            image_endpoint(&token, Some("RegionTwo"), "public").unwrap(),
+            image_endpoint(endpoints, Some("RegionTwo"), "public").unwrap(),
             "http://g2:9292/v2"
         );
         assert_eq!(
-            image_endpoint(&token, None, "internal").unwrap(),
+            image_endpoint(endpoints, None, "internal").unwrap(),
             "http://g1-int:9292/v2"
         );
-        let err = image_endpoint(&token, Some("RegionThree"), "public").unwrap_err();
+        let err = image_endpoint(endpoints, Some("RegionThree"), "public").unwrap_err();
         assert!(err.contains("RegionOne/public"), "{err}");
+    }
+
+    #[test]
+    fn a_token_without_a_catalog_names_the_fix() {
+        let err = session("t".into(), &json!({"token": {}})).unwrap_err();
+        assert!(err.contains("scope it to a project"), "{err}");
+        let err = session("t".into(), &json!({"token": {"catalog": []}})).unwrap_err();
+        assert!(err.contains("no 'image' service"), "{err}");
     }
 }

@@ -322,17 +322,11 @@ fn with_defaults(mut spec: ImageSpec) -> ImageSpec {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use openstack_image_documents::SpecDoc;
+    use openstack_image_documents::fixtures;
 
     /// A minimal valid spec for tests across the crate.
     pub(crate) fn spec() -> ImageSpec {
-        ImageSpec::from(SpecDoc {
-            name: Some("cirros".into()),
-            container_format: Some("bare".into()),
-            disk_format: Some("qcow2".into()),
-            local_file_path: Some("/images/cirros.qcow2".into()),
-            ..SpecDoc::default()
-        })
+        fixtures::spec().into()
     }
 
     fn fields(result: Result<ImageSpec, Vec<FieldError>>) -> Vec<String> {

@@ -33,8 +33,8 @@ pub use exports::openstack::image::lifecycle::{Guest as Lifecycle, GuestIndices 
 #[cfg(feature = "runtime")]
 pub use exports::openstack::image::resource::{Guest as JsonFace, GuestIndices as JsonFaceIndices};
 pub use openstack::image::types::{
-    Action, ApplicationCredentialAuth, Cloud, Credentials, Error as GuestError, ImageQuery, ImageSpec,
-    ImageState, PasswordAuth, Plan, ProjectScope, Session, Timeouts,
+    Action, ApplicationCredentialAuth, Cloud, Credentials, Endpoint, Error as GuestError, ImageQuery,
+    ImageSpec, ImageState, PasswordAuth, Plan, ProjectScope, Session, Timeouts,
 };
 
 // `From` conversions between the documents and these types, from the documents' field lists.

@@ -6,8 +6,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions};
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
@@ -18,9 +16,6 @@ use openstack_image_documents::spec::{ImportMethod, UrlData};
 use crate::bindings::{ImageSpec, Session};
 use crate::session::{Claim, SessionSlot};
 use crate::transport::Transport;
-
-/// Largest Keystone token response the host inspects for catalog endpoints.
-const MAX_TOKEN_RESPONSE: usize = 16 * 1024 * 1024;
 
 /// What a spec's images need beyond the cloud: the directories of local files (read-only),
 /// download caches (read-write, created if missing), and the hosts of source URLs.
@@ -163,27 +158,29 @@ impl AllowedHost {
     }
 }
 
-/// Outgoing HTTP policy: the auth URL's host, the image endpoints Keystone's catalog names,
-/// and what the user allowed; everything else is refused.
+/// Outgoing HTTP policy: the auth URL's host, the image endpoints of the run's session (as
+/// the component's `authenticate` reported them from Keystone's catalog), and what the user
+/// allowed; everything else is refused. The policy reads no answers: it only decides who may
+/// be called.
 #[derive(Clone)]
 pub struct NetworkPolicy {
-    allowed: Arc<Mutex<BTreeSet<AllowedHost>>>,
-    /// The auth host and the catalog's image endpoints: the hosts the cloud's TLS settings
-    /// (`verify: false`) apply to.
-    cloud: Arc<Mutex<BTreeSet<AllowedHost>>>,
-    denied: Arc<Mutex<BTreeSet<String>>>,
-    /// The Keystone host, whose token responses are read (none: no cloud is reachable).
+    /// The auth URL's host and what the user allowed (`--allow-host`, the spec's sources): the
+    /// only hosts whose own addresses may lie in the blocked ranges (see `transport::blocked`).
+    allowed: Arc<BTreeSet<AllowedHost>>,
+    /// The Keystone host (none: no cloud is reachable).
     auth_host: Option<AllowedHost>,
+    /// The image endpoints of the sessions this instance was given.
+    image_endpoints: Arc<Mutex<BTreeSet<AllowedHost>>>,
+    denied: Arc<Mutex<BTreeSet<String>>>,
     /// The run's connection pools, shared by every instance.
     transport: Transport,
-    /// The run's Keystone token, shared with every other instance's policy.
+    /// The run's Keystone session, shared with every other instance's policy.
     session: SessionSlot,
 }
 
 impl NetworkPolicy {
-    /// A policy admitting the auth URL's host and `extra` hosts, sending through `transport`; the
-    /// image endpoints of the token in `session` (if any) are admitted too, since an instance
-    /// that is handed that token never asks Keystone for the catalog itself.
+    /// A policy admitting the auth URL's host and `extra` hosts, sending through `transport`;
+    /// the image endpoints of the run's session (if any) are admitted too.
     pub fn new(
         auth_url: &str,
         extra: &[AllowedHost],
@@ -194,15 +191,15 @@ impl NetworkPolicy {
         let mut allowed: BTreeSet<AllowedHost> = extra.iter().cloned().collect();
         allowed.insert(auth_host.clone());
         let policy = NetworkPolicy {
-            allowed: Arc::new(Mutex::new(allowed)),
-            cloud: Arc::new(Mutex::new(BTreeSet::from([auth_host.clone()]))),
-            denied: Arc::new(Mutex::new(BTreeSet::new())),
+            allowed: Arc::new(allowed),
             auth_host: Some(auth_host),
+            image_endpoints: Arc::default(),
+            denied: Arc::default(),
             transport,
             session,
         };
-        if let Some(body) = policy.session.body() {
-            policy.learn_catalog(body.as_bytes());
+        if let Some(current) = policy.session.current() {
+            policy.admit(&current);
         }
         Ok(policy)
     }
@@ -211,23 +208,44 @@ impl NetworkPolicy {
     pub fn offline(transport: Transport) -> NetworkPolicy {
         NetworkPolicy {
             allowed: Arc::default(),
-            cloud: Arc::default(),
-            denied: Arc::default(),
             auth_host: None,
+            image_endpoints: Arc::default(),
+            denied: Arc::default(),
             transport,
             session: SessionSlot::default(),
         }
     }
 
-    /// The run's token for this instance's next call, or the claim to get it (see
-    /// [`SessionSlot::acquire`]). A token handed over comes with its catalog's image
-    /// endpoints admitted, as if this instance had authenticated itself.
+    /// The run's session for this instance's next call, or the claim to get it (see
+    /// [`SessionSlot::acquire`]), with its image endpoints admitted.
     pub async fn acquire_session(&self) -> (Option<Session>, Option<Claim>) {
         let (session, claim) = self.session.acquire().await;
         if let Some(session) = &session {
-            self.learn_catalog(session.token_body.as_bytes());
+            self.admit(session);
         }
         (session, claim)
+    }
+
+    /// The session an earlier run kept, for `authenticate` to check.
+    pub fn kept_session(&self) -> Option<Session> {
+        self.session.kept()
+    }
+
+    /// Records the session an `authenticate` returned as the run's, and admits its endpoints.
+    pub fn authenticated(&self, session: &Session) {
+        self.session.issued(session);
+        self.admit(session);
+    }
+
+    /// Admits the hosts of a session's image endpoints.
+    pub fn admit(&self, session: &Session) {
+        let mut admitted = self.image_endpoints.lock().expect("policy lock");
+        for endpoint in &session.image_endpoints {
+            if let Ok(host) = AllowedHost::parse(&endpoint.url) {
+                tracing::debug!(host = %host.host, port = ?host.port, "allowing the session's image endpoint");
+                admitted.insert(host);
+            }
+        }
     }
 
     /// Hosts refused so far (`host:port`), for error messages.
@@ -237,67 +255,33 @@ impl NetworkPolicy {
 
     /// Whether a request to `uri` may go out.
     pub fn admits(&self, uri: &http::Uri) -> bool {
-        host_port(uri).is_some_and(|(host, port)| Self::lists(&self.allowed, &host, port))
+        host_port(uri).is_some_and(|(host, port)| {
+            self.allowed.iter().any(|a| a.admits(&host, port)) || self.is_image_endpoint(&host, port)
+        })
     }
 
+    /// The cloud's own hosts (the auth host and the image endpoints): the hosts the cloud's
+    /// TLS settings (`verify: false`, `cacert`) apply to.
     fn is_cloud_host(&self, uri: &http::Uri) -> bool {
-        host_port(uri).is_some_and(|(host, port)| Self::lists(&self.cloud, &host, port))
+        host_port(uri).is_some_and(|(host, port)| {
+            self.auth_host.as_ref().is_some_and(|a| a.admits(&host, port))
+                || self.is_image_endpoint(&host, port)
+        })
     }
 
-    /// Whether `ip` itself was allowed (a name resolving into a blocked range is not enough).
-    fn allows_ip(&self, ip: IpAddr) -> bool {
-        let text = ip.to_string();
-        self.allowed
+    fn is_image_endpoint(&self, host: &str, port: u16) -> bool {
+        self.image_endpoints
             .lock()
-            .expect("policy lock")
-            .iter()
-            .any(|a| a.host == text)
-    }
-
-    fn lists(set: &Mutex<BTreeSet<AllowedHost>>, host: &str, port: u16) -> bool {
-        set.lock()
             .expect("policy lock")
             .iter()
             .any(|a| a.admits(host, port))
     }
 
-    /// Admits the hosts of the image service's endpoints in a Keystone token response.
-    fn learn_catalog(&self, token_body: &[u8]) {
-        let Ok(json) = serde_json::from_slice::<Value>(token_body) else {
-            return;
-        };
-        let services = json.pointer("/token/catalog").and_then(Value::as_array);
-        let image_urls = services
-            .into_iter()
-            .flatten()
-            .filter(|s| s.get("type").and_then(Value::as_str) == Some("image"))
-            .flat_map(|s| {
-                s.get("endpoints")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .filter_map(|e| e.get("url").and_then(Value::as_str).map(str::to_string));
-        let mut allowed = self.allowed.lock().expect("policy lock");
-        let mut cloud = self.cloud.lock().expect("policy lock");
-        for url in image_urls {
-            if let Ok(host) = AllowedHost::parse(&url) {
-                tracing::debug!(host = %host.host, port = ?host.port, "allowing the image endpoint from the catalog");
-                allowed.insert(host.clone());
-                cloud.insert(host);
-            }
-        }
-    }
-
-    fn is_token_request(&self, request: &http::Request<WasiBody>) -> bool {
-        request.method() == http::Method::POST
-            && request
-                .uri()
-                .path()
-                .trim_end_matches('/')
-                .ends_with("/auth/tokens")
-            && host_port(request.uri())
-                .is_some_and(|(h, p)| self.auth_host.as_ref().is_some_and(|a| a.admits(&h, p)))
+    /// Whether `ip` itself was allowed (a name resolving into a blocked range is not enough,
+    /// and neither is an image endpoint: those come from the component).
+    fn allows_ip(&self, ip: IpAddr) -> bool {
+        let text = ip.to_string();
+        self.allowed.iter().any(|a| a.host == text)
     }
 }
 
@@ -329,7 +313,6 @@ impl WasiHttpHooks for NetworkPolicy {
             self.denied.lock().expect("policy lock").insert(target);
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
-        let sniff = self.is_token_request(&request);
         let cloud_host = self.is_cloud_host(request.uri());
         let policy = self.clone();
         Box::new(async move {
@@ -343,37 +326,15 @@ impl WasiHttpHooks for NetworkPolicy {
                 .await?;
             // The pool drives every connection in a task of its own: nothing left to drive here.
             let io: IoFuture = Box::new(async { Ok(()) });
-            if !sniff {
-                return Ok((response, io));
-            }
-            let (parts, body) = response.into_parts();
-            let bytes = collect_limited(body).await?;
-            policy.learn_catalog(&bytes);
-            if parts.status == http::StatusCode::CREATED
-                && let Some(token) = parts.headers.get("x-subject-token").and_then(|t| t.to_str().ok())
-            {
-                policy.session.issued(token, &bytes);
-            }
-            let body = Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
-            Ok((http::Response::from_parts(parts, body), io))
+            Ok((response, io))
         })
-    }
-}
-
-async fn collect_limited<B>(body: B) -> Result<Bytes, HttpError>
-where
-    B: http_body::Body<Data = Bytes, Error = HttpError>,
-{
-    let limited = http_body_util::Limited::new(body, MAX_TOKEN_RESPONSE);
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(_) => Err(HttpError::HttpResponseBodySize(None)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bindings::Endpoint;
 
     #[test]
     fn parses_hosts_ports_and_urls() {
@@ -393,36 +354,49 @@ mod tests {
         assert!(AllowedHost::parse("http://").is_err());
     }
 
+    fn session(token: &str, endpoint: &str) -> Session {
+        Session {
+            token: token.into(),
+            expires_at: Some("2999-01-01T00:00:00.000000Z".into()),
+            image_endpoints: vec![Endpoint {
+                url: endpoint.into(),
+                region: Some("RegionOne".into()),
+                interface: "public".into(),
+            }],
+        }
+    }
+
     #[test]
-    fn admits_only_allowed_hosts_and_learns_image_endpoints() {
+    fn admits_only_allowed_hosts_and_the_sessions_image_endpoints() {
         let transport = Transport::new(&Default::default()).unwrap();
         let policy =
             NetworkPolicy::new("http://127.0.0.1:5000/v3", &[], transport, SessionSlot::default()).unwrap();
         assert!(policy.admits(&"http://127.0.0.1:5000/v3/auth/tokens".parse().unwrap()));
         assert!(!policy.admits(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
         assert!(!policy.admits(&"http://169.254.169.254/latest".parse().unwrap()));
-        policy.learn_catalog(
-            br#"{"token":{"catalog":[{"type":"image","endpoints":[{"url":"http://127.0.0.1:9292"}]},
-                {"type":"compute","endpoints":[{"url":"http://127.0.0.1:8774"}]}]}}"#,
-        );
+        policy.authenticated(&session("t", "http://127.0.0.1:9292"));
         assert!(policy.admits(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
         assert!(policy.is_cloud_host(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
         assert!(!policy.admits(&"http://127.0.0.1:8774/v2.1".parse().unwrap()));
+        // An endpoint the component names does not open the blocked ranges.
+        policy.admit(&session("t", "http://169.254.169.254"));
+        assert!(!policy.allows_ip("169.254.169.254".parse().unwrap()));
+        assert!(
+            policy.allows_ip("127.0.0.1".parse().unwrap()),
+            "the auth host's own address"
+        );
     }
 
     #[tokio::test]
-    async fn a_token_handed_over_admits_its_catalog() {
+    async fn a_session_handed_over_admits_its_endpoints() {
         let transport = Transport::new(&Default::default()).unwrap();
         let slot = SessionSlot::default();
-        // Made before any token exists (a parallel apply starts its instances together).
+        // Made before any session exists (a parallel apply starts its instances together).
         let waiting =
             NetworkPolicy::new("http://127.0.0.1:5000/v3", &[], transport.clone(), slot.clone()).unwrap();
-        let expires = "2999-01-01T00:00:00.000000Z";
-        slot.issued(
-            "t",
-            format!(r#"{{"token":{{"expires_at":"{expires}","catalog":[{{"type":"image","endpoints":[{{"url":"http://127.0.0.1:9292"}}]}}]}}}}"#)
-                .as_bytes(),
-        );
+        let first =
+            NetworkPolicy::new("http://127.0.0.1:5000/v3", &[], transport.clone(), slot.clone()).unwrap();
+        first.authenticated(&session("t", "http://127.0.0.1:9292"));
         assert!(!waiting.admits(&"http://127.0.0.1:9292/v2/images".parse().unwrap()));
         let (session, claim) = waiting.acquire_session().await;
         assert_eq!(session.unwrap().token, "t");

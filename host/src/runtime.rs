@@ -13,10 +13,12 @@ use wasmtime::{Config, Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use openstack_image_documents::SessionRecord;
+
 use crate::bindings::openstack::image::types::{ApiError, ChecksumMismatch, FieldError, TimeoutInfo};
 use crate::bindings::{
     Cloud, GuestError, ImageQuery, ImageSpec, ImageState, JsonFace, JsonFaceIndices, Lifecycle,
-    LifecycleIndices, Plan,
+    LifecycleIndices, Plan, Session,
 };
 use crate::guest_log::GuestLog;
 use crate::policy::NetworkPolicy;
@@ -258,6 +260,46 @@ macro_rules! lifecycle_call {
 // What a component returns is checked before the host prints or records it: a component
 // is untrusted code, and its answers end up in the state file.
 impl Instance {
+    /// `lifecycle.authenticate`: the session to pass in `cloud.session` to later calls.
+    pub async fn authenticate(&mut self, cloud: &Cloud) -> CallResult<Session> {
+        vet(lifecycle_call!(self, call_authenticate(cloud)), |session| {
+            within_size("the session", session)
+        })
+    }
+
+    /// `cloud` with the run's session: the one this run already has, or — when there is none
+    /// yet — the one this instance's `authenticate` returns (it checks the session an
+    /// earlier run kept first), recorded for the rest of the run. While this instance
+    /// authenticates, the returned claim makes other instances wait for its session. A
+    /// session the caller passed is used as it is.
+    async fn with_session(&mut self, cloud: &Cloud) -> CallResult<(Cloud, Option<Claim>)> {
+        let network = self.store.data().network.clone();
+        let mut cloud = cloud.clone();
+        if let Some(given) = &cloud.session {
+            network.admit(given);
+            return Ok(Ok((cloud, None)));
+        }
+        let (session, claim) = network.acquire_session().await;
+        let session = match session {
+            Some(session) => session,
+            None => {
+                let first = Cloud {
+                    session: network.kept_session(),
+                    ..cloud.clone()
+                };
+                match self.authenticate(&first).await? {
+                    Ok(session) => {
+                        network.authenticated(&session);
+                        session
+                    }
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+        };
+        cloud.session = Some(session);
+        Ok(Ok((cloud, claim)))
+    }
+
     /// `lifecycle.check`.
     pub async fn check(&mut self, spec: &ImageSpec) -> CallResult<ImageSpec> {
         vet(lifecycle_call!(self, call_check(spec)), |checked| {
@@ -274,7 +316,10 @@ impl Instance {
 
     /// `lifecycle.create`; the new image must have the id the spec asks for.
     pub async fn create(&mut self, cloud: &Cloud, spec: &ImageSpec) -> CallResult<ImageState> {
-        let (cloud, _claim) = with_session(cloud, self.store.data().network.clone()).await;
+        let (cloud, _claim) = match self.with_session(cloud).await? {
+            Ok(with_session) => with_session,
+            Err(e) => return Ok(Err(e)),
+        };
         let cloud = &cloud;
         vet(lifecycle_call!(self, call_create(cloud, spec)), |image| {
             well_formed(image, spec.image_id.as_deref())
@@ -288,7 +333,10 @@ impl Instance {
         id: &str,
         prior: Option<&ImageState>,
     ) -> CallResult<Option<ImageState>> {
-        let (cloud, _claim) = with_session(cloud, self.store.data().network.clone()).await;
+        let (cloud, _claim) = match self.with_session(cloud).await? {
+            Ok(with_session) => with_session,
+            Err(e) => return Ok(Err(e)),
+        };
         let cloud = &cloud;
         vet(lifecycle_call!(self, call_read(cloud, id, prior)), |found| {
             found
@@ -304,7 +352,10 @@ impl Instance {
         prior: &ImageState,
         desired: &ImageSpec,
     ) -> CallResult<ImageState> {
-        let (cloud, _claim) = with_session(cloud, self.store.data().network.clone()).await;
+        let (cloud, _claim) = match self.with_session(cloud).await? {
+            Ok(with_session) => with_session,
+            Err(e) => return Ok(Err(e)),
+        };
         let cloud = &cloud;
         vet(
             lifecycle_call!(self, call_update(cloud, prior, desired)),
@@ -320,14 +371,20 @@ impl Instance {
         region: Option<&str>,
         timeout_seconds: Option<u64>,
     ) -> CallResult<()> {
-        let (cloud, _claim) = with_session(cloud, self.store.data().network.clone()).await;
+        let (cloud, _claim) = match self.with_session(cloud).await? {
+            Ok(with_session) => with_session,
+            Err(e) => return Ok(Err(e)),
+        };
         let cloud = &cloud;
         lifecycle_call!(self, call_delete(cloud, id, region, timeout_seconds))
     }
 
     /// `lifecycle.find`.
     pub async fn find(&mut self, cloud: &Cloud, query: &ImageQuery) -> CallResult<ImageState> {
-        let (cloud, _claim) = with_session(cloud, self.store.data().network.clone()).await;
+        let (cloud, _claim) = match self.with_session(cloud).await? {
+            Ok(with_session) => with_session,
+            Err(e) => return Ok(Err(e)),
+        };
         let cloud = &cloud;
         vet(lifecycle_call!(self, call_find(cloud, query)), |image| {
             well_formed(image, None)
@@ -343,24 +400,49 @@ impl Instance {
     }
 
     /// One function of the JSON face (`check-json`, …, `find-json`): the request document in,
-    /// the answer or error document out. The run's Keystone token goes into the request's
-    /// `cloud` document as its `session`, as for the typed calls.
+    /// the answer or error document out. The run's session (from `authenticate-json`, as for
+    /// the typed calls) goes into the request's `cloud` document as its `session`.
     pub async fn call_json(&mut self, function: JsonFunction, request: &str) -> CallResult<String, String> {
         let face = self.json_face()?;
         let mut request: serde_json::Value =
             serde_json::from_str(request).context("the request is not a JSON document")?;
         let mut _claim = None;
-        if let Some(cloud) = request
-            .get_mut("cloud")
-            .and_then(serde_json::Value::as_object_mut)
-            && !cloud.contains_key("session")
+        let network = self.store.data().network.clone();
+        if let Some(given) = request.pointer("/cloud/session")
+            && let Ok(session) = serde_json::from_value::<SessionRecord>(given.clone())
         {
-            let (session, claim) = self.store.data().network.acquire_session().await;
+            network.admit(&Session::from(session));
+        }
+        if let Some(cloud) = request.get("cloud").filter(|c| c.is_object()).cloned()
+            && cloud.get("session").is_none()
+        {
+            let (session, claim) = network.acquire_session().await;
             _claim = claim;
-            if let Some(session) = session {
-                let session = serde_json::json!({ "token": session.token, "token_body": session.token_body });
-                cloud.insert("session".into(), session);
-            }
+            let session = match session {
+                Some(session) => session,
+                None => {
+                    let mut first = cloud.clone();
+                    if let (Some(kept), Some(doc)) = (network.kept_session(), first.as_object_mut()) {
+                        doc.insert("session".into(), session_doc(kept));
+                    }
+                    let asked = serde_json::json!({ "cloud": first }).to_string();
+                    let answer = guarded_call!(self, face, call_authenticate_json(&asked))?;
+                    let text = match answer {
+                        Ok(text) => text,
+                        Err(error) => {
+                            within_size("the error", &error)?;
+                            return Ok(Err(error));
+                        }
+                    };
+                    within_size("the session", &text)?;
+                    let session: SessionRecord = serde_json::from_str(&text)
+                        .context("the component's authenticate-json answer is not a session document")?;
+                    let session = Session::from(session);
+                    network.authenticated(&session);
+                    session
+                }
+            };
+            request["cloud"]["session"] = session_doc(session);
         }
         let request = request.to_string();
         let request = request.as_str();
@@ -399,17 +481,9 @@ pub enum JsonFunction {
     Find,
 }
 
-/// `cloud` with the run's Keystone token, when another instance already has one, so this
-/// instance need not authenticate again; otherwise the claim to get it, held for the call
-/// (other instances wait for the token it gets).
-async fn with_session(cloud: &Cloud, network: NetworkPolicy) -> (Cloud, Option<Claim>) {
-    let mut cloud = cloud.clone();
-    if cloud.session.is_some() {
-        return (cloud, None);
-    }
-    let (session, claim) = network.acquire_session().await;
-    cloud.session = session;
-    (cloud, claim)
+/// A session as the `session` of a cloud document.
+fn session_doc(session: Session) -> serde_json::Value {
+    serde_json::to_value(SessionRecord::from(session)).expect("a session serializes")
 }
 
 /// Turns a component's answer that fails `check` into a host-side failure.

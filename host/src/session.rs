@@ -1,20 +1,22 @@
-//! The Keystone token of a run, shared by every component instance (each image gets its own
-//! instance, and each would otherwise authenticate again — for a password, that is
+//! The Keystone session of a run, shared by every component instance (each image gets its
+//! own instance, and each would otherwise authenticate again — for a password, that is
 //! Keystone's slow password hashing every time), and, when asked for, kept on disk for the
 //! next run (`--token-cache`, like openstacksdk's `cache: {auth: true}`).
 //!
-//! The host sees the token as the token response passes through its network policy; it never
-//! asks Keystone for one itself.
+//! Sessions come from the component's `authenticate` export: the host never talks to
+//! Keystone and never reads its answers; it keeps what `authenticate` returned and hands it
+//! to every later call in `cloud.session`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
+
+use openstack_image_documents::SessionRecord;
 
 use crate::bindings::{Cloud, Credentials, Session};
 
@@ -24,50 +26,43 @@ const IN_RUN_MARGIN: Duration = Duration::from_secs(60);
 /// long upload does not outlive it.
 const CACHED_MARGIN: Duration = Duration::from_secs(5 * 60);
 
-/// A token Keystone issued and its token response.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KeystoneSession {
-    pub token: String,
-    /// The token response's JSON body (the catalog).
-    pub body: String,
+/// When a session's token expires (`expires_at`, RFC 3339).
+fn expires_at(session: &SessionRecord) -> Option<SystemTime> {
+    let text = session.expires_at.as_deref()?;
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    let since_epoch = Duration::try_from(at - time::OffsetDateTime::UNIX_EPOCH).ok()?;
+    Some(SystemTime::UNIX_EPOCH + since_epoch)
 }
 
-impl KeystoneSession {
-    /// When the token expires, from the response's `token.expires_at` (RFC 3339).
-    fn expires_at(&self) -> Option<SystemTime> {
-        let body: Value = serde_json::from_str(&self.body).ok()?;
-        let text = body.pointer("/token/expires_at")?.as_str()?;
-        let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
-        let since_epoch = Duration::try_from(at - time::OffsetDateTime::UNIX_EPOCH).ok()?;
-        Some(SystemTime::UNIX_EPOCH + since_epoch)
-    }
-
-    /// Whether the token still has `margin` to live (a token without an expiry never does:
-    /// it cannot be judged, so it is not reused).
-    fn lives_for(&self, margin: Duration) -> bool {
-        self.expires_at().is_some_and(|at| {
-            at.duration_since(SystemTime::now())
-                .is_ok_and(|left| left >= margin)
-        })
-    }
+/// Whether the session's token still has `margin` to live (a token without an expiry never
+/// does: it cannot be judged, so it is not reused).
+fn lives_for(session: &SessionRecord, margin: Duration) -> bool {
+    expires_at(session).is_some_and(|at| {
+        at.duration_since(SystemTime::now())
+            .is_ok_and(|left| left >= margin)
+    })
 }
 
 /// Longest an instance waits for another one's token before authenticating itself.
 const WAIT_FOR_TOKEN: Duration = Duration::from_secs(30);
 
-/// The run's token, shared by every instance's network policy.
+/// The run's session, shared by every instance's network policy.
 #[derive(Clone, Default)]
 pub struct SessionSlot {
-    current: Arc<Mutex<Option<KeystoneSession>>>,
+    /// The session an `authenticate` of this run returned.
+    current: Arc<Mutex<Option<SessionRecord>>>,
+    /// A session an earlier run kept: handed to the first `authenticate`, which checks it with
+    /// Keystone instead of logging in again.
+    kept: Option<Session>,
     cache: Option<Arc<TokenCache>>,
-    /// Set while one instance is getting the run's first token, so the others wait for it
+    /// Set while one instance is getting the run's first session, so the others wait for it
     /// instead of each asking Keystone at the same moment (a parallel apply's start).
     claimed: Arc<AtomicBool>,
     changed: Arc<Notify>,
 }
 
-/// The right to get the run's token: the holder's call authenticates; dropping it (when the
-/// call ends) lets waiting instances go on, with the token or without.
+/// The right to get the run's session: the holder authenticates; dropping it (when the call
+/// ends) lets waiting instances go on, with the session or without.
 pub struct Claim(SessionSlot);
 
 impl Drop for Claim {
@@ -78,21 +73,23 @@ impl Drop for Claim {
 }
 
 impl SessionSlot {
-    /// A slot that starts with the cached token of an earlier run, when `cache` is given
-    /// and holds one that is still good, and writes every new token back to it.
+    /// A slot that keeps every session `authenticate` returns in `cache`, when given, and
+    /// whose first `authenticate` checks the session an earlier run kept there (if it is
+    /// still good for a while) before logging in.
     pub fn new(cache: Option<TokenCache>) -> SessionSlot {
-        let loaded = cache
+        let kept = cache
             .as_ref()
             .and_then(TokenCache::load)
-            .filter(|s| s.lives_for(CACHED_MARGIN));
+            .filter(|s| lives_for(s, CACHED_MARGIN))
+            .map(Session::from);
         SessionSlot {
-            current: Arc::new(Mutex::new(loaded)),
+            kept,
             cache: cache.map(Arc::new),
             ..SessionSlot::default()
         }
     }
 
-    /// Before a call that talks to the cloud: the token to start with, or — when there is
+    /// Before a call that talks to the cloud: the session to start with, or — when there is
     /// none yet — a claim to get it (the caller authenticates), waiting while another
     /// instance is doing just that. After [`WAIT_FOR_TOKEN`] the caller goes ahead alone.
     pub async fn acquire(&self) -> (Option<Session>, Option<Claim>) {
@@ -111,15 +108,18 @@ impl SessionSlot {
         }
     }
 
-    /// Records a token the cloud just issued (a 201 answer to a token request).
-    pub fn issued(&self, token: &str, body: &[u8]) {
-        let Ok(body) = std::str::from_utf8(body) else {
-            return;
-        };
-        let session = KeystoneSession {
-            token: token.to_string(),
-            body: body.to_string(),
-        };
+    /// The session an earlier run kept, for `authenticate` to check (none once this run has
+    /// one of its own).
+    pub fn kept(&self) -> Option<Session> {
+        match *self.current.lock().expect("session lock") {
+            Some(_) => None,
+            None => self.kept.clone(),
+        }
+    }
+
+    /// Records the session an `authenticate` returned.
+    pub fn issued(&self, session: &Session) {
+        let session = SessionRecord::from(session.clone());
         if let Some(cache) = &self.cache
             && let Err(e) = cache.save(&session)
         {
@@ -129,23 +129,23 @@ impl SessionSlot {
         self.changed.notify_waiters();
     }
 
-    /// The token response body, if a token is held (to admit its catalog's endpoints).
-    pub fn body(&self) -> Option<String> {
+    /// The session this run holds, whatever its age (its endpoints stay admitted).
+    pub fn current(&self) -> Option<Session> {
         self.current
             .lock()
             .expect("session lock")
-            .as_ref()
-            .map(|s| s.body.clone())
+            .clone()
+            .map(Session::from)
     }
 
-    /// The token to hand an instance, while it has some life left.
+    /// The session to hand an instance, while its token has some life left.
     pub fn offer(&self) -> Option<Session> {
         let current = self.current.lock().expect("session lock");
-        let session = current.as_ref().filter(|s| s.lives_for(IN_RUN_MARGIN))?;
-        Some(Session {
-            token: session.token.clone(),
-            token_body: session.body.clone(),
-        })
+        current
+            .as_ref()
+            .filter(|s| lives_for(s, IN_RUN_MARGIN))
+            .cloned()
+            .map(Session::from)
     }
 }
 
@@ -184,8 +184,9 @@ impl TokenCache {
         })
     }
 
-    /// The cached token, if the file exists and reads as one (anything else is ignored).
-    fn load(&self) -> Option<KeystoneSession> {
+    /// The cached session, if the file exists and reads as one (anything else, such as an
+    /// older release's file, is ignored).
+    fn load(&self) -> Option<SessionRecord> {
         let text = std::fs::read_to_string(&self.path).ok()?;
         match serde_json::from_str(&text) {
             Ok(session) => Some(session),
@@ -197,7 +198,7 @@ impl TokenCache {
     }
 
     /// Writes `session` atomically, readable by this user only.
-    fn save(&self, session: &KeystoneSession) -> anyhow::Result<()> {
+    fn save(&self, session: &SessionRecord) -> anyhow::Result<()> {
         use std::io::Write;
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
@@ -220,34 +221,39 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::{PasswordAuth, ProjectScope};
+    use std::pin::Pin;
+    use std::task::{Context, Waker};
 
-    fn body(expires_in: i64) -> String {
-        let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(expires_in);
-        let text = at.format(&time::format_description::well_known::Rfc3339).unwrap();
-        json!({ "token": { "expires_at": text, "catalog": [] } }).to_string()
+    use crate::bindings::Endpoint;
+    use openstack_image_documents::fixtures;
+
+    /// A session whose token expires in `expires_in` seconds (none: no expiry given).
+    fn session(token: &str, expires_in: Option<i64>) -> Session {
+        let at = expires_in.map(|seconds| {
+            (time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds))
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        });
+        Session {
+            token: token.into(),
+            expires_at: at,
+            image_endpoints: vec![Endpoint {
+                url: "http://127.0.0.1:9292".into(),
+                region: Some("RegionOne".into()),
+                interface: "public".into(),
+            }],
+        }
+    }
+
+    /// Polls `future` once: whether it is still waiting.
+    fn waits<F: Future>(future: Pin<&mut F>) -> bool {
+        future.poll(&mut Context::from_waker(Waker::noop())).is_pending()
     }
 
     fn cloud(user: &str, password: &str) -> Cloud {
         Cloud {
-            auth_url: "http://k:5000/v3".into(),
-            credentials: Credentials::Password(PasswordAuth {
-                user_id: None,
-                username: Some(user.into()),
-                password: password.into(),
-                user_domain_id: None,
-                user_domain_name: Some("Default".into()),
-            }),
-            scope: ProjectScope {
-                project_id: None,
-                project_name: Some("demo".into()),
-                project_domain_id: None,
-                project_domain_name: Some("Default".into()),
-            },
-            region: None,
-            interface: None,
-            retries: None,
-            session: None,
+            credentials: fixtures::password(user, password).into(),
+            ..fixtures::cloud("http://k:5000/v3").into()
         }
     }
 
@@ -255,21 +261,22 @@ mod tests {
     fn tokens_are_offered_while_they_live() {
         let slot = SessionSlot::new(None);
         assert!(slot.offer().is_none());
-        slot.issued("t1", body(3600).as_bytes());
+        slot.issued(&session("t1", Some(3600)));
         assert_eq!(slot.offer().unwrap().token, "t1");
-        slot.issued("t2", body(30).as_bytes());
+        slot.issued(&session("t2", Some(30)));
         assert!(slot.offer().is_none(), "30 s left is too little");
-        slot.issued("t3", br#"{"token": {}}"#);
+        assert_eq!(slot.current().unwrap().token, "t2", "its endpoints stay admitted");
+        slot.issued(&session("t3", None));
         assert!(slot.offer().is_none(), "no expiry, no reuse");
         // Keystone's own format, with microseconds.
-        let keystone = KeystoneSession {
-            token: "t".into(),
-            body: r#"{"token": {"expires_at": "2999-01-01T00:00:00.000000Z"}}"#.into(),
+        let keystone = SessionRecord {
+            expires_at: Some("2999-01-01T00:00:00.000000Z".into()),
+            ..session("t", None).into()
         };
-        assert!(keystone.lives_for(CACHED_MARGIN));
+        assert!(lives_for(&keystone, CACHED_MARGIN));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test]
     async fn instances_wait_for_the_first_token_instead_of_each_authenticating() {
         let slot = SessionSlot::new(None);
         let (none, claim) = slot.acquire().await;
@@ -277,17 +284,13 @@ mod tests {
             none.is_none() && claim.is_some(),
             "the first caller authenticates"
         );
-        let waiters: Vec<_> = (0..3)
-            .map(|_| {
-                let slot = slot.clone();
-                tokio::spawn(async move { slot.acquire().await })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(waiters.iter().all(|w| !w.is_finished()), "the others wait");
-        slot.issued("t", body(3600).as_bytes());
+        let mut waiters: Vec<_> = (0..3).map(|_| Box::pin(slot.acquire())).collect();
+        for waiter in &mut waiters {
+            assert!(waits(waiter.as_mut()), "the others wait");
+        }
+        slot.issued(&session("t", Some(3600)));
         for waiter in waiters {
-            let (session, claim) = waiter.await.unwrap();
+            let (session, claim) = waiter.await;
             assert_eq!(session.unwrap().token, "t");
             assert!(claim.is_none());
         }
@@ -296,13 +299,10 @@ mod tests {
         // A claim given up without a token passes to the next caller.
         let slot = SessionSlot::new(None);
         let (_, first) = slot.acquire().await;
-        let next = tokio::spawn({
-            let slot = slot.clone();
-            async move { slot.acquire().await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut next = Box::pin(slot.acquire());
+        assert!(waits(next.as_mut()));
         drop(first);
-        let (session, claim) = next.await.unwrap();
+        let (session, claim) = next.await;
         assert!(session.is_none() && claim.is_some());
     }
 
@@ -318,7 +318,7 @@ mod tests {
         assert_ne!(cache.path, other.path);
         assert!(!cache.path.to_string_lossy().contains("alice"));
 
-        SessionSlot::new(Some(cache)).issued("tok", body(3600).as_bytes());
+        SessionSlot::new(Some(cache)).issued(&session("tok", Some(3600)));
         let file = TokenCache::for_cloud(&tokens, &cloud("alice", "s3cret"))
             .unwrap()
             .path;
@@ -328,10 +328,16 @@ mod tests {
         assert_eq!(dir_mode, 0o700);
 
         let next_run = SessionSlot::new(TokenCache::for_cloud(&tokens, &cloud("alice", "s3cret")));
-        assert_eq!(next_run.offer().unwrap().token, "tok");
+        assert_eq!(next_run.kept().unwrap().token, "tok");
+        assert!(
+            next_run.offer().is_none(),
+            "a kept token is checked before it is offered"
+        );
+        next_run.issued(&session("fresh", Some(3600)));
+        assert!(next_run.kept().is_none(), "once this run has its own");
         assert!(
             SessionSlot::new(TokenCache::for_cloud(&tokens, &cloud("bob", "x")))
-                .offer()
+                .kept()
                 .is_none()
         );
 
@@ -339,19 +345,21 @@ mod tests {
         SessionSlot::new(Some(
             TokenCache::for_cloud(&tokens, &cloud("alice", "s3cret")).unwrap(),
         ))
-        .issued("old", body(120).as_bytes());
+        .issued(&session("old", Some(120)));
         assert!(
             SessionSlot::new(TokenCache::for_cloud(&tokens, &cloud("alice", "s3cret")))
-                .offer()
+                .kept()
                 .is_none()
         );
-        // Garbage in the file is ignored.
-        std::fs::write(&file, "not json").unwrap();
-        assert!(
-            SessionSlot::new(TokenCache::for_cloud(&tokens, &cloud("alice", "s3cret")))
-                .offer()
-                .is_none()
-        );
+        // Garbage in the file, or an older release's file, is ignored.
+        for text in ["not json", r#"{"token": "t", "body": "{}"}"#] {
+            std::fs::write(&file, text).unwrap();
+            assert!(
+                SessionSlot::new(TokenCache::for_cloud(&tokens, &cloud("alice", "s3cret")))
+                    .kept()
+                    .is_none()
+            );
+        }
         assert!(
             TokenCache::for_cloud(
                 &tokens,

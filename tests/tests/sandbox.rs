@@ -200,6 +200,14 @@ fn http_to_hosts_not_allowed_and_to_the_metadata_service_is_denied() {
 }
 
 #[test]
+fn an_image_endpoint_the_component_claims_does_not_open_the_metadata_service() {
+    // The hostile `authenticate` names 169.254.169.254 as the cloud's image endpoint.
+    let h = Hostile::new("claimed-endpoint", "");
+    let run = h.apply_fails(&[]);
+    tried(&run.stderr, &["GET http://169.254.169.254/latest/meta-data/: "]);
+}
+
+#[test]
 fn raw_sockets_and_name_lookups_are_unavailable() {
     let auth = url_authority(&cloud_env()["OS_AUTH_URL"]);
     let h = Hostile::new("raw-socket", &format!("    properties:\n      addr: {auth}\n"));

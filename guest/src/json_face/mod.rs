@@ -5,7 +5,7 @@
 
 use openstack_image_documents::cloud::{CloudDoc, CloudProblem, CloudSettings, Layer, Origin};
 use openstack_image_documents::state::{FlatStateError, unknown_field};
-use openstack_image_documents::{ImageDoc, QueryDoc, SpecDoc};
+use openstack_image_documents::{ImageDoc, QueryDoc, SessionRecord, SpecDoc};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
@@ -59,6 +59,16 @@ pub fn diff<T: Transport>(provider: &mut Provider<T>, request: &str) -> Result<S
             "replaces": replaces,
             "delete_before_replace": delete_before_replace,
         }))
+    })
+}
+
+/// `authenticate-json`: `{"cloud": CLOUD}` -> SESSION, for the `session` of later CLOUDs.
+pub fn authenticate<T: Transport>(provider: &mut Provider<T>, request: &str) -> Result<String, String> {
+    run(|| {
+        let mut doc = Request::parse(request)?;
+        let cloud = doc.cloud()?;
+        let session = provider.authenticate(&cloud).map_err(Failure::Typed)?;
+        Ok(serde_json::to_value(SessionRecord::from(session)).expect("a session serializes"))
     })
 }
 

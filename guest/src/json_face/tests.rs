@@ -4,6 +4,7 @@
 use super::*;
 use crate::diff;
 use crate::types::{Credentials, SourceFingerprint};
+use openstack_image_documents::fixtures;
 
 fn spec_json() -> Value {
     json!({
@@ -18,25 +19,9 @@ fn spec_json() -> Value {
     })
 }
 
+/// The fixture image holding `spec`, with the fingerprint of a local file's upload.
 fn state_of(spec: ImageSpec) -> ImageState {
     ImageState {
-        id: "6b0f4f5a-3b1e-4f7e-9a62-1f2d3c4b5a69".into(),
-        spec,
-        status: "active".into(),
-        checksum: Some("m".into()),
-        os_hash_algo: Some("sha512".into()),
-        os_hash_value: Some("s".into()),
-        size_bytes: Some(3),
-        virtual_size: None,
-        owner: Some("p".into()),
-        created_at: "2026-01-01T00:00:00Z".into(),
-        updated_at: "2026-01-01T00:00:01Z".into(),
-        update_at: "2026-01-01T00:00:01Z".into(),
-        file: "/v2/images/x/file".into(),
-        schema: "/v2/schemas/image".into(),
-        metadata: vec![("os_distro".into(), "cirros".into())],
-        import_result: None,
-        direct_url: None,
         source_fingerprint: Some(SourceFingerprint {
             size: 3,
             sha512: "s".into(),
@@ -44,6 +29,7 @@ fn state_of(spec: ImageSpec) -> ImageState {
             etag: Some("\"e\"".into()),
             last_modified: None,
         }),
+        ..fixtures::image(spec.into()).into()
     }
 }
 

@@ -15,7 +15,7 @@ mod wait;
 mod tests;
 
 use create::{mtime_ns, probe_file, short, verify};
-use session::{Op, Session, transport_error};
+use session::{Op, transport_error};
 use wait::PollDelay;
 
 use std::collections::HashMap;
@@ -34,7 +34,7 @@ use crate::retry::{self, DEFAULT_RETRIES, Retrying};
 use crate::source::{self, Digests, ExpectedDigest, UrlSource};
 use crate::types::{
     Action, ChecksumMismatch, Cloud, Error, FieldChange, FieldError, ImageSpec, ImageState, ImportResult,
-    Plan, SourceFingerprint, TimeoutInfo,
+    Plan, Session, SourceFingerprint, TimeoutInfo,
 };
 use crate::upload::DigestingReader;
 use crate::{diff, glance, keystone, patch, placement, progress, validate};

@@ -1,13 +1,10 @@
-//! Keystone sessions (one token per cloud, renewed once on 401) and each operation's
-//! Glance endpoint and time budget.
+//! Keystone sessions (one token per cloud, renewed once on 401; `authenticate` hands one to
+//! the runtime) and each operation's Glance endpoint and time budget.
 
 use super::*;
 
-/// A Keystone token and the token response that carries its catalog.
-pub(super) struct Session {
-    pub(super) token: String,
-    pub(super) token_body: Value,
-}
+/// How long `authenticate` may take (Keystone's password hashing included).
+const AUTHENTICATE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One operation in progress: the cloud, the Glance endpoint it talks to, and its time
 /// budget. Every request it sends may take at most the time left.
@@ -80,9 +77,28 @@ impl<T: Transport> Provider<T> {
 
     pub(super) fn token(&mut self, op: &Op) -> Result<String, Error> {
         if !self.sessions.contains_key(&op.session_key) {
-            self.authenticate(op.cloud, &op.session_key, op.remaining()?)?;
+            self.renew(op.cloud, &op.session_key, op.remaining()?)?;
         }
         Ok(self.sessions[&op.session_key].token.clone())
+    }
+
+    /// `lifecycle.authenticate`: the session for `cloud`: its `session` refreshed when
+    /// Keystone still accepts the token (a token check: no new token, no password hashing),
+    /// otherwise a new token from the credentials. Later calls with the same credentials in
+    /// this instance use it too.
+    pub fn authenticate(&mut self, cloud: &Cloud) -> Result<Session, Error> {
+        self.transport.retries = cloud.retries.unwrap_or(DEFAULT_RETRIES);
+        let session_key = session_key(cloud);
+        let checked = match &cloud.session {
+            Some(session) => self.check_token(cloud, &session.token)?,
+            None => None,
+        };
+        let session = match checked {
+            Some(session) => session,
+            None => self.log_in(cloud, AUTHENTICATE_TIMEOUT)?,
+        };
+        self.sessions.insert(session_key, session.clone());
+        Ok(session)
     }
 
     /// Starts an operation against the Glance endpoint for `region` (or the cloud's),
@@ -99,25 +115,19 @@ impl<T: Transport> Provider<T> {
         self.transport.retries = cloud.retries.unwrap_or(DEFAULT_RETRIES);
         let session_key = session_key(cloud);
         if !self.sessions.contains_key(&session_key) {
-            // A token the runtime kept from another instance saves a Keystone round trip
-            // (and its password hashing); a 401 later falls back to the credentials.
-            match cloud.session.as_ref().and_then(|s| {
-                let token_body = serde_json::from_str(&s.token_body).ok()?;
-                Some(Session {
-                    token: s.token.clone(),
-                    token_body,
-                })
-            }) {
-                Some(session) => {
-                    self.sessions.insert(session_key.clone(), session);
-                }
-                None => self.authenticate(cloud, &session_key, limit)?,
-            }
+            // A session the runtime kept from `authenticate` (this instance's or another's)
+            // saves a Keystone round trip (and its password hashing); a 401 later falls back
+            // to the credentials.
+            let session = match &cloud.session {
+                Some(session) => session.clone(),
+                None => self.log_in(cloud, limit)?,
+            };
+            self.sessions.insert(session_key.clone(), session);
         }
         let session = &self.sessions[&session_key];
         let region = region.or(cloud.region.as_deref());
         let interface = cloud.interface.as_deref().unwrap_or("public");
-        let endpoint = keystone::image_endpoint(&session.token_body, region, interface)
+        let endpoint = keystone::image_endpoint(&session.image_endpoints, region, interface)
             .map_err(|e| Error::NotFound(format!("Keystone at {}: {e}", cloud.auth_url)))?;
         Ok(Op {
             cloud,
@@ -130,7 +140,15 @@ impl<T: Transport> Provider<T> {
         })
     }
 
-    fn authenticate(&mut self, cloud: &Cloud, session_key: &str, timeout: Duration) -> Result<(), Error> {
+    /// Authenticates again with the credentials (the token was refused).
+    fn renew(&mut self, cloud: &Cloud, session_key: &str, timeout: Duration) -> Result<(), Error> {
+        let session = self.log_in(cloud, timeout)?;
+        self.sessions.insert(session_key.to_string(), session);
+        Ok(())
+    }
+
+    /// A new token from the cloud's credentials.
+    fn log_in(&mut self, cloud: &Cloud, timeout: Duration) -> Result<Session, Error> {
         let url = keystone::tokens_url(&cloud.auth_url);
         let request = Request::new("POST", &url)
             .timeout(timeout)
@@ -149,11 +167,32 @@ impl<T: Transport> Provider<T> {
             .header("x-subject-token")
             .ok_or_else(|| Error::AuthFailed(format!("Keystone at {} returned no token", cloud.auth_url)))?
             .to_string();
-        let token_body = response.json().map_err(Error::Transport)?;
-        self.sessions
-            .insert(session_key.to_string(), Session { token, token_body });
-        Ok(())
+        session_of(cloud, token, &response)
     }
+
+    /// The session of `token` when Keystone still accepts it (`GET /v3/auth/tokens`, the
+    /// token checking itself); `None` when it does not.
+    fn check_token(&mut self, cloud: &Cloud, token: &str) -> Result<Option<Session>, Error> {
+        let url = keystone::tokens_url(&cloud.auth_url);
+        let request = Request::new("GET", &url)
+            .timeout(AUTHENTICATE_TIMEOUT)
+            .header("x-auth-token", token.to_string())
+            .header("x-subject-token", token.to_string());
+        match self.transport.send(request) {
+            Ok(response) if response.status == 200 => {
+                session_of(cloud, token.to_string(), &response).map(Some)
+            }
+            // Expired, revoked, or a Keystone that will not say: the credentials decide.
+            Ok(_) | Err(_) => Ok(None),
+        }
+    }
+}
+
+/// The session a token response describes.
+fn session_of(cloud: &Cloud, token: String, response: &Response) -> Result<Session, Error> {
+    let body = response.json().map_err(Error::Transport)?;
+    keystone::session(token, &body)
+        .map_err(|e| Error::NotFound(format!("Keystone at {}: {e}", cloud.auth_url)))
 }
 
 /// A transport failure; a request cut short by the operation's deadline is its timeout.

@@ -1,14 +1,16 @@
 //! The provider's decisions against a scripted cloud: a failed create cleans up, a broken
-//! upload starts again once Glance is done with it, a 401 gets one re-authentication, a protected image's delete names the fix, a failed copy to new stores is
+//! upload starts again once Glance is done with it, `authenticate` checks a session before it
+//! logs in, a 401 gets one re-authentication, a protected image's delete names the fix, a failed copy to new stores is
 //! undone, and a converted glance-direct import keeps the spec's disk format.
 
 use std::collections::VecDeque;
 
 use super::*;
 use crate::http::{Body, StreamedResponse};
-use crate::types::{Credentials, ProjectScope, Timeouts};
+use crate::types::Timeouts;
+use openstack_image_documents::fixtures;
 
-const ID: &str = "6b0f4f5a-3b1e-4f7e-9a62-1f2d3c4b5a69";
+const ID: &str = fixtures::IMAGE_ID;
 
 /// A cloud that answers from a script: per `METHOD path` (below the Glance endpoint, or
 /// Keystone's `/auth/tokens`) a queue of answers whose last one repeats. Records every request.
@@ -74,20 +76,11 @@ impl Transport for ScriptedCloud {
     }
 }
 
+/// The fixture cloud at the scripted Keystone, with retries off.
 fn cloud() -> Cloud {
     Cloud {
-        auth_url: "http://keystone/v3".into(),
-        credentials: Credentials::Token("t".into()),
-        scope: ProjectScope {
-            project_id: Some("p".into()),
-            project_name: None,
-            project_domain_id: None,
-            project_domain_name: None,
-        },
-        region: None,
-        interface: None,
         retries: Some(0),
-        session: None,
+        ..fixtures::cloud("http://keystone/v3").into()
     }
 }
 
@@ -144,7 +137,10 @@ fn a_restarted_upload_waits_until_glance_is_done_with_the_broken_one() {
             &format!("PUT /images/{ID}/file"),
             &[
                 (503, json!({"message": "the upload broke off"})),
-                (409, json!({"message": "Image status transition from saving to saving is not allowed"})),
+                (
+                    409,
+                    json!({"message": "Image status transition from saving to saving is not allowed"}),
+                ),
                 (204, json!({})),
             ],
         )
@@ -169,6 +165,62 @@ fn a_restarted_upload_waits_until_glance_is_done_with_the_broken_one() {
     assert_eq!(cloud_log.sent(&format!("PUT /images/{ID}/file")), 3);
     assert_eq!(cloud_log.uploaded, 9, "the data went three times, whole");
     assert_eq!(cloud_log.sent(&format!("DELETE /images/{ID}")), 0);
+}
+
+#[test]
+fn authenticate_keeps_a_session_keystone_accepts_and_logs_in_otherwise() {
+    let catalog = json!({"token": {"expires_at": "2999-01-01T00:00:00.000000Z", "catalog": [
+        {"type": "image", "endpoints": [
+            {"interface": "public", "region_id": "RegionOne", "url": "http://glance"}]}]}});
+    let script = ScriptedCloud::new().on(
+        "GET /auth/tokens",
+        &[
+            (200, catalog),
+            (404, json!({"error": {"message": "Could not find token"}})),
+        ],
+    );
+    let mut provider = Provider::new(script);
+    let mut cloud = cloud();
+    let first = provider.authenticate(&cloud).unwrap();
+    assert_eq!(first.token, "a-token");
+    assert_eq!(first.image_endpoints[0].url, "http://glance");
+    assert_eq!(provider.transport.inner.sent("POST /auth/tokens"), 1);
+
+    // Handed back while Keystone accepts it: checked, not replaced.
+    cloud.session = Some(crate::types::Session {
+        token: "kept".into(),
+        ..first
+    });
+    let kept = provider.authenticate(&cloud).unwrap();
+    assert_eq!(kept.token, "kept");
+    assert_eq!(kept.expires_at.as_deref(), Some("2999-01-01T00:00:00.000000Z"));
+    assert_eq!(provider.transport.inner.sent("POST /auth/tokens"), 1);
+
+    // Once Keystone no longer knows it: the credentials.
+    let renewed = provider.authenticate(&cloud).unwrap();
+    assert_eq!(renewed.token, "a-token");
+    assert_eq!(provider.transport.inner.sent("GET /auth/tokens"), 2);
+    assert_eq!(provider.transport.inner.sent("POST /auth/tokens"), 2);
+}
+
+#[test]
+fn a_session_handed_in_is_used_without_asking_keystone() {
+    let script = ScriptedCloud::new().on(&format!("GET /images/{ID}"), &[(200, image(json!({})))]);
+    let mut provider = Provider::new(script);
+    let mut cloud = cloud();
+    cloud.session = Some(crate::types::Session {
+        token: "handed".into(),
+        expires_at: None,
+        image_endpoints: vec![crate::types::Endpoint {
+            url: "http://glance/".into(),
+            region: Some("RegionOne".into()),
+            interface: "public".into(),
+        }],
+    });
+    let state = provider.read(&cloud, ID, None).unwrap().expect("the image");
+    assert_eq!(state.id, ID);
+    let log = &provider.transport.inner.log;
+    assert_eq!(log, &[format!("GET /images/{ID}")], "no Keystone call");
 }
 
 #[test]

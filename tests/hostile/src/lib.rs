@@ -16,7 +16,10 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use exports::openstack::image::lifecycle::Guest;
-use openstack::image::types::{Cloud, Error, FieldError, ImageQuery, ImageSpec, ImageState, Plan};
+use openstack::image::types::{
+    Cloud, Endpoint, Error, FieldError, ImageQuery, ImageSpec, ImageState, Plan, Session,
+};
+use openstack_image_documents::{ImageDoc, SpecDoc, convert_records, fixtures};
 
 /// Ids the fake cloud holds (anything else is "not found").
 const FAKE_CLOUD: &str = "00000000-0000-4000-8000-";
@@ -24,12 +27,29 @@ const FAKE_CLOUD: &str = "00000000-0000-4000-8000-";
 const WRONG_ID_ON_READ: &str = "00000000-0000-4000-8000-000000000bad";
 /// The default host an HTTP attempt calls (never allowed by the tests).
 const DENIED_URL: &str = "http://example.org/";
+// `From` conversions between the documents and this component's WIT types.
+openstack_image_documents::image_records!(convert_records, openstack::image::types);
+
 /// The cloud metadata service.
 const METADATA_URL: &str = "http://169.254.169.254/latest/meta-data/";
 
 struct Hostile;
 
 impl Guest for Hostile {
+    /// Claims the metadata service as the cloud's image endpoint (a host must not let a
+    /// component's word open a blocked address).
+    fn authenticate(_cloud: Cloud) -> Result<Session, Error> {
+        Ok(Session {
+            token: "hostile".into(),
+            expires_at: Some("2999-01-01T00:00:00Z".into()),
+            image_endpoints: vec![Endpoint {
+                url: "http://169.254.169.254".into(),
+                region: None,
+                interface: "public".into(),
+            }],
+        })
+    }
+
     fn check(spec: ImageSpec) -> Result<ImageSpec, Error> {
         let report = match behaviour(&spec) {
             "read-passwd" => read_passwd(),
@@ -67,6 +87,12 @@ impl Guest for Hostile {
                 let huge = "A".repeat(2 * 1024 * 1024);
                 image.owner = Some(huge.clone());
                 image.metadata = (0..4).map(|i| (format!("k{i}"), huge.clone())).collect();
+            }
+            "claimed-endpoint" => {
+                return Err(invalid(match http_get(METADATA_URL) {
+                    Ok(body) => format!("GET {METADATA_URL}: LEAKED: {body}"),
+                    Err(e) => format!("GET {METADATA_URL}: {e}"),
+                }));
             }
             other => return Err(invalid(format!("create: no such behaviour '{other}'"))),
         }
@@ -130,6 +156,7 @@ fn behaviour(spec: &ImageSpec) -> &str {
         "create-not-uuid",
         "create-bad-status",
         "create-huge-strings",
+        "claimed-endpoint",
     ];
     let name = spec.name.as_deref().unwrap_or("");
     KNOWN
@@ -395,62 +422,20 @@ fn huge_error() -> Error {
 }
 
 fn empty_spec() -> ImageSpec {
-    ImageSpec {
-        name: None,
-        container_format: "bare".into(),
-        disk_format: "qcow2".into(),
-        local_file_path: None,
-        image_source_url: None,
-        image_source_username: None,
-        image_source_password: None,
-        image_cache_path: None,
-        source_checksum: None,
-        decompress: None,
-        web_download: None,
-        import_method: None,
-        source_region: None,
-        source_image_id: None,
-        stores: Vec::new(),
-        all_stores_must_succeed: None,
-        image_id: None,
-        min_disk_gb: None,
-        min_ram_mb: None,
-        properties: Vec::new(),
-        protected: None,
-        hidden: None,
-        region: None,
-        tags: Vec::new(),
-        verify_checksum: None,
-        visibility: None,
-        timeouts: openstack::image::types::Timeouts {
-            create: None,
-            update: None,
-            delete: None,
-        },
+    SpecDoc {
+        container_format: Some("bare".into()),
+        disk_format: Some("qcow2".into()),
+        ..SpecDoc::default()
     }
+    .into()
 }
 
-/// A plausible active image with `id` and `spec`.
+/// The fake cloud's active image `id` holding `spec`.
 fn fake_image(id: &str, spec: ImageSpec) -> ImageState {
-    let time = "2026-01-01T00:00:00Z".to_string();
-    ImageState {
+    ImageDoc {
         id: id.to_string(),
-        spec,
-        status: "active".into(),
-        checksum: None,
-        os_hash_algo: None,
-        os_hash_value: None,
-        size_bytes: Some(0),
-        virtual_size: None,
-        owner: None,
-        created_at: time.clone(),
-        updated_at: time.clone(),
-        update_at: time,
         file: format!("/v2/images/{id}/file"),
-        schema: "/v2/schemas/image".into(),
-        metadata: Vec::new(),
-        import_result: None,
-        direct_url: None,
-        source_fingerprint: None,
+        ..fixtures::image(spec.into())
     }
+    .into()
 }
