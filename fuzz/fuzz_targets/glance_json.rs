@@ -1,5 +1,5 @@
-//! Whatever Glance or Keystone answer, reading it never panics: image JSON to state, catalog
-//! lookup, checksum texts.
+//! Whatever Glance or Keystone answer, reading it never panics: image JSON to state, a token
+//! response's session and endpoint lookup, checksum texts.
 
 #![no_main]
 
@@ -17,8 +17,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = glance::state_from_image(&json, Some(&state.spec));
     }
     let _ = glance::properties(&json);
-    for interface in ["public", "internal"] {
-        let _ = keystone::image_endpoint(&json, None, interface);
-        let _ = keystone::image_endpoint(&json, Some("RegionOne"), interface);
+    if let Ok(session) = keystone::session("t".into(), &json) {
+        for interface in ["public", "internal"] {
+            let _ = keystone::image_endpoint(&session.image_endpoints, None, interface);
+            let _ = keystone::image_endpoint(&session.image_endpoints, Some("RegionOne"), interface);
+        }
     }
 });
