@@ -18,31 +18,27 @@ fn apply_killed_at_random_moments_always_converges() {
         s.qcow2(&format!("{file}.qcow2"), 3);
     }
     let mut rng = rand::rng();
-    // How long an uninterrupted apply of this much work takes: the kills land inside it.
     s.write_spec(&format!(
         "images:\n{}{}{}",
         image(&s, "a", ""),
         image(&s, "b", ""),
         image(&s, "c", "")
     ));
-    let started = Instant::now();
     s.apply();
+    // How long an uninterrupted apply of a round's work takes: the kills land inside it.
+    let spec = round_spec(&s, "calibration", false);
+    s.write_spec(&spec);
+    let started = Instant::now();
+    s.run(&["apply", "-f", "images.yaml", "--parallel", "2"])
+        .expect_code(0);
     let full = started.elapsed();
+    converged(&s, 0, &spec);
     let mut killed_with_work_left = 0;
     for round in 0..KILLS {
         // Every round has work of every kind: `a` updated in place, `b` replaced (its file
         // rewritten), `c` created and deleted in turn, `d` created once.
-        s.qcow2("b.qcow2", 3);
-        let mut spec = format!(
-            "images:\n{}{}{}",
-            image(&s, "a", &format!("    properties:\n      round: \"{round}\"\n")),
-            image(&s, "b", ""),
-            image(&s, "d", "")
-        );
-        if round % 2 == 0 {
-            spec.push_str(&image(&s, "c", ""));
-        }
-        s.write_spec(&spec.replace("local_file_path: d.qcow2", "local_file_path: a.qcow2"));
+        let spec = round_spec(&s, &round.to_string(), round % 2 == 0);
+        s.write_spec(&spec);
 
         let started = Instant::now();
         let mut child = s
@@ -71,10 +67,29 @@ fn apply_killed_at_random_moments_always_converges() {
         converged(&s, round, &spec);
         s.plan().expect_code(0);
     }
+    eprintln!(
+        "{killed_with_work_left} of {KILLS} kills landed while apply was working (a round takes {full:?})"
+    );
     assert!(
         killed_with_work_left >= KILLS / 2,
         "most kills must land while apply is still working ({killed_with_work_left} of {KILLS})"
     );
+}
+
+/// A round's spec: `a` with the property `round: LABEL`, `b` with a new file, `d` (from
+/// `a`'s file), and `c` when `with_c`.
+fn round_spec(s: &Scenario, label: &str, with_c: bool) -> String {
+    s.qcow2("b.qcow2", 3);
+    let mut spec = format!(
+        "images:\n{}{}{}",
+        image(s, "a", &format!("    properties:\n      round: \"{label}\"\n")),
+        image(s, "b", ""),
+        image(s, "d", "")
+    );
+    if with_c {
+        spec.push_str(&image(s, "c", ""));
+    }
+    spec.replace("local_file_path: d.qcow2", "local_file_path: a.qcow2")
 }
 
 fn image(s: &Scenario, name: &str, extra: &str) -> String {
