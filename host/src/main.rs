@@ -618,19 +618,18 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
             image.image_cache_path = Some(default_image_cache()?.to_string_lossy().into_owned());
         }
     }
-    // The spec is checked before the cloud is looked at: a spec error needs no cloud.
+    // The spec is checked before the cloud is looked at (a spec error needs no cloud); then
+    // the same instance gets the cloud.
+    let grants = policy::SpecGrants::for_images(spec.images.values())?;
+    let source_hosts = grants.hosts.clone();
     let offline = Sandbox::new(&sandbox_settings(global)?)?;
-    let mut checker = offline
-        .instance(policy::SpecGrants::for_images(spec.images.values())?, "check")
-        .await?;
-    let desired = engine::check_all(&mut checker, &spec.images)
+    let mut instance = offline.instance(grants, "check").await?;
+    let desired = engine::check_all(&mut instance, &spec.images)
         .await
         .with_context(|| format!("invalid spec file {}", args.file.display()))?;
     let (cloud, tls, token_cache) = load_cloud(global)?;
     let sandbox = Arc::new(offline.for_cloud(&cloud, &tls, token_cache)?);
-    let instance = sandbox
-        .instance(policy::SpecGrants::for_images(spec.images.values())?, "check")
-        .await?;
+    sandbox.connect(&mut instance, source_hosts)?;
     Ok(Prepared {
         sandbox,
         instance,

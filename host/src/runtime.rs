@@ -260,6 +260,11 @@ macro_rules! lifecycle_call {
 // What a component returns is checked before the host prints or records it: a component
 // is untrusted code, and its answers end up in the state file.
 impl Instance {
+    /// Replaces the instance's network policy (see `Sandbox::connect`).
+    pub(crate) fn set_network(&mut self, network: NetworkPolicy) {
+        self.store.data_mut().network = network;
+    }
+
     /// `lifecycle.authenticate`: the session to pass in `cloud.session` to later calls.
     pub async fn authenticate(&mut self, cloud: &Cloud) -> CallResult<Session> {
         vet(lifecycle_call!(self, call_authenticate(cloud)), |session| {

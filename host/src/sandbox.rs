@@ -119,20 +119,7 @@ impl Sandbox {
 
     /// A fresh instance with the common grants plus `grants`; its progress shows as `label`.
     pub async fn instance(&self, grants: SpecGrants, label: &str) -> Result<Instance> {
-        let network = match &self.cloud {
-            Some(cloud) => {
-                let mut hosts = self.extra_hosts.clone();
-                hosts.extend(grants.hosts);
-                NetworkPolicy::new(
-                    &cloud.auth_url,
-                    &hosts,
-                    cloud.transport.clone(),
-                    cloud.session.clone(),
-                )
-                .map_err(|e| anyhow!("the auth URL: {e}"))?
-            }
-            None => NetworkPolicy::offline(Transport::new(&TlsSettings::default())?),
-        };
+        let network = self.network(grants.hosts)?;
         self.runtime
             .instantiate(
                 Grants {
@@ -143,6 +130,31 @@ impl Sandbox {
                 ImageProgress::new(self.display.clone(), label),
             )
             .await
+    }
+
+    /// Gives an instance of this sandbox's component (made without a cloud, e.g. to check a
+    /// spec) this sandbox's network: its cloud, plus `hosts`. Its directories stay as they were.
+    pub fn connect(&self, instance: &mut Instance, hosts: Vec<AllowedHost>) -> Result<()> {
+        instance.set_network(self.network(hosts)?);
+        Ok(())
+    }
+
+    /// The network policy of an instance that may also reach `hosts`.
+    fn network(&self, hosts: Vec<AllowedHost>) -> Result<NetworkPolicy> {
+        Ok(match &self.cloud {
+            Some(cloud) => {
+                let mut allowed = self.extra_hosts.clone();
+                allowed.extend(hosts);
+                NetworkPolicy::new(
+                    &cloud.auth_url,
+                    &allowed,
+                    cloud.transport.clone(),
+                    cloud.session.clone(),
+                )
+                .map_err(|e| anyhow!("the auth URL: {e}"))?
+            }
+            None => NetworkPolicy::offline(Transport::new(&TlsSettings::default())?),
+        })
     }
 }
 
