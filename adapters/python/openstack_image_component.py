@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
@@ -49,6 +50,7 @@ RESOURCE_INTERFACE = "openstack:image/resource@0.1.0"
 
 _FUNCTIONS = (
     "schema",
+    "authenticate-json",
     "check-json",
     "diff-json",
     "create-json",
@@ -56,6 +58,25 @@ _FUNCTIONS = (
     "update-json",
     "delete-json",
 )
+
+
+# A session is reused while its token has at least this long to live.
+_SESSION_MARGIN = timedelta(seconds=60)
+
+
+def _lives(session: Dict[str, Any], margin: timedelta) -> bool:
+    """Whether the session's token has `margin` to live (no expiry given: it is kept until
+    Keystone refuses it, which the component handles by logging in again)."""
+    text = session.get("expires_at")
+    if not text:
+        return True
+    try:
+        expires = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=timezone.utc)
+    return expires - datetime.now(timezone.utc) >= margin
 
 
 class ComponentError(Exception):
@@ -183,10 +204,11 @@ class _Live:
 class ImageComponent:
     """The openstack-image component's JSON face, with Python dicts in and out.
 
-    The component is compiled once (per `ImageComponent`). Calls reuse one instance (so the
-    Keystone token it caches is reused) until a call needs a directory the instance was not
-    given, or the component traps; then a fresh store and instance are made. Not thread-safe:
-    use one `ImageComponent` per thread.
+    The component is compiled once (per `ImageComponent`), and logs in to Keystone once: the
+    session `authenticate-json` returns goes into every later call's `cloud.session`. Calls
+    reuse one instance until a call needs a directory the instance was not given, or the
+    component traps; then a fresh store and instance are made (with the same session). Not
+    thread-safe: use one `ImageComponent` per thread.
     """
 
     def __init__(self, wasm_path: "str | os.PathLike[str]", cloud: Optional[Dict[str, Any]] = None,
@@ -220,6 +242,7 @@ class ImageComponent:
         self.linker.add_wasip2()      # wasi:cli, clocks, filesystem, io, random, sockets
         self.linker.add_wasi_http()   # wasi:http/types + wasi:http/outgoing-handler
         self._live: Optional[_Live] = None
+        self._session: Optional[Dict[str, Any]] = None
 
     # ----- instance management -------------------------------------------------------
 
@@ -363,13 +386,34 @@ class ImageComponent:
         (diff re-reads the local file when its size or mtime moved: its directory is preopened.)"""
         return self._call_json("diff-json", {"spec": spec, "state": state}, (spec, state))
 
+    def authenticate(self) -> Dict[str, Any]:
+        """Gets the Keystone session (token, expiry, the catalog's image endpoints) that
+        every later call passes in `cloud.session`, so no instance this object makes logs
+        in again; a held session is checked with Keystone and kept while it is accepted.
+        Called by the first call that needs the cloud; call it yourself to fail early."""
+        cloud = dict(self.cloud)
+        if self._session is not None:
+            cloud["session"] = self._session
+        self._session = self._call_json("authenticate-json", {"cloud": cloud})
+        return self._session
+
+    def _cloud_doc(self) -> Dict[str, Any]:
+        """The cloud document with the session (a session given in `cloud` wins)."""
+        if "session" in self.cloud:
+            return self.cloud
+        if self._session is not None and not _lives(self._session, _SESSION_MARGIN):
+            self._session = None      # about to expire: log in again
+        if self._session is None:
+            self.authenticate()
+        return {**self.cloud, "session": self._session}
+
     def create(self, spec: Dict[str, Any]) -> Dict[str, Any]:
         """Creates the image, uploads its data, waits for `active`; returns its state."""
-        return self._call_json("create-json", {"cloud": self.cloud, "spec": spec}, (spec,))
+        return self._call_json("create-json", {"cloud": self._cloud_doc(), "spec": spec}, (spec,))
 
     def read(self, id: str, state: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
         """The image's state, or None when it is gone. `state`: its last known state."""
-        request: Dict[str, Any] = {"cloud": self.cloud, "id": id}
+        request: Dict[str, Any] = {"cloud": self._cloud_doc(), "id": id}
         if state is not None:
             request["state"] = state
         return self._call_json("read-json", request)
@@ -377,12 +421,12 @@ class ImageComponent:
     def update(self, state: Dict[str, Any], spec: Dict[str, Any]) -> Dict[str, Any]:
         """Updates the image in place; returns the new state."""
         # update patches metadata only: it reads no file, so it needs no preopen.
-        return self._call_json("update-json", {"cloud": self.cloud, "state": state, "spec": spec})
+        return self._call_json("update-json", {"cloud": self._cloud_doc(), "state": state, "spec": spec})
 
     def delete(self, id: str, region: Optional[str] = None,
                timeout_seconds: Optional[int] = None) -> Dict[str, Any]:
         """Deletes the image (an image already gone counts as deleted)."""
-        request: Dict[str, Any] = {"cloud": self.cloud, "id": id}
+        request: Dict[str, Any] = {"cloud": self._cloud_doc(), "id": id}
         if region is not None:
             request["region"] = region
         if timeout_seconds is not None:

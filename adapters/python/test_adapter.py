@@ -177,6 +177,22 @@ class AdapterTest(unittest.TestCase):
             wrong.read(str(uuid.uuid4()))
         self.assertEqual(caught.exception.kind, "auth-failed", caught.exception)
 
+    def test_one_login_serves_every_instance(self):
+        images = ImageComponent(WASM, cloud=cloud_from_env())
+        session = images.authenticate()
+        self.assertTrue(session["token"])
+        self.assertTrue(session["image_endpoints"], session)
+        # From now on the credentials are not used: with a wrong password, calls still work,
+        # in this instance and in a fresh one, because they carry the session.
+        images.cloud["auth"]["password"] = "not-the-password"
+        self.assertIsNone(images.read(str(uuid.uuid4())))
+        images.close()
+        self.assertIsNone(images.read(str(uuid.uuid4())))
+        self.assertEqual(images._session["token"], session["token"])
+        # Checking the held session again keeps it (Keystone still accepts the token).
+        self.assertEqual(images.authenticate()["token"], session["token"])
+        images.close()
+
     def test_trap_discards_the_instance(self):
         # A call that outlives the deadline traps (epoch interruption); a trapped instance
         # must not be entered again, so the next call gets a fresh one.
