@@ -257,6 +257,17 @@ macro_rules! lifecycle_call {
     }};
 }
 
+/// `cloud` with the run's session and the claim held while getting it ([`Instance::with_session`]);
+/// a failed `authenticate` is returned as the call's answer.
+macro_rules! session_or_return {
+    ($self:ident, $cloud:expr) => {
+        match $self.with_session($cloud).await? {
+            Ok(with_session) => with_session,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
 // What a component returns is checked before the host prints or records it: a component
 // is untrusted code, and its answers end up in the state file.
 impl Instance {
@@ -321,10 +332,7 @@ impl Instance {
 
     /// `lifecycle.create`; the new image must have the id the spec asks for.
     pub async fn create(&mut self, cloud: &Cloud, spec: &ImageSpec) -> CallResult<ImageState> {
-        let (cloud, _claim) = match self.with_session(cloud).await? {
-            Ok(with_session) => with_session,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (cloud, _claim) = session_or_return!(self, cloud);
         let cloud = &cloud;
         vet(lifecycle_call!(self, call_create(cloud, spec)), |image| {
             well_formed(image, spec.image_id.as_deref())
@@ -338,10 +346,7 @@ impl Instance {
         id: &str,
         prior: Option<&ImageState>,
     ) -> CallResult<Option<ImageState>> {
-        let (cloud, _claim) = match self.with_session(cloud).await? {
-            Ok(with_session) => with_session,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (cloud, _claim) = session_or_return!(self, cloud);
         let cloud = &cloud;
         vet(lifecycle_call!(self, call_read(cloud, id, prior)), |found| {
             found
@@ -357,10 +362,7 @@ impl Instance {
         prior: &ImageState,
         desired: &ImageSpec,
     ) -> CallResult<ImageState> {
-        let (cloud, _claim) = match self.with_session(cloud).await? {
-            Ok(with_session) => with_session,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (cloud, _claim) = session_or_return!(self, cloud);
         let cloud = &cloud;
         vet(
             lifecycle_call!(self, call_update(cloud, prior, desired)),
@@ -376,20 +378,14 @@ impl Instance {
         region: Option<&str>,
         timeout_seconds: Option<u64>,
     ) -> CallResult<()> {
-        let (cloud, _claim) = match self.with_session(cloud).await? {
-            Ok(with_session) => with_session,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (cloud, _claim) = session_or_return!(self, cloud);
         let cloud = &cloud;
         lifecycle_call!(self, call_delete(cloud, id, region, timeout_seconds))
     }
 
     /// `lifecycle.find`.
     pub async fn find(&mut self, cloud: &Cloud, query: &ImageQuery) -> CallResult<ImageState> {
-        let (cloud, _claim) = match self.with_session(cloud).await? {
-            Ok(with_session) => with_session,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (cloud, _claim) = session_or_return!(self, cloud);
         let cloud = &cloud;
         vet(lifecycle_call!(self, call_find(cloud, query)), |image| {
             well_formed(image, None)
