@@ -22,7 +22,8 @@ pub struct CloudDoc {
     #[serde(default, deserialize_with = "crate::text::or_default")]
     pub auth: AuthDoc,
     /// password (default), v3applicationcredential or v3token; without it the credentials
-    /// given choose: a token, else an application credential, else a password.
+    /// given choose: an application credential secret, else a password, else a token (with
+    /// none of them and a `session`, the session alone).
     #[serde(default, deserialize_with = "crate::text::text")]
     #[schemars(extend("enum" = AUTH_TYPES))]
     pub auth_type: Option<String>,
@@ -193,8 +194,8 @@ impl CloudSettings {
         self.pick(|doc| get(doc).clone()).map(|(v, _)| v)
     }
 
-    /// The typed cloud: credentials by `auth_type` (or, without one, by what is given: a
-    /// token, else an application credential secret, else a password), the project scope,
+    /// The typed cloud: credentials by `auth_type` (or, without one, by what is given: see
+    /// [`CloudSettings::inferred_method`]), the project scope,
     /// region and interface (`publicURL` is read as `public`), and the session a layer carries.
     pub fn resolve(&self) -> Result<CloudRecord, CloudProblem> {
         let a = |get: fn(&AuthDoc) -> &Option<String>| self.get(move |d| get(&d.auth));
@@ -211,12 +212,11 @@ impl CloudSettings {
                     });
                 }
             },
-            None if a(|a| &a.token).is_some() => Method::Token,
-            None if a(|a| &a.application_credential_secret).is_some() => Method::ApplicationCredential,
-            None => Method::Password,
+            None => self.inferred_method(),
         };
         let auth_url = self.get(|d| &d.auth.auth_url).ok_or(CloudProblem::NoAuthUrl)?;
         let credentials = match method {
+            Method::SessionOnly => CredentialsRecord::SessionOnly,
             Method::Token => CredentialsRecord::Token(a(|a| &a.token).ok_or(CloudProblem::NoToken)?),
             Method::ApplicationCredential => {
                 let (id, name) = (
@@ -284,6 +284,29 @@ impl CloudSettings {
         })
     }
 
+    /// The credentials' kind when no `auth_type` names it, by what is given: an application
+    /// credential's secret, else a password, else a token, else a user (who lacks a password)
+    /// or an application credential (which lacks its secret); with nothing of these, a
+    /// session alone (a host that keeps the secrets to itself).
+    fn inferred_method(&self) -> Method {
+        let given = |get: fn(&AuthDoc) -> &Option<String>| self.pick(|d| get(&d.auth).clone()).is_some();
+        if given(|a| &a.application_credential_secret) {
+            Method::ApplicationCredential
+        } else if given(|a| &a.password) {
+            Method::Password
+        } else if given(|a| &a.token) {
+            Method::Token
+        } else if given(|a| &a.username) || given(|a| &a.user_id) {
+            Method::Password
+        } else if given(|a| &a.application_credential_id) || given(|a| &a.application_credential_name) {
+            Method::ApplicationCredential
+        } else if self.pick(|d| d.session.clone()).is_some() {
+            Method::SessionOnly
+        } else {
+            Method::Password
+        }
+    }
+
     /// The CA file to trust besides the public web PKI.
     pub fn cacert(&self) -> Option<String> {
         self.get(|d| &d.cacert)
@@ -305,6 +328,7 @@ enum Method {
     Password,
     ApplicationCredential,
     Token,
+    SessionOnly,
 }
 
 impl CloudDoc {
@@ -327,7 +351,7 @@ impl CloudDoc {
                 auth.password = Some(p.password.clone());
                 auth.user_domain_id = p.user_domain_id.clone();
                 auth.user_domain_name = p.user_domain_name.clone();
-                "password"
+                Some("password")
             }
             CredentialsRecord::ApplicationCredential(c) => {
                 auth.application_credential_id = c.id.clone();
@@ -337,16 +361,17 @@ impl CloudDoc {
                 auth.username = c.username.clone();
                 auth.user_domain_id = c.user_domain_id.clone();
                 auth.user_domain_name = c.user_domain_name.clone();
-                "v3applicationcredential"
+                Some("v3applicationcredential")
             }
             CredentialsRecord::Token(token) => {
                 auth.token = Some(token.clone());
-                "v3token"
+                Some("v3token")
             }
+            CredentialsRecord::SessionOnly => None,
         };
         CloudDoc {
             auth,
-            auth_type: Some(auth_type.into()),
+            auth_type: auth_type.map(str::to_string),
             region_name: cloud.region.clone(),
             interface: cloud.interface.clone(),
             retries: cloud.retries,
@@ -358,9 +383,13 @@ impl CloudDoc {
     /// The document as JSON, unset settings left out.
     pub fn to_json(&self) -> Value {
         fn prune(value: &mut Value) {
-            if let Value::Object(map) = value {
-                map.retain(|_, v| !v.is_null());
-                map.values_mut().for_each(prune);
+            match value {
+                Value::Object(map) => {
+                    map.retain(|_, v| !v.is_null());
+                    map.values_mut().for_each(prune);
+                }
+                Value::Array(items) => items.iter_mut().for_each(prune),
+                _ => {}
             }
         }
         let mut value = serde_json::to_value(self).expect("cloud documents serialise");
@@ -425,6 +454,9 @@ mod tests {
             json!({ "auth": { "auth_url": "http://k/v3", "application_credential_id": "a",
                               "application_credential_secret": "s" } }),
             json!({ "auth": { "auth_url": "http://k/v3", "token": "t", "project_id": "p" } }),
+            json!({ "auth": { "auth_url": "http://k/v3", "project_id": "p" },
+                    "session": { "token": "s", "expires_at": "2999-01-01T00:00:00Z",
+                                 "image_endpoints": [{ "url": "http://g", "interface": "public" }] } }),
         ];
         for doc in clouds {
             let record = settings(&[(Origin::Request, doc)]).resolve().unwrap();
@@ -459,9 +491,23 @@ mod tests {
     fn credentials_follow_auth_type_or_what_is_given() {
         let resolve = |doc: Value| settings(&[(yaml(), doc)]).resolve();
         let url = json!("http://k/v3");
+        // One rule for every runtime: a password wins over a token, a token over a lone user.
         let c =
             resolve(json!({ "auth": { "auth_url": url, "token": "t", "username": "u", "password": "p" } }));
+        assert!(matches!(c.unwrap().credentials, CredentialsRecord::Password(_)));
+        let c = resolve(json!({ "auth": { "auth_url": url, "token": "t", "username": "u" } }));
         assert!(matches!(c.unwrap().credentials, CredentialsRecord::Token(_)));
+        let c = resolve(
+            json!({ "auth_type": "v3token", "auth": { "auth_url": url, "token": "t", "username": "u", "password": "p" } }),
+        );
+        assert!(matches!(c.unwrap().credentials, CredentialsRecord::Token(_)));
+        let session = json!({ "token": "s", "expires_at": "2999-01-01T00:00:00Z", "image_endpoints": [] });
+        let c = resolve(json!({ "auth": { "auth_url": url, "project_name": "p" }, "session": session }));
+        assert_eq!(c.unwrap().credentials, CredentialsRecord::SessionOnly);
+        let c = resolve(
+            json!({ "auth": { "auth_url": url, "username": "u", "password": "p" }, "session": session }),
+        );
+        assert!(matches!(c.unwrap().credentials, CredentialsRecord::Password(_)));
         let c = resolve(
             json!({ "auth_type": "password", "auth": { "auth_url": url, "token": "t", "username": "u", "password": "p" } }),
         );

@@ -3,7 +3,8 @@
 //! conversions to and from each side's generated WIT types (see [`convert_records!`]).
 //!
 //! A list entry is `struct Doc => WitRecord { field: Type => conversion, ... }` or
-//! `enum Doc => WitVariant { Case(Payload), ... }`; a conversion is `into` (same or nested
+//! `enum Doc => WitVariant { Case(Payload), ...; UnitCase, ... }` (cases without a payload
+//! after a `;`); a conversion is `into` (same or nested
 //! record type), `option` (an optional nested record), `text` (an optional text that the WIT
 //! record holds as a plain string, empty when unset), `flag` (an optional yes/no that the WIT
 //! record holds as a plain bool, false when unset) or `pairs` (an object that the WIT record
@@ -337,6 +338,9 @@ macro_rules! cloud_records {
                 Password(PasswordAuthRecord),
                 ApplicationCredential(ApplicationCredentialRecord),
                 Token(String),
+                ;
+                /// None: the component works with the cloud's session alone.
+                SessionOnly,
             }
 
             /// Keystone v3 password authentication.
@@ -409,10 +413,12 @@ macro_rules! define_records {
     };
     ([] $(#[$meta:meta])* enum $doc:ident => $wit:ident {
         $( $(#[$vmeta:meta])* $case:ident($payload:ty), )*
+        $( ; $( $(#[$umeta:meta])* $unit:ident, )* )?
     } $($rest:tt)*) => {
         $(#[$meta])*
         pub enum $doc {
             $( $(#[$vmeta])* $case($payload), )*
+            $( $( $(#[$umeta])* $unit, )* )?
         }
         define_records!([] $($rest)*);
     };
@@ -454,16 +460,23 @@ macro_rules! convert_records {
     };
     ([$($wit:ident)::+] $(#[$meta:meta])* enum $doc:ident => $rec:ident {
         $( $(#[$vmeta:meta])* $case:ident($payload:ty), )*
+        $( ; $( $(#[$umeta:meta])* $unit:ident, )* )?
     } $($rest:tt)*) => {
         impl ::core::convert::From<$crate::records::$doc> for $($wit)::+::$rec {
             fn from(doc: $crate::records::$doc) -> Self {
-                match doc { $( $crate::records::$doc::$case(v) => Self::$case(v.into()), )* }
+                match doc {
+                    $( $crate::records::$doc::$case(v) => Self::$case(v.into()), )*
+                    $( $( $crate::records::$doc::$unit => Self::$unit, )* )?
+                }
             }
         }
         impl ::core::convert::From<$($wit)::+::$rec> for $crate::records::$doc {
             fn from(record: $($wit)::+::$rec) -> Self {
                 type Wit = $($wit)::+::$rec;
-                match record { $( Wit::$case(v) => Self::$case(v.into()), )* }
+                match record {
+                    $( Wit::$case(v) => Self::$case(v.into()), )*
+                    $( $( Wit::$unit => Self::$unit, )* )?
+                }
             }
         }
         $crate::convert_records!([$($wit)::+] $($rest)*);

@@ -4,7 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use openstack_image_guest::{glance, keystone, source};
+use openstack_image_guest::{glance, source};
+use openstack_image_keystone as keystone;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

@@ -1,7 +1,8 @@
 //! The OpenStack Glance image resource: every lifecycle decision and every cloud call.
 //!
-//! Pure modules (`validate`, `diff`, `patch`, `glance`, `keystone`) work on plain data and
-//! are unit-tested natively; `wasi_http` is the only module that touches WASI HTTP, and
+//! Pure modules (`validate`, `diff`, `patch`, `glance`) work on plain data and are
+//! unit-tested natively (Keystone's requests and answers are the `openstack_image_keystone`
+//! crate's, shared with the bundled host); `wasi_http` is the only module that touches WASI HTTP, and
 //! `component` is the thin wit-bindgen glue.
 
 mod bindings;
@@ -12,7 +13,6 @@ pub mod glance;
 pub mod glance_fields;
 pub mod http;
 pub mod json_face;
-pub mod keystone;
 pub mod lifecycle;
 pub mod patch;
 pub mod placement;

@@ -12,7 +12,6 @@ use openstack_image_documents::cloud::{
 
 use crate::bindings::Cloud;
 use crate::clouds_yaml;
-use openstack_image_documents::records::CloudRecord;
 
 /// The environment variable (besides `--token-cache` and clouds.yaml's `cache: {auth: true}`)
 /// that keeps the Keystone token for the next run.
@@ -83,12 +82,6 @@ pub fn from_entry(name: Option<&str>, explicit: &serde_json::Value) -> Result<Cl
         )?);
     }
     resolve(&CloudSettings::new(layers))
-}
-
-/// `cloud` as the JSON face's cloud document (a clouds.yaml cloud entry), for runtimes that
-/// call the component with documents: the documents' inverse of resolving settings.
-pub fn document(cloud: &Cloud) -> serde_json::Value {
-    CloudDoc::of(&CloudRecord::from(cloud.clone())).to_json()
 }
 
 /// A yes/no variable: true, 1, yes or false, 0, no (any case).

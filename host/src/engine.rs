@@ -9,8 +9,8 @@ use anyhow::{Result, anyhow};
 
 use crate::bindings::{Action, Cloud, GuestError, ImageQuery, ImageSpec, ImageState};
 use crate::exit::{CloudError, Outcome};
+use crate::grants::DataSource;
 use crate::plan::{Change, Step};
-use crate::policy::DataSource;
 use crate::report::{self, Narrator};
 use crate::runtime::{CallResult, Instance};
 use crate::say;
@@ -268,7 +268,10 @@ async fn apply_step(
     Ok(())
 }
 
-/// Creates the image for `name` with an id chosen here and written to the state first.
+/// Creates the image for `name` with an id chosen here and written to the state first. A
+/// create the cloud's refusal of the session cut short after the image record was made (a
+/// token that expired during a long upload; the instance deleted the half-made image with a
+/// new session) starts once more with a new id, as Glance never reuses one.
 async fn create_recorded(
     instance: &mut Instance,
     cloud: &Cloud,
@@ -276,32 +279,42 @@ async fn create_recorded(
     name: &str,
     spec: &ImageSpec,
 ) -> Result<ImageState> {
-    let id = spec
-        .image_id
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let intent = DeposedImage {
-        id: id.clone(),
-        region: spec.region.clone(),
-    };
-    ledger.update(|state| {
-        state.creating.insert(name.to_string(), intent.clone());
-    })?;
-    let mut spec = spec.clone();
-    spec.image_id = Some(id.clone());
-    let created = named(name, instance.create(cloud, &spec).await);
-    // A failed create deletes its image; keep the intent only if that did not work out.
-    let leftover = created.is_err()
-        && !matches!(
-            instance.read(&in_region(cloud, &intent), &id, None).await,
-            Ok(Ok(None))
-        );
-    if !leftover {
+    for attempt in 0..2 {
+        let id = spec
+            .image_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let intent = DeposedImage {
+            id: id.clone(),
+            region: spec.region.clone(),
+        };
         ledger.update(|state| {
-            state.creating.remove(name);
+            state.creating.insert(name.to_string(), intent.clone());
         })?;
+        let with_id = ImageSpec {
+            image_id: Some(id.clone()),
+            ..spec.clone()
+        };
+        let result = instance.create(cloud, &with_id).await;
+        let cut_short = matches!(&result, Ok(Err(GuestError::Unauthorized(info))) if info.image_id.is_some());
+        let created = named(name, result);
+        // A failed create deletes its image; keep the intent only if that did not work out.
+        let leftover = created.is_err()
+            && !matches!(
+                instance.read(&in_region(cloud, &intent), &id, None).await,
+                Ok(Ok(None))
+            );
+        if !leftover {
+            ledger.update(|state| {
+                state.creating.remove(name);
+            })?;
+        }
+        if cut_short && !leftover && attempt == 0 && spec.image_id.is_none() {
+            continue;
+        }
+        return created;
     }
-    created
+    unreachable!("the second attempt returns")
 }
 
 /// `cloud` with `image`'s region as the default region.

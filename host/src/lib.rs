@@ -6,6 +6,8 @@
 //! WASI, the HTTP transport and the embedded component. Without it only the pure parts are
 //! built (spec, state and cloud configuration, plans, reports), as the fuzz targets use them.
 
+#[cfg(feature = "runtime")]
+pub mod auth;
 pub mod bindings;
 pub mod cloud;
 pub mod clouds_yaml;
@@ -13,18 +15,18 @@ pub mod clouds_yaml;
 pub mod engine;
 pub mod exit;
 #[cfg(feature = "runtime")]
-pub mod guest_log;
-pub mod plan;
+pub mod grants;
 #[cfg(feature = "runtime")]
-pub mod policy;
+pub mod guest_log;
+#[cfg(feature = "runtime")]
+pub mod network;
+pub mod plan;
 pub mod progress;
 pub mod report;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 #[cfg(feature = "runtime")]
 pub mod sandbox;
-#[cfg(feature = "runtime")]
-pub mod session;
 pub mod spec;
 pub mod state;
 #[cfg(feature = "runtime")]

@@ -10,13 +10,14 @@ use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use openstack_image::auth::TokenCache;
 use openstack_image::bindings::{self, Cloud};
 use openstack_image::exit_help;
-use openstack_image::policy::{self, AllowedHost};
+use openstack_image::grants::{DataSource, SpecGrants};
+use openstack_image::network::AllowedHost;
 use openstack_image::report::Narrator;
 use openstack_image::runtime::{EMBEDDED_COMPONENT, Instance, Limits};
 use openstack_image::sandbox::{Sandbox, SandboxSettings, default_image_cache, token_cache_dir};
-use openstack_image::session;
 use openstack_image::spec::SpecFile;
 use openstack_image::state::{Ledger, State, StateFileExt, StateLock};
 use openstack_image::transport::TlsSettings;
@@ -466,7 +467,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let instance_for: engine::InstanceFor = Arc::new(move |name, spec| {
                 let sandbox = sandbox.clone();
                 Box::pin(async move {
-                    let grants = policy::SpecGrants::for_images(spec.iter())?;
+                    let grants = SpecGrants::for_images(spec.iter())?;
                     sandbox.instance(grants, &name).await
                 })
             });
@@ -499,9 +500,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Find(args) => {
             let (cloud, tls, token_cache) = load_cloud(&global)?;
-            let mut instance = sandbox(&global, &cloud, &tls, token_cache)?
-                .instance(policy::SpecGrants::default(), "find")
-                .await?;
+            let sandbox = sandbox(&global, &cloud, &tls, token_cache)?;
+            let cloud = sandbox.cloud().expect("the sandbox has a cloud");
+            let mut instance = sandbox.instance(SpecGrants::default(), "find").await?;
             let image = engine::find(&mut instance, &cloud, &args.into_query()).await?;
             println!("{}", serde_json::to_string_pretty(&report::image_json(&image))?);
             Ok(ExitCode::SUCCESS)
@@ -520,7 +521,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 /// The cloud and its TLS settings, from layers of settings: `--retries`, then the `OS_*`
 /// variables, then `--cloud`/`OS_CLOUD`'s entry of clouds.yaml.
-fn load_cloud(global: &GlobalArgs) -> Result<(Cloud, TlsSettings, Option<session::TokenCache>)> {
+fn load_cloud(global: &GlobalArgs) -> Result<(Cloud, TlsSettings, Option<TokenCache>)> {
     let mut layers = vec![
         Layer {
             origin: Origin::Explicit("--retries".to_string()),
@@ -543,7 +544,7 @@ fn load_cloud(global: &GlobalArgs) -> Result<(Cloud, TlsSettings, Option<session
     }
     let config = cloud::resolve(&CloudSettings::new(layers))?;
     let token_cache = if global.token_cache || config.token_cache {
-        session::TokenCache::for_cloud(&token_cache_dir()?, &config.cloud)
+        TokenCache::for_cloud(&token_cache_dir()?, &config.cloud)
     } else {
         None
     };
@@ -570,9 +571,9 @@ async fn open_state(
         }
     }
     let (cloud, tls, token_cache) = load_cloud(global)?;
-    let instance = sandbox(global, &cloud, &tls, token_cache)?
-        .instance(policy::SpecGrants::default(), command)
-        .await?;
+    let sandbox = sandbox(global, &cloud, &tls, token_cache)?;
+    let cloud = sandbox.cloud().expect("the sandbox has a cloud");
+    let instance = sandbox.instance(SpecGrants::default(), command).await?;
     Ok((instance, cloud, Ledger::new(state, path), lock))
 }
 
@@ -614,13 +615,13 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     spec.images
         .retain(|name, _| engine::targeted(&args.targets, name));
     for image in spec.images.values_mut() {
-        if policy::DataSource::of(image).needs_default_cache() {
+        if DataSource::of(image).needs_default_cache() {
             image.image_cache_path = Some(default_image_cache()?.to_string_lossy().into_owned());
         }
     }
     // The spec is checked before the cloud is looked at (a spec error needs no cloud); then
     // the same instance gets the cloud.
-    let grants = policy::SpecGrants::for_images(spec.images.values())?;
+    let grants = SpecGrants::for_images(spec.images.values())?;
     let source_hosts = grants.hosts.clone();
     let offline = Sandbox::new(&sandbox_settings(global)?)?;
     let mut instance = offline.instance(grants, "check").await?;
@@ -629,7 +630,8 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
         .with_context(|| format!("invalid spec file {}", args.file.display()))?;
     let (cloud, tls, token_cache) = load_cloud(global)?;
     let sandbox = Arc::new(offline.for_cloud(&cloud, &tls, token_cache)?);
-    sandbox.connect(&mut instance, source_hosts)?;
+    sandbox.connect(&mut instance, &source_hosts)?;
+    let cloud = sandbox.cloud().expect("the sandbox has a cloud");
     Ok(Prepared {
         sandbox,
         instance,
@@ -663,7 +665,7 @@ fn sandbox(
     global: &GlobalArgs,
     cloud: &Cloud,
     tls: &TlsSettings,
-    token_cache: Option<session::TokenCache>,
+    token_cache: Option<TokenCache>,
 ) -> Result<Sandbox> {
     Sandbox::new(&sandbox_settings(global)?)?.for_cloud(cloud, tls, token_cache)
 }

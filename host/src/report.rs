@@ -41,6 +41,7 @@ pub fn guest_error(image: &str, err: &GuestError) -> String {
             .collect::<Vec<_>>()
             .join("\n"),
         GuestError::AuthFailed(m) => line("authentication failed", m),
+        GuestError::Unauthorized(u) => line("the cloud refused the session", &u.message),
         GuestError::NotFound(m) => line("not found", m),
         GuestError::Forbidden(m) => line("forbidden", m),
         GuestError::Conflict(m) => line("conflict", m),
@@ -67,6 +68,49 @@ pub fn guest_error(image: &str, err: &GuestError) -> String {
             &format!("{} {} answered HTTP {}: {}", a.method, a.url, a.status, a.message),
         ),
     }
+}
+
+/// A host-side failure (a login, for one) as the JSON face's error document, so a JSON-face
+/// caller reads it as it reads the component's: `{"kind", "message", "fields"}`.
+pub fn error_document(err: &GuestError) -> Value {
+    let (kind, message) = match err {
+        GuestError::InvalidSpec(_) => ("invalid-spec", String::new()),
+        GuestError::AuthFailed(m) => ("auth-failed", m.clone()),
+        GuestError::Unauthorized(u) => ("unauthorized", u.message.clone()),
+        GuestError::NotFound(m) => ("not-found", m.clone()),
+        GuestError::Forbidden(m) => ("forbidden", m.clone()),
+        GuestError::Conflict(m) => ("conflict", m.clone()),
+        GuestError::Quota(m) => ("quota", m.clone()),
+        GuestError::ChecksumMismatch(c) => (
+            "checksum-mismatch",
+            format!(
+                "{} mismatch: sent {}, Glance has {}",
+                c.algorithm, c.expected, c.actual
+            ),
+        ),
+        GuestError::Timeout(t) => (
+            "timeout",
+            format!(
+                "{} timed out after {}s (last status {})",
+                t.operation, t.elapsed_seconds, t.last_status
+            ),
+        ),
+        GuestError::ImportFailed(m) => ("import-failed", m.clone()),
+        GuestError::Transport(m) => ("transport", m.clone()),
+        GuestError::DeniedByHost(m) => ("denied-by-host", m.clone()),
+        GuestError::Api(a) => (
+            "api",
+            format!("{} {} answered {}: {}", a.method, a.url, a.status, a.message),
+        ),
+    };
+    let fields: Vec<Value> = match err {
+        GuestError::InvalidSpec(fields) => fields
+            .iter()
+            .map(|f| json!({ "field": f.field, "message": f.message }))
+            .collect(),
+        _ => Vec::new(),
+    };
+    json!({ "kind": kind, "message": message, "fields": fields })
 }
 
 /// The plan as the `plan` and `apply` commands print it (coloured when stdout is a terminal

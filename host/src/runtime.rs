@@ -1,29 +1,37 @@
 //! The sandbox: one engine, the compiled component (cached on disk), and instances that get
-//! exactly the grants the policy names: WASI with no environment, arguments or sockets,
-//! outgoing HTTP through [`NetworkPolicy`], read-only preopens, a memory cap and a deadline.
+//! exactly the grants the capabilities name: WASI with no environment, arguments or sockets,
+//! outgoing HTTP through [`NetworkPolicy`], the directories of [`crate::grants`], a memory
+//! cap and a deadline; every call that talks to the cloud gets the run's session from
+//! [`Authenticator`] and never a secret.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use openstack_image_documents::SessionRecord;
+use std::sync::Arc;
 
-use crate::bindings::openstack::image::types::{ApiError, ChecksumMismatch, FieldError, TimeoutInfo};
+use openstack_image_documents::SessionRecord;
+use openstack_image_documents::cloud::CloudDoc;
+use openstack_image_documents::records::CloudRecord;
+
+use crate::auth::Authenticator;
+use crate::bindings::openstack::image::types::{
+    ApiError, ChecksumMismatch, FieldError, TimeoutInfo, UnauthorizedInfo,
+};
 use crate::bindings::{
     Cloud, GuestError, ImageQuery, ImageSpec, ImageState, JsonFace, JsonFaceIndices, Lifecycle,
-    LifecycleIndices, Plan, Session,
+    LifecycleIndices, Plan,
 };
+use crate::grants::{Preopen, component_id};
 use crate::guest_log::GuestLog;
-use crate::policy::NetworkPolicy;
+use crate::network::NetworkPolicy;
 use crate::progress::ImageProgress;
-use crate::session::Claim;
 
 /// The component built from `guest/`, embedded at build time.
 pub static EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("OPENSTACK_IMAGE_COMPONENT"));
@@ -45,10 +53,10 @@ pub struct Limits {
 /// What one instance may touch.
 pub struct Grants {
     pub network: NetworkPolicy,
-    /// Host directories mapped read-only at the same absolute path in the guest.
-    pub read_only_dirs: Vec<PathBuf>,
-    /// Host directories mapped read-write at the same absolute path in the guest.
-    pub read_write_dirs: Vec<PathBuf>,
+    /// Directories the guest may read.
+    pub read_only: Vec<Preopen>,
+    /// Directories the guest may read and write.
+    pub read_write: Vec<Preopen>,
 }
 
 /// A compiled component ready to instantiate (cheap to clone: clones share the compiled code).
@@ -60,6 +68,8 @@ pub struct Runtime {
     /// The JSON face, when the component exports it (the shipped one does).
     json_face: Option<JsonFaceIndices>,
     limits: Limits,
+    /// The component build's identity ([`component_id`]).
+    id: Arc<str>,
 }
 
 /// Per-instance host state.
@@ -125,7 +135,8 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
         let engine = Engine::new(&config)?;
-        let component = load_cached(&engine, wasm, compiled_cache)?;
+        let id: Arc<str> = component_id(wasm).into();
+        let component = load_cached(&engine, wasm, &id, compiled_cache)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
@@ -152,7 +163,13 @@ impl Runtime {
             lifecycle,
             json_face,
             limits,
+            id,
         })
+    }
+
+    /// The component build's identity.
+    pub fn component_id(&self) -> &str {
+        &self.id
     }
 
     /// The same compiled component under other limits.
@@ -173,15 +190,12 @@ impl Runtime {
         let mut wasi = WasiCtxBuilder::new();
         let log = GuestLog::new(self.limits.output_bytes, progress);
         wasi.stdout(log.clone()).stderr(log);
-        let read_only = grants.read_only_dirs.iter().map(|d| (d, FsPerms::ReadOnly));
-        let read_write = grants.read_write_dirs.iter().map(|d| (d, FsPerms::ReadWrite));
+        let read_only = grants.read_only.iter().map(|d| (d, FsPerms::ReadOnly));
+        let read_write = grants.read_write.iter().map(|d| (d, FsPerms::ReadWrite));
         for (dir, perms) in read_only.chain(read_write) {
-            let guest_path = dir
-                .to_str()
-                .ok_or_else(|| anyhow!("{} is not UTF-8", dir.display()))?;
-            wasi.preopened_dir(dir, guest_path, perms)
+            wasi.preopened_dir(&dir.host, &dir.guest, perms)
                 .map_err(anyhow::Error::from)
-                .with_context(|| format!("cannot open {} for the component", dir.display()))?;
+                .with_context(|| format!("cannot open {} for the component", dir.host.display()))?;
         }
         let state = GuestState {
             wasi: wasi.build(),
@@ -209,11 +223,12 @@ impl Runtime {
             json_face,
             limits: self.limits,
             stopped: false,
+            cloud: None,
         })
     }
 }
 
-/// One running component instance (its Keystone token is reused across calls).
+/// One running component instance.
 pub struct Instance {
     store: Store<GuestState>,
     lifecycle: Lifecycle,
@@ -221,6 +236,17 @@ pub struct Instance {
     limits: Limits,
     /// Set once a call trapped or ran out of time: the instance cannot be entered again.
     stopped: bool,
+    /// The cloud its calls act on (none: it reaches no cloud).
+    cloud: Option<CloudLink>,
+}
+
+/// What an instance needs to act on a cloud.
+#[derive(Clone)]
+pub struct CloudLink {
+    /// The run's sessions.
+    pub auth: Arc<Authenticator>,
+    /// The cloud as components get it, without credentials (the JSON face's calls act on it).
+    pub cloud: Cloud,
 }
 
 /// A call's outcome: the component's own answer, or a host-side failure (trap, deadline).
@@ -257,63 +283,50 @@ macro_rules! lifecycle_call {
     }};
 }
 
-/// `cloud` with the run's session and the claim held while getting it ([`Instance::with_session`]);
-/// a failed `authenticate` is returned as the call's answer.
-macro_rules! session_or_return {
-    ($self:ident, $cloud:expr) => {
-        match $self.with_session($cloud).await? {
-            Ok(with_session) => with_session,
+/// Runs `$call`, which uses `$c` — `$cloud` as the component gets it: no credentials, the
+/// run's session — and when the cloud refused that session (`unauthorized`), logs in again
+/// (one login for the whole run, whichever instance asks first) and repeats the call once. A
+/// `create` that names a half-made image is not repeated here (see [`Instance::create`]).
+macro_rules! with_session {
+    ($self:ident, $cloud:expr, |$c:ident| $call:expr) => {{
+        let auth = $self.link()?.auth;
+        let mut session = match auth.session().await {
+            Ok(session) => session,
             Err(e) => return Ok(Err(e)),
+        };
+        let mut repeated = false;
+        loop {
+            let $c = &Authenticator::for_component($cloud, &session);
+            match $call {
+                Ok(Err(GuestError::Unauthorized(info))) if !repeated => {
+                    session = match auth.refused(&session.token).await {
+                        Ok(session) => session,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    if info.image_id.is_some() {
+                        break Ok(Err(GuestError::Unauthorized(info)));
+                    }
+                    repeated = true;
+                }
+                other => break other,
+            }
         }
-    };
+    }};
 }
 
 // What a component returns is checked before the host prints or records it: a component
 // is untrusted code, and its answers end up in the state file.
 impl Instance {
-    /// Replaces the instance's network policy (see `Sandbox::connect`).
-    pub(crate) fn set_network(&mut self, network: NetworkPolicy) {
+    /// Gives the instance a network policy and a cloud (see `Sandbox::connect`).
+    pub(crate) fn connect(&mut self, network: NetworkPolicy, cloud: Option<CloudLink>) {
         self.store.data_mut().network = network;
+        self.cloud = cloud;
     }
 
-    /// `lifecycle.authenticate`: the session to pass in `cloud.session` to later calls.
-    pub async fn authenticate(&mut self, cloud: &Cloud) -> CallResult<Session> {
-        vet(lifecycle_call!(self, call_authenticate(cloud)), |session| {
-            within_size("the session", session)
-        })
-    }
-
-    /// `cloud` with the run's session: the one this run already has, or — when there is none
-    /// yet — the one this instance's `authenticate` returns (it checks the session an
-    /// earlier run kept first), recorded for the rest of the run. While this instance
-    /// authenticates, the returned claim makes other instances wait for its session. A
-    /// session the caller passed is used as it is.
-    async fn with_session(&mut self, cloud: &Cloud) -> CallResult<(Cloud, Option<Claim>)> {
-        let network = self.store.data().network.clone();
-        let mut cloud = cloud.clone();
-        if let Some(given) = &cloud.session {
-            network.admit(given);
-            return Ok(Ok((cloud, None)));
-        }
-        let (session, claim) = network.acquire_session().await;
-        let session = match session {
-            Some(session) => session,
-            None => {
-                let first = Cloud {
-                    session: network.kept_session(),
-                    ..cloud.clone()
-                };
-                match self.authenticate(&first).await? {
-                    Ok(session) => {
-                        network.authenticated(&session);
-                        session
-                    }
-                    Err(e) => return Ok(Err(e)),
-                }
-            }
-        };
-        cloud.session = Some(session);
-        Ok(Ok((cloud, claim)))
+    fn link(&self) -> Result<CloudLink> {
+        self.cloud
+            .clone()
+            .ok_or_else(|| anyhow!("this component instance was given no cloud"))
     }
 
     /// `lifecycle.check`.
@@ -330,13 +343,39 @@ impl Instance {
         })
     }
 
-    /// `lifecycle.create`; the new image must have the id the spec asks for.
+    /// `lifecycle.create`; the new image must have the id the spec asks for. When the cloud
+    /// refused the session after the image record was made, the half-made image is deleted
+    /// with a new session, and the create repeated once when the spec did not name that id
+    /// (Glance never reuses an image id); otherwise the `unauthorized` error says what became
+    /// of it.
     pub async fn create(&mut self, cloud: &Cloud, spec: &ImageSpec) -> CallResult<ImageState> {
-        let (cloud, _claim) = session_or_return!(self, cloud);
-        let cloud = &cloud;
-        vet(lifecycle_call!(self, call_create(cloud, spec)), |image| {
-            well_formed(image, spec.image_id.as_deref())
-        })
+        for attempt in 0..2 {
+            let created = with_session!(self, cloud, |c| vet(
+                lifecycle_call!(self, call_create(c, spec)),
+                |image| { well_formed(image, spec.image_id.as_deref()) }
+            ));
+            let Ok(Err(GuestError::Unauthorized(info))) = &created else {
+                return created;
+            };
+            let Some(id) = info.image_id.clone() else {
+                return created;
+            };
+            let cleanup = self
+                .delete(cloud, &id, spec.region.as_deref(), spec.timeouts.delete)
+                .await?;
+            let repeatable = attempt == 0 && cleanup.is_ok() && spec.image_id.as_deref() != Some(&id);
+            if !repeatable {
+                let outcome = match cleanup {
+                    Ok(()) => format!("the half-made image {id} was deleted"),
+                    Err(e) => format!("the half-made image {id} could not be deleted: {e:?}"),
+                };
+                return Ok(Err(GuestError::Unauthorized(UnauthorizedInfo {
+                    message: format!("{}; {outcome}", info.message),
+                    image_id: Some(id),
+                })));
+            }
+        }
+        unreachable!("the second attempt returns")
     }
 
     /// `lifecycle.read`; the image found must be the one asked for.
@@ -346,13 +385,14 @@ impl Instance {
         id: &str,
         prior: Option<&ImageState>,
     ) -> CallResult<Option<ImageState>> {
-        let (cloud, _claim) = session_or_return!(self, cloud);
-        let cloud = &cloud;
-        vet(lifecycle_call!(self, call_read(cloud, id, prior)), |found| {
-            found
-                .as_ref()
-                .map_or(Ok(()), |image| well_formed(image, Some(id)))
-        })
+        with_session!(self, cloud, |c| vet(
+            lifecycle_call!(self, call_read(c, id, prior)),
+            |found| {
+                found
+                    .as_ref()
+                    .map_or(Ok(()), |image| well_formed(image, Some(id)))
+            }
+        ))
     }
 
     /// `lifecycle.update`; the image must keep its id.
@@ -362,12 +402,10 @@ impl Instance {
         prior: &ImageState,
         desired: &ImageSpec,
     ) -> CallResult<ImageState> {
-        let (cloud, _claim) = session_or_return!(self, cloud);
-        let cloud = &cloud;
-        vet(
-            lifecycle_call!(self, call_update(cloud, prior, desired)),
+        with_session!(self, cloud, |c| vet(
+            lifecycle_call!(self, call_update(c, prior, desired)),
             |image| well_formed(image, Some(&prior.id)),
-        )
+        ))
     }
 
     /// `lifecycle.delete`.
@@ -378,18 +416,18 @@ impl Instance {
         region: Option<&str>,
         timeout_seconds: Option<u64>,
     ) -> CallResult<()> {
-        let (cloud, _claim) = session_or_return!(self, cloud);
-        let cloud = &cloud;
-        lifecycle_call!(self, call_delete(cloud, id, region, timeout_seconds))
+        with_session!(self, cloud, |c| lifecycle_call!(
+            self,
+            call_delete(c, id, region, timeout_seconds)
+        ))
     }
 
     /// `lifecycle.find`.
     pub async fn find(&mut self, cloud: &Cloud, query: &ImageQuery) -> CallResult<ImageState> {
-        let (cloud, _claim) = session_or_return!(self, cloud);
-        let cloud = &cloud;
-        vet(lifecycle_call!(self, call_find(cloud, query)), |image| {
-            well_formed(image, None)
-        })
+        with_session!(self, cloud, |c| vet(
+            lifecycle_call!(self, call_find(c, query)),
+            |image| { well_formed(image, None) }
+        ))
     }
 
     /// The JSON face's `schema()` document.
@@ -401,50 +439,70 @@ impl Instance {
     }
 
     /// One function of the JSON face (`check-json`, …, `find-json`): the request document in,
-    /// the answer or error document out. The run's session (from `authenticate-json`, as for
-    /// the typed calls) goes into the request's `cloud` document as its `session`.
+    /// the answer or error document out. A function that acts on the cloud gets this
+    /// instance's cloud as its `cloud` document (no credentials, the run's session), whatever
+    /// the request carried, and a refused session is handled as for the typed calls.
     pub async fn call_json(&mut self, function: JsonFunction, request: &str) -> CallResult<String, String> {
-        let face = self.json_face()?;
         let mut request: serde_json::Value =
             serde_json::from_str(request).context("the request is not a JSON document")?;
-        let mut _claim = None;
-        let network = self.store.data().network.clone();
-        if let Some(given) = request.pointer("/cloud/session")
-            && let Ok(session) = serde_json::from_value::<SessionRecord>(given.clone())
-        {
-            network.admit(&Session::from(session));
+        if matches!(function, JsonFunction::Check | JsonFunction::Diff) {
+            return self.json_call(function, &request).await;
         }
-        if let Some(cloud) = request.get("cloud").filter(|c| c.is_object()).cloned()
-            && cloud.get("session").is_none()
-        {
-            let (session, claim) = network.acquire_session().await;
-            _claim = claim;
-            let session = match session {
-                Some(session) => session,
-                None => {
-                    let mut first = cloud.clone();
-                    if let (Some(kept), Some(doc)) = (network.kept_session(), first.as_object_mut()) {
-                        doc.insert("session".into(), session_doc(kept));
-                    }
-                    let asked = serde_json::json!({ "cloud": first }).to_string();
-                    let answer = guarded_call!(self, face, call_authenticate_json(&asked))?;
-                    let text = match answer {
-                        Ok(text) => text,
-                        Err(error) => {
-                            within_size("the error", &error)?;
-                            return Ok(Err(error));
-                        }
-                    };
-                    within_size("the session", &text)?;
-                    let session: SessionRecord = serde_json::from_str(&text)
-                        .context("the component's authenticate-json answer is not a session document")?;
-                    let session = Session::from(session);
-                    network.authenticated(&session);
-                    session
-                }
+        let CloudLink { auth, cloud } = self.link()?;
+        let mut session = match auth.session().await {
+            Ok(session) => session,
+            Err(e) => return Ok(Err(crate::report::error_document(&e).to_string())),
+        };
+        let spec_id = request
+            .pointer("/spec/image_id")
+            .and_then(|id| id.as_str())
+            .map(str::to_string);
+        for attempt in 0..2 {
+            request["cloud"] = cloud_document(&cloud, &session);
+            let answer = self.json_call(function, &request).await?;
+            let Err(text) = &answer else {
+                return Ok(answer);
             };
-            request["cloud"]["session"] = session_doc(session);
+            let error: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+            if attempt == 1 || error["kind"] != "unauthorized" {
+                return Ok(answer);
+            }
+            session = match auth.refused(&session.token).await {
+                Ok(session) => session,
+                Err(e) => return Ok(Err(crate::report::error_document(&e).to_string())),
+            };
+            let Some(id) = error["image_id"].as_str() else {
+                continue;
+            };
+            // A create's half-made image: deleted with the new session, then created again
+            // unless the request named that id.
+            let delete = serde_json::json!({
+                "cloud": cloud_document(&cloud, &session),
+                "id": id,
+                "region": request.pointer("/spec/region"),
+            });
+            let deleted = self.json_call(JsonFunction::Delete, &delete).await?;
+            if deleted.is_err() || spec_id.as_deref() == Some(id) {
+                let mut error = error.clone();
+                let outcome = match &deleted {
+                    Ok(_) => format!("the half-made image {id} was deleted"),
+                    Err(e) => format!("the half-made image {id} could not be deleted: {e}"),
+                };
+                error["message"] =
+                    format!("{}; {outcome}", error["message"].as_str().unwrap_or_default()).into();
+                return Ok(Err(error.to_string()));
+            }
         }
+        unreachable!("the second attempt returns")
+    }
+
+    /// Calls one JSON-face function with `request` as it is.
+    async fn json_call(
+        &mut self,
+        function: JsonFunction,
+        request: &serde_json::Value,
+    ) -> CallResult<String, String> {
+        let face = self.json_face()?;
         let request = request.to_string();
         let request = request.as_str();
         let answer = match function {
@@ -482,9 +540,9 @@ pub enum JsonFunction {
     Find,
 }
 
-/// A session as the `session` of a cloud document.
-fn session_doc(session: Session) -> serde_json::Value {
-    serde_json::to_value(SessionRecord::from(session)).expect("a session serializes")
+/// `cloud` as a component gets it with `session`, as the JSON face's cloud document.
+fn cloud_document(cloud: &Cloud, session: &SessionRecord) -> serde_json::Value {
+    CloudDoc::of(&CloudRecord::from(Authenticator::for_component(cloud, session))).to_json()
 }
 
 /// Turns a component's answer that fails `check` into a host-side failure.
@@ -577,6 +635,10 @@ fn bounded(err: GuestError) -> GuestError {
             GuestError::InvalidSpec(shown)
         }
         GuestError::AuthFailed(m) => GuestError::AuthFailed(short(m)),
+        GuestError::Unauthorized(u) => GuestError::Unauthorized(UnauthorizedInfo {
+            message: short(u.message),
+            image_id: u.image_id.map(short),
+        }),
         GuestError::NotFound(m) => GuestError::NotFound(short(m)),
         GuestError::Forbidden(m) => GuestError::Forbidden(short(m)),
         GuestError::Conflict(m) => GuestError::Conflict(short(m)),
@@ -633,8 +695,8 @@ fn explain_trap(trap: wasmtime::Error, store: &Store<GuestState>) -> anyhow::Err
 }
 
 /// Loads the compiled form of `wasm` from the cache, compiling and storing it on a miss.
-fn load_cached(engine: &Engine, wasm: &[u8], cache: Option<&Path>) -> Result<Component> {
-    let Some(path) = cache.map(|dir| cache_path(dir, engine, wasm)) else {
+fn load_cached(engine: &Engine, wasm: &[u8], id: &str, cache: Option<&Path>) -> Result<Component> {
+    let Some(path) = cache.map(|dir| cache_path(dir, engine, id)) else {
         return Ok(Component::new(engine, wasm)?);
     };
     if path.exists() {
@@ -667,10 +729,9 @@ fn store_cached(path: &Path, component: &Component) -> Result<()> {
     Ok(())
 }
 
-/// The compiled form's file: keyed by the component's hash and the engine's compatibility.
-fn cache_path(dir: &Path, engine: &Engine, wasm: &[u8]) -> PathBuf {
+/// The compiled form's file: keyed by the component's identity and the engine's compatibility.
+fn cache_path(dir: &Path, engine: &Engine, id: &str) -> PathBuf {
     let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut engine_hash);
-    let component_hash = hex::encode(&Sha256::digest(wasm)[..16]);
-    dir.join(format!("{component_hash}-{:016x}.cwasm", engine_hash.finish()))
+    dir.join(format!("{id}-{:016x}.cwasm", engine_hash.finish()))
 }

@@ -1,19 +1,21 @@
 //! One run's sandbox: the compiled component, the grants every instance of the run gets (the
-//! cloud's hosts and the allowed hosts), the run's one Keystone token, and fresh instances
-//! that add each image's own grants. The command line and the Terraform provider both run the
+//! cloud's hosts and the allowed hosts), the run's Keystone sessions, and fresh instances that
+//! add each image's own grants. The command line and the Terraform provider both run the
 //! component through it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 
 use openstack_image_documents::spec::DEFAULT_CACHE_SUBDIR;
 
-use crate::bindings::Cloud;
-use crate::policy::{AllowedHost, NetworkPolicy, SpecGrants};
+use crate::auth::{Authenticator, TokenCache};
+use crate::bindings::{Cloud, Credentials};
+use crate::grants::SpecGrants;
+use crate::network::{AllowedHost, CatalogHosts, NetworkPolicy};
 use crate::progress::{Display, ImageProgress};
-use crate::runtime::{EMBEDDED_COMPONENT, Grants, Instance, Limits, Runtime};
-use crate::session::{SessionSlot, TokenCache};
+use crate::runtime::{CloudLink, EMBEDDED_COMPONENT, Grants, Instance, Limits, Runtime};
 use crate::transport::{TlsSettings, Transport};
 
 /// What the user chose for the sandbox.
@@ -28,6 +30,7 @@ pub struct SandboxSettings {
 }
 
 /// The compiled component and the grants every instance gets.
+#[derive(Clone)]
 pub struct Sandbox {
     runtime: Runtime,
     extra_hosts: Vec<AllowedHost>,
@@ -39,11 +42,14 @@ pub struct Sandbox {
 /// A cloud a sandbox's instances may reach.
 #[derive(Clone)]
 struct CloudAccess {
-    auth_url: String,
+    /// The cloud as components get it: no credentials.
+    cloud: Cloud,
     /// The run's connection pools, shared by every instance.
     transport: Transport,
-    /// The run's Keystone token: the first instance to authenticate shares it with the rest.
-    session: SessionSlot,
+    /// The image endpoints of the catalogs the run's logins received.
+    catalog: CatalogHosts,
+    /// The run's sessions.
+    auth: Arc<Authenticator>,
 }
 
 impl Sandbox {
@@ -63,8 +69,9 @@ impl Sandbox {
         })
     }
 
-    /// The same component for a run against `cloud`: its auth URL, its image endpoints and
-    /// the allowed hosts are reachable, with its TLS settings, and one token serves the run.
+    /// The same component for a run against `cloud`: its auth URL, the image endpoints of the
+    /// catalogs the host receives and the allowed hosts are reachable, with its TLS settings;
+    /// the host logs in (one session serves the run) and keeps the credentials.
     pub fn for_cloud(
         &self,
         cloud: &Cloud,
@@ -79,28 +86,35 @@ impl Sandbox {
                 cloud.auth_url
             );
         }
+        let transport = Transport::new(tls)?;
+        let catalog = CatalogHosts::default();
+        let auth = Authenticator::new(cloud, transport.clone(), catalog.clone(), token_cache)?;
         Ok(Sandbox {
-            runtime: self.runtime.clone(),
-            extra_hosts: self.extra_hosts.clone(),
-            display: self.display.clone(),
             cloud: Some(CloudAccess {
-                auth_url: cloud.auth_url.clone(),
-                transport: Transport::new(tls)?,
-                session: SessionSlot::new(token_cache),
+                cloud: Cloud {
+                    credentials: Credentials::SessionOnly,
+                    session: None,
+                    ..cloud.clone()
+                },
+                transport,
+                catalog,
+                auth: Arc::new(auth),
             }),
+            ..self.clone()
         })
+    }
+
+    /// The cloud the run acts on, as its lifecycle calls take it: without credentials (each
+    /// call gets the run's session). None before [`Sandbox::for_cloud`].
+    pub fn cloud(&self) -> Option<Cloud> {
+        self.cloud.as_ref().map(|access| access.cloud.clone())
     }
 
     /// The same sandbox whose instances may also reach `hosts`.
     pub fn with_allowed_hosts(&self, hosts: Vec<AllowedHost>) -> Sandbox {
-        let mut extra_hosts = self.extra_hosts.clone();
-        extra_hosts.extend(hosts);
-        Sandbox {
-            runtime: self.runtime.clone(),
-            extra_hosts,
-            display: self.display.clone(),
-            cloud: self.cloud.clone(),
-        }
+        let mut sandbox = self.clone();
+        sandbox.extra_hosts.extend(hosts);
+        sandbox
     }
 
     /// The same sandbox with instances limited to `bytes` of memory.
@@ -111,45 +125,54 @@ impl Sandbox {
         };
         Sandbox {
             runtime: self.runtime.with_limits(limits),
-            extra_hosts: self.extra_hosts.clone(),
-            display: self.display.clone(),
-            cloud: self.cloud.clone(),
+            ..self.clone()
         }
     }
 
     /// A fresh instance with the common grants plus `grants`; its progress shows as `label`.
     pub async fn instance(&self, grants: SpecGrants, label: &str) -> Result<Instance> {
-        let network = self.network(grants.hosts)?;
-        self.runtime
+        let network = self.network(&grants.hosts)?;
+        let (read_only, read_write) = grants.preopens(self.runtime.component_id())?;
+        let mut instance = self
+            .runtime
             .instantiate(
                 Grants {
-                    network,
-                    read_only_dirs: grants.read_only_dirs,
-                    read_write_dirs: grants.read_write_dirs,
+                    network: network.clone(),
+                    read_only,
+                    read_write,
                 },
                 ImageProgress::new(self.display.clone(), label),
             )
-            .await
+            .await?;
+        instance.connect(network, self.link());
+        Ok(instance)
     }
 
     /// Gives an instance of this sandbox's component (made without a cloud, e.g. to check a
-    /// spec) this sandbox's network: its cloud, plus `hosts`. Its directories stay as they were.
-    pub fn connect(&self, instance: &mut Instance, hosts: Vec<AllowedHost>) -> Result<()> {
-        instance.set_network(self.network(hosts)?);
+    /// spec) this sandbox's network and cloud, plus `hosts`. Its directories stay as they were.
+    pub fn connect(&self, instance: &mut Instance, hosts: &[AllowedHost]) -> Result<()> {
+        instance.connect(self.network(hosts)?, self.link());
         Ok(())
     }
 
+    fn link(&self) -> Option<CloudLink> {
+        self.cloud.as_ref().map(|access| CloudLink {
+            auth: access.auth.clone(),
+            cloud: access.cloud.clone(),
+        })
+    }
+
     /// The network policy of an instance that may also reach `hosts`.
-    fn network(&self, hosts: Vec<AllowedHost>) -> Result<NetworkPolicy> {
+    fn network(&self, hosts: &[AllowedHost]) -> Result<NetworkPolicy> {
         Ok(match &self.cloud {
-            Some(cloud) => {
+            Some(access) => {
                 let mut allowed = self.extra_hosts.clone();
-                allowed.extend(hosts);
+                allowed.extend_from_slice(hosts);
                 NetworkPolicy::new(
-                    &cloud.auth_url,
+                    &access.cloud.auth_url,
                     &allowed,
-                    cloud.transport.clone(),
-                    cloud.session.clone(),
+                    access.catalog.clone(),
+                    access.transport.clone(),
                 )
                 .map_err(|e| anyhow!("the auth URL: {e}"))?
             }

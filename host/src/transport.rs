@@ -1,9 +1,10 @@
 //! How the component's HTTP requests leave the host, once the policy has admitted them:
 //! HTTP/1.1 through a pool of keep-alive connections (hyper-util's client) that every
 //! instance of a run shares, one pool per TLS trust so a verified and an unverified
-//! connection never mix. A new connection resolves the name on the host (refusing blocked
-//! address ranges), connects within the request's connect timeout and speaks TLS with the
-//! cloud's trust settings (`cacert`, `verify: false`).
+//! connection never mix. A new connection resolves the name on the host, uses only the
+//! addresses the sender's [`AddressRule`] lets it reach (the network policy's decision),
+//! connects within the request's connect timeout and speaks TLS with the cloud's trust
+//! settings (`cacert`, `verify: false`). The host's own Keystone requests go out here too.
 //!
 //! The connector follows Spin's outbound-http factor (per-request connect settings in a task
 //! local); the timeouts and error mapping follow `wasmtime_wasi_http::default_send_request`,
@@ -93,8 +94,8 @@ impl Transport {
     }
 
     /// Sends `request` on a pooled connection (or a new one) and returns the response head
-    /// with a streaming body. `cloud_host` selects the cloud's TLS trust; `ip_allowed` says
-    /// whether an address in a [`blocked`] range was explicitly allowed (for a new connection).
+    /// with a streaming body. `cloud_host` selects the cloud's TLS trust; `addresses` says
+    /// which addresses a new connection may use, and whether it may be pooled.
     ///
     /// Nothing is retried here once a byte of it was written (the component retries what is
     /// safe to repeat): a request that meets a pooled connection the server had closed before
@@ -104,14 +105,14 @@ impl Transport {
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         cloud_host: bool,
-        ip_allowed: IpAllowed,
+        addresses: AddressRule,
     ) -> Result<http::Response<WasiBody>, HttpError> {
         let timeout = |pick: fn(&RequestOptions) -> Option<Duration>| {
             options.as_ref().and_then(pick).unwrap_or(DEFAULT_TIMEOUT)
         };
         let rules = ConnectRules {
             timeout: timeout(|o| o.connect_timeout),
-            ip_allowed,
+            addresses,
         };
         let pool = if cloud_host { &self.cloud } else { &self.verified };
         // The first-byte timeout counts from the hand-over, a new connection's setup included,
@@ -199,41 +200,20 @@ impl ServerCertVerifier for NoVerification {
     }
 }
 
-/// Addresses the component may not reach through a name even when the name is allowed
-/// (unless the address itself is allowed): link-local (cloud metadata services such as
-/// 169.254.169.254), unspecified, multicast, broadcast and reserved ranges. This keeps a DNS
-/// answer that changes after the policy check (rebinding) from reaching them.
-pub fn blocked(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 0
-                || v4.octets()[0] >= 240
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return blocked(IpAddr::V4(v4));
-            }
-            v6.is_unspecified() || v6.is_multicast() || (v6.segments()[0] & 0xffc0) == 0xfe80
-        }
-    }
+/// Whether a new connection may use an address (the network policy decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Not at all.
+    Refused,
+    /// For this request only: the connection is not pooled, so no other sender (which may
+    /// not reach the address) picks it up.
+    Alone,
+    /// Yes, and the connection may serve later requests of any sender.
+    Pooled,
 }
 
-/// Whether the instance sending a request allowed this address itself (see [`blocked`]).
-pub type IpAllowed = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
-
-/// The addresses of `addresses` a new connection may use: those outside the [`blocked`]
-/// ranges, and blocked ones that were allowed themselves.
-fn reachable(addresses: &[SocketAddr], ip_allowed: &dyn Fn(IpAddr) -> bool) -> Vec<SocketAddr> {
-    addresses
-        .iter()
-        .copied()
-        .filter(|a| !blocked(a.ip()) || ip_allowed(a.ip()))
-        .collect()
-}
+/// The sender's rule for the addresses of a new connection.
+pub type AddressRule = Arc<dyn Fn(IpAddr) -> Reach + Send + Sync>;
 
 /// What a new connection for one request must respect. The pool's connector receives only
 /// the URI, so these travel in a task local around the request (as in Spin); a request
@@ -241,14 +221,15 @@ fn reachable(addresses: &[SocketAddr], ip_allowed: &dyn Fn(IpAddr) -> bool) -> V
 #[derive(Clone)]
 struct ConnectRules {
     timeout: Duration,
-    ip_allowed: IpAllowed,
+    addresses: AddressRule,
 }
 
 tokio::task_local! {
     static CONNECT_RULES: ConnectRules;
 }
 
-/// Makes the pool's new connections: resolve, refuse blocked addresses, TCP, TLS.
+/// Makes the pool's new connections: resolve, keep the addresses the rule lets through,
+/// TCP, TLS.
 #[derive(Clone)]
 struct Connector {
     tls: Arc<ClientConfig>,
@@ -287,9 +268,13 @@ async fn connect(
         .to_string();
     let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
     let resolved = resolve(&host, port, rules.timeout).await?;
-    let addresses = reachable(&resolved, &*rules.ip_allowed);
+    let addresses: Vec<SocketAddr> = resolved
+        .iter()
+        .copied()
+        .filter(|a| (rules.addresses)(a.ip()) != Reach::Refused)
+        .collect();
     if addresses.is_empty() {
-        tracing::warn!(%host, addresses = ?resolved, "refused outgoing HTTP: the name resolves only to blocked addresses");
+        tracing::warn!(%host, addresses = ?resolved, "refused outgoing HTTP: the name resolves only to addresses the sender may not reach");
         return Err(ConnectError::Prohibited);
     }
     let (tcp, address) = match tokio::time::timeout(rules.timeout, connect_tcp(&addresses)).await {
@@ -301,9 +286,9 @@ async fn connect(
         Err(_) => return Err(ConnectError::Timeout),
     };
     let _ = tcp.set_nodelay(true);
-    // Another instance, which may not have allowed this address, could pick the connection
-    // up from the pool: one into a blocked range serves this request only.
-    let reusable = !blocked(address.ip());
+    // Another instance, which may not reach this address, could pick the connection up from
+    // the pool: one the rule grants this sender alone serves this request only.
+    let reusable = (rules.addresses)(address.ip()) == Reach::Pooled;
     let io: Box<dyn Stream> = if use_tls {
         let name = match host.parse::<IpAddr>() {
             Ok(ip) => ServerName::from(ip),
@@ -540,44 +525,6 @@ impl http_body::Body for TimedBody {
 mod tests {
     use super::*;
 
-    #[test]
-    fn metadata_and_special_ranges_are_blocked_private_and_loopback_are_not() {
-        for ip in [
-            "169.254.169.254",
-            "0.0.0.0",
-            "224.0.0.1",
-            "255.255.255.255",
-            "fe80::1",
-            "::ffff:169.254.169.254",
-            "::",
-        ] {
-            assert!(blocked(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in [
-            "127.0.0.1",
-            "10.0.0.5",
-            "192.168.1.1",
-            "203.0.113.7",
-            "::1",
-            "2001:db8::1",
-        ] {
-            assert!(!blocked(ip.parse().unwrap()), "{ip}");
-        }
-    }
-
-    #[test]
-    fn only_unblocked_or_explicitly_allowed_addresses_are_reachable() {
-        let metadata: SocketAddr = "169.254.169.254:80".parse().unwrap();
-        let private: SocketAddr = "10.0.0.5:80".parse().unwrap();
-        assert_eq!(reachable(&[metadata, private], &|_| false), vec![private]);
-        assert!(reachable(&[metadata], &|_| false).is_empty());
-        let metadata_ip = metadata.ip();
-        assert_eq!(
-            reachable(&[metadata], &move |ip| ip == metadata_ip),
-            vec![metadata]
-        );
-    }
-
     /// How the test server treats a connection.
     #[derive(Clone, Copy)]
     enum Serve {
@@ -685,8 +632,12 @@ mod tests {
             .unwrap()
     }
 
-    fn nothing_allowed() -> IpAllowed {
-        Arc::new(|_| false)
+    /// The rule of a sender that may not reach link-local or unspecified addresses.
+    fn no_special_ranges() -> AddressRule {
+        Arc::new(|ip: IpAddr| match ip {
+            IpAddr::V4(v4) if v4.is_link_local() || v4.is_unspecified() => Reach::Refused,
+            _ => Reach::Pooled,
+        })
     }
 
     /// GET `url` and read the whole answer.
@@ -697,7 +648,7 @@ mod tests {
             between_bytes_timeout: Some(Duration::from_millis(300)),
         };
         let response = transport
-            .send(get(url), Some(options), cloud_host, nothing_allowed())
+            .send(get(url), Some(options), cloud_host, no_special_ranges())
             .await?;
         let body = response.into_body().collect().await?.to_bytes();
         Ok(String::from_utf8_lossy(&body).into_owned())
@@ -737,7 +688,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn blocked_addresses_are_refused_unless_allowed_and_then_never_pooled() {
+    async fn refused_addresses_are_not_used_and_addresses_for_one_sender_never_pooled() {
         let transport = Transport::new(&TlsSettings::default()).unwrap();
         let refused = fetch(&transport, "http://169.254.169.254/latest/meta-data", false).await;
         assert!(
@@ -745,8 +696,8 @@ mod tests {
             "{refused:?}"
         );
 
-        // Linux connects 0.0.0.0 (unspecified, blocked) to this host: allowed explicitly, it
-        // works, and each request gets a connection of its own.
+        // Linux connects 0.0.0.0 (unspecified) to this host: granted to one sender, it works,
+        // and each request gets a connection of its own.
         let server = TestServer::start(Serve::KeepAlive, None).await;
         let url = format!("http://0.0.0.0:{}/", server.addr.port());
         let refused = fetch(&transport, &url, false).await;
@@ -754,7 +705,7 @@ mod tests {
             matches!(refused, Err(HttpError::DestinationIpProhibited)),
             "{refused:?}"
         );
-        let allowed: IpAllowed = Arc::new(|ip: IpAddr| ip.is_unspecified());
+        let allowed: AddressRule = Arc::new(|_| Reach::Alone);
         for _ in 0..2 {
             let response = transport
                 .send(get(&url), None, false, allowed.clone())

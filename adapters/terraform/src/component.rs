@@ -1,6 +1,8 @@
 //! The component under the bundled host's sandbox: the [`Backend`] the provider binary runs.
-//! Everything here is the host library's (the sandbox, its grants and limits, the run's one
-//! Keystone token, clouds.yaml); this module only hands it the provider's documents.
+//! Everything here is the host library's (the sandbox, its grants and limits, the process's
+//! one Keystone session, clouds.yaml); this module only hands it the provider's documents.
+//! The credentials stay in the host: the component's requests get the sandbox's cloud
+//! document (no secrets, the session), whatever they carried.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -8,12 +10,13 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use tokio::sync::OnceCell;
 
+use openstack_image::auth::TokenCache;
 use openstack_image::cloud::{self, CloudConfig as CloudSettings};
-use openstack_image::policy::{AllowedHost, DataSource, SpecGrants};
+use openstack_image::grants::{DataSource, SpecGrants};
+use openstack_image::network::AllowedHost;
 use openstack_image::progress::Display;
 use openstack_image::runtime::{JsonFunction, Limits};
 use openstack_image::sandbox::{self, Sandbox, SandboxSettings};
-use openstack_image::session::TokenCache;
 
 use crate::backend::{Backend, CloudConfig, ComponentError, Function};
 
@@ -35,8 +38,6 @@ pub struct SandboxBackend {
 /// The cloud of a configured provider.
 struct Configured {
     sandbox: Sandbox,
-    /// The cloud as the component's documents give it (TLS stays with the sandbox).
-    document: Json,
 }
 
 impl SandboxBackend {
@@ -117,8 +118,7 @@ impl Backend for SandboxBackend {
                     .saturating_mul(1024 * 1024),
             );
         }
-        let document = cloud::document(&cloud);
-        *self.configured.write().expect("backend lock") = Some(Arc::new(Configured { sandbox, document }));
+        *self.configured.write().expect("backend lock") = Some(Arc::new(Configured { sandbox }));
         Ok(())
     }
 
@@ -149,11 +149,6 @@ impl Backend for SandboxBackend {
                 ));
             }
         };
-        if let (Some(configured), Some(object)) = (&configured, request.as_object_mut())
-            && !matches!(function, Function::Check | Function::Diff)
-        {
-            object.insert("cloud".into(), configured.document.clone());
-        }
         let mut instance = sandbox
             .instance(grants, function.name())
             .await

@@ -160,6 +160,7 @@ pub fn error_doc(err: &Error) -> Value {
     let kind = match err {
         Error::InvalidSpec(_) => "invalid-spec",
         Error::AuthFailed(_) => "auth-failed",
+        Error::Unauthorized(_) => "unauthorized",
         Error::NotFound(_) => "not-found",
         Error::Forbidden(_) => "forbidden",
         Error::Conflict(_) => "conflict",
@@ -178,7 +179,11 @@ pub fn error_doc(err: &Error) -> Value {
             .collect(),
         _ => Vec::new(),
     };
-    json!({ "kind": kind, "message": describe(err), "fields": fields })
+    let mut doc = json!({ "kind": kind, "message": describe(err), "fields": fields });
+    if let Error::Unauthorized(info) = err {
+        doc["image_id"] = json!(info.image_id);
+    }
+    doc
 }
 
 /// A field-change value: a JSON text, `none` for unset.

@@ -2,6 +2,7 @@
 //! verifying what Glance stored against what was sent.
 
 use super::*;
+use crate::types::UnauthorizedInfo;
 
 /// Image data ready to upload.
 struct Data {
@@ -95,6 +96,12 @@ impl<T: Transport> Provider<T> {
         };
         match finished {
             Ok(state) => Ok(state),
+            // The session was refused: deleting needs a token too, so the runtime, which can
+            // log in again, deletes the half-made image.
+            Err(Error::Unauthorized(info)) => Err(Error::Unauthorized(UnauthorizedInfo {
+                image_id: Some(id),
+                ..info
+            })),
             Err(err) => {
                 // Cleaning up gets its own budget: a create that timed out must still clean up.
                 let cleanup = self
@@ -323,6 +330,11 @@ impl<T: Transport> Provider<T> {
         }
         let response = sent.map_err(|e| transport_error(op, e))?;
         let digests = reader.finish();
+        if response.status == 401
+            && let Some(refused) = super::session::refused_session(op.cloud, "PUT", &url, &response)
+        {
+            return Err(refused);
+        }
         if response.status != 204 {
             return Err(upload_refused(&response, &url));
         }
@@ -421,7 +433,7 @@ fn upload_refused(response: &Response, url: &str) -> Error {
             let (cause, fix) = if said.contains("storage quota") {
                 (
                     "the project's image storage quota is used up",
-                    "delete images the project no longer needs, or ask the cloud's operator for                      a larger quota (Glance's user_storage_quota, or Keystone's image_size_total limit)",
+                    "delete images the project no longer needs, or ask the cloud's operator for a larger quota (Glance's user_storage_quota, or Keystone's image_size_total limit)",
                 )
             } else if said.contains("storage media is full") {
                 (
@@ -431,13 +443,13 @@ fn upload_refused(response: &Response, url: &str) -> Error {
             } else {
                 (
                     "the image is larger than the cloud allows for one image (image_size_cap)",
-                    "upload a smaller image (e.g. qcow2 instead of raw), or ask the cloud's operator                      to raise image_size_cap",
+                    "upload a smaller image (e.g. qcow2 instead of raw), or ask the cloud's operator to raise image_size_cap",
                 )
             };
             Error::Quota(format!("{cause}: {}; {fix}", answered(413)))
         }
         403 => Error::Forbidden(format!(
-            "the cloud's policy does not let this user upload image data directly (upload_image):              {}; set `web_download: true` with an `image_source_url` so that Glance fetches the              data itself, or ask the cloud's operator for the right to upload",
+            "the cloud's policy does not let this user upload image data directly (upload_image): {}; set `web_download: true` with an `image_source_url` so that Glance fetches the data itself, or ask the cloud's operator for the right to upload",
             answered(403)
         )),
         _ => status_error("PUT", url, response),

@@ -37,7 +37,7 @@ use crate::types::{
     Plan, Session, SourceFingerprint, TimeoutInfo,
 };
 use crate::upload::DigestingReader;
-use crate::{diff, glance, keystone, patch, placement, progress, validate};
+use crate::{diff, glance, patch, placement, progress, validate};
 
 /// Default time limits, in seconds.
 const DEFAULT_CREATE_TIMEOUT: u64 = 30 * 60;
@@ -48,7 +48,7 @@ pub(crate) const READ_TIMEOUT: u64 = 5 * 60;
 /// The image resource over a transport; caches one Keystone token per cloud.
 pub struct Provider<T> {
     transport: Retrying<T>,
-    sessions: HashMap<String, Session>,
+    sessions: HashMap<String, openstack_image_documents::SessionRecord>,
 }
 
 impl<T: Transport> Provider<T> {
@@ -290,6 +290,7 @@ pub fn describe(err: &Error) -> String {
             t.operation, t.elapsed_seconds, t.last_status
         ),
         Error::Api(a) => format!("{} {} answered {}: {}", a.method, a.url, a.status, a.message),
+        Error::Unauthorized(u) => u.message.clone(),
         Error::AuthFailed(m)
         | Error::NotFound(m)
         | Error::Forbidden(m)

@@ -1,7 +1,13 @@
-//! Keystone sessions (one token per cloud, renewed once on 401; `authenticate` hands one to
-//! the runtime) and each operation's Glance endpoint and time budget.
+//! Keystone sessions (one per cloud, renewed once on 401 — or, with `session-only`
+//! credentials, handed back to the runtime as `unauthorized`; `authenticate` hands one to the
+//! runtime) and each operation's Glance endpoint and time budget. The Keystone requests and
+//! answers are the shared `openstack_image_keystone` crate's, as the bundled host's are.
+
+use openstack_image_documents::records::{CloudRecord, SessionRecord};
+use openstack_image_keystone::{self as keystone, LoginError, LoginStep};
 
 use super::*;
+use crate::types::{ApiError, Credentials, UnauthorizedInfo};
 
 /// How long `authenticate` may take (Keystone's password hashing included).
 const AUTHENTICATE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -46,7 +52,7 @@ impl Op<'_> {
 
 impl<T: Transport> Provider<T> {
     /// Sends a JSON request with the cloud's token within the operation's time; on 401
-    /// authenticates again once.
+    /// authenticates again once (with `session-only` credentials: ends with `unauthorized`).
     pub(crate) fn call(
         &mut self,
         op: &mut Op,
@@ -66,9 +72,14 @@ impl<T: Transport> Provider<T> {
                 request = request.json(body.clone());
             }
             let response = self.transport.send(request).map_err(|e| transport_error(op, e))?;
-            if response.status == 401 && attempt == 0 {
-                self.sessions.remove(&op.session_key);
-                continue;
+            if response.status == 401 {
+                if let Some(refused) = refused_session(op.cloud, method, url, &response) {
+                    return Err(refused);
+                }
+                if attempt == 0 {
+                    self.sessions.remove(&op.session_key);
+                    continue;
+                }
             }
             return Ok(response);
         }
@@ -77,28 +88,19 @@ impl<T: Transport> Provider<T> {
 
     pub(super) fn token(&mut self, op: &Op) -> Result<String, Error> {
         if !self.sessions.contains_key(&op.session_key) {
-            self.renew(op.cloud, &op.session_key, op.remaining()?)?;
+            let session = self.log_in(op.cloud, op.remaining()?)?;
+            self.sessions.insert(op.session_key.clone(), session);
         }
         Ok(self.sessions[&op.session_key].token.clone())
     }
 
-    /// `lifecycle.authenticate`: the session for `cloud`: its `session` refreshed when
-    /// Keystone still accepts the token (a token check: no new token, no password hashing),
-    /// otherwise a new token from the credentials. Later calls with the same credentials in
-    /// this instance use it too.
+    /// `lifecycle.authenticate`: a new session for `cloud` from its credentials. Later calls
+    /// with the same credentials in this instance use it too.
     pub fn authenticate(&mut self, cloud: &Cloud) -> Result<Session, Error> {
         self.transport.retries = cloud.retries.unwrap_or(DEFAULT_RETRIES);
-        let session_key = session_key(cloud);
-        let checked = match &cloud.session {
-            Some(session) => self.check_token(cloud, &session.token)?,
-            None => None,
-        };
-        let session = match checked {
-            Some(session) => session,
-            None => self.log_in(cloud, AUTHENTICATE_TIMEOUT)?,
-        };
-        self.sessions.insert(session_key, session.clone());
-        Ok(session)
+        let session = self.log_in(cloud, AUTHENTICATE_TIMEOUT)?;
+        self.sessions.insert(session_key(cloud), session.clone());
+        Ok(session.into())
     }
 
     /// Starts an operation against the Glance endpoint for `region` (or the cloud's),
@@ -119,7 +121,7 @@ impl<T: Transport> Provider<T> {
             // saves a Keystone round trip (and its password hashing); a 401 later falls back
             // to the credentials.
             let session = match &cloud.session {
-                Some(session) => session.clone(),
+                Some(session) => SessionRecord::from(session.clone()),
                 None => self.log_in(cloud, limit)?,
             };
             self.sessions.insert(session_key.clone(), session);
@@ -140,59 +142,66 @@ impl<T: Transport> Provider<T> {
         })
     }
 
-    /// Authenticates again with the credentials (the token was refused).
-    fn renew(&mut self, cloud: &Cloud, session_key: &str, timeout: Duration) -> Result<(), Error> {
-        let session = self.log_in(cloud, timeout)?;
-        self.sessions.insert(session_key.to_string(), session);
-        Ok(())
-    }
-
-    /// A new token from the cloud's credentials.
-    fn log_in(&mut self, cloud: &Cloud, timeout: Duration) -> Result<Session, Error> {
-        let url = keystone::tokens_url(&cloud.auth_url);
-        let request = Request::new("POST", &url)
-            .timeout(timeout)
-            .json(keystone::token_request(cloud));
-        let response = self.transport.send(request)?;
-        if response.status == 401 {
-            return Err(Error::AuthFailed(format!(
-                "Keystone at {} rejected the credentials: {} (check OS_USERNAME/OS_PASSWORD, the \
-                 user and project domains, or the application credential)",
-                cloud.auth_url,
-                response.message()
-            )));
-        }
-        expect(&response, "POST", &url, &[201])?;
-        let token = response
-            .header("x-subject-token")
-            .ok_or_else(|| Error::AuthFailed(format!("Keystone at {} returned no token", cloud.auth_url)))?
-            .to_string();
-        session_of(cloud, token, &response)
-    }
-
-    /// The session of `token` when Keystone still accepts it (`GET /v3/auth/tokens`, the
-    /// token checking itself); `None` when it does not.
-    fn check_token(&mut self, cloud: &Cloud, token: &str) -> Result<Option<Session>, Error> {
-        let url = keystone::tokens_url(&cloud.auth_url);
-        let request = Request::new("GET", &url)
-            .timeout(AUTHENTICATE_TIMEOUT)
-            .header("x-auth-token", token.to_string())
-            .header("x-subject-token", token.to_string());
-        match self.transport.send(request) {
-            Ok(response) if response.status == 200 => {
-                session_of(cloud, token.to_string(), &response).map(Some)
+    /// A new session from the cloud's credentials.
+    fn log_in(&mut self, cloud: &Cloud, timeout: Duration) -> Result<SessionRecord, Error> {
+        let record = CloudRecord::from(cloud.clone());
+        let mut step = keystone::login_request(&record).ok_or_else(|| {
+            Error::AuthFailed(format!(
+                "no session to use for Keystone at {} and no credentials to log in with (session-only): the runtime must pass the session in cloud.session",
+                cloud.auth_url
+            ))
+        })?;
+        loop {
+            let mut request = Request::new(step.method, &step.url).timeout(timeout);
+            for (name, value) in &step.headers {
+                request = request.header(name, value.clone());
             }
-            // Expired, revoked, or a Keystone that will not say: the credentials decide.
-            Ok(_) | Err(_) => Ok(None),
+            if let Some(body) = &step.body {
+                request = request.json(body.clone());
+            }
+            let response = self.transport.send(request)?;
+            let answer = keystone::read_login_answer(
+                &record,
+                &step,
+                response.status,
+                response.header("x-subject-token"),
+                &response.body,
+            );
+            match answer.map_err(|e| login_error(&step, e))? {
+                LoginStep::Session(session) => return Ok(session),
+                LoginStep::Then(next) => step = next,
+            }
         }
     }
 }
 
-/// The session a token response describes.
-fn session_of(cloud: &Cloud, token: String, response: &Response) -> Result<Session, Error> {
-    let body = response.json().map_err(Error::Transport)?;
-    keystone::session(token, &body)
-        .map_err(|e| Error::NotFound(format!("Keystone at {}: {e}", cloud.auth_url)))
+/// The contract's error for a login that gave no session.
+fn login_error(request: &keystone::LoginRequest, err: LoginError) -> Error {
+    match err {
+        LoginError::Rejected(message) => Error::AuthFailed(message),
+        LoginError::Incomplete(message) => Error::NotFound(message),
+        LoginError::Unexpected { status, message } => Error::Api(ApiError {
+            method: request.method.to_string(),
+            url: request.url.clone(),
+            status,
+            message,
+        }),
+    }
+}
+
+/// With `session-only` credentials, a 401 is the session's refusal, for the runtime to act
+/// on (`unauthorized`); with credentials the caller logs in again (`None`).
+pub(super) fn refused_session(cloud: &Cloud, method: &str, url: &str, response: &Response) -> Option<Error> {
+    matches!(cloud.credentials, Credentials::SessionOnly).then(|| {
+        Error::Unauthorized(UnauthorizedInfo {
+            message: format!(
+                "{method} {url}: the cloud refused the session's token ({}); the runtime logs in \
+                 again and repeats the call",
+                response.message()
+            ),
+            image_id: None,
+        })
+    })
 }
 
 /// A transport failure; a request cut short by the operation's deadline is its timeout.
@@ -203,11 +212,16 @@ pub(super) fn transport_error(op: &Op, err: TransportError) -> Error {
     }
 }
 
-/// Identifies a cloud's credentials and scope without keeping secrets in the key.
+/// Identifies a cloud's credentials and scope without keeping secrets in the key. With
+/// `session-only` credentials the session given is the identity: a new one replaces the old.
 fn session_key(cloud: &Cloud) -> String {
-    let identity = json!([
-        keystone::tokens_url(&cloud.auth_url),
-        keystone::token_request(cloud)
-    ]);
+    let record = CloudRecord::from(cloud.clone());
+    let identity = match keystone::login_request(&record) {
+        Some(login) => json!([login.url, login.headers, login.body]),
+        None => json!([
+            keystone::tokens_url(&cloud.auth_url),
+            cloud.session.as_ref().map(|s| s.token.clone())
+        ]),
+    };
     hex::encode(Sha256::digest(identity.to_string().as_bytes()))
 }

@@ -1,7 +1,8 @@
 //! The provider's decisions against a scripted cloud: a failed create cleans up, a broken
-//! upload starts again once Glance is done with it, `authenticate` checks a session before it
-//! logs in, a 401 gets one re-authentication, a protected image's delete names the fix, a failed copy to new stores is
-//! undone, and a converted glance-direct import keeps the spec's disk format.
+//! upload starts again once Glance is done with it, a 401 gets one re-authentication (or,
+//! without credentials, goes back to the runtime naming what a create had made), a protected
+//! image's delete names the fix, a failed copy to new stores is undone, and a converted
+//! glance-direct import keeps the spec's disk format.
 
 use std::collections::VecDeque;
 
@@ -18,6 +19,8 @@ const ID: &str = fixtures::IMAGE_ID;
 struct ScriptedCloud {
     routes: Vec<(String, VecDeque<(u16, Value)>)>,
     log: Vec<String>,
+    /// The token each request to Glance carried.
+    tokens: Vec<String>,
     uploaded: usize,
 }
 
@@ -48,6 +51,9 @@ impl Transport for ScriptedCloud {
             .unwrap_or(&request.url);
         let route = format!("{} {path}", request.method);
         self.log.push(route.clone());
+        if let Some((_, token)) = request.headers.iter().find(|(name, _)| *name == "x-auth-token") {
+            self.tokens.push(token.clone());
+        }
         if let Body::Stream { source, .. } = request.body {
             let mut data = Vec::new();
             source.read_to_end(&mut data).expect("the data reads");
@@ -168,39 +174,85 @@ fn a_restarted_upload_waits_until_glance_is_done_with_the_broken_one() {
 }
 
 #[test]
-fn authenticate_keeps_a_session_keystone_accepts_and_logs_in_otherwise() {
-    let catalog = json!({"token": {"expires_at": "2999-01-01T00:00:00.000000Z", "catalog": [
-        {"type": "image", "endpoints": [
-            {"interface": "public", "region_id": "RegionOne", "url": "http://glance"}]}]}});
+fn authenticate_logs_in_with_the_credentials() {
+    let mut provider = Provider::new(ScriptedCloud::new());
+    let session = provider.authenticate(&cloud()).unwrap();
+    assert_eq!(session.token, "a-token");
+    assert_eq!(session.image_endpoints[0].url, "http://glance");
+    assert_eq!(provider.transport.inner.log, ["POST /auth/tokens"]);
+}
+
+/// The fixture cloud with `session-only` credentials and the session `token`.
+fn session_only(token: &str) -> Cloud {
+    Cloud {
+        credentials: crate::types::Credentials::SessionOnly,
+        session: Some(crate::types::Session {
+            token: token.into(),
+            expires_at: None,
+            image_endpoints: vec![crate::types::Endpoint {
+                url: "http://glance".into(),
+                region: Some("RegionOne".into()),
+                interface: "public".into(),
+            }],
+        }),
+        ..cloud()
+    }
+}
+
+#[test]
+fn a_refused_session_without_credentials_goes_back_to_the_runtime() {
     let script = ScriptedCloud::new().on(
-        "GET /auth/tokens",
+        &format!("GET /images/{ID}"),
         &[
-            (200, catalog),
-            (404, json!({"error": {"message": "Could not find token"}})),
+            (
+                401,
+                json!({"error": {"message": "The request you have made requires authentication."}}),
+            ),
+            (200, image(json!({}))),
         ],
     );
     let mut provider = Provider::new(script);
-    let mut cloud = cloud();
-    let first = provider.authenticate(&cloud).unwrap();
-    assert_eq!(first.token, "a-token");
-    assert_eq!(first.image_endpoints[0].url, "http://glance");
-    assert_eq!(provider.transport.inner.sent("POST /auth/tokens"), 1);
+    let err = provider.read(&session_only("old"), ID, None).unwrap_err();
+    let Error::Unauthorized(info) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        info.message.contains("requires authentication"),
+        "{}",
+        info.message
+    );
+    assert_eq!(info.image_id, None, "a read made nothing");
+    // The runtime's new session is used by the same instance, not the refused one it holds.
+    let state = provider
+        .read(&session_only("new"), ID, None)
+        .unwrap()
+        .expect("the image");
+    assert_eq!(state.id, ID);
+    let cloud_log = &provider.transport.inner;
+    assert_eq!(cloud_log.sent("POST /auth/tokens"), 0, "nothing to log in with");
+    assert_eq!(cloud_log.tokens, ["old", "new"]);
+}
 
-    // Handed back while Keystone accepts it: checked, not replaced.
-    cloud.session = Some(crate::types::Session {
-        token: "kept".into(),
-        ..first
-    });
-    let kept = provider.authenticate(&cloud).unwrap();
-    assert_eq!(kept.token, "kept");
-    assert_eq!(kept.expires_at.as_deref(), Some("2999-01-01T00:00:00.000000Z"));
-    assert_eq!(provider.transport.inner.sent("POST /auth/tokens"), 1);
-
-    // Once Keystone no longer knows it: the credentials.
-    let renewed = provider.authenticate(&cloud).unwrap();
-    assert_eq!(renewed.token, "a-token");
-    assert_eq!(provider.transport.inner.sent("GET /auth/tokens"), 2);
-    assert_eq!(provider.transport.inner.sent("POST /auth/tokens"), 2);
+#[test]
+fn a_session_refused_during_a_create_names_the_half_made_image() {
+    let script = ScriptedCloud::new()
+        .on("POST /images", &[(201, json!({}))])
+        .on(&format!("PUT /images/{ID}/file"), &[(401, json!({}))]);
+    let mut provider = Provider::new(script);
+    let err = provider
+        .create(&session_only("expiring"), spec("refused-token.img"))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Unauthorized(info) if info.image_id.as_deref() == Some(ID)),
+        "{err:?}"
+    );
+    let cloud_log = &provider.transport.inner;
+    assert_eq!(
+        cloud_log.sent(&format!("DELETE /images/{ID}")),
+        0,
+        "a delete needs a token too"
+    );
+    assert_eq!(cloud_log.sent("POST /auth/tokens"), 0);
 }
 
 #[test]
