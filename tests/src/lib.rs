@@ -11,6 +11,7 @@ use rand::RngCore;
 use serde_json::Value;
 
 pub mod hostile;
+pub mod keystone_counter;
 pub mod keepalive_relay;
 pub mod source_server;
 pub mod tls_proxy;

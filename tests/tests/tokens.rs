@@ -1,60 +1,24 @@
-//! Keystone tokens: one per run however many images (and instances) it has, and with
-//! `--token-cache` one across runs. Counted at a relaying proxy in front of Keystone.
+//! Keystone requests per run, counted at a relaying proxy in front of Keystone (logins and
+//! token checks both): one login per run however many images (and instances) it has, none
+//! at all for a run that finds a kept session (`--token-cache`), and exactly one when the
+//! cloud refuses the kept session — as keystoneauth keeps sessions.
 
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use openstack_image_tests::fault_proxy::FaultProxy;
+use openstack_image_tests::keystone_counter::CountingKeystone;
 use openstack_image_tests::{Run, Scenario, cloud_env, observer, root};
 
-/// A proxy in front of the dev cloud's Keystone that relays everything and counts token
-/// requests.
-struct CountingKeystone {
-    proxy: FaultProxy,
-    tokens: Arc<AtomicUsize>,
-}
-
-impl CountingKeystone {
-    fn start() -> CountingKeystone {
-        let auth_url = &cloud_env()["OS_AUTH_URL"];
-        let authority = auth_url
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .expect("host:port in OS_AUTH_URL");
-        let upstream: SocketAddr = authority.parse().expect("the dev cloud listens on an IP");
-        let tokens = Arc::new(AtomicUsize::new(0));
-        let counter = tokens.clone();
-        let proxy = FaultProxy::scripted(
-            upstream,
-            Arc::new(move |line: &str| {
-                if line.starts_with("POST ") && line.contains("/auth/tokens") {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-                None
-            }),
-        );
-        CountingKeystone { proxy, tokens }
-    }
-
-    fn count(&self) -> usize {
-        self.tokens.load(Ordering::SeqCst)
-    }
-
-    /// `openstack-image ARGS` against the dev cloud through this proxy, plus `vars`.
-    fn run(&self, s: &Scenario, args: &[&str], vars: &[(&str, &str)]) -> Run {
-        let auth_url = format!("http://{}/v3", self.proxy.addr);
-        let mut all: Vec<(&str, &str)> = cloud_env()
-            .iter()
-            .filter(|(k, _)| k.starts_with("OS_") && k.as_str() != "OS_AUTH_URL")
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        all.push(("OS_AUTH_URL", &auth_url));
-        all.extend_from_slice(vars);
-        s.run_without_os_env(args, &all)
-    }
+/// `openstack-image ARGS` against the dev cloud through `keystone`, plus `vars`.
+fn run(keystone: &CountingKeystone, s: &Scenario, args: &[&str], vars: &[(&str, &str)]) -> Run {
+    let auth_url = keystone.auth_url();
+    let mut all: Vec<(&str, &str)> = cloud_env()
+        .iter()
+        .filter(|(k, _)| k.starts_with("OS_") && k.as_str() != "OS_AUTH_URL")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    all.push(("OS_AUTH_URL", &auth_url));
+    all.extend_from_slice(vars);
+    s.run_without_os_env(args, &all)
 }
 
 fn raw(s: &Scenario, name: &str) {
@@ -63,11 +27,11 @@ fn raw(s: &Scenario, name: &str) {
 }
 
 #[test]
-fn one_token_serves_every_image_of_a_run() {
+fn one_login_serves_every_image_of_a_run_and_no_token_is_checked() {
     let s = Scenario::new("token-run");
     let keystone = CountingKeystone::start();
     let mut spec = String::from("images:\n");
-    for i in 0..4 {
+    for i in 0..3 {
         raw(&s, &format!("disk{i}.raw"));
         spec.push_str(&format!(
             "  img{i}:\n    name: {}\n    container_format: bare\n    disk_format: raw\n    local_file_path: disk{i}.raw\n",
@@ -76,29 +40,30 @@ fn one_token_serves_every_image_of_a_run() {
     }
     s.write_spec(&spec);
 
-    // Four images, four instances running side by side: one token.
-    keystone
-        .run(&s, &["apply", "-f", "images.yaml", "--parallel", "4"], &[])
-        .expect_code(0);
-    assert_eq!(keystone.count(), 1, "one Keystone token for the whole apply");
-    for i in 0..4 {
+    // Three images, three instances running side by side (up to eight at once): one login.
+    run(
+        &keystone,
+        &s,
+        &["apply", "-f", "images.yaml", "--parallel", "8"],
+        &[],
+    )
+    .expect_code(0);
+    assert_eq!(keystone.logins(), 1, "one login for the whole apply");
+    assert_eq!(keystone.requests(), 1, "and no token check");
+    for i in 0..3 {
         let id = s.state_id(&format!("img{i}"));
         assert_eq!(observer::image(&id).expect("created")["status"], "active");
     }
-    // Each run authenticates once (no token is kept between runs unless asked).
-    keystone
-        .run(&s, &["plan", "-f", "images.yaml"], &[])
-        .expect_code(0);
-    assert_eq!(keystone.count(), 2);
-    keystone
-        .run(&s, &["destroy", "-f", "images.yaml"], &[])
-        .expect_code(0);
-    assert_eq!(keystone.count(), 3);
+    // Each run logs in once (no session is kept between runs unless asked).
+    run(&keystone, &s, &["plan", "-f", "images.yaml"], &[]).expect_code(0);
+    assert_eq!((keystone.logins(), keystone.requests()), (2, 2));
+    run(&keystone, &s, &["destroy", "-f", "images.yaml"], &[]).expect_code(0);
+    assert_eq!((keystone.logins(), keystone.requests()), (3, 3));
     assert!(s.cloud_images().is_empty());
 }
 
 #[test]
-fn token_cache_keeps_the_token_for_later_runs_and_recovers_from_a_bad_one() {
+fn a_kept_session_costs_no_keystone_request_and_a_revoked_one_exactly_one_login() {
     let s = Scenario::new("token-cache");
     let keystone = CountingKeystone::start();
     let tokens_dir = root().join("target/component-cache/tokens");
@@ -108,11 +73,15 @@ fn token_cache_keeps_the_token_for_later_runs_and_recovers_from_a_bad_one() {
         s.image_name("one")
     ));
 
-    keystone
-        .run(&s, &["apply", "-f", "images.yaml", "--token-cache"], &[])
-        .expect_code(0);
-    assert_eq!(keystone.count(), 1);
-    // The token file: private, and it is the only place the token was written.
+    run(
+        &keystone,
+        &s,
+        &["apply", "-f", "images.yaml", "--token-cache"],
+        &[],
+    )
+    .expect_code(0);
+    assert_eq!(keystone.requests(), 1);
+    // The session file: private, and it is the only place the token was written.
     let file = std::fs::read_dir(&tokens_dir)
         .expect("a tokens directory")
         .filter_map(|e| e.ok())
@@ -127,43 +96,87 @@ fn token_cache_keeps_the_token_for_later_runs_and_recovers_from_a_bad_one() {
         std::fs::metadata(&tokens_dir).unwrap().permissions().mode() & 0o777,
         0o700
     );
-    let cached: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    let token = cached["token"].as_str().expect("a token").to_string();
+    let kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let token = kept["token"].as_str().expect("a token").to_string();
     assert!(!token.is_empty());
 
-    // Later runs reuse it: by flag, by variable.
-    keystone
-        .run(&s, &["plan", "-f", "images.yaml", "--token-cache"], &[])
-        .expect_code(0);
-    keystone
-        .run(
-            &s,
-            &["plan", "-f", "images.yaml"],
-            &[("OPENSTACK_IMAGE_TOKEN_CACHE", "1")],
-        )
-        .expect_code(0);
-    assert_eq!(keystone.count(), 1, "no new token while the cached one is good");
-    // Without the cache a run authenticates as always.
-    keystone
-        .run(&s, &["plan", "-f", "images.yaml"], &[])
-        .expect_code(0);
-    assert_eq!(keystone.count(), 2);
+    // Later runs use it as it is: by flag, by variable; no login, no token check.
+    run(
+        &keystone,
+        &s,
+        &["plan", "-f", "images.yaml", "--token-cache"],
+        &[],
+    )
+    .expect_code(0);
+    run(
+        &keystone,
+        &s,
+        &["plan", "-f", "images.yaml"],
+        &[("OPENSTACK_IMAGE_TOKEN_CACHE", "1")],
+    )
+    .expect_code(0);
+    assert_eq!(
+        keystone.requests(),
+        1,
+        "no Keystone request while the kept session is good"
+    );
+    // Without the cache a run logs in as always.
+    run(&keystone, &s, &["plan", "-f", "images.yaml"], &[]).expect_code(0);
+    assert_eq!(keystone.requests(), 2);
 
-    // A token Keystone no longer accepts: the run falls back to the credentials and keeps
-    // the new token.
-    let mut revoked = cached.clone();
+    // A token Keystone no longer accepts (revoked): Glance refuses it, the run logs in once,
+    // keeps the new session, and the next run needs none.
+    let mut revoked = kept.clone();
     revoked["token"] = serde_json::json!("gAAAAABnot-a-valid-token");
     std::fs::write(&file, revoked.to_string()).unwrap();
-    let run = keystone.run(&s, &["plan", "-f", "images.yaml", "--token-cache"], &[]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(keystone.count(), 3);
+    let renewing = run(
+        &keystone,
+        &s,
+        &["plan", "-f", "images.yaml", "--token-cache"],
+        &[],
+    );
+    assert_eq!(renewing.code, 0, "{}", renewing.stderr);
+    assert_eq!((keystone.logins(), keystone.requests()), (3, 3));
     let renewed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_ne!(renewed["token"], revoked["token"]);
-    assert!(!run.stdout.contains(&token) && !run.stderr.contains(&token));
+    assert!(!renewing.stdout.contains(&token) && !renewing.stderr.contains(&token));
+    run(
+        &keystone,
+        &s,
+        &["plan", "-f", "images.yaml", "--token-cache"],
+        &[],
+    )
+    .expect_code(0);
+    assert_eq!(keystone.requests(), 3);
 
-    keystone
-        .run(&s, &["destroy", "-f", "images.yaml", "--token-cache"], &[])
-        .expect_code(0);
-    assert_eq!(keystone.count(), 3);
+    // A session about to expire (within two minutes) is not used: one new login.
+    let mut expiring = renewed.clone();
+    let soon = time_in(60);
+    expiring["expires_at"] = serde_json::json!(soon);
+    std::fs::write(&file, expiring.to_string()).unwrap();
+    run(
+        &keystone,
+        &s,
+        &["plan", "-f", "images.yaml", "--token-cache"],
+        &[],
+    )
+    .expect_code(0);
+    assert_eq!((keystone.logins(), keystone.requests()), (4, 4));
+
+    run(
+        &keystone,
+        &s,
+        &["destroy", "-f", "images.yaml", "--token-cache"],
+        &[],
+    )
+    .expect_code(0);
+    assert_eq!(keystone.requests(), 4);
     std::fs::remove_file(&file).unwrap();
+}
+
+/// An RFC 3339 time `seconds` from now, as Keystone writes `expires_at`.
+fn time_in(seconds: i64) -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }

@@ -9,6 +9,7 @@ mod real_cloud;
 mod support;
 
 use openstack_image_tests::fault_proxy::{Fault, FaultProxy};
+use openstack_image_tests::keystone_counter::CountingKeystone;
 use openstack_image_tests::source_server::{Served, SourceServer, compressed_variants};
 use openstack_image_tests::{Scenario, TestRegion, cloud_env, digest, observer};
 use real_cloud::{attributes, expect_code, id_of, main_tf, workspace};
@@ -378,4 +379,75 @@ fn the_readme_example_runs_as_written() {
     expect_code(w.plan(), 0);
     w.destroy();
     assert!(observer::image(&id).is_none());
+}
+
+/// Four image resources, the provider's Keystone requests counted at a relaying proxy: each
+/// provider process that acts on the cloud logs in at most once (it shares one session among
+/// its resources and checks no token), and with a given token (`OS_AUTH_TOKEN`) it never logs
+/// in: the token describes itself once (`GET /v3/auth/tokens`, its catalog).
+#[test]
+fn one_login_per_provider_process_and_none_with_a_token() {
+    let s = Scenario::new("tf-logins");
+    let files: Vec<_> = (0..4).map(|i| s.qcow2(&format!("disk{i}.qcow2"), 1)).collect();
+    let resources: String = files
+        .iter()
+        .enumerate()
+        .map(|(i, file)| {
+            format!(
+                r#"resource "openstack_images_image_v2" "img{i}" {{
+  provider         = openstackimage
+  name             = "{name}"
+  container_format = "bare"
+  disk_format      = "qcow2"
+  local_file_path  = "{file}"
+}}
+"#,
+                name = s.image_name(&format!("img{i}")),
+                file = file.display()
+            )
+        })
+        .collect();
+    let keystone = CountingKeystone::start();
+    let auth_url = keystone.auth_url();
+    let w = workspace(&[("OS_AUTH_URL", &auth_url)]);
+    w.configure(&main_tf(&resources));
+    w.init();
+    let debug = [("TF_LOG", "debug")];
+    let processes = |run: &support::Run| {
+        run.output()
+            .lines()
+            .filter(|l| l.contains("plugin started") && l.contains("terraform-provider-openstackimage"))
+            .count()
+    };
+    let apply = w.run_with(&["apply", "-auto-approve", "-no-color"], &debug);
+    assert_eq!(apply.code, 0, "{}", apply.output());
+    let started = processes(&apply);
+    assert!(started >= 1, "{}", apply.output());
+    assert!(
+        (1..=started).contains(&keystone.logins()),
+        "{} logins by {started} provider processes for four images",
+        keystone.logins()
+    );
+    assert_eq!(keystone.requests(), keystone.logins(), "no token checks");
+
+    // A given token: no login, only the token describing itself.
+    let token = observer::json(&["token", "issue", "-f", "json"])["id"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    let before = keystone.logins();
+    let with_token = [
+        ("TF_LOG", "debug"),
+        ("OS_AUTH_TOKEN", token.as_str()),
+        ("OS_PASSWORD", ""),
+        ("OS_USERNAME", ""),
+    ];
+    let destroy = w.run_with(&["destroy", "-auto-approve", "-no-color"], &with_token);
+    assert_eq!(destroy.code, 0, "{}", destroy.output());
+    assert_eq!(keystone.logins(), before, "a token needs no login");
+    assert!(
+        keystone.requests() - before <= processes(&destroy),
+        "at most one token description per provider process"
+    );
+    assert!(s.cloud_images().is_empty(), "{:?}", s.cloud_images());
 }
