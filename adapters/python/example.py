@@ -4,8 +4,9 @@
     eval "$(scripts/dev-cloud env)"          # or source any openrc: OS_AUTH_URL, OS_USERNAME, ...
     python example.py target/openstack-image.wasm /path/to/disk.raw
 
-The cloud comes from the OS_* variables; the component reads the image file through a
-read-only preopen of its directory and talks to Keystone/Glance over wasi:http.
+The cloud comes from the OS_* variables (or the clouds.yaml cloud OS_CLOUD names); the
+component reads the image file through a read-only preopen of its directory and talks to
+Keystone/Glance over wasi:http.
 """
 
 import argparse

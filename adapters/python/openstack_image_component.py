@@ -7,19 +7,26 @@ WASI preview 2 and wasi:http (the component calls Keystone and Glance itself), a
 the JSON face in a small class that takes and returns Python dicts:
 
     from openstack_image_component import ImageComponent
-    with ImageComponent("openstack-image.wasm") as images:     # cloud from OS_* variables
+    with ImageComponent("openstack-image.wasm") as images:     # cloud: OS_* / clouds.yaml
         state = images.create({"name": "demo", "container_format": "bare",
                                "disk_format": "raw", "local_file_path": "/images/demo.raw"})
         state = images.read(state["id"], state)
         state = images.update(state, {**spec, "tags": ["demo"]})
         images.delete(state["id"])
 
+The cloud comes from the component's one rule (`resolve-cloud-json`), as in every other
+runtime: settings given to the constructor over the OS_* variables over the clouds.yaml
+cloud OS_CLOUD names (with secure.yaml). Each `ImageComponent` logs in once (through
+`authenticate-json`) and gives the lifecycle calls the cloud without credentials plus that
+session, as the bundled host does: only the resolution and the login see the secrets.
+
 Errors the component returns come back as `ComponentError` (kind, message, fields);
 a trap inside the component (a bug, the memory cap, the deadline) as `ComponentTrap`.
 
-Sandbox: the component sees no environment variables, no arguments, no stdin or stdout;
-stderr (progress JSON lines) goes to this process's stderr or to a `progress` callback.
-It sees only the directories it needs, preopened under their own absolute paths: the
+Sandbox: the component sees no environment variables (the OS_* ones, HOME and
+XDG_CONFIG_HOME reach it only as the data of `resolve-cloud-json`), no arguments, no stdin
+or stdout; stderr (progress JSON lines) goes to this process's stderr or to a `progress`
+callback. It sees only the directories it needs, preopened under their own absolute paths: the
 directory of a spec's `local_file_path` read-only, a spec's `image_cache_path` (only for
 URL sources that the component downloads) read-write, plus any `dirs` given to the
 constructor read-only. wasmtime-py offers no hook to filter outgoing HTTP: the component
@@ -31,9 +38,10 @@ from __future__ import annotations
 import json
 import os
 import threading
+import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 
 import wasmtime
 from wasmtime import component as wc
@@ -42,7 +50,8 @@ __all__ = [
     "ImageComponent",
     "ComponentError",
     "ComponentTrap",
-    "cloud_from_env",
+    "cloud_environment",
+    "session_only_cloud",
     "RESOURCE_INTERFACE",
 ]
 
@@ -50,6 +59,7 @@ RESOURCE_INTERFACE = "openstack:image/resource@0.1.0"
 
 _FUNCTIONS = (
     "schema",
+    "resolve-cloud-json",
     "authenticate-json",
     "check-json",
     "diff-json",
@@ -60,23 +70,90 @@ _FUNCTIONS = (
 )
 
 
-# A session is reused while its token has at least this long to live.
-_SESSION_MARGIN = timedelta(seconds=60)
+# A session is renewed this long before its token expires (as the bundled host does).
+_SESSION_MARGIN = timedelta(minutes=2)
+
+# Variables the cloud rule reads besides OS_*: where clouds.yaml is looked for, the token cache.
+_RULE_VARIABLES = ("HOME", "XDG_CONFIG_HOME", "OPENSTACK_IMAGE_TOKEN_CACHE")
+
+# The `auth` keys of a cloud without credentials: where Keystone is, the project scope.
+_SCOPE_KEYS = ("auth_url", "project_id", "project_name", "project_domain_id", "project_domain_name")
+
+# The other keys it keeps: which image endpoint, how often to retry.
+_ENDPOINT_KEYS = ("region_name", "interface", "retries")
 
 
-def _lives(session: Dict[str, Any], margin: timedelta) -> bool:
-    """Whether the session's token has `margin` to live (no expiry given: it is kept until
-    Keystone refuses it, which the component handles by logging in again)."""
+def _usable(session: Dict[str, Any]) -> bool:
+    """Whether the session's token lives two more minutes. A token without an expiry cannot
+    be judged, so it is not reused."""
     text = session.get("expires_at")
-    if not text:
-        return True
+    if not isinstance(text, str):
+        return False
     try:
         expires = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return False
     if expires.tzinfo is None:
         expires = expires.replace(tzinfo=timezone.utc)
-    return expires - datetime.now(timezone.utc) >= margin
+    return expires - datetime.now(timezone.utc) >= _SESSION_MARGIN
+
+
+def cloud_environment(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """The variables of `environ` (default: `os.environ`) the cloud rule reads: OS_*, HOME,
+    XDG_CONFIG_HOME, OPENSTACK_IMAGE_TOKEN_CACHE. The component is given these, not the
+    whole environment."""
+    env = os.environ if environ is None else environ
+    return {name: value for name, value in env.items()
+            if name.startswith("OS_") or name in _RULE_VARIABLES}
+
+
+def session_only_cloud(cloud: Dict[str, Any], session: Dict[str, Any]) -> Dict[str, Any]:
+    """The cloud document a lifecycle call gets: `cloud` without its credentials (user,
+    password, application credential, token, auth_type) and with `session`, so the
+    component works session-only: only the resolution and the login (`authenticate-json`)
+    are given the secrets."""
+    auth = cloud.get("auth") or {}
+    doc: Dict[str, Any] = {"auth": {k: auth[k] for k in _SCOPE_KEYS if k in auth}}
+    doc.update({k: cloud[k] for k in _ENDPOINT_KEYS if k in cloud})
+    doc["session"] = session
+    return doc
+
+
+def _read_existing(paths: Iterable[str]) -> Dict[str, str]:
+    """The texts of those of `paths` that exist (relative paths: against the working
+    directory)."""
+    files = {}
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                files[path] = f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as e:
+            raise OSError(f"cannot read {path} (named by the cloud settings): {e}") from e
+    return files
+
+
+def _applicable(resolution: Dict[str, Any]) -> Dict[str, Any]:
+    """The resolved cloud document, once its TLS settings are known to hold here:
+    wasmtime-py's wasi:http takes no TLS options (the platform's trusted roots, always
+    verified): `verify: false` cannot be applied (an error), a CA file neither (a warning:
+    the default roots may well trust the cloud). (A token cache is not kept: an
+    `ImageComponent` logs in once.)"""
+    if resolution.get("verify") is False:
+        raise ValueError(
+            "the cloud settings turn TLS verification off (OS_INSECURE or clouds.yaml "
+            "`verify: false`), which the Python adapter cannot do: wasmtime-py's wasi:http "
+            "always verifies; use the bundled openstack-image host for this cloud")
+    if resolution.get("cacert"):
+        # Many openrc files name a CA bundle for a publicly trusted cloud: say it, go on.
+        warnings.warn(
+            f"the cloud settings name the CA file {resolution['cacert']} (OS_CACERT or "
+            "clouds.yaml `cacert`), which the Python adapter cannot apply: wasmtime-py's "
+            "wasi:http trusts only the default roots, so a cloud whose certificate only that "
+            "CA signs is refused; use the bundled openstack-image host for such a cloud",
+            stacklevel=3)
+    return resolution["cloud"]
 
 
 class ComponentError(Exception):
@@ -104,6 +181,12 @@ class ComponentError(Exception):
     def field_names(self) -> List[str]:
         return [f.get("field", "") for f in self.fields]
 
+    @property
+    def image_id(self) -> Optional[str]:
+        """With `unauthorized` from a create: the image it had made before the refusal."""
+        value = self.document.get("image_id")
+        return value if isinstance(value, str) else None
+
     @classmethod
     def from_text(cls, text: str, function: str = "") -> "ComponentError":
         try:
@@ -119,53 +202,6 @@ class ComponentError(Exception):
 class ComponentTrap(RuntimeError):
     """The component trapped (or hit the memory cap / call deadline). The instance that
     trapped is discarded; the next call starts a fresh one."""
-
-
-def cloud_from_env(environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """A clouds.yaml-style cloud entry built from the standard OS_* variables.
-
-    Password auth: OS_AUTH_URL, OS_USERNAME (or OS_USER_ID), OS_PASSWORD,
-    OS_PROJECT_NAME (or OS_PROJECT_ID), OS_USER_DOMAIN_NAME/_ID, OS_PROJECT_DOMAIN_NAME/_ID.
-    Application credentials: OS_APPLICATION_CREDENTIAL_ID or _NAME, plus _SECRET.
-    Token: OS_TOKEN. Also OS_REGION_NAME, OS_INTERFACE (OS_ENDPOINT_TYPE), OS_AUTH_TYPE.
-    """
-    env = os.environ if environ is None else environ
-    if not env.get("OS_AUTH_URL"):
-        raise ValueError("OS_AUTH_URL is not set (source an openrc file or pass cloud=...)")
-    auth_keys = {
-        "OS_AUTH_URL": "auth_url",
-        "OS_USERNAME": "username",
-        "OS_USER_ID": "user_id",
-        "OS_PASSWORD": "password",
-        "OS_PROJECT_NAME": "project_name",
-        "OS_PROJECT_ID": "project_id",
-        "OS_USER_DOMAIN_NAME": "user_domain_name",
-        "OS_USER_DOMAIN_ID": "user_domain_id",
-        "OS_PROJECT_DOMAIN_NAME": "project_domain_name",
-        "OS_PROJECT_DOMAIN_ID": "project_domain_id",
-        "OS_APPLICATION_CREDENTIAL_ID": "application_credential_id",
-        "OS_APPLICATION_CREDENTIAL_NAME": "application_credential_name",
-        "OS_APPLICATION_CREDENTIAL_SECRET": "application_credential_secret",
-        "OS_TOKEN": "token",
-    }
-    auth = {key: env[var] for var, key in auth_keys.items() if env.get(var)}
-    if "application_credential_secret" in auth:
-        auth_type = "v3applicationcredential"
-        for key in ("password", "token", "project_name", "project_id",
-                    "project_domain_name", "project_domain_id"):
-            auth.pop(key, None)
-    elif "token" in auth and "password" not in auth:
-        auth_type = "token"
-    else:
-        auth_type = "password"
-        auth.pop("token", None)
-    cloud: Dict[str, Any] = {"auth": auth, "auth_type": env.get("OS_AUTH_TYPE") or auth_type}
-    if env.get("OS_REGION_NAME"):
-        cloud["region_name"] = env["OS_REGION_NAME"]
-    interface = env.get("OS_INTERFACE") or env.get("OS_ENDPOINT_TYPE")
-    if interface:
-        cloud["interface"] = interface.replace("URL", "").lower() if interface.endswith("URL") else interface
-    return cloud
 
 
 def _dirs_for(doc: Optional[Dict[str, Any]]) -> "tuple[set[str], set[str]]":
@@ -204,27 +240,34 @@ class _Live:
 class ImageComponent:
     """The openstack-image component's JSON face, with Python dicts in and out.
 
-    The component is compiled once (per `ImageComponent`), and logs in to Keystone once: the
-    session `authenticate-json` returns goes into every later call's `cloud.session`. Calls
-    reuse one instance until a call needs a directory the instance was not given, or the
-    component traps; then a fresh store and instance are made (with the same session). Not
-    thread-safe: use one `ImageComponent` per thread.
+    The component is compiled once (per `ImageComponent`). The cloud is resolved once, by
+    the component's `resolve-cloud-json`, and this object logs in to Keystone once (through
+    `authenticate-json`): the lifecycle calls (create, read, update, delete) get the cloud
+    without credentials plus that session, used as it is until two minutes before it
+    expires. When the cloud refuses the session (`unauthorized`), this object logs in again
+    once and repeats the call; a create cut short after making its image record has that
+    image deleted with the new session and is repeated unless the spec named its id.
+    Calls reuse one instance until a call needs a directory the instance was not given, or
+    the component traps; then a fresh store and instance are made (with the same session).
+    Not thread-safe: use one `ImageComponent` per thread.
     """
 
     def __init__(self, wasm_path: "str | os.PathLike[str]", cloud: Optional[Dict[str, Any]] = None,
                  dirs: Iterable["str | os.PathLike[str]"] = (), *,
                  memory_limit_mib: int = 512, deadline_seconds: Optional[float] = 7200,
                  progress: Optional[Callable[[Dict[str, Any]], None]] = None):
-        """`cloud`: a clouds.yaml cloud entry (default: built from OS_* variables on first
-        use). `dirs`: extra directories to preopen read-only (under their own absolute
-        paths). `memory_limit_mib`: the component's linear-memory cap. `deadline_seconds`:
+        """`cloud`: cloud settings (a clouds.yaml cloud entry) that win over the OS_*
+        variables and clouds.yaml, setting by setting; the cloud is resolved on first use
+        (see `resolve_cloud`). `dirs`: extra directories to preopen read-only (under their
+        own absolute paths). `memory_limit_mib`: the component's linear-memory cap. `deadline_seconds`:
         wall-clock limit of one call, enforced by epoch interruption (None: no limit; it
         interrupts wasm code, not a host call blocked on I/O). `progress`: called with each
         progress JSON object the component writes on stderr, from a reader thread, so
         events may arrive shortly after the call returns (default: stderr is inherited).
         """
         self.wasm_path = os.fspath(wasm_path)
-        self._cloud = cloud
+        self._settings = cloud
+        self._cloud: Optional[Dict[str, Any]] = None
         self.dirs = frozenset(os.path.abspath(os.fspath(d)) for d in dirs)
         self.memory_limit_bytes = memory_limit_mib * 1024 * 1024
         self.deadline_seconds = deadline_seconds
@@ -248,8 +291,10 @@ class ImageComponent:
 
     @property
     def cloud(self) -> Dict[str, Any]:
+        """The cloud document, credentials included (resolved on first use); only
+        `authenticate` gives it to the component."""
         if self._cloud is None:
-            self._cloud = cloud_from_env()
+            self._cloud = _applicable(self.resolve_cloud(self._settings))
         return self._cloud
 
     def _progress_pipe(self, wasi: wasmtime.WasiConfig) -> None:
@@ -386,49 +431,108 @@ class ImageComponent:
         (diff re-reads the local file when its size or mtime moved: its directory is preopened.)"""
         return self._call_json("diff-json", {"spec": spec, "state": state}, (spec, state))
 
+    def resolve_cloud(self, settings: Optional[Dict[str, Any]] = None,
+                      environ: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+        """`{"cloud", "cacert", "verify", "token_cache"}` by the component's one cloud rule
+        (`resolve-cloud-json`, the same in every runtime): `settings` (a clouds.yaml cloud
+        entry) over the OS_* variables of `environ` (default: `os.environ`) over the
+        clouds.yaml cloud OS_CLOUD names, with secure.yaml merged in. The clouds.yaml and
+        secure.yaml files the rule names are read here (HOME, XDG_CONFIG_HOME and
+        OS_CLIENT_CONFIG_FILE say where; relative paths are against the working directory).
+        A problem with the settings is a `ComponentError` of kind `invalid-request`."""
+        request: Dict[str, Any] = {"environment": cloud_environment(environ)}
+        if settings is not None:
+            request["settings"] = settings
+        answer = self._call_json("resolve-cloud-json", request)
+        if "read" in answer:
+            answer = self._call_json("resolve-cloud-json",
+                                     {**request, "files": _read_existing(answer["read"])})
+        return answer
+
     def authenticate(self) -> Dict[str, Any]:
-        """Gets the Keystone session (token, expiry, the catalog's image endpoints) that
-        every later call passes in `cloud.session`, so no instance this object makes logs
-        in again; a held session is checked with Keystone and kept while it is accepted.
-        Called by the first call that needs the cloud; call it yourself to fail early."""
-        cloud = dict(self.cloud)
-        if self._session is not None:
-            cloud["session"] = self._session
-        self._session = self._call_json("authenticate-json", {"cloud": cloud})
+        """Logs in to Keystone (always; a held session is replaced) and holds the session
+        (token, expiry, the catalog's image endpoints) that the lifecycle calls get instead
+        of the credentials. Called by the first call that needs the cloud; call it yourself
+        to fail early."""
+        self._session = self._call_json("authenticate-json", {"cloud": self.cloud})
         return self._session
 
-    def _cloud_doc(self) -> Dict[str, Any]:
-        """The cloud document with the session (a session given in `cloud` wins)."""
-        if "session" in self.cloud:
-            return self.cloud
-        if self._session is not None and not _lives(self._session, _SESSION_MARGIN):
-            self._session = None      # about to expire: log in again
-        if self._session is None:
+    def _held_session(self) -> Dict[str, Any]:
+        """The session held while usable (at first, one given in the cloud settings), else
+        a new login."""
+        if self._session is None and isinstance(self.cloud.get("session"), dict):
+            self._session = self.cloud["session"]
+        if self._session is None or not _usable(self._session):
             self.authenticate()
-        return {**self.cloud, "session": self._session}
+        return self._session  # type: ignore[return-value]
+
+    def _on_cloud(self, name: str, request: Dict[str, Any],
+                  dir_docs: Iterable[Optional[Dict[str, Any]]] = ()) -> Any:
+        """Calls `name` with `request` plus the cloud without credentials and the held
+        session; when the cloud refused the session, logs in again and calls once more. A
+        create that names the image it made before the refusal has that image deleted
+        first, and is not repeated when the spec named that id (Glance never reuses one)."""
+        dir_docs = tuple(dir_docs)
+
+        def call(session: Dict[str, Any]) -> Any:
+            return self._call_json(name, {**request, "cloud": session_only_cloud(self.cloud, session)},
+                                   dir_docs)
+
+        try:
+            return call(self._held_session())
+        except ComponentError as refusal:
+            if refusal.kind != "unauthorized":
+                raise
+            session = self.authenticate()
+            if refusal.image_id is not None:
+                self._delete_half_made(refusal, session, request.get("spec") or {})
+        return call(session)
+
+    def _delete_half_made(self, refusal: ComponentError, session: Dict[str, Any],
+                          spec: Dict[str, Any]) -> None:
+        """Deletes the image a refused create left behind; raises the refusal, saying so,
+        unless the create may be repeated (the image is gone, the spec did not name it)."""
+        image_id = refusal.image_id
+        request: Dict[str, Any] = {"cloud": session_only_cloud(self.cloud, session), "id": image_id}
+        if isinstance(spec.get("region"), str):
+            request["region"] = spec["region"]
+        timeout = (spec.get("timeouts") or {}).get("delete")
+        if isinstance(timeout, int):
+            request["timeout_seconds"] = timeout
+        try:
+            self._call_json("delete-json", request)
+        except (ComponentError, ComponentTrap) as e:
+            outcome = f"the half-made image {image_id} could not be deleted: {e}"
+        else:
+            if spec.get("image_id") != image_id:
+                return
+            outcome = f"the half-made image {image_id} was deleted"
+        document = {**refusal.document, "message": f"{refusal.message}; {outcome}"}
+        raise ComponentError(refusal.kind, document["message"], refusal.fields, document,
+                             refusal.function) from refusal
 
     def create(self, spec: Dict[str, Any]) -> Dict[str, Any]:
         """Creates the image, uploads its data, waits for `active`; returns its state."""
-        return self._call_json("create-json", {"cloud": self._cloud_doc(), "spec": spec}, (spec,))
+        return self._on_cloud("create-json", {"spec": spec}, (spec,))
 
     def read(self, id: str, state: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
         """The image's state, or None when it is gone. `state`: its last known state."""
-        request: Dict[str, Any] = {"cloud": self._cloud_doc(), "id": id}
+        request: Dict[str, Any] = {"id": id}
         if state is not None:
             request["state"] = state
-        return self._call_json("read-json", request)
+        return self._on_cloud("read-json", request)
 
     def update(self, state: Dict[str, Any], spec: Dict[str, Any]) -> Dict[str, Any]:
         """Updates the image in place; returns the new state."""
         # update patches metadata only: it reads no file, so it needs no preopen.
-        return self._call_json("update-json", {"cloud": self._cloud_doc(), "state": state, "spec": spec})
+        return self._on_cloud("update-json", {"state": state, "spec": spec})
 
     def delete(self, id: str, region: Optional[str] = None,
                timeout_seconds: Optional[int] = None) -> Dict[str, Any]:
         """Deletes the image (an image already gone counts as deleted)."""
-        request: Dict[str, Any] = {"cloud": self._cloud_doc(), "id": id}
+        request: Dict[str, Any] = {"id": id}
         if region is not None:
             request["region"] = region
         if timeout_seconds is not None:
             request["timeout_seconds"] = timeout_seconds
-        return self._call_json("delete-json", request)
+        return self._on_cloud("delete-json", request)

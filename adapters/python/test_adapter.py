@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""End-to-end test of the Python adapter against a real OpenStack (Keystone + Glance).
+"""Tests of the Python adapter: the cloud settings and sessions without a cloud, then end to
+end against a real OpenStack (Keystone + Glance).
 
     OPENSTACK_IMAGE_WASM=target/openstack-image.wasm python test_adapter.py -v
 
-Needs OS_* variables for the cloud and DEV_CLOUD_VENV (or `openstack` on PATH) for the
-observer CLI, which checks every step independently of the component.
+The end-to-end tests need OS_* variables for the cloud and DEV_CLOUD_VENV (or `openstack` on
+PATH) for the observer CLI, which checks every step independently of the component.
 """
 
 import hashlib
@@ -17,6 +18,7 @@ import tempfile
 import time
 import unittest
 import uuid
+from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,10 +26,15 @@ from openstack_image_component import (  # noqa: E402
     ComponentError,
     ComponentTrap,
     ImageComponent,
-    cloud_from_env,
+    cloud_environment,
+    session_only_cloud,
 )
 
 WASM = os.environ.get("OPENSTACK_IMAGE_WASM", "")
+TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures",
+                     "cloud-resolution.json")
+SECRETS = (("auth", "password"), ("auth", "application_credential_secret"), ("auth", "token"),
+           ("session", "token"))
 IMAGE_BYTES = 3 * 1024 * 1024 + 12345   # a few MiB, not a multiple of any chunk size
 RUN = f"pyadapter-{uuid.uuid4().hex[:8]}"
 
@@ -68,6 +75,155 @@ def walk(node):
     elif isinstance(node, list):
         for value in node:
             yield from walk(value)
+
+
+def masked(resolution):
+    """The resolved document as the resolution table shows it: secrets masked, no retries."""
+    doc = json.loads(json.dumps(resolution))
+    cloud = doc.get("cloud") or {}
+    for outer, key in SECRETS:
+        if key in (cloud.get(outer) or {}):
+            cloud[outer][key] = "(sensitive)"
+    cloud.pop("retries", None)
+    return doc
+
+
+def later(minutes=60):
+    """An `expires_at` `minutes` from now."""
+    return (datetime.now(timezone.utc) + timedelta(minutes=minutes)).isoformat()
+
+
+class CloudSettingsTest(unittest.TestCase):
+    """The cloud settings and the session rules, without a cloud."""
+
+    images: ImageComponent
+
+    @classmethod
+    def setUpClass(cls):
+        if not WASM:
+            raise unittest.SkipTest("set OPENSTACK_IMAGE_WASM to the component (.wasm) to test")
+        cls.images = ImageComponent(WASM)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.images.close()
+
+    def test_the_cloud_resolution_table_resolves_as_every_runtime_resolves_it(self):
+        with open(TABLE, encoding="utf-8") as f:
+            cases = json.load(f)["cases"]
+        for case in cases:
+            with self.subTest(case["name"]), tempfile.TemporaryDirectory() as tmp:
+                environ = {**case["environment"], "HOME": tmp}
+                if "clouds_yaml" in case:
+                    environ["OS_CLIENT_CONFIG_FILE"] = os.path.join(tmp, "clouds.yaml")
+                    with open(environ["OS_CLIENT_CONFIG_FILE"], "w", encoding="utf-8") as f:
+                        f.write(case["clouds_yaml"])
+                if "secure_yaml" in case:
+                    with open(os.path.join(tmp, "secure.yaml"), "w", encoding="utf-8") as f:
+                        f.write(case["secure_yaml"])
+                if "expect" in case:
+                    self.assertEqual(masked(self.images.resolve_cloud(environ=environ)), case["expect"])
+                else:
+                    with self.assertRaises(ComponentError) as caught:
+                        self.images.resolve_cloud(environ=environ)
+                    self.assertIn(case["error"], str(caught.exception))
+
+    def test_the_component_is_given_only_the_variables_the_rule_reads(self):
+        environ = {"OS_CLOUD": "dev", "HOME": "/home/u", "XDG_CONFIG_HOME": "/x",
+                   "AWS_SECRET_ACCESS_KEY": "no", "PATH": "/bin"}
+        self.assertEqual(cloud_environment(environ),
+                         {"OS_CLOUD": "dev", "HOME": "/home/u", "XDG_CONFIG_HOME": "/x"})
+
+    def test_lifecycle_calls_get_the_cloud_without_credentials(self):
+        cloud = {
+            "auth": {"auth_url": "https://keystone.example.org/v3", "username": "demo",
+                     "user_domain_name": "Default", "password": "s3cret-password",
+                     "application_credential_secret": "ac-s3cret", "token": "gAAAA-token",
+                     "project_name": "demo", "project_domain_name": "Default"},
+            "auth_type": "password", "region_name": "RegionOne", "interface": "internal",
+            "retries": 2,
+        }
+        session = {"token": "gAAAA-session", "expires_at": later(), "image_endpoints": []}
+        self.assertEqual(session_only_cloud(cloud, session), {
+            "auth": {"auth_url": "https://keystone.example.org/v3", "project_name": "demo",
+                     "project_domain_name": "Default"},
+            "region_name": "RegionOne", "interface": "internal", "retries": 2,
+            "session": session,
+        })
+
+    # ----- sessions, with a scripted component -----------------------------------
+
+    def scripted(self, script):
+        """`self.images` with `_call_json` answering from `script` (function -> answers in
+        turn; an exception is raised), logins numbered t1, t2, ...; returns the calls made."""
+        calls = []
+
+        def call_json(name, request, dir_docs=()):
+            calls.append((name, request))
+            if name == "authenticate-json":
+                logins = sum(1 for n, _ in calls if n == name)
+                return {"token": f"t{logins}", "expires_at": later(), "image_endpoints": []}
+            answer = script[name].pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        self.images._call_json = call_json
+        self.addCleanup(vars(self.images).pop, "_call_json")
+        self.images._cloud = {"auth": {"auth_url": "https://keystone.example.org/v3", "username": "u",
+                                       "password": "s3cret-password", "project_name": "p"},
+                              "auth_type": "password"}
+        self.images._session = None
+        self.addCleanup(setattr, self.images, "_cloud", None)
+        self.addCleanup(setattr, self.images, "_session", None)
+        return calls
+
+    @staticmethod
+    def refusal(image_id=None):
+        return ComponentError.from_text(json.dumps(
+            {"kind": "unauthorized", "message": "Glance answered 401", "image_id": image_id}),
+            "create-json")
+
+    def test_a_refused_session_costs_one_login_and_the_call_again(self):
+        calls = self.scripted({"read-json": [self.refusal(), None, None]})
+        self.assertIsNone(self.images.read("x"))
+        self.assertIsNone(self.images.read("x"))
+        self.assertEqual([(n, r.get("cloud", {}).get("session", {}).get("token")) for n, r in calls], [
+            ("authenticate-json", None), ("read-json", "t1"), ("authenticate-json", None),
+            ("read-json", "t2"), ("read-json", "t2")])
+        for name, request in calls:
+            if name != "authenticate-json":
+                self.assertNotIn("s3cret", json.dumps(request), name)
+                self.assertNotIn("username", request["cloud"]["auth"], name)
+
+    def test_a_refused_create_deletes_its_half_made_image_and_creates_again(self):
+        state = {"id": "second", "status": "active"}
+        calls = self.scripted({"create-json": [self.refusal("half"), state],
+                               "delete-json": [{"id": "half", "deleted": True}]})
+        spec = {"name": "n", "region": "RegionTwo", "timeouts": {"delete": 30}}
+        self.assertEqual(self.images.create(spec), state)
+        self.assertEqual([n for n, _ in calls], ["authenticate-json", "create-json", "authenticate-json",
+                                                 "delete-json", "create-json"])
+        deletion = calls[3][1]
+        self.assertEqual((deletion["id"], deletion["region"], deletion["timeout_seconds"],
+                          deletion["cloud"]["session"]["token"]), ("half", "RegionTwo", 30, "t2"))
+
+    def test_a_refused_create_of_a_named_id_is_not_repeated(self):
+        calls = self.scripted({"create-json": [self.refusal("named")],
+                               "delete-json": [{"id": "named", "deleted": True}]})
+        with self.assertRaises(ComponentError) as caught:
+            self.images.create({"name": "n", "image_id": "named"})
+        self.assertEqual((caught.exception.kind, caught.exception.image_id), ("unauthorized", "named"))
+        self.assertIn("Glance answered 401; the half-made image named was deleted", caught.exception.message)
+        self.assertEqual([n for n, _ in calls], ["authenticate-json", "create-json", "authenticate-json",
+                                                 "delete-json"])
+
+    def test_a_second_refusal_is_the_answer(self):
+        calls = self.scripted({"update-json": [self.refusal(), self.refusal()]})
+        with self.assertRaises(ComponentError) as caught:
+            self.images.update({"id": "x"}, {"name": "n"})
+        self.assertEqual(caught.exception.kind, "unauthorized")
+        self.assertEqual(sum(1 for n, _ in calls if n == "authenticate-json"), 2)
 
 
 class AdapterTest(unittest.TestCase):
@@ -170,15 +326,14 @@ class AdapterTest(unittest.TestCase):
         self.assertIsNone(self.images.read(str(uuid.uuid4())))
 
     def test_bad_password_is_auth_failed(self):
-        cloud = cloud_from_env()
-        cloud["auth"]["password"] = "not-the-password"
-        wrong = ImageComponent(WASM, cloud=cloud)
+        # A password setting over the OS_* variables: Keystone refuses the login.
+        wrong = ImageComponent(WASM, cloud={"auth": {"password": "not-the-password"}})
         with self.assertRaises(ComponentError) as caught:
             wrong.read(str(uuid.uuid4()))
         self.assertEqual(caught.exception.kind, "auth-failed", caught.exception)
 
     def test_one_login_serves_every_instance(self):
-        images = ImageComponent(WASM, cloud=cloud_from_env())
+        images = ImageComponent(WASM)
         session = images.authenticate()
         self.assertTrue(session["token"])
         self.assertTrue(session["image_endpoints"], session)
@@ -189,8 +344,35 @@ class AdapterTest(unittest.TestCase):
         images.close()
         self.assertIsNone(images.read(str(uuid.uuid4())))
         self.assertEqual(images._session["token"], session["token"])
-        # Checking the held session again keeps it (Keystone still accepts the token).
-        self.assertEqual(images.authenticate()["token"], session["token"])
+        images.close()
+
+    def test_lifecycle_calls_carry_the_session_and_no_credentials(self):
+        images = ImageComponent(WASM)
+        sent = []
+        call_json = images._call_json
+
+        def recording(name, request, dir_docs=()):
+            sent.append((name, request))
+            return call_json(name, request, dir_docs)
+
+        images._call_json = recording
+        self.assertIsNone(images.read(str(uuid.uuid4())))
+        self.assertEqual([name for name, _ in sent],
+                         ["resolve-cloud-json", "authenticate-json", "read-json"])
+        read = sent[-1][1]
+        self.assertEqual(read["cloud"]["session"]["token"], images._session["token"])
+        self.assertFalse(os.environ["OS_PASSWORD"] in json.dumps(read), "the read carries the password")
+        self.assertEqual(sorted(read["cloud"]["auth"]), ["auth_url", "project_domain_name", "project_name"])
+        images.close()
+
+    def test_a_session_glance_refuses_costs_one_login(self):
+        # A session given in the settings whose token Glance refuses: were the component given
+        # the password as well, it would log in itself and this object keep the refused one.
+        real = ImageComponent(WASM).authenticate()
+        refused = {**real, "token": "gAAAAABnot-a-valid-token"}
+        images = ImageComponent(WASM, cloud={"session": refused})
+        self.assertIsNone(images.read(str(uuid.uuid4())))
+        self.assertNotIn(images._session["token"], (refused["token"], real["token"]))
         images.close()
 
     def test_trap_discards_the_instance(self):

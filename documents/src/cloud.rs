@@ -420,6 +420,227 @@ impl CloudDoc {
     }
 }
 
+/// The `OS_*` variables each setting is read from, the first one set winning (one list for
+/// every runtime: openstacksdk's names, and terraform-provider-openstack's where they differ).
+const AUTH_VARIABLES: &[(&str, &[&str])] = &[
+    ("auth_url", &["OS_AUTH_URL"]),
+    ("username", &["OS_USERNAME"]),
+    ("user_id", &["OS_USER_ID"]),
+    ("password", &["OS_PASSWORD"]),
+    ("user_domain_name", &["OS_USER_DOMAIN_NAME", "OS_DOMAIN_NAME"]),
+    ("user_domain_id", &["OS_USER_DOMAIN_ID", "OS_DOMAIN_ID"]),
+    ("project_name", &["OS_PROJECT_NAME", "OS_TENANT_NAME"]),
+    ("project_id", &["OS_PROJECT_ID", "OS_TENANT_ID"]),
+    (
+        "project_domain_name",
+        &["OS_PROJECT_DOMAIN_NAME", "OS_DOMAIN_NAME"],
+    ),
+    ("project_domain_id", &["OS_PROJECT_DOMAIN_ID", "OS_DOMAIN_ID"]),
+    ("application_credential_id", &["OS_APPLICATION_CREDENTIAL_ID"]),
+    ("application_credential_name", &["OS_APPLICATION_CREDENTIAL_NAME"]),
+    (
+        "application_credential_secret",
+        &["OS_APPLICATION_CREDENTIAL_SECRET"],
+    ),
+    ("token", &["OS_TOKEN", "OS_AUTH_TOKEN"]),
+];
+
+/// The top-level settings read from the environment, as [`AUTH_VARIABLES`].
+const CLOUD_VARIABLES: &[(&str, &[&str])] = &[
+    ("auth_type", &["OS_AUTH_TYPE"]),
+    ("region_name", &["OS_REGION_NAME"]),
+    ("interface", &["OS_INTERFACE", "OS_ENDPOINT_TYPE"]),
+    ("cacert", &["OS_CACERT"]),
+];
+
+/// The variable that names the clouds.yaml cloud.
+pub const CLOUD_VARIABLE: &str = "OS_CLOUD";
+
+/// The variable (besides clouds.yaml's `cache: {auth: true}` and a runtime's own switch)
+/// that keeps the Keystone session for the next run.
+pub const TOKEN_CACHE_VARIABLE: &str = "OPENSTACK_IMAGE_TOKEN_CACHE";
+
+/// The environment (read through `var`: the process environment, or a map) as a layer of
+/// settings; an empty variable is unset. A variable that cannot be read is named.
+pub fn environment(var: &dyn Fn(&str) -> Option<String>) -> Result<Layer, String> {
+    let get = |names: &[&str]| names.iter().find_map(|name| var(name).filter(|v| !v.is_empty()));
+    let pick = |list: &[(&str, &[&str])]| -> serde_json::Map<String, Value> {
+        list.iter()
+            .filter_map(|(key, names)| get(names).map(|v| (key.to_string(), Value::String(v))))
+            .collect()
+    };
+    let mut doc = pick(CLOUD_VARIABLES);
+    doc.insert("auth".into(), Value::Object(pick(AUTH_VARIABLES)));
+    if let Some(insecure) = flag(get(&["OS_INSECURE"]), "OS_INSECURE")? {
+        doc.insert("verify".into(), Value::Bool(!insecure));
+    }
+    if let Some(keep) = flag(get(&[TOKEN_CACHE_VARIABLE]), TOKEN_CACHE_VARIABLE)? {
+        doc.insert("cache".into(), serde_json::json!({ "auth": keep }));
+    }
+    Ok(Layer {
+        origin: Origin::Environment,
+        doc: serde_json::from_value(Value::Object(doc)).expect("the environment's settings are text"),
+    })
+}
+
+/// A yes/no variable, as openstacksdk and Go's `strconv.ParseBool` read them.
+fn flag(value: Option<String>, name: &str) -> Result<Option<bool>, String> {
+    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(None),
+        Some("true" | "1" | "yes" | "t") => Ok(Some(true)),
+        Some("false" | "0" | "no" | "f") => Ok(Some(false)),
+        Some(_) => Err(format!(
+            "{name} is '{}'; use true or false",
+            value.unwrap_or_default()
+        )),
+    }
+}
+
+/// Where a runtime's cloud comes from: explicit settings, the environment and, when a cloud is
+/// named (explicitly or by `OS_CLOUD`), clouds.yaml with secure.yaml.
+pub struct Sources<'a> {
+    /// Settings given explicitly (a provider block, command-line flags), highest first.
+    pub explicit: Vec<Layer>,
+    /// The clouds.yaml cloud named explicitly (`--cloud`, a provider's `cloud`).
+    pub cloud: Option<String>,
+    /// The environment.
+    pub var: &'a dyn Fn(&str) -> Option<String>,
+    /// Reads clouds.yaml and secure.yaml.
+    pub read: crate::clouds_yaml::FileReader<'a>,
+}
+
+/// A cloud resolved from its [`Sources`]: the typed cloud and the settings that stay with
+/// the runtime (TLS trust, whether to keep the session).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedCloud {
+    pub cloud: CloudRecord,
+    /// A private CA's PEM file to trust.
+    pub cacert: Option<String>,
+    /// TLS verification is off (`verify: false`, `OS_INSECURE`).
+    pub insecure: bool,
+    /// Keep the session for the next run (`cache: {auth: true}`).
+    pub token_cache: bool,
+}
+
+impl ResolvedCloud {
+    /// As the JSON document `resolve-cloud-json` answers: `{"cloud": CLOUD, "cacert",
+    /// "verify", "token_cache"}`; the cloud document is the one that resolves to the cloud.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "cloud": CloudDoc::of(&self.cloud).to_json(),
+            "cacert": self.cacert,
+            "verify": !self.insecure,
+            "token_cache": self.token_cache,
+        })
+    }
+
+    /// [`ResolvedCloud::to_json`] with the secrets (password, application credential secret,
+    /// token, the session's token) shown as `(sensitive)`.
+    pub fn masked(&self) -> Value {
+        let mut doc = self.to_json();
+        for pointer in [
+            "/cloud/auth/password",
+            "/cloud/auth/application_credential_secret",
+            "/cloud/auth/token",
+            "/cloud/session/token",
+        ] {
+            if let Some(secret) = doc.pointer_mut(pointer) {
+                *secret = Value::String("(sensitive)".into());
+            }
+        }
+        doc
+    }
+}
+
+/// The one rule by which every runtime turns its settings into a cloud: explicit settings win
+/// over the environment, which wins over clouds.yaml, setting by setting; then
+/// [`CloudSettings::resolve`]. Every problem is said naming the variable or key to fix.
+pub fn resolve_sources(sources: &Sources) -> Result<ResolvedCloud, String> {
+    let mut layers = sources.explicit.clone();
+    layers.push(environment(sources.var)?);
+    let name = sources
+        .cloud
+        .clone()
+        .or_else(|| (sources.var)(CLOUD_VARIABLE).filter(|c| !c.is_empty()));
+    if let Some(name) = name {
+        layers.push(crate::clouds_yaml::layer(&name, sources.var, sources.read)?);
+    }
+    let settings = CloudSettings::new(layers);
+    let cloud = settings
+        .resolve()
+        .map_err(|problem| describe(&problem, &settings))?;
+    Ok(ResolvedCloud {
+        cloud,
+        cacert: settings.cacert(),
+        insecure: settings.insecure(),
+        token_cache: settings.token_cache(),
+    })
+}
+
+/// A problem with the settings, naming the `OS_*` variable and, when clouds.yaml is in use,
+/// its key.
+pub fn describe(problem: &CloudProblem, settings: &CloudSettings) -> String {
+    let clouds_yaml = settings.layers().iter().find_map(|layer| match &layer.origin {
+        Origin::CloudsYaml { cloud, file } => Some(format!("cloud '{cloud}' in {file}")),
+        _ => None,
+    });
+    let in_clouds_yaml = |key: &str| match &clouds_yaml {
+        Some(origin) => format!(" ({origin}: set {key} there, secrets also in secure.yaml)"),
+        None => String::new(),
+    };
+    match problem {
+        CloudProblem::NoAuthUrl => match &clouds_yaml {
+            Some(origin) => format!(
+                "{origin} has no auth.auth_url; add the Keystone URL there (e.g. https://keystone.example.org:5000/v3), or set OS_AUTH_URL"
+            ),
+            None => "OS_AUTH_URL is not set: load your cloud's openrc file (or, for the local dev \
+                     cloud, run: eval \"$(scripts/dev-cloud env)\")"
+                .to_string(),
+        },
+        CloudProblem::NoCredentials => format!(
+            "no credentials: set OS_USERNAME (or OS_USER_ID) and OS_PASSWORD, OS_APPLICATION_CREDENTIAL_ID and OS_APPLICATION_CREDENTIAL_SECRET, or OS_TOKEN{}",
+            in_clouds_yaml("auth.username and auth.password")
+        ),
+        CloudProblem::NoPassword => format!(
+            "OS_PASSWORD is not set (needed with OS_USERNAME/OS_USER_ID){}",
+            in_clouds_yaml("auth.password")
+        ),
+        CloudProblem::NoApplicationCredentialId => format!(
+            "OS_APPLICATION_CREDENTIAL_SECRET is set but neither OS_APPLICATION_CREDENTIAL_ID nor OS_APPLICATION_CREDENTIAL_NAME is{}",
+            in_clouds_yaml("auth.application_credential_id")
+        ),
+        CloudProblem::NoApplicationCredentialSecret => format!(
+            "OS_APPLICATION_CREDENTIAL_SECRET is not set (needed with OS_APPLICATION_CREDENTIAL_ID/_NAME){}",
+            in_clouds_yaml("auth.application_credential_secret")
+        ),
+        CloudProblem::NoToken => format!(
+            "OS_TOKEN is not set (needed with auth_type v3token){}",
+            in_clouds_yaml("auth.token")
+        ),
+        CloudProblem::UnsupportedAuthType { value, origin } => format!(
+            "{}: auth_type '{value}' is not supported; use password, v3applicationcredential or v3token",
+            origin_text(origin)
+        ),
+        CloudProblem::BadInterface { value, origin } => match origin {
+            Origin::Environment => format!("OS_INTERFACE is '{value}'; use public, internal or admin"),
+            origin => format!(
+                "{}: interface is '{value}'; use public, internal or admin",
+                origin_text(origin)
+            ),
+        },
+    }
+}
+
+/// Where a setting was given, for people.
+fn origin_text(origin: &Origin) -> String {
+    match origin {
+        Origin::Explicit(what) => what.clone(),
+        Origin::Environment => "the OS_* environment".to_string(),
+        Origin::CloudsYaml { cloud, file } => format!("cloud '{cloud}' in {file}"),
+        Origin::Request => "the request's cloud".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

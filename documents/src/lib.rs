@@ -20,6 +20,7 @@
 //! Builds natively and for wasm32-wasip2; pure-Rust dependencies only.
 
 pub mod cloud;
+pub mod clouds_yaml;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod records;

@@ -4,17 +4,22 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use openstack_image::{cloud, clouds_yaml};
-use openstack_image_documents::cloud::CloudSettings;
-use openstack_image_fuzz::scratch_dir;
+use openstack_image_documents::cloud::{Sources, resolve_sources};
 
 fuzz_target!(|data: &[u8]| {
     // The first half is clouds.yaml, the rest secure.yaml.
     let (clouds, secure) = data.split_at(data.len() / 2);
-    std::fs::write(scratch_dir().join("clouds.yaml"), clouds).expect("write clouds.yaml");
-    std::fs::write(scratch_dir().join("secure.yaml"), secure).expect("write secure.yaml");
-    let Ok(layer) = clouds_yaml::settings("dev", None, &[scratch_dir().to_path_buf()]) else {
-        return;
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let read = |path: &str| match path {
+        "/fuzz/clouds.yaml" => Some(Ok(text(clouds))),
+        "/fuzz/secure.yaml" => Some(Ok(text(secure))),
+        _ => None,
     };
-    let _ = cloud::resolve(&CloudSettings::new(vec![layer]));
+    let var = |name: &str| (name == "OS_CLIENT_CONFIG_FILE").then(|| "/fuzz/clouds.yaml".to_string());
+    let _ = resolve_sources(&Sources {
+        explicit: Vec::new(),
+        cloud: Some("dev".into()),
+        var: &var,
+        read: &read,
+    });
 });

@@ -64,6 +64,10 @@ impl JsonGuest for Component {
         json_face::schema()
     }
 
+    fn resolve_cloud_json(request: String) -> Result<String, String> {
+        json_face::resolve_cloud(&request)
+    }
+
     fn authenticate_json(request: String) -> Result<String, String> {
         with(|p| json_face::authenticate(p, &request))
     }

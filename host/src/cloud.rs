@@ -1,21 +1,16 @@
-//! The cloud a run acts on: layers of cloud documents — explicit settings (`--retries`), the
-//! standard `OS_*` environment variables, the `--cloud` entry of clouds.yaml — resolved to the
-//! typed cloud in one place (`openstack_image_documents::cloud`), with every problem said
-//! naming the variable or clouds.yaml key to fix.
+//! The cloud a run acts on: its sources — explicit settings (`--retries`, a Terraform provider
+//! block), the `OS_*` environment, the named cloud of clouds.yaml with secure.yaml — resolved
+//! by the one rule every runtime shares (`openstack_image_documents::cloud::resolve_sources`,
+//! which the component also exports as `resolve-cloud-json`); this module only gives it the
+//! process environment and the files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
-use openstack_image_documents::cloud::{
-    AuthDoc, CacheDoc, CloudDoc, CloudProblem, CloudSettings, Layer, Origin,
-};
+use anyhow::Result;
+use openstack_image_documents::cloud::{CloudDoc, Layer, Origin, ResolvedCloud, Sources, resolve_sources};
 
 use crate::bindings::Cloud;
-use crate::clouds_yaml;
-
-/// The environment variable (besides `--token-cache` and clouds.yaml's `cache: {auth: true}`)
-/// that keeps the Keystone token for the next run.
-pub const TOKEN_CACHE_VAR: &str = "OPENSTACK_IMAGE_TOKEN_CACHE";
+use crate::spec::read_text_file;
 
 /// The cloud's TLS settings, as clouds.yaml (`cacert`, `verify`) or `OS_CACERT` /
 /// `OS_INSECURE` give them; the transport trusts accordingly.
@@ -31,177 +26,99 @@ pub struct TlsSettings {
 pub struct CloudConfig {
     pub cloud: Cloud,
     pub tls: TlsSettings,
-    /// Keep the Keystone token between runs.
+    /// Keep the Keystone session between runs.
     pub token_cache: bool,
 }
 
-/// The `OS_*` variables (read through `var`: the process environment in production, a map in
-/// tests) as a cloud document; an empty variable is unset.
-pub fn environment(var: impl Fn(&str) -> Option<String>) -> Result<CloudDoc> {
-    let get = |name: &str| var(name).filter(|v| !v.is_empty());
-    Ok(CloudDoc {
-        auth: AuthDoc {
-            auth_url: get("OS_AUTH_URL"),
-            username: get("OS_USERNAME"),
-            user_id: get("OS_USER_ID"),
-            password: get("OS_PASSWORD"),
-            user_domain_name: get("OS_USER_DOMAIN_NAME"),
-            user_domain_id: get("OS_USER_DOMAIN_ID"),
-            project_name: get("OS_PROJECT_NAME").or_else(|| get("OS_TENANT_NAME")),
-            project_id: get("OS_PROJECT_ID").or_else(|| get("OS_TENANT_ID")),
-            project_domain_name: get("OS_PROJECT_DOMAIN_NAME"),
-            project_domain_id: get("OS_PROJECT_DOMAIN_ID"),
-            application_credential_id: get("OS_APPLICATION_CREDENTIAL_ID"),
-            application_credential_name: get("OS_APPLICATION_CREDENTIAL_NAME"),
-            application_credential_secret: get("OS_APPLICATION_CREDENTIAL_SECRET"),
-            token: get("OS_TOKEN"),
-        },
-        region_name: get("OS_REGION_NAME"),
-        interface: get("OS_INTERFACE"),
-        cacert: get("OS_CACERT"),
-        verify: flag(get("OS_INSECURE"), "OS_INSECURE")?.map(|insecure| !insecure),
-        cache: flag(get(TOKEN_CACHE_VAR), TOKEN_CACHE_VAR)?.map(|keep| CacheDoc { auth: Some(keep) }),
-        ..CloudDoc::default()
-    })
+impl From<ResolvedCloud> for CloudConfig {
+    fn from(resolved: ResolvedCloud) -> CloudConfig {
+        CloudConfig {
+            cloud: resolved.cloud.into(),
+            tls: TlsSettings {
+                cacert: resolved.cacert.map(PathBuf::from),
+                insecure: resolved.insecure,
+            },
+            token_cache: resolved.token_cache,
+        }
+    }
+}
+
+impl CloudConfig {
+    /// The resolution as documents have it (what `cloud show` and `resolve-cloud-json` print).
+    pub fn resolved(&self) -> ResolvedCloud {
+        ResolvedCloud {
+            cloud: self.cloud.clone().into(),
+            cacert: self.tls.cacert.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            insecure: self.tls.insecure,
+            token_cache: self.token_cache,
+        }
+    }
+}
+
+/// The cloud from `explicit` settings (highest first), the process environment and the
+/// clouds.yaml cloud `name` (else `OS_CLOUD`'s).
+pub fn resolve(explicit: Vec<Layer>, name: Option<&str>) -> Result<CloudConfig> {
+    resolve_with(explicit, name, &|k| std::env::var(k).ok())
+}
+
+/// [`resolve`] with the environment read through `var`.
+pub fn resolve_with(
+    explicit: Vec<Layer>,
+    name: Option<&str>,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<CloudConfig> {
+    let sources = Sources {
+        explicit,
+        cloud: name.map(str::to_string),
+        var,
+        read: &read_settings_file,
+    };
+    resolve_sources(&sources)
+        .map(CloudConfig::from)
+        .map_err(anyhow::Error::msg)
 }
 
 /// The cloud a clouds.yaml cloud entry describes (`explicit`, e.g. from a Terraform provider
-/// block), its settings winning over the clouds.yaml cloud `name` when one is named.
+/// block), over the environment and the clouds.yaml cloud `name`.
 pub fn from_entry(name: Option<&str>, explicit: &serde_json::Value) -> Result<CloudConfig> {
     let doc: CloudDoc = serde_path_to_error::deserialize(explicit)
         .map_err(|e| anyhow::anyhow!("the provider settings: `{}`: {}", e.path(), e.inner()))?;
-    let mut layers = vec![Layer {
+    let layer = Layer {
         origin: Origin::Explicit("the provider settings".to_string()),
         doc,
-    }];
-    if let Some(name) = name {
-        layers.push(clouds_yaml::settings(
-            name,
-            std::env::var_os("OS_CLIENT_CONFIG_FILE").map(std::path::PathBuf::from),
-            &clouds_yaml::search_dirs(),
-        )?);
-    }
-    resolve(&CloudSettings::new(layers))
-}
-
-/// A yes/no variable: true, 1, yes or false, 0, no (any case).
-fn flag(value: Option<String>, name: &str) -> Result<Option<bool>> {
-    match value.map(|v| v.to_ascii_lowercase()) {
-        None => Ok(None),
-        Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => Ok(Some(true)),
-        Some(v) if ["false", "0", "no"].contains(&v.as_str()) => Ok(Some(false)),
-        Some(v) => bail!("{name} is '{v}'; use true or false"),
-    }
-}
-
-/// The typed cloud, its TLS settings and whether to keep its token, from `settings`.
-pub fn resolve(settings: &CloudSettings) -> Result<CloudConfig> {
-    let cloud = settings
-        .resolve()
-        .map_err(|problem| anyhow::anyhow!(describe(&problem, settings)))?;
-    Ok(CloudConfig {
-        cloud: cloud.into(),
-        tls: TlsSettings {
-            cacert: settings.cacert().map(std::path::PathBuf::from),
-            insecure: settings.insecure(),
-        },
-        token_cache: settings.token_cache(),
-    })
-}
-
-/// A problem with the settings, naming the `OS_*` variable and, when clouds.yaml is in use,
-/// its key.
-fn describe(problem: &CloudProblem, settings: &CloudSettings) -> String {
-    let clouds_yaml = settings.layers().iter().find_map(|layer| match &layer.origin {
-        Origin::CloudsYaml { cloud, file } => Some(format!("cloud '{cloud}' in {file}")),
-        _ => None,
-    });
-    let in_clouds_yaml = |key: &str| match &clouds_yaml {
-        Some(origin) => format!(" ({origin}: set {key} there, secrets also in secure.yaml)"),
-        None => String::new(),
     };
-    match problem {
-        CloudProblem::NoAuthUrl => match &clouds_yaml {
-            Some(origin) => format!(
-                "{origin} has no auth.auth_url; add the Keystone URL there (e.g. https://keystone.example.org:5000/v3), or set OS_AUTH_URL"
-            ),
-            None => "OS_AUTH_URL is not set: load your cloud's openrc file (or, for the local dev \
-                     cloud, run: eval \"$(scripts/dev-cloud env)\")"
-                .to_string(),
-        },
-        CloudProblem::NoCredentials => format!(
-            "no credentials: set OS_USERNAME (or OS_USER_ID) and OS_PASSWORD, OS_APPLICATION_CREDENTIAL_ID and OS_APPLICATION_CREDENTIAL_SECRET, or OS_TOKEN{}",
-            in_clouds_yaml("auth.username and auth.password")
-        ),
-        CloudProblem::NoPassword => format!(
-            "OS_PASSWORD is not set (needed with OS_USERNAME/OS_USER_ID){}",
-            in_clouds_yaml("auth.password")
-        ),
-        CloudProblem::NoApplicationCredentialId => format!(
-            "OS_APPLICATION_CREDENTIAL_SECRET is set but neither OS_APPLICATION_CREDENTIAL_ID nor OS_APPLICATION_CREDENTIAL_NAME is{}",
-            in_clouds_yaml("auth.application_credential_id")
-        ),
-        CloudProblem::NoApplicationCredentialSecret => format!(
-            "OS_APPLICATION_CREDENTIAL_SECRET is not set (needed with OS_APPLICATION_CREDENTIAL_ID/_NAME){}",
-            in_clouds_yaml("auth.application_credential_secret")
-        ),
-        CloudProblem::NoToken => format!(
-            "OS_TOKEN is not set (needed with auth_type v3token){}",
-            in_clouds_yaml("auth.token")
-        ),
-        CloudProblem::UnsupportedAuthType { value, origin } => format!(
-            "{}: auth_type '{value}' is not supported; use password, v3applicationcredential or v3token",
-            origin_text(origin)
-        ),
-        CloudProblem::BadInterface { value, origin } => match origin {
-            Origin::Environment => format!("OS_INTERFACE is '{value}'; use public, internal or admin"),
-            origin => format!(
-                "{}: interface is '{value}'; use public, internal or admin",
-                origin_text(origin)
-            ),
-        },
-    }
+    resolve(vec![layer], name)
 }
 
-/// Where a setting was given, for people.
-fn origin_text(origin: &Origin) -> String {
-    match origin {
-        Origin::Explicit(what) => what.clone(),
-        Origin::Environment => "the OS_* environment".to_string(),
-        Origin::CloudsYaml { cloud, file } => format!("cloud '{cloud}' in {file}"),
-        Origin::Request => "the request's cloud".to_string(),
-    }
+/// A clouds.yaml or secure.yaml: none when there is no such file.
+fn read_settings_file(path: &str) -> Option<Result<String, String>> {
+    let path = Path::new(path);
+    path.is_file()
+        .then(|| read_text_file(path, "cloud settings file").map_err(|e| format!("{e:#}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bindings::Credentials;
-    use openstack_image_documents::cloud::Layer;
     use std::collections::HashMap;
 
-    fn env_layer(vars: &[(&str, &str)]) -> Layer {
+    fn cloud_with(vars: &[(&str, &str)]) -> Result<CloudConfig> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Layer {
-            origin: Origin::Environment,
-            doc: environment(|k| map.get(k).cloned()).unwrap(),
-        }
-    }
-
-    fn cloud(vars: &[(&str, &str)]) -> Result<Cloud> {
-        resolve(&CloudSettings::new(vec![env_layer(vars)])).map(|c| c.cloud)
+        resolve_with(Vec::new(), None, &|k| map.get(k).cloned())
     }
 
     #[test]
     fn password_cloud_from_openrc_variables() {
-        let c = cloud(&[
+        let c = cloud_with(&[
             ("OS_AUTH_URL", "http://k:5000/v3"),
             ("OS_USERNAME", "admin"),
             ("OS_PASSWORD", "pw"),
             ("OS_PROJECT_NAME", "admin"),
             ("OS_INTERFACE", "publicURL"),
         ])
-        .unwrap();
+        .unwrap()
+        .cloud;
         assert!(
             matches!(c.credentials, Credentials::Password(ref p) if p.username.as_deref() == Some("admin"))
         );
@@ -209,64 +126,45 @@ mod tests {
     }
 
     #[test]
-    fn missing_settings_name_the_variable() {
-        assert!(cloud(&[]).unwrap_err().to_string().contains("OS_AUTH_URL"));
-        let err = cloud(&[("OS_AUTH_URL", "u"), ("OS_USERNAME", "a")]).unwrap_err();
-        assert!(err.to_string().contains("OS_PASSWORD"));
-        let err = cloud(&[
+    fn problems_name_the_variable() {
+        let err = |vars: &[(&str, &str)]| cloud_with(vars).err().unwrap().to_string();
+        assert!(err(&[]).contains("OS_AUTH_URL"));
+        assert!(err(&[("OS_AUTH_URL", "u"), ("OS_USERNAME", "a")]).contains("OS_PASSWORD"));
+        let sideways = err(&[
             ("OS_AUTH_URL", "u"),
             ("OS_TOKEN", "t"),
             ("OS_INTERFACE", "sideways"),
-        ])
-        .unwrap_err();
-        assert!(err.to_string().contains("OS_INTERFACE is 'sideways'"), "{err}");
+        ]);
+        assert!(sideways.contains("OS_INTERFACE is 'sideways'"), "{sideways}");
+        assert!(err(&[("OS_INSECURE", "maybe")]).contains("OS_INSECURE is 'maybe'"));
+        let cache = err(&[("OPENSTACK_IMAGE_TOKEN_CACHE", "on")]);
+        assert!(cache.contains("OPENSTACK_IMAGE_TOKEN_CACHE"), "{cache}");
     }
 
     #[test]
-    fn settings_from_clouds_yaml_name_its_key() {
-        let yaml = Layer {
-            origin: Origin::CloudsYaml {
-                cloud: "dev".into(),
-                file: "/etc/openstack/clouds.yaml".into(),
-            },
-            doc: serde_json::from_value(serde_json::json!({ "auth": { "auth_url": "u", "username": "a" } }))
-                .unwrap(),
-        };
-        let err = resolve(&CloudSettings::new(vec![env_layer(&[]), yaml.clone()]))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            err.contains("cloud 'dev' in /etc/openstack/clouds.yaml: set auth.password"),
-            "{err}"
-        );
-        // The environment wins over clouds.yaml.
-        let config = resolve(&CloudSettings::new(vec![
-            env_layer(&[("OS_PASSWORD", "p")]),
-            yaml,
-        ]))
+    fn clouds_yaml_is_read_from_the_file_the_environment_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("clouds.yaml");
+        std::fs::write(
+            &file,
+            "clouds:\n  dev:\n    auth:\n      auth_url: http://k/v3\n      username: u\n    verify: false\n    cacert: /ca.pem\n    cache: {auth: true}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("secure.yaml"),
+            "clouds:\n  dev:\n    auth:\n      password: p\n",
+        )
+        .unwrap();
+        let path = file.to_string_lossy().into_owned();
+        let config = cloud_with(&[
+            ("OS_CLIENT_CONFIG_FILE", &path),
+            ("OS_CLOUD", "dev"),
+            ("OS_REGION_NAME", "R"),
+        ])
         .unwrap();
         assert!(matches!(config.cloud.credentials, Credentials::Password(ref p) if p.password == "p"));
-    }
-
-    #[test]
-    fn tls_and_token_cache_settings() {
-        let settings = |vars: &[(&str, &str)]| CloudSettings::new(vec![env_layer(vars)]);
-        let s = settings(&[("OS_CACERT", "/ca.pem"), ("OS_INSECURE", "True")]);
-        assert_eq!(s.cacert().as_deref(), Some("/ca.pem"));
-        assert!(s.insecure());
-        assert!(!settings(&[]).insecure());
-        let err = environment(|k| (k == "OS_INSECURE").then(|| "maybe".to_string())).unwrap_err();
-        assert!(err.to_string().contains("OS_INSECURE is 'maybe'"), "{err}");
-        let cache = |v: &str| settings(&[(TOKEN_CACHE_VAR, v)]).token_cache();
-        assert!(cache("Yes") && cache("true") && !cache("0") && !cache(""));
-        let err = environment(|k| (k == TOKEN_CACHE_VAR).then(|| "on".to_string())).unwrap_err();
-        assert!(err.to_string().contains(TOKEN_CACHE_VAR), "{err}");
-    }
-
-    #[test]
-    fn token_wins_over_password() {
-        let c = cloud(&[("OS_AUTH_URL", "u"), ("OS_TOKEN", "t"), ("OS_USERNAME", "a")]).unwrap();
-        assert!(matches!(c.credentials, Credentials::Token(_)));
+        assert_eq!(config.cloud.region.as_deref(), Some("R"), "the environment wins");
+        assert!(config.tls.insecure && config.token_cache);
+        assert_eq!(config.tls.cacert.as_deref(), Some(Path::new("/ca.pem")));
     }
 }

@@ -5,16 +5,66 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 
-use crate::bindings::{Action, Cloud, GuestError, ImageQuery, ImageSpec, ImageState};
+use crate::bindings::{Action, Cloud, GuestError, ImageQuery, ImageSpec, ImageState, Plan};
 use crate::exit::{CloudError, Outcome};
 use crate::grants::DataSource;
 use crate::plan::{Change, Step};
 use crate::report::{self, Narrator};
-use crate::runtime::{CallResult, Instance};
+use crate::runtime::CallResult;
 use crate::say;
 use crate::state::{DeposedImage, Ledger, State, StateEntry};
+
+/// How many images `plan` reads and `apply` works on at once, unless told otherwise.
+pub const DEFAULT_PARALLEL: usize = 4;
+
+/// The `lifecycle` calls the engine makes: a component [`Instance`](crate::runtime::Instance)'s, or a test's fake cloud.
+/// The futures are `Send` because `apply` and `plan` run each image's work in its own task.
+pub trait Lifecycle: Send {
+    /// `lifecycle.check`: the spec validated and normalised.
+    fn check(&mut self, spec: &ImageSpec) -> impl Future<Output = CallResult<ImageSpec>> + Send;
+    /// `lifecycle.diff`: what turning `prior` into `desired` takes.
+    fn diff(
+        &mut self,
+        desired: &ImageSpec,
+        prior: &ImageState,
+    ) -> impl Future<Output = CallResult<Plan>> + Send;
+    /// `lifecycle.create`: the new image, with the id `spec` names.
+    fn create(
+        &mut self,
+        cloud: &Cloud,
+        spec: &ImageSpec,
+    ) -> impl Future<Output = CallResult<ImageState>> + Send;
+    /// `lifecycle.read`: the image `id`, or `None` when the cloud no longer has it.
+    fn read(
+        &mut self,
+        cloud: &Cloud,
+        id: &str,
+        prior: Option<&ImageState>,
+    ) -> impl Future<Output = CallResult<Option<ImageState>>> + Send;
+    /// `lifecycle.update`: `prior` changed in place to match `desired`.
+    fn update(
+        &mut self,
+        cloud: &Cloud,
+        prior: &ImageState,
+        desired: &ImageSpec,
+    ) -> impl Future<Output = CallResult<ImageState>> + Send;
+    /// `lifecycle.delete`: an image already gone counts as deleted.
+    fn delete(
+        &mut self,
+        cloud: &Cloud,
+        id: &str,
+        region: Option<&str>,
+        timeout_seconds: Option<u64>,
+    ) -> impl Future<Output = CallResult<()>> + Send;
+    /// `lifecycle.find`: the one image `query` describes.
+    fn find(
+        &mut self,
+        cloud: &Cloud,
+        query: &ImageQuery,
+    ) -> impl Future<Output = CallResult<ImageState>> + Send;
+}
 
 /// True when `name` is one of `targets`, or no targets were given.
 pub fn targeted(targets: &[String], name: &str) -> bool {
@@ -37,7 +87,7 @@ fn named<T>(image: &str, result: CallResult<T>) -> Result<T> {
 
 /// Validates every image of the spec; reports all problems at once, before any cloud call.
 pub async fn check_all(
-    instance: &mut Instance,
+    instance: &mut impl Lifecycle,
     images: &BTreeMap<String, ImageSpec>,
 ) -> Result<BTreeMap<String, ImageSpec>> {
     let mut checked = BTreeMap::new();
@@ -57,9 +107,13 @@ pub async fn check_all(
     }
 }
 
-/// Reads every image in the state and decides what each needs.
-pub async fn plan(
-    instance: &mut Instance,
+/// Reads every image in the state, up to `parallel` at once, each reader in an instance of
+/// its own, and decides what each image needs; `instance` (the one granted every image's
+/// source) compares them with the spec.
+pub async fn plan<L: Lifecycle + 'static>(
+    instance: &mut L,
+    instance_for: &InstanceFor<L>,
+    parallel: usize,
     cloud: &Cloud,
     desired: &BTreeMap<String, ImageSpec>,
     state: &State,
@@ -70,17 +124,16 @@ pub async fn plan(
         .chain(state.images.keys())
         .filter(|n| targeted(targets, n))
         .collect();
+    let recorded = names
+        .iter()
+        .filter_map(|&name| Some((name.clone(), state.images.get(name)?.image.clone())))
+        .collect();
+    let mut found = read_all(instance_for, parallel, cloud, recorded).await?;
     let mut steps = Vec::new();
     for name in names {
         let entry = state.images.get(name);
         let spec = desired.get(name).cloned();
-        let prior = match entry {
-            Some(entry) => named(
-                name,
-                instance.read(cloud, &entry.image.id, Some(&entry.image)).await,
-            )?,
-            None => None,
-        };
+        let prior = found.remove(name).flatten();
         let change = match (&spec, &prior) {
             (Some(_), None) => Change::Create,
             (Some(spec), Some(prior)) => {
@@ -108,16 +161,66 @@ pub async fn plan(
     Ok(steps)
 }
 
-/// Opens a sandboxed component instance for one image's work (named; only its grants).
-pub type InstanceFor = Arc<dyn Fn(String, Option<ImageSpec>) -> BoxFuture<Result<Instance>> + Send + Sync>;
+/// Reads the recorded `images` (by name) as the cloud holds them now, with up to `parallel`
+/// instances side by side (reads change nothing). When reads fail, the answer is the first
+/// failure in name order, whichever reader met it first.
+async fn read_all<L: Lifecycle + 'static>(
+    instance_for: &InstanceFor<L>,
+    parallel: usize,
+    cloud: &Cloud,
+    images: Vec<(String, ImageState)>,
+) -> Result<BTreeMap<String, Option<ImageState>>> {
+    let readers = parallel.clamp(1, images.len().max(1));
+    // Popped from the back, so taken in name order.
+    let queue = Arc::new(std::sync::Mutex::new(
+        images.into_iter().rev().collect::<Vec<_>>(),
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..readers {
+        let (queue, cloud, instance_for) = (queue.clone(), cloud.clone(), instance_for.clone());
+        tasks.spawn(async move {
+            if queue.lock().expect("queue lock").is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut instance = instance_for("read".to_string(), None)
+                .await
+                .context("cannot start a component instance to read the state's images")?;
+            let mut found = Vec::new();
+            loop {
+                let next = queue.lock().expect("queue lock").pop();
+                let Some((name, prior)) = next else { break };
+                let image = named(&name, instance.read(&cloud, &prior.id, Some(&prior)).await);
+                let failed = image.is_err();
+                found.push((name, image));
+                // A failed call may have stopped the instance for good: the others read on.
+                if failed {
+                    break;
+                }
+            }
+            anyhow::Ok(found)
+        });
+    }
+    let mut found = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        found.extend(joined.map_err(|panic| anyhow!("reading the images failed: {panic}"))??);
+    }
+    found
+        .into_iter()
+        .map(|(name, image)| Ok((name, image?)))
+        .collect()
+}
+
+/// Opens a sandboxed component instance for one image's work (named; only its grants; no
+/// spec: only the cloud's).
+pub type InstanceFor<L> = Arc<dyn Fn(String, Option<ImageSpec>) -> BoxFuture<Result<L>> + Send + Sync>;
 
 /// A boxed future that may move between threads.
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// Carries out `steps`, up to `parallel` images at once, each in its own instance; the
 /// ledger saves the state after every change. One image's failure does not stop the others.
-pub async fn apply(
-    instance_for: InstanceFor,
+pub async fn apply<L: Lifecycle + 'static>(
+    instance_for: InstanceFor<L>,
     cloud: &Cloud,
     steps: Vec<Step>,
     ledger: Arc<Ledger>,
@@ -209,7 +312,7 @@ fn cached_download(spec: &ImageSpec) -> Option<(String, String)> {
 }
 
 async fn apply_step(
-    instance: &mut Instance,
+    instance: &mut impl Lifecycle,
     cloud: &Cloud,
     step: Step,
     ledger: &Ledger,
@@ -273,7 +376,7 @@ async fn apply_step(
 /// token that expired during a long upload; the instance deleted the half-made image with a
 /// new session) starts once more with a new id, as Glance never reuses one.
 async fn create_recorded(
-    instance: &mut Instance,
+    instance: &mut impl Lifecycle,
     cloud: &Cloud,
     ledger: &Ledger,
     name: &str,
@@ -329,7 +432,7 @@ fn in_region(cloud: &Cloud, image: &DeposedImage) -> Cloud {
 /// Settles creates an earlier run did not finish (it was killed, or its cleanup failed):
 /// an active image is adopted when its name has none yet, anything else is deleted.
 pub async fn finish_interrupted(
-    instance: &mut Instance,
+    instance: &mut impl Lifecycle,
     cloud: &Cloud,
     ledger: &Ledger,
     narrator: Narrator,
@@ -369,7 +472,7 @@ pub async fn finish_interrupted(
 
 /// Deletes the images `name` replaced, dropping each from the state once it is gone.
 async fn delete_deposed(
-    instance: &mut Instance,
+    instance: &mut impl Lifecycle,
     cloud: &Cloud,
     name: &str,
     ledger: &Ledger,
@@ -406,7 +509,7 @@ async fn delete_deposed(
 /// Deletes the state's images named in `targets` (all when empty) and every image they
 /// replaced. With `force`, protected images are unprotected first.
 pub async fn destroy(
-    instance: &mut Instance,
+    instance: &mut impl Lifecycle,
     cloud: &Cloud,
     ledger: &Ledger,
     targets: &[String],
@@ -462,7 +565,7 @@ pub async fn destroy(
 /// properties are left alone until the spec names them (as properties other tools set are);
 /// its source is unknown until the spec names one.
 pub async fn import(
-    instance: &mut Instance,
+    instance: &mut impl Lifecycle,
     cloud: &Cloud,
     ledger: &Ledger,
     name: &str,
@@ -487,14 +590,14 @@ pub async fn import(
 }
 
 /// Finds the one image `query` describes (see `lifecycle.find`).
-pub async fn find(instance: &mut Instance, cloud: &Cloud, query: &ImageQuery) -> Result<ImageState> {
+pub async fn find(instance: &mut impl Lifecycle, cloud: &Cloud, query: &ImageQuery) -> Result<ImageState> {
     named("find", instance.find(cloud, query).await)
 }
 
 /// Re-reads every image of the state (those in `targets`, when given) and records what the
 /// cloud holds now; images gone from the cloud leave the state.
 pub async fn refresh(
-    instance: &mut Instance,
+    instance: &mut impl Lifecycle,
     cloud: &Cloud,
     ledger: &Ledger,
     targets: &[String],
@@ -528,4 +631,764 @@ pub async fn refresh(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use openstack_image_documents::fixtures;
+
+    use super::*;
+    use crate::bindings::openstack::image::types::{FieldError, UnauthorizedInfo};
+    use crate::exit::{CLOUD, OK, PARTIAL, status_of};
+    use crate::state::StateFileExt;
+
+    const QUIET: Narrator = Narrator { quiet: true };
+
+    /// A call the fake cloud received, by image id.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Call {
+        Read(String),
+        /// Whether the state file held the id as a create's intent when the create began.
+        Create {
+            id: String,
+            intent_saved: bool,
+        },
+        Update(String),
+        Delete(String),
+    }
+
+    /// A call that fails once, for the image of that Glance name or id.
+    struct Fault {
+        call: &'static str,
+        image: String,
+        /// The error, given the id of the image the call was about.
+        error: fn(&str) -> GuestError,
+        /// `create` only: the status of the image the failed create leaves behind.
+        leaves: Option<&'static str>,
+    }
+
+    /// An in-memory cloud shared by the fake instances a test opens: its images by id, the
+    /// calls it received, the faults still to come.
+    #[derive(Default)]
+    struct FakeCloud {
+        images: Mutex<BTreeMap<String, ImageState>>,
+        calls: Mutex<Vec<Call>>,
+        faults: Mutex<Vec<Fault>>,
+        /// Instances opened through [`FakeCloud::instance_for`].
+        opened: AtomicUsize,
+        /// The state file whose intents `create` looks at.
+        state_file: Option<PathBuf>,
+        /// Each read waits here until as many reads are under way as the barrier counts.
+        read_barrier: Option<tokio::sync::Barrier>,
+    }
+
+    impl FakeCloud {
+        fn holding(images: &[&ImageState]) -> FakeCloud {
+            let images = images.iter().map(|i| (i.id.clone(), (*i).clone())).collect();
+            FakeCloud {
+                images: Mutex::new(images),
+                ..FakeCloud::default()
+            }
+        }
+
+        fn fail(&self, call: &'static str, image: &str, error: fn(&str) -> GuestError) {
+            self.fail_leaving(call, image, error, None);
+        }
+
+        fn fail_leaving(
+            &self,
+            call: &'static str,
+            image: &str,
+            error: fn(&str) -> GuestError,
+            leaves: Option<&'static str>,
+        ) {
+            self.faults.lock().unwrap().push(Fault {
+                call,
+                image: image.to_string(),
+                error,
+                leaves,
+            });
+        }
+
+        /// The first fault for `call` on one of `images`, used up.
+        fn fault(&self, call: &str, images: &[&str]) -> Option<Fault> {
+            let mut faults = self.faults.lock().unwrap();
+            let at = faults
+                .iter()
+                .position(|f| f.call == call && images.contains(&f.image.as_str()))?;
+            Some(faults.remove(at))
+        }
+
+        fn called(&self, call: Call) {
+            self.calls.lock().unwrap().push(call);
+        }
+
+        fn calls(&self) -> Vec<Call> {
+            self.calls.lock().unwrap().clone()
+        }
+
+        fn image(&self, id: &str) -> Option<ImageState> {
+            self.images.lock().unwrap().get(id).cloned()
+        }
+
+        fn instance(self: &Arc<Self>) -> FakeInstance {
+            FakeInstance(self.clone())
+        }
+
+        fn instance_for(self: &Arc<Self>) -> InstanceFor<FakeInstance> {
+            let cloud = self.clone();
+            Arc::new(move |_, _| {
+                cloud.opened.fetch_add(1, Ordering::SeqCst);
+                let instance = cloud.instance();
+                Box::pin(async move { Ok(instance) })
+            })
+        }
+    }
+
+    struct FakeInstance(Arc<FakeCloud>);
+
+    impl Lifecycle for FakeInstance {
+        async fn check(&mut self, spec: &ImageSpec) -> CallResult<ImageSpec> {
+            Ok(if spec.disk_format.is_empty() {
+                Err(GuestError::InvalidSpec(vec![FieldError {
+                    field: "disk_format".into(),
+                    message: "is required".into(),
+                }]))
+            } else {
+                Ok(spec.clone())
+            })
+        }
+
+        /// A new disk format replaces the image; other tags or protection update it.
+        async fn diff(&mut self, desired: &ImageSpec, prior: &ImageState) -> CallResult<Plan> {
+            let action = if desired.disk_format != prior.spec.disk_format {
+                Action::Replace
+            } else if desired.tags != prior.spec.tags || desired.protected != prior.spec.protected {
+                Action::Update
+            } else {
+                Action::NoOp
+            };
+            Ok(Ok(Plan {
+                action,
+                changes: Vec::new(),
+            }))
+        }
+
+        async fn create(&mut self, _: &Cloud, spec: &ImageSpec) -> CallResult<ImageState> {
+            let id = spec.image_id.clone().expect("the engine chooses the id");
+            let intent_saved = self.0.state_file.as_deref().is_some_and(|path| {
+                let state = State::load(path).unwrap();
+                state.creating.values().any(|intent| intent.id == id)
+            });
+            self.0.called(Call::Create {
+                id: id.clone(),
+                intent_saved,
+            });
+            let name = spec.name.clone().unwrap_or_default();
+            let mut images = self.0.images.lock().unwrap();
+            if let Some(fault) = self.0.fault("create", &[&name, &id]) {
+                if let Some(status) = fault.leaves {
+                    images.insert(id.clone(), image(&id, spec, status));
+                }
+                return Ok(Err((fault.error)(&id)));
+            }
+            let created = image(&id, spec, "active");
+            images.insert(id, created.clone());
+            Ok(Ok(created))
+        }
+
+        async fn read(
+            &mut self,
+            _: &Cloud,
+            id: &str,
+            _: Option<&ImageState>,
+        ) -> CallResult<Option<ImageState>> {
+            self.0.called(Call::Read(id.to_string()));
+            if let Some(barrier) = &self.0.read_barrier {
+                barrier.wait().await;
+            }
+            if let Some(fault) = self.0.fault("read", &[id]) {
+                return Ok(Err((fault.error)(id)));
+            }
+            Ok(Ok(self.0.image(id)))
+        }
+
+        async fn update(
+            &mut self,
+            _: &Cloud,
+            prior: &ImageState,
+            desired: &ImageSpec,
+        ) -> CallResult<ImageState> {
+            self.0.called(Call::Update(prior.id.clone()));
+            if let Some(fault) = self.0.fault("update", &[&prior.id]) {
+                return Ok(Err((fault.error)(&prior.id)));
+            }
+            let mut images = self.0.images.lock().unwrap();
+            let Some(image) = images.get_mut(&prior.id) else {
+                return Ok(Err(GuestError::NotFound(prior.id.clone())));
+            };
+            image.spec = desired.clone();
+            Ok(Ok(image.clone()))
+        }
+
+        /// As Glance: a protected image is refused, one already gone counts as deleted.
+        async fn delete(&mut self, _: &Cloud, id: &str, _: Option<&str>, _: Option<u64>) -> CallResult<()> {
+            self.0.called(Call::Delete(id.to_string()));
+            if let Some(fault) = self.0.fault("delete", &[id]) {
+                return Ok(Err((fault.error)(id)));
+            }
+            let mut images = self.0.images.lock().unwrap();
+            if images.get(id).is_some_and(|i| i.spec.protected == Some(true)) {
+                return Ok(Err(GuestError::Forbidden(format!("image {id} is protected"))));
+            }
+            images.remove(id);
+            Ok(Ok(()))
+        }
+
+        async fn find(&mut self, _: &Cloud, query: &ImageQuery) -> CallResult<ImageState> {
+            let images = self.0.images.lock().unwrap();
+            Ok(images
+                .values()
+                .find(|i| i.spec.name == query.name)
+                .cloned()
+                .ok_or_else(|| GuestError::NotFound("no image matches".into())))
+        }
+    }
+
+    /// A fake cloud, and a ledger whose state file the fake's creates look at.
+    struct World {
+        fake: Arc<FakeCloud>,
+        ledger: Arc<Ledger>,
+        path: PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    impl World {
+        /// A cloud holding `images`, and `state` in a fresh state file.
+        fn new(images: &[&ImageState], state: State) -> World {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("openstack-image.state.json");
+            state.save(&path).unwrap();
+            World {
+                fake: Arc::new(FakeCloud {
+                    state_file: Some(path.clone()),
+                    ..FakeCloud::holding(images)
+                }),
+                ledger: Arc::new(Ledger::new(state, path.clone())),
+                path,
+                _dir: dir,
+            }
+        }
+
+        /// The state file as saved.
+        fn saved(&self) -> State {
+            State::load(&self.path).unwrap()
+        }
+
+        /// Plans `desired` against the ledger's state and applies it, as `apply` does.
+        async fn apply(&self, desired: &[ImageSpec]) -> Outcome {
+            let state = self.ledger.read(State::clone);
+            let steps = plan_with(&self.fake, DEFAULT_PARALLEL, desired, &state, &[])
+                .await
+                .unwrap();
+            apply(
+                self.fake.instance_for(),
+                &cloud(),
+                steps,
+                self.ledger.clone(),
+                DEFAULT_PARALLEL,
+                QUIET,
+            )
+            .await
+        }
+
+        /// The id the saved state records for `name`.
+        fn id_of(&self, name: &str) -> String {
+            self.saved().images[name].image.id.clone()
+        }
+
+        /// The ids of the images the fake was asked to create, in order.
+        fn created(&self) -> Vec<String> {
+            let creates = self.fake.calls().into_iter().filter_map(|call| match call {
+                Call::Create { id, intent_saved } => {
+                    assert!(intent_saved, "the intent for {id} was saved before its create");
+                    Some(id)
+                }
+                _ => None,
+            });
+            creates.collect()
+        }
+    }
+
+    /// `plan` with the fake's instances, up to `parallel` reading at once.
+    async fn plan_with(
+        fake: &Arc<FakeCloud>,
+        parallel: usize,
+        desired: &[ImageSpec],
+        state: &State,
+        targets: &[String],
+    ) -> Result<Vec<Step>> {
+        let (desired, cloud) = (by_name(desired), cloud());
+        plan(
+            &mut fake.instance(),
+            &fake.instance_for(),
+            parallel,
+            &cloud,
+            &desired,
+            state,
+            targets,
+        )
+        .await
+    }
+
+    fn cloud() -> Cloud {
+        fixtures::cloud("http://keystone.test:5000/v3").into()
+    }
+
+    /// The fixture spec named `name` (its Glance name too).
+    fn spec(name: &str) -> ImageSpec {
+        ImageSpec {
+            name: Some(name.into()),
+            ..fixtures::spec().into()
+        }
+    }
+
+    fn image(id: &str, spec: &ImageSpec, status: &str) -> ImageState {
+        ImageState {
+            id: id.into(),
+            status: status.into(),
+            spec: spec.clone(),
+            ..fixtures::image(fixtures::spec()).into()
+        }
+    }
+
+    /// An active image holding `spec`, with a fresh id.
+    fn active(spec: &ImageSpec) -> ImageState {
+        image(&uuid::Uuid::new_v4().to_string(), spec, "active")
+    }
+
+    fn by_name(specs: &[ImageSpec]) -> BTreeMap<String, ImageSpec> {
+        specs
+            .iter()
+            .map(|s| (s.name.clone().unwrap(), s.clone()))
+            .collect()
+    }
+
+    /// A state recording each image under its Glance name.
+    fn state_of(images: &[&ImageState]) -> State {
+        let mut state = State::empty();
+        for image in images {
+            let entry = StateEntry {
+                image: (*image).clone(),
+                deposed: Vec::new(),
+            };
+            state.images.insert(image.spec.name.clone().unwrap(), entry);
+        }
+        state
+    }
+
+    fn intent(id: &str) -> DeposedImage {
+        DeposedImage {
+            id: id.into(),
+            region: None,
+        }
+    }
+
+    fn kind(change: &Change) -> &'static str {
+        match change {
+            Change::NoOp => "no-op",
+            Change::Create => "create",
+            Change::Update(_) => "update",
+            Change::Replace(_) => "replace",
+            Change::Delete => "delete",
+        }
+    }
+
+    fn transport(_: &str) -> GuestError {
+        GuestError::Transport("connection reset by peer".into())
+    }
+
+    #[tokio::test]
+    async fn plan_decides_each_change_from_the_spec_the_state_and_the_cloud() {
+        let kept = spec("kept");
+        let tagged = ImageSpec {
+            tags: vec!["lts".into()],
+            ..spec("tagged")
+        };
+        let raw = ImageSpec {
+            disk_format: "raw".into(),
+            ..spec("reformatted")
+        };
+        let (kept_image, tagged_image, qcow2_image) = (
+            active(&kept),
+            active(&spec("tagged")),
+            active(&spec("reformatted")),
+        );
+        let (dropped, vanished, forgotten) = (
+            active(&spec("dropped")),
+            active(&spec("vanished")),
+            active(&spec("forgotten")),
+        );
+        let state = state_of(&[
+            &kept_image,
+            &tagged_image,
+            &qcow2_image,
+            &dropped,
+            &vanished,
+            &forgotten,
+        ]);
+        // `vanished` and `forgotten` were deleted behind the tool's back.
+        let fake = Arc::new(FakeCloud::holding(&[
+            &kept_image,
+            &tagged_image,
+            &qcow2_image,
+            &dropped,
+        ]));
+        let desired = [kept, tagged, raw, spec("vanished"), spec("new")];
+
+        let steps = plan_with(&fake, 2, &desired, &state, &[]).await.unwrap();
+
+        let decided: Vec<(&str, &str)> = steps.iter().map(|s| (s.name.as_str(), kind(&s.change))).collect();
+        assert_eq!(
+            decided,
+            [
+                ("dropped", "delete"),
+                ("forgotten", "delete"),
+                ("kept", "no-op"),
+                ("new", "create"),
+                ("reformatted", "replace"),
+                ("tagged", "update"),
+                ("vanished", "create"),
+            ]
+        );
+        let vanished_step = &steps[6];
+        assert_eq!(
+            vanished_step.prior.as_ref().unwrap().id,
+            vanished.id,
+            "shown as it was recorded"
+        );
+        assert!(steps[3].prior.is_none());
+
+        let only = plan_with(&fake, 2, &desired, &state, &["tagged".into()])
+            .await
+            .unwrap();
+        assert_eq!(only.len(), 1);
+        assert_eq!(kind(&only[0].change), "update");
+    }
+
+    #[tokio::test]
+    async fn plan_reads_the_images_side_by_side_each_reader_in_an_instance_of_its_own() {
+        let names = ["f", "b", "e", "a", "d", "c"];
+        let images: Vec<ImageState> = names.iter().map(|n| active(&spec(n))).collect();
+        let images: Vec<&ImageState> = images.iter().collect();
+        // Three readers: every read waits until three are under way, so this finishes only
+        // when they run side by side.
+        let fake = Arc::new(FakeCloud {
+            read_barrier: Some(tokio::sync::Barrier::new(3)),
+            ..FakeCloud::holding(&images)
+        });
+        let (desired, state) = (names.map(spec), state_of(&images));
+        let planned = plan_with(&fake, 3, &desired, &state, &[]);
+
+        let steps = tokio::time::timeout(Duration::from_secs(10), planned)
+            .await
+            .expect("three reads were under way at once")
+            .unwrap();
+
+        let order: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(order, ["a", "b", "c", "d", "e", "f"]);
+        assert!(steps.iter().all(|s| kind(&s.change) == "no-op"));
+        assert_eq!(fake.opened.load(Ordering::SeqCst), 3);
+        let mut read: Vec<String> = fake
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Read(id) => Some(id),
+                _ => None,
+            })
+            .collect();
+        read.sort();
+        let mut recorded: Vec<String> = images.iter().map(|i| i.id.clone()).collect();
+        recorded.sort();
+        assert_eq!(read, recorded, "each image read once");
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_fails_the_plan_naming_the_image() {
+        let images: Vec<ImageState> = ["a", "b", "c"].map(|n| active(&spec(n))).into();
+        let images: Vec<&ImageState> = images.iter().collect();
+        let fake = Arc::new(FakeCloud::holding(&images));
+        fake.fail("read", &images[1].id, transport);
+        let desired = ["a", "b", "c"].map(spec);
+
+        let err = plan_with(&fake, 4, &desired, &state_of(&images), &[])
+            .await
+            .err()
+            .expect("the plan fails");
+
+        assert_eq!(
+            format!("{err:#}"),
+            "image 'b': cannot reach the cloud: connection reset by peer"
+        );
+        assert_eq!(status_of(&err), std::process::ExitCode::from(CLOUD));
+    }
+
+    #[tokio::test]
+    async fn check_all_reports_every_invalid_image_at_once() {
+        let fake = Arc::new(FakeCloud::default());
+        let broken = |name| ImageSpec {
+            disk_format: String::new(),
+            ..spec(name)
+        };
+        let err = check_all(
+            &mut fake.instance(),
+            &by_name(&[broken("a"), spec("b"), broken("c")]),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "image 'a', field disk_format: is required\nimage 'c', field disk_format: is required\nNothing was changed."
+        );
+    }
+
+    #[tokio::test]
+    async fn apply_records_the_id_before_the_create_and_drops_the_intent_after() {
+        let world = World::new(&[], State::empty());
+
+        let outcome = world.apply(&[spec("web")]).await;
+
+        assert_eq!(outcome.status(), OK);
+        let created = world.created();
+        assert_eq!(created, [world.id_of("web")]);
+        assert!(world.saved().creating.is_empty());
+        assert_eq!(world.fake.image(&created[0]).unwrap().status, "active");
+        let query = ImageQuery {
+            name: Some("web".into()),
+            name_regex: None,
+            visibility: None,
+            owner: None,
+            tags: Vec::new(),
+            tag: None,
+            properties: Vec::new(),
+            size_min: None,
+            size_max: None,
+            sort: None,
+            most_recent: false,
+            member_status: None,
+            hidden: None,
+            container_format: None,
+            disk_format: None,
+            region: None,
+        };
+        let found = find(&mut world.fake.instance(), &cloud(), &query).await.unwrap();
+        assert_eq!(found.id, created[0]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_create_keeps_its_intent_only_while_its_image_is_there() {
+        let world = World::new(&[], State::empty());
+        world.fake.fail("create", "clean", transport);
+        world
+            .fake
+            .fail_leaving("create", "stuck", transport, Some("queued"));
+
+        let outcome = world.apply(&[spec("clean"), spec("stuck")]).await;
+
+        assert_eq!(outcome.failed_names(), ["clean", "stuck"]);
+        let saved = world.saved();
+        assert!(saved.images.is_empty());
+        assert_eq!(saved.creating.keys().collect::<Vec<_>>(), ["stuck"]);
+        let leftover = &saved.creating["stuck"].id;
+        assert_eq!(world.fake.image(leftover).unwrap().status, "queued");
+        assert!(world.created().contains(leftover));
+    }
+
+    #[tokio::test]
+    async fn finish_interrupted_adopts_an_active_leftover_and_deletes_any_other() {
+        let taken = active(&spec("taken"));
+        let finished = active(&spec("finished"));
+        let half = image(&uuid::Uuid::new_v4().to_string(), &spec("half"), "saving");
+        let second = active(&spec("taken"));
+        let mut state = state_of(&[&taken]);
+        state.creating.insert("finished".into(), intent(&finished.id));
+        state.creating.insert("half".into(), intent(&half.id));
+        state
+            .creating
+            .insert("nothing".into(), intent(&uuid::Uuid::new_v4().to_string()));
+        // An active image under a name the state already has is a leftover too.
+        state.creating.insert("taken".into(), intent(&second.id));
+        let world = World::new(&[&taken, &finished, &half, &second], state);
+
+        finish_interrupted(&mut world.fake.instance(), &cloud(), &world.ledger, QUIET)
+            .await
+            .unwrap();
+
+        let saved = world.saved();
+        assert!(saved.creating.is_empty());
+        assert_eq!(world.id_of("finished"), finished.id);
+        assert_eq!(world.id_of("taken"), taken.id);
+        assert!(!saved.images.contains_key("half") && !saved.images.contains_key("nothing"));
+        assert!(world.fake.image(&half.id).is_none());
+        assert!(world.fake.image(&second.id).is_none());
+        assert!(world.fake.image(&finished.id).is_some());
+    }
+
+    #[tokio::test]
+    async fn replace_creates_first_and_retries_a_failed_delete_of_the_deposed_image_next_run() {
+        let old = active(&spec("web"));
+        let world = World::new(&[&old], state_of(&[&old]));
+        world.fake.fail("delete", &old.id, transport);
+        let raw = ImageSpec {
+            disk_format: "raw".into(),
+            ..spec("web")
+        };
+
+        let outcome = world.apply(std::slice::from_ref(&raw)).await;
+
+        assert_eq!(outcome.failed_names(), ["web"]);
+        let new = world.id_of("web");
+        let calls = world.fake.calls();
+        let create_at = calls
+            .iter()
+            .position(|c| matches!(c, Call::Create { id, .. } if *id == new));
+        let delete_at = calls.iter().position(|c| *c == Call::Delete(old.id.clone()));
+        assert!(create_at < delete_at && create_at.is_some(), "{calls:?}");
+        assert_eq!(world.saved().images["web"].deposed, [intent(&old.id)]);
+        assert!(world.fake.image(&old.id).is_some());
+        assert!(world.saved().creating.is_empty());
+
+        let again = world.apply(&[raw]).await;
+
+        assert_eq!(again.status(), OK);
+        assert!(world.saved().images["web"].deposed.is_empty());
+        assert_eq!(world.id_of("web"), new);
+        assert!(world.fake.image(&old.id).is_none());
+        assert_eq!(world.created(), [new], "nothing else was created");
+    }
+
+    #[tokio::test]
+    async fn destroy_refuses_a_protected_image_unless_forced_then_unprotects_it_first() {
+        let locked = active(&ImageSpec {
+            protected: Some(true),
+            ..spec("locked")
+        });
+        let plain = active(&spec("plain"));
+        let world = World::new(&[&locked, &plain], state_of(&[&locked, &plain]));
+
+        let refused = destroy(
+            &mut world.fake.instance(),
+            &cloud(),
+            &world.ledger,
+            &[],
+            false,
+            QUIET,
+        )
+        .await;
+
+        assert_eq!((refused.done, refused.failed_names()), (1, vec!["locked"]));
+        assert_eq!(
+            world.fake.calls(),
+            [Call::Delete(plain.id.clone())],
+            "no request for the protected one"
+        );
+        assert!(world.fake.image(&locked.id).is_some());
+        assert_eq!(world.saved().images.keys().collect::<Vec<_>>(), ["locked"]);
+
+        let forced = destroy(
+            &mut world.fake.instance(),
+            &cloud(),
+            &world.ledger,
+            &[],
+            true,
+            QUIET,
+        )
+        .await;
+
+        assert_eq!(forced.status(), OK);
+        assert_eq!(
+            world.fake.calls()[1..],
+            [Call::Update(locked.id.clone()), Call::Delete(locked.id.clone())]
+        );
+        assert!(world.fake.image(&locked.id).is_none());
+        assert!(world.saved().images.is_empty());
+    }
+
+    #[tokio::test]
+    async fn one_images_failure_does_not_stop_the_others() {
+        let world = World::new(&[], State::empty());
+        world.fake.fail("create", "b", transport);
+
+        let outcome = world.apply(&[spec("a"), spec("b"), spec("c")]).await;
+
+        assert_eq!((outcome.done, outcome.failed_names()), (2, vec!["b"]));
+        assert_eq!(outcome.status(), PARTIAL);
+        assert_eq!(world.saved().images.keys().collect::<Vec<_>>(), ["a", "c"]);
+        assert!(world.saved().creating.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_create_cut_short_by_an_expired_session_starts_once_more_with_a_new_id() {
+        // The instance already deleted the half-made image with a new session.
+        fn expired(id: &str) -> GuestError {
+            GuestError::Unauthorized(UnauthorizedInfo {
+                message: "the token expired during the upload".into(),
+                image_id: Some(id.into()),
+            })
+        }
+        let world = World::new(&[], State::empty());
+        world.fake.fail("create", "web", expired);
+
+        let outcome = world.apply(&[spec("web")]).await;
+
+        assert_eq!(outcome.status(), OK);
+        let created = world.created();
+        assert_eq!(created.len(), 2);
+        assert_ne!(created[0], created[1], "Glance never reuses an id");
+        assert_eq!(world.id_of("web"), created[1]);
+        assert!(world.saved().creating.is_empty());
+
+        // An id the spec names cannot be used again: no second start.
+        let named_id = uuid::Uuid::new_v4().to_string();
+        world.fake.fail("create", "pinned", expired);
+        let pinned = ImageSpec {
+            image_id: Some(named_id.clone()),
+            ..spec("pinned")
+        };
+
+        let outcome = world.apply(&[spec("web"), pinned]).await;
+
+        assert_eq!(outcome.failed_names(), ["pinned"]);
+        assert_eq!(world.created()[2..], [named_id]);
+        assert!(!world.saved().images.contains_key("pinned"));
+        assert!(world.saved().creating.is_empty());
+    }
+
+    #[tokio::test]
+    async fn refresh_records_the_cloud_and_forgets_vanished_images() {
+        let kept = active(&spec("kept"));
+        let vanished = active(&spec("vanished"));
+        let world = World::new(&[&kept], state_of(&[&kept, &vanished]));
+        world
+            .fake
+            .images
+            .lock()
+            .unwrap()
+            .get_mut(&kept.id)
+            .unwrap()
+            .status = "deactivated".into();
+
+        refresh(&mut world.fake.instance(), &cloud(), &world.ledger, &[], QUIET)
+            .await
+            .unwrap();
+
+        let saved = world.saved();
+        assert_eq!(saved.images.keys().collect::<Vec<_>>(), ["kept"]);
+        assert_eq!(saved.images["kept"].image.status, "deactivated");
+    }
 }

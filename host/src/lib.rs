@@ -10,7 +10,6 @@
 pub mod auth;
 pub mod bindings;
 pub mod cloud;
-pub mod clouds_yaml;
 #[cfg(feature = "runtime")]
 pub mod engine;
 pub mod exit;

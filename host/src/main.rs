@@ -21,8 +21,8 @@ use openstack_image::sandbox::{Sandbox, SandboxSettings, default_image_cache, to
 use openstack_image::spec::SpecFile;
 use openstack_image::state::{Ledger, State, StateFileExt, StateLock};
 use openstack_image::transport::TlsSettings;
-use openstack_image::{cloud, clouds_yaml, engine, exit, plan, progress, report};
-use openstack_image_documents::cloud::{CloudDoc, CloudSettings, Layer, Origin};
+use openstack_image::{cloud, engine, exit, plan, progress, report};
+use openstack_image_documents::cloud::{CloudDoc, Layer, Origin};
 
 /// Default state file name, next to the spec file.
 const STATE_FILE: &str = "openstack-image.state.json";
@@ -153,8 +153,9 @@ enum Command {
     Apply {
         #[command(flatten)]
         spec: SpecArgs,
-        /// Work on up to N images at once, each in its own sandboxed instance.
-        #[arg(long, value_name = "N", default_value_t = 4)]
+        /// Work on up to N images at once, each in its own sandboxed instance (the plan's
+        /// reads too).
+        #[arg(long, value_name = "N", default_value_t = engine::DEFAULT_PARALLEL)]
         parallel: usize,
     },
     /// Delete the images recorded in the state file (all, or those named with --target).
@@ -223,6 +224,23 @@ enum Command {
     /// Work with the embedded WebAssembly component.
     #[command(subcommand)]
     Component(ComponentCommand),
+    /// Show the cloud the settings resolve to.
+    #[command(subcommand)]
+    Cloud(CloudCommand),
+}
+
+#[derive(Subcommand)]
+enum CloudCommand {
+    /// Print the cloud this run would use, as JSON, secrets masked; talks to no cloud.
+    ///
+    /// The settings resolve as for every command (and as in every runtime of the component:
+    /// Terraform, Node.js, Python): --retries over the OS_* variables over the --cloud
+    /// (OS_CLOUD) entry of clouds.yaml with secure.yaml; without auth_type, an application
+    /// credential secret selects application credentials, else a password, else a token.
+    /// Prints {"cloud": <the clouds.yaml entry it resolves to>, "cacert", "verify",
+    /// "token_cache"}.
+    #[command(after_long_help = concat!("Example:\n  OS_CLOUD=mycloud openstack-image cloud show | jq .cloud.auth_type\n\n", exit_help!()))]
+    Show,
 }
 
 #[derive(Args)]
@@ -416,13 +434,23 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Plan { spec: args, json } => {
             let Prepared {
+                sandbox,
                 mut instance,
                 cloud,
                 desired,
                 state,
                 ..
             } = prepare(&global, &args).await?;
-            let steps = engine::plan(&mut instance, &cloud, &desired, &state, &args.targets).await?;
+            let steps = engine::plan(
+                &mut instance,
+                &instance_for(sandbox),
+                engine::DEFAULT_PARALLEL,
+                &cloud,
+                &desired,
+                &state,
+                &args.targets,
+            )
+            .await?;
             if !global.quiet {
                 for (name, intent) in &state.creating {
                     eprintln!(
@@ -460,17 +488,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let ledger = Arc::new(Ledger::new(state, path));
             engine::finish_interrupted(&mut instance, &cloud, &ledger, narrator).await?;
             let state = ledger.read(State::clone);
-            let steps = engine::plan(&mut instance, &cloud, &desired, &state, &args.targets).await?;
+            let instance_for = instance_for(sandbox);
+            let steps = engine::plan(
+                &mut instance,
+                &instance_for,
+                parallel,
+                &cloud,
+                &desired,
+                &state,
+                &args.targets,
+            )
+            .await?;
             if !global.quiet {
                 print!("{}", report::plan_text(&steps));
             }
-            let instance_for: engine::InstanceFor = Arc::new(move |name, spec| {
-                let sandbox = sandbox.clone();
-                Box::pin(async move {
-                    let grants = SpecGrants::for_images(spec.iter())?;
-                    sandbox.instance(grants, &name).await
-                })
-            });
             let outcome = engine::apply(instance_for, &cloud, steps, ledger, parallel, narrator).await;
             Ok(finish(&outcome, "apply"))
         }
@@ -507,6 +538,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&report::image_json(&image))?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Cloud(CloudCommand::Show) => {
+            let mut resolved = cloud_config(&global)?.resolved();
+            resolved.token_cache |= global.token_cache;
+            println!("{}", serde_json::to_string_pretty(&resolved.masked())?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -522,33 +559,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 /// The cloud and its TLS settings, from layers of settings: `--retries`, then the `OS_*`
 /// variables, then `--cloud`/`OS_CLOUD`'s entry of clouds.yaml.
 fn load_cloud(global: &GlobalArgs) -> Result<(Cloud, TlsSettings, Option<TokenCache>)> {
-    let mut layers = vec![
-        Layer {
-            origin: Origin::Explicit("--retries".to_string()),
-            doc: CloudDoc {
-                retries: Some(global.retries),
-                ..CloudDoc::default()
-            },
-        },
-        Layer {
-            origin: Origin::Environment,
-            doc: cloud::environment(|k| std::env::var(k).ok())?,
-        },
-    ];
-    if let Some(name) = &global.cloud {
-        layers.push(clouds_yaml::settings(
-            name,
-            std::env::var_os("OS_CLIENT_CONFIG_FILE").map(PathBuf::from),
-            &clouds_yaml::search_dirs(),
-        )?);
-    }
-    let config = cloud::resolve(&CloudSettings::new(layers))?;
+    let config = cloud_config(global)?;
     let token_cache = if global.token_cache || config.token_cache {
         TokenCache::for_cloud(&token_cache_dir()?, &config.cloud)
     } else {
         None
     };
     Ok((config.cloud, config.tls, token_cache))
+}
+
+/// The cloud settings resolved: `--retries` over the `OS_*` variables over `--cloud`/
+/// `OS_CLOUD`'s entry of clouds.yaml.
+fn cloud_config(global: &GlobalArgs) -> Result<cloud::CloudConfig> {
+    let retries = Layer {
+        origin: Origin::Explicit("--retries".to_string()),
+        doc: CloudDoc {
+            retries: Some(global.retries),
+            ..CloudDoc::default()
+        },
+    };
+    cloud::resolve(vec![retries], global.cloud.as_deref())
 }
 
 /// Locks and loads the state for a command that changes it (only `targets`' images, when
@@ -639,6 +669,17 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
         desired,
         state,
         path,
+    })
+}
+
+/// Opens each image's instance in `sandbox`, with only that image's grants.
+fn instance_for(sandbox: Arc<Sandbox>) -> engine::InstanceFor<Instance> {
+    Arc::new(move |name, spec| {
+        let sandbox = sandbox.clone();
+        Box::pin(async move {
+            let grants = SpecGrants::for_images(spec.iter())?;
+            sandbox.instance(grants, &name).await
+        })
     })
 }
 

@@ -10,9 +10,10 @@ use std::sync::OnceLock;
 use rand::RngCore;
 use serde_json::Value;
 
+pub mod cloud_resolution;
 pub mod hostile;
-pub mod keystone_counter;
 pub mod keepalive_relay;
+pub mod keystone_counter;
 pub mod source_server;
 pub mod tls_proxy;
 

@@ -1,7 +1,8 @@
-//! clouds.yaml with each Keystone method: password, application credential, token.
+//! clouds.yaml with each Keystone method: password, application credential, token; and the
+//! one table of cloud settings every runtime resolves alike, through `cloud show`.
 
 use openstack_image_tests::tls_proxy::TlsProxy;
-use openstack_image_tests::{Scenario, cloud_env, observer};
+use openstack_image_tests::{Scenario, cloud_env, cloud_resolution, observer};
 
 #[test]
 fn each_auth_type_in_clouds_yaml_manages_images() {
@@ -152,4 +153,22 @@ fn https_keystone_behind_a_private_ca_needs_cacert_or_verify_false() {
     s.run_without_os_env(&["destroy", "--cloud", "insecure"], &[])
         .expect_code(0);
     assert!(s.cloud_images().is_empty());
+}
+
+#[test]
+fn the_cloud_resolution_table_resolves_as_every_runtime_resolves_it() {
+    for case in cloud_resolution::cases() {
+        let s = Scenario::offline("cloud-table");
+        let mut command = s.command(&["cloud", "show"]);
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        command.envs(case.environment(&s.path("")));
+        let run = openstack_image_tests::Run::from(command.output().expect("run openstack-image"));
+        let outcome = match run.code {
+            0 => Ok(serde_json::from_str(&run.stdout).expect("cloud show prints JSON")),
+            _ => Err(run.stderr),
+        };
+        case.check("openstack-image cloud show", outcome);
+    }
 }

@@ -2,13 +2,24 @@
 //! user would: whatever it tries, the host refuses or stops it with an error naming the
 //! limit, nothing leaks, and neither the state file nor the cloud changes.
 
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use openstack_image_tests::{Run, Scenario, cloud_env, hostile};
+use openstack_image_tests::source_server::{Served, SourceServer};
+use openstack_image_tests::{Run, Scenario, cloud_env, digest, hostile, observer};
 
 /// An image id the hostile component's fake cloud holds.
 const FAKE_IMAGE: &str = "00000000-0000-4000-8000-000000000001";
+/// The file, beside the image file, listing the image endpoints the hostile `authenticate`
+/// claims besides the metadata service (one a line).
+const CLAIMED_ENDPOINTS: &str = "claimed-endpoints";
+/// The cloud metadata service.
+const METADATA_URL: &str = "http://169.254.169.254/latest/meta-data/";
 
 /// A scenario whose spec has a benign image `existing` (already in the state) and an image
 /// `evil` that asks the hostile component for `behaviour`, with spec lines `extra` added.
@@ -69,13 +80,19 @@ impl Hostile {
         run
     }
 
+    /// Makes the hostile `authenticate` claim `endpoints` as the cloud's image endpoints.
+    fn claim_endpoints(&self, endpoints: &[String]) {
+        std::fs::write(
+            self.s.path("images").join(CLAIMED_ENDPOINTS),
+            endpoints.join("\n"),
+        )
+        .unwrap();
+    }
+
     /// Nothing leaked, and the state file, the image file and the cloud are unchanged.
     #[track_caller]
     fn assert_contained(&self, run: &Run) {
-        for output in [&run.stdout, &run.stderr] {
-            assert!(!output.contains("LEAKED"), "the component got through:\n{output}");
-            assert!(!output.contains("root:x:0:0"), "/etc/passwd leaked:\n{output}");
-        }
+        assert_nothing_leaked(run);
         assert!(
             std::fs::read(self.state_file()).unwrap() == self.state_before,
             "the state file changed:\n{}\n--- stderr\n{}",
@@ -91,9 +108,26 @@ impl Hostile {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        planted.retain(|n| n != "disk.qcow2" && !n.to_string_lossy().ends_with("-link"));
+        planted.retain(|n| {
+            n != "disk.qcow2" && n != CLAIMED_ENDPOINTS && !n.to_string_lossy().ends_with("-link")
+        });
         assert!(planted.is_empty(), "the component planted {planted:?}");
         assert!(self.s.cloud_images().is_empty(), "{:?}", self.s.cloud_images());
+    }
+}
+
+/// Neither the component's reports nor the host's output show anything that got through:
+/// no `LEAKED`, no `/etc/passwd`, not the cloud's password.
+#[track_caller]
+fn assert_nothing_leaked(run: &Run) {
+    let password = &cloud_env()["OS_PASSWORD"];
+    for output in [&run.stdout, &run.stderr] {
+        assert!(!output.contains("LEAKED"), "the component got through:\n{output}");
+        assert!(!output.contains("root:x:0:0"), "/etc/passwd leaked:\n{output}");
+        assert!(
+            !output.contains(password.as_str()),
+            "the cloud's password leaked:\n{output}"
+        );
     }
 }
 
@@ -188,23 +222,322 @@ fn http_to_hosts_not_allowed_and_to_the_metadata_service_is_denied() {
             "GET http://169.254.169.254/latest/meta-data/: ",
         ],
     );
-    for host in ["example.org:8080", "169.254.169.254:80"] {
+    denied(&run.stderr, &["example.org:8080", "169.254.169.254:80"]);
+}
+
+/// Asserts that the host's own denial names each of `hosts` (`host:port`) and `--allow-host`.
+#[track_caller]
+fn denied(stderr: &str, hosts: &[&str]) {
+    for host in hosts {
         assert!(
-            run.stderr.lines().any(|l| l.contains("denied outgoing HTTP")
+            stderr.lines().any(|l| l.contains("denied outgoing HTTP")
                 && l.contains("--allow-host")
                 && l.contains(host)),
-            "the host's denial names {host} and --allow-host:\n{}",
-            run.stderr
+            "the host's denial names {host} and --allow-host:\n{stderr}"
         );
     }
 }
 
-#[test]
-fn an_image_endpoint_the_component_claims_does_not_open_the_metadata_service() {
-    // The hostile `authenticate` names 169.254.169.254 as the cloud's image endpoint.
-    let h = Hostile::new("claimed-endpoint", "");
+/// A listener on 127.0.0.1 where a leak would land: it records every connection with the
+/// first bytes sent on it, and answers `200 OK`, so a component that got through says so too.
+struct Observer {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Observer {
+    /// Listens on a free port of 127.0.0.1.
+    fn start() -> Observer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the observer");
+        let addr = listener.local_addr().expect("the observer's address");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (record, stopping) = (seen.clone(), stop.clone());
+        let accept = std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut client) = client else { continue };
+                let _ = client.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut first = [0u8; 4096];
+                let n = client.read(&mut first).unwrap_or(0);
+                record
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(String::from_utf8_lossy(&first[..n]).into_owned());
+                let _ =
+                    client.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        Observer {
+            addr,
+            seen,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `http://HOST:PORT/PATH`: the observer's port under the name `host`.
+    fn url(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.port())
+    }
+
+    /// Stops the observer; fails if anything reached it.
+    #[track_caller]
+    fn assert_unreached(mut self) {
+        self.shut_down();
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            seen.is_empty(),
+            "{} connection(s) reached the observer on {}: {seen:?}",
+            seen.len(),
+            self.addr
+        );
+    }
+
+    fn shut_down(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocked accept(); only wait for the thread if the wake-up got through.
+        let woke = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).is_ok();
+        if let Some(accept) = self.accept.take()
+            && woke
+        {
+            let _ = accept.join();
+        }
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        if self.accept.is_some() {
+            self.shut_down();
+        }
+    }
+}
+
+/// Applies an image whose create POSTs what the host gave it (credentials and session) to
+/// `urls`, with the hostile `authenticate` claiming their origins as image endpoints:
+/// refused and contained, each POST reported.
+#[track_caller]
+fn forged_session(urls: &[&str]) -> Run {
+    let h = Hostile::new(
+        "forged-session",
+        &format!("    properties:\n      urls: {}\n", urls.join(",")),
+    );
+    let origins: Vec<String> = urls
+        .iter()
+        .map(|url| format!("http://{}", url_authority(url)))
+        .collect();
+    h.claim_endpoints(&origins);
     let run = h.apply_fails(&[]);
-    tried(&run.stderr, &["GET http://169.254.169.254/latest/meta-data/: "]);
+    for url in urls {
+        tried(&run.stderr, &[&format!("POST {url}: ")]);
+    }
+    run
+}
+
+#[test]
+fn a_session_sent_to_another_loopback_port_is_denied() {
+    let observer = Observer::start();
+    let run = forged_session(&[&observer.url("127.0.0.1", "/v2/images")]);
+    denied(&run.stderr, &[&format!("127.0.0.1:{}", observer.port())]);
+    observer.assert_unreached();
+}
+
+#[test]
+fn a_session_sent_to_a_host_name_is_denied() {
+    // Denied by name, before any lookup: images.example.com would not resolve here,
+    // localhost resolves to the observer.
+    let observer = Observer::start();
+    let run = forged_session(&[
+        &observer.url("images.example.com", "/"),
+        &observer.url("localhost", "/"),
+    ]);
+    denied(
+        &run.stderr,
+        &[
+            &format!("images.example.com:{}", observer.port()),
+            &format!("localhost:{}", observer.port()),
+        ],
+    );
+    observer.assert_unreached();
+}
+
+#[test]
+fn a_session_sent_to_the_metadata_service_is_denied() {
+    let observer = Observer::start();
+    let run = forged_session(&[METADATA_URL, &observer.url("127.0.0.1", "/latest/meta-data/")]);
+    denied(
+        &run.stderr,
+        &["169.254.169.254:80", &format!("127.0.0.1:{}", observer.port())],
+    );
+    observer.assert_unreached();
+}
+
+#[test]
+fn a_component_gets_the_run_s_session_and_no_credentials() {
+    let observer = Observer::start();
+    let run = forged_session(&[&observer.url("127.0.0.1", "/")]);
+    tried(&run.stderr, &["credentials: session-only", "session: given"]);
+    observer.assert_unreached();
+}
+
+#[test]
+fn image_endpoints_the_component_claims_are_never_opened() {
+    // The hostile `authenticate` claims the metadata service and the observer as the cloud's
+    // image endpoints; its create asks both for their images.
+    let observer = Observer::start();
+    let h = Hostile::new("claimed-endpoint", "");
+    let endpoint = observer.url("127.0.0.1", "");
+    h.claim_endpoints(std::slice::from_ref(&endpoint));
+    let run = h.apply_fails(&[]);
+    tried(
+        &run.stderr,
+        &[
+            "GET http://169.254.169.254/v2/images: ",
+            &format!("GET {endpoint}/v2/images: "),
+        ],
+    );
+    denied(
+        &run.stderr,
+        &["169.254.169.254:80", &format!("127.0.0.1:{}", observer.port())],
+    );
+    observer.assert_unreached();
+}
+
+/// The hex digest of `bytes` by the system's `tool` (`md5sum`, `sha512sum`, …).
+fn digest_of(s: &Scenario, tool: &str, bytes: &[u8]) -> String {
+    let file = s.path("digest-input");
+    std::fs::write(&file, bytes).unwrap();
+    digest(tool, &file)
+}
+
+/// The one `component-*` area of `cache` other than `not`.
+fn other_area(cache: &Path, not: &Path) -> PathBuf {
+    let areas: Vec<PathBuf> = std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.as_path() != not)
+        .collect();
+    assert_eq!(
+        areas.len(),
+        1,
+        "{} holds one other component's area: {areas:?}",
+        cache.display()
+    );
+    areas[0].clone()
+}
+
+#[test]
+fn a_cache_entry_another_component_planted_is_never_uploaded() {
+    let s = Scenario::new("plant-cache");
+    let server = SourceServer::start();
+    let real = b"the image bytes the source really serves\n".repeat(1024);
+    server.serve("/disk.raw", Served::new(real.clone()).etag("v1"));
+    let url = server.url("/disk.raw");
+    let cache = s.path("cache");
+    let image = |key: &str, extra: &str| {
+        format!(
+            "images:\n  {key}:\n    name: {}\n    container_format: bare\n    disk_format: raw\n    image_source_url: {url}\n    image_cache_path: {}\n{extra}",
+            s.image_name(key),
+            cache.display()
+        )
+    };
+
+    // A download cache entry for the URL, with a record the shipped component would accept
+    // (guest/src/source.rs): same URL and decompress flag, the server's ETag, and the
+    // digests of the planted bytes.
+    let entry = format!(
+        "{}.img",
+        digest_of(&s, "md5sum", format!("{url}false").as_bytes())
+    );
+    let sidecar = format!("{entry}.json");
+    let planted = "planted by a hostile component; ".repeat(64);
+    let record = format!(
+        r#"{{"url":"{url}","decompress":false,"digests":{{"size":{},"md5":"{}","sha512":"{}"}},"compression":null,"etag":"\"v1\"","last_modified":null}}"#,
+        planted.len(),
+        digest_of(&s, "md5sum", planted.as_bytes()),
+        digest_of(&s, "sha512sum", planted.as_bytes()),
+    );
+    let plant_path = format!("{}/{entry}", cache.display());
+    s.write_spec(&image(
+        "plant-cache",
+        &format!(
+            "    properties:\n      plant_path: '{plant_path}'\n      plant_data: '{planted}'\n      plant_sidecar: '{record}'\n"
+        ),
+    ));
+    let component = hostile::component();
+    let run = s
+        .run(&[
+            "--component",
+            component.to_str().unwrap(),
+            "apply",
+            "-f",
+            "images.yaml",
+        ])
+        .expect_code(1);
+    assert_nothing_leaked(&run);
+    tried(
+        &run.stderr,
+        &[
+            &format!("plant {plant_path}: written"),
+            &format!("plant {plant_path}.json: written"),
+        ],
+    );
+    let hostile_id = &digest("sha256sum", component)[..32];
+    let hostile_area = cache.join(format!("component-{hostile_id}"));
+    assert_eq!(
+        std::fs::read_to_string(hostile_area.join(&entry)).unwrap(),
+        planted,
+        "the hostile component writes in its own area"
+    );
+    assert!(
+        !cache.join(&entry).exists(),
+        "nothing lands in the shared directory itself"
+    );
+
+    s.write_spec(&image("web", ""));
+    s.apply();
+    assert_eq!(
+        server.hits("/disk.raw"),
+        1,
+        "the shipped component downloads the source"
+    );
+    let uploaded = observer::image(&s.state_id("web")).expect("the image exists");
+    assert_eq!(uploaded["checksum"], digest_of(&s, "md5sum", &real).as_str());
+    assert_eq!(uploaded["size"], real.len());
+    let shipped_area = other_area(&cache, &hostile_area);
+    assert!(
+        std::fs::read(shipped_area.join(&entry)).unwrap() == real,
+        "the shipped component caches the source's bytes"
+    );
+
+    // Control: the planted entry, copied where the shipped component reads, is uploaded;
+    // only the separate areas kept it out above.
+    s.run(&["destroy"]).expect_code(0);
+    for file in [&entry, &sidecar] {
+        std::fs::copy(hostile_area.join(file), shipped_area.join(file)).unwrap();
+    }
+    s.apply();
+    assert_eq!(
+        server.hits("/disk.raw"),
+        1,
+        "the planted entry is taken as cached"
+    );
+    let uploaded = observer::image(&s.state_id("web")).expect("the image exists");
+    assert_eq!(
+        uploaded["checksum"],
+        digest_of(&s, "md5sum", planted.as_bytes()).as_str()
+    );
+    s.run(&["destroy"]).expect_code(0);
+    assert!(s.cloud_images().is_empty(), "{:?}", s.cloud_images());
 }
 
 #[test]

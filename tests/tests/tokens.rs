@@ -5,8 +5,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use openstack_image_tests::fault_proxy::{self, Fault, FaultProxy};
 use openstack_image_tests::keystone_counter::CountingKeystone;
-use openstack_image_tests::{Run, Scenario, cloud_env, observer, root};
+use openstack_image_tests::{Run, Scenario, TestRegion, cloud_env, glance_addr, observer, root};
 
 /// `openstack-image ARGS` against the dev cloud through `keystone`, plus `vars`.
 fn run(keystone: &CountingKeystone, s: &Scenario, args: &[&str], vars: &[(&str, &str)]) -> Run {
@@ -179,4 +180,38 @@ fn time_in(seconds: i64) -> String {
     (time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap()
+}
+
+#[test]
+fn a_session_refused_midway_through_an_upload_costs_one_login_and_leaves_no_image_behind() {
+    let s = Scenario::new("token-refused");
+    let keystone = CountingKeystone::start();
+    // Glance refuses the session once, when the upload starts (as for a token that expired
+    // during a long run): the image record exists by then.
+    let refused = "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: 78\r\nConnection: close\r\n\r\n{\"error\": {\"code\": 401, \"message\": \"The request you have made requires auth\"}}";
+    let proxy = FaultProxy::scripted(
+        glance_addr(),
+        fault_proxy::first(
+            1,
+            |line| line.starts_with("PUT ") && line.contains("/file "),
+            Fault::Answer(refused),
+        ),
+    );
+    let region = TestRegion::register(&s.image_name("region"), &format!("http://{}", proxy.addr));
+    raw(&s, "disk.raw");
+    s.write_spec(&format!(
+        "images:\n  one:\n    name: {}\n    container_format: bare\n    disk_format: raw\n    local_file_path: disk.raw\n    region: {}\n",
+        s.image_name("one"),
+        region.name
+    ));
+    let apply = run(&keystone, &s, &["apply", "-f", "images.yaml"], &[]).expect_code(0);
+    assert_eq!(proxy.failures(), 1, "{}", apply.stderr);
+    assert_eq!(keystone.logins(), 2, "one login, and one after the refusal");
+    let images = s.cloud_images();
+    assert_eq!(images.len(), 1, "the half-made image is gone: {images:?}");
+    let id = s.state_id("one");
+    assert_eq!(images[0]["ID"], id.as_str());
+    assert_eq!(observer::image(&id).expect("created")["status"], "active");
+    run(&keystone, &s, &["destroy", "-f", "images.yaml"], &[]).expect_code(0);
+    assert!(s.cloud_images().is_empty());
 }

@@ -14,7 +14,7 @@ export const DEFAULT_COMPONENT_DIR = resolve(here, "../generated/component");
 /** An error document returned by the component (`err` of a `-json` function). */
 export class ComponentError extends Error {
   /**
-   * @param {{kind: string, message: string, fields?: {field: string, message: string}[]}} doc
+   * @param {{kind: string, message: string, fields?: {field: string, message: string}[], image_id?: string | null}} doc
    * @param {string} fn the JSON-face function that failed
    */
   constructor(doc, fn) {
@@ -30,6 +30,8 @@ export class ComponentError extends Error {
      * @type {{field: string, message: string, property?: string}[]}
      */
     this.fields = doc.fields ?? [];
+    /** With `unauthorized` from a create: the image it had made before the refusal. */
+    this.imageId = doc.image_id ?? undefined;
     this.function = fn;
   }
 }

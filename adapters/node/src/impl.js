@@ -4,13 +4,15 @@
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 
-import { cloudFromEnv } from "./cloud.js";
+import { applicableCloud, cloudEnvironment, resolveCloud } from "./cloud.js";
 import { callComponent, ComponentError, grantsFor } from "./component.js";
 import { fieldToProperty, fromDocument, toDocument } from "./mapping.js";
+import { callWithSession } from "./session.js";
 
 /**
  * @typedef {object} ProviderOptions
- * @property {Record<string, any>} [cloud] clouds.yaml cloud entry; default: from OS_* variables
+ * @property {Record<string, any>} [cloud] cloud settings (a clouds.yaml cloud entry) over the
+ *   OS_* variables and clouds.yaml of the process running the provider
  * @property {string} [componentDir] directory of the transpiled component (default: generated/component)
  * @property {(line: string) => void} [onStderr] receives the component's stderr lines (progress JSON)
  */
@@ -18,9 +20,15 @@ import { fieldToProperty, fromDocument, toDocument } from "./mapping.js";
 /** Outputs that an in-place update (one Glance PATCH) never changes. */
 const STABLE_ON_UPDATE = ["createdAt", "file", "schema", "checksum", "osHashAlgo", "osHashValue", "sizeBytes", "sourceFingerprint"];
 
-/** @param {ProviderOptions} options */
-function cloudOf(options) {
-  return options.cloud ?? cloudFromEnv();
+/**
+ * The cloud document (credentials included) by the component's one rule: the `cloud`
+ * option over the OS_* variables over clouds.yaml.
+ * @param {ProviderOptions} options
+ */
+export async function cloudOf(options) {
+  const request = { environment: cloudEnvironment(), ...(options.cloud ? { settings: options.cloud } : {}) };
+  const resolution = await resolveCloud(request, (r) => call(options, "resolveCloudJson", r));
+  return applicableCloud(resolution);
 }
 
 /**
@@ -37,6 +45,19 @@ function call(options, fn, request, grantDocs = []) {
     componentDir: options.componentDir,
     onStderr: options.onStderr,
   });
+}
+
+/**
+ * Calls a function that acts on the cloud: with this process's session for the cloud, as
+ * `callWithSession` says.
+ * @param {ProviderOptions} options
+ * @param {import("./component.js").FaceFunction} fn
+ * @param {Record<string, any>} request the request without its `cloud`
+ * @param {any[]} [grantDocs]
+ */
+async function callOnCloud(options, fn, request, grantDocs = []) {
+  const cloud = await cloudOf(options);
+  return callWithSession(cloud, (f, r) => call(options, f, r, f === fn ? grantDocs : []), fn, request);
 }
 
 /**
@@ -162,16 +183,15 @@ export async function diff(options, id, olds, news) {
 /** @param {ProviderOptions} options */
 export async function create(options, inputs) {
   const spec = specOf(inputs);
-  const state = await call(options, "createJson", { cloud: cloudOf(options), spec }, [spec]).catch(rethrow);
+  const state = await callOnCloud(options, "createJson", { spec }, [spec]).catch(rethrow);
   return { id: state.id, outs: outsOf(state) };
 }
 
 /** @param {ProviderOptions} options */
 export async function read(options, id, props) {
   const prior = props && Object.keys(toDocument(props)).length ? stateOf(id, props) : undefined;
-  const request = { cloud: cloudOf(options), id };
-  if (prior) request.state = prior;
-  const state = await call(options, "readJson", request).catch(rethrow);
+  const request = prior ? { id, state: prior } : { id };
+  const state = await callOnCloud(options, "readJson", request).catch(rethrow);
   if (state === null) return { id: "", props: {} }; // gone: an empty id tells Pulumi so
   return { id: state.id, props: outsOf(state) };
 }
@@ -180,17 +200,18 @@ export async function read(options, id, props) {
 export async function update(options, id, olds, news) {
   const spec = specOf(news);
   const state = stateOf(id, olds);
-  const after = await call(options, "updateJson", { cloud: cloudOf(options), state, spec }, [spec]).catch(rethrow);
+  const after = await callOnCloud(options, "updateJson", { state, spec }, [spec]).catch(rethrow);
   return { outs: outsOf(after) };
 }
 
 /** @param {ProviderOptions} options */
 export async function remove(options, id, props) {
-  const request = { cloud: cloudOf(options), id };
+  /** @type {Record<string, any>} */
+  const request = { id };
   if (typeof props?.region === "string" && props.region) request.region = props.region;
   const timeout = props?.timeouts?.delete;
   if (typeof timeout === "number") request.timeout_seconds = timeout;
-  await call(options, "deleteJson", request).catch(rethrow);
+  await callOnCloud(options, "deleteJson", request).catch(rethrow);
 }
 
 /** The JSON Schema of the spec, state and cloud documents (parsed). */

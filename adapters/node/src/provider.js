@@ -22,9 +22,9 @@ const IMPL_URL = new URL("./impl.js", import.meta.url).href;
  *
  * Pulumi serializes a dynamic provider object (its class and fields) into the stack and runs
  * it in a separate process. The methods therefore capture no module bindings: each one
- * imports the implementation by the absolute URL kept in a plain field. The cloud, when not
- * given here, is read from the OS_* variables of the process that runs the provider, so no
- * credentials end up in the serialized provider.
+ * imports the implementation by the absolute URL kept in a plain field. The cloud comes from
+ * the OS_* variables and clouds.yaml of the process that runs the provider (settings given
+ * here win over them), so no credentials need to end up in the serialized provider.
  *
  * @implements {pulumi.dynamic.ResourceProvider}
  */
@@ -113,7 +113,7 @@ export class Image extends pulumi.dynamic.Resource {
    * @param {string} name Pulumi resource name (also the Glance image name unless `name` is given)
    * @param {Record<string, any>} args camelCase inputs (containerFormat, diskFormat, ...)
    * @param {pulumi.CustomResourceOptions} [opts]
-   * @param {ProviderOptions} [providerOptions] cloud and component location
+   * @param {ProviderOptions} [providerOptions] cloud settings and component location
    */
   constructor(name, args, opts, providerOptions) {
     const props = Object.fromEntries(OUTPUTS.map((k) => [k, undefined]));

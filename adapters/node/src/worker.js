@@ -9,7 +9,7 @@
 // workerData: {
 //   componentUrl: file URL of generated/component/openstack-image.js,
 //   modules: { [coreWasmName]: WebAssembly.Module }  (compiled once by the parent),
-//   fn: "checkJson" | "diffJson" | "createJson" | "readJson" | "updateJson" | "deleteJson" | "schema",
+//   fn: a JSON-face function by its transpiled name ("resolveCloudJson", "createJson", ...) or "schema",
 //   request: string (the JSON document) | undefined for schema,
 //   readOnlyDirs: string[], readWriteDirs: string[]  (absolute host paths, mapped 1:1),
 // }

@@ -13,9 +13,10 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 
-import { cloudFromEnv } from "../src/cloud.js";
-import { ComponentError } from "../src/component.js";
+import { callComponent, ComponentError } from "../src/component.js";
+import { cloudOf } from "../src/impl.js";
 import { ImageProvider } from "../src/provider.js";
+import { heldSession } from "../src/session.js";
 
 const run = promisify(execFile);
 const OPENSTACK =
@@ -107,12 +108,8 @@ describe("ImageProvider against the dev cloud", { skip: !process.env.OS_AUTH_URL
       assert.match(e.message, /diskFormat/);
       return true;
     });
-    // A wrong password: Keystone refuses, the component says auth-failed.
-    const cloud = cloudFromEnv();
-    const wrong = new ImageProvider({
-      cloud: { ...cloud, auth: { ...cloud.auth, password: "not-the-password" } },
-      onStderr: () => {},
-    });
+    // A wrong password (a setting over the OS_* variables): Keystone refuses the login.
+    const wrong = new ImageProvider({ cloud: { auth: { password: "not-the-password" } }, onStderr: () => {} });
     await assert.rejects(wrong.read("00000000-0000-0000-0000-000000000000", {}), (e) => {
       assert.ok(e instanceof Error && e instanceof ComponentError, String(e));
       assert.equal(e.kind, "auth-failed", e.message);
@@ -120,6 +117,24 @@ describe("ImageProvider against the dev cloud", { skip: !process.env.OS_AUTH_URL
       assert.doesNotMatch(e.message, /not-the-password/, "the message does not echo the password");
       return true;
     });
+  });
+
+  it("lifecycle calls work on the session alone: a refused one costs one login and the call again", async () => {
+    // A session Glance refuses, given as a setting: were the component given the password
+    // as well, it would log in itself and the provider would keep the refused session.
+    const real = await callComponent({ fn: "authenticateJson", request: { cloud: await cloudOf({}) } });
+    const refused = { ...real, token: "gAAAAABnot-a-valid-token" };
+    const options = { cloud: { session: refused }, onStderr: () => {} };
+    const given = new ImageProvider(options);
+    const gone = await given.read("00000000-0000-0000-0000-000000000000", {});
+    assert.equal(gone.id, "", "the read went through");
+    const renewed = heldSession(await cloudOf(options));
+    assert.ok(renewed, "a session is held for that cloud");
+    assert.notEqual(renewed.token, refused.token, "the provider logged in again");
+    assert.notEqual(renewed.token, real.token);
+    // The renewed session serves the next call as it is.
+    await given.read("00000000-0000-0000-0000-000000000000", {});
+    assert.equal(heldSession(await cloudOf(options)).token, renewed.token);
   });
 
   it("create uploads the file and the image is active in Glance", async () => {

@@ -434,7 +434,7 @@ impl<B: Backend> tf::provider_server::Provider for Provider<B> {
                 let diags = provider_config::validate(&config, &process_env)
                     .into_iter()
                     .map(|(path, message)| {
-                        diagnostics::error("Invalid provider setting", message, Some(&path))
+                        diagnostics::error("Invalid provider setting", message, path.as_ref())
                     })
                     .collect();
                 secrets.redact_all(diags)
@@ -542,7 +542,7 @@ impl<B: Backend> tf::provider_server::Provider for Provider<B> {
             let config = decode(req.config.as_ref(), &provider_config::object_type())?;
             let secrets = provider_config::secrets(&config, &process_env);
             *self.secrets.lock().expect("secrets lock") = secrets;
-            let cloud = provider_config::cloud_config(&config, &process_env).map_err(|problems| {
+            let cloud = provider_config::cloud_config(&config).map_err(|problems| {
                 problems
                     .into_iter()
                     .map(|(path, message)| {

@@ -1,5 +1,7 @@
-//! The provider block: terraform-provider-openstack's setting names and OS_* fallbacks, plus
-//! the sandbox's own settings, turned into a clouds.yaml cloud entry for the backend.
+//! The provider block: terraform-provider-openstack's setting names, plus the sandbox's own
+//! settings, turned into a clouds.yaml cloud entry for the backend. The `OS_*` variables (the
+//! settings' fallbacks, as terraform-provider-openstack reads them) and clouds.yaml are the
+//! host's one cloud rule's, below the block: `openstack_image::cloud`.
 
 use std::collections::BTreeMap;
 
@@ -10,14 +12,12 @@ use crate::diagnostics::{Path, Secrets};
 use crate::proto::tfplugin6 as tf;
 use crate::schema::{Mode, proto_attribute};
 use crate::value::{Type, Value};
+use openstack_image_documents::cloud;
 
 /// One provider setting.
 struct Setting {
     name: &'static str,
     ty: fn() -> Type,
-    /// Environment variables read, in order, when the block leaves the setting out (as
-    /// terraform-provider-openstack does).
-    env: &'static [&'static str],
     sensitive: bool,
     description: &'static str,
 }
@@ -37,26 +37,26 @@ fn hosts() -> Type {
 
 #[rustfmt::skip]
 const SETTINGS: &[Setting] = &[
-    Setting { name: "cloud", ty: text, env: &["OS_CLOUD"], sensitive: false, description: "Name of the cloud in clouds.yaml to start from." },
-    Setting { name: "auth_url", ty: text, env: &["OS_AUTH_URL"], sensitive: false, description: "Keystone v3 URL." },
-    Setting { name: "region", ty: text, env: &["OS_REGION_NAME"], sensitive: false, description: "Region to use." },
-    Setting { name: "user_name", ty: text, env: &["OS_USERNAME"], sensitive: false, description: "User name to log in with." },
-    Setting { name: "user_id", ty: text, env: &["OS_USER_ID"], sensitive: false, description: "User id to log in with." },
-    Setting { name: "password", ty: text, env: &["OS_PASSWORD"], sensitive: true, description: "Password to log in with." },
-    Setting { name: "tenant_name", ty: text, env: &["OS_TENANT_NAME", "OS_PROJECT_NAME"], sensitive: false, description: "Project name to scope to." },
-    Setting { name: "tenant_id", ty: text, env: &["OS_TENANT_ID", "OS_PROJECT_ID"], sensitive: false, description: "Project id to scope to." },
-    Setting { name: "user_domain_name", ty: text, env: &["OS_USER_DOMAIN_NAME"], sensitive: false, description: "Domain of the user." },
-    Setting { name: "project_domain_name", ty: text, env: &["OS_PROJECT_DOMAIN_NAME"], sensitive: false, description: "Domain of the project." },
-    Setting { name: "domain_name", ty: text, env: &["OS_DOMAIN_NAME"], sensitive: false, description: "Domain of both the user and the project, where those are not given." },
-    Setting { name: "application_credential_id", ty: text, env: &["OS_APPLICATION_CREDENTIAL_ID"], sensitive: false, description: "Application credential id." },
-    Setting { name: "application_credential_name", ty: text, env: &["OS_APPLICATION_CREDENTIAL_NAME"], sensitive: false, description: "Application credential name (with the user)." },
-    Setting { name: "application_credential_secret", ty: text, env: &["OS_APPLICATION_CREDENTIAL_SECRET"], sensitive: true, description: "Application credential secret." },
-    Setting { name: "token", ty: text, env: &["OS_TOKEN", "OS_AUTH_TOKEN"], sensitive: true, description: "An existing Keystone token." },
-    Setting { name: "endpoint_type", ty: text, env: &["OS_ENDPOINT_TYPE"], sensitive: false, description: "Catalog interface: public, internal or admin." },
-    Setting { name: "cacert_file", ty: text, env: &["OS_CACERT"], sensitive: false, description: "CA bundle (PEM file) to trust for the cloud's TLS." },
-    Setting { name: "insecure", ty: flag, env: &["OS_INSECURE"], sensitive: false, description: "Skip TLS certificate verification." },
-    Setting { name: "allow_hosts", ty: hosts, env: &[], sensitive: false, description: "Extra hosts (host or host:port) the sandboxed component may reach, e.g. image source servers." },
-    Setting { name: "memory_limit_mib", ty: number, env: &[], sensitive: false, description: "Memory limit of the sandboxed component, in MiB." },
+    Setting { name: "cloud", ty: text, sensitive: false, description: "Name of the cloud in clouds.yaml to start from." },
+    Setting { name: "auth_url", ty: text, sensitive: false, description: "Keystone v3 URL." },
+    Setting { name: "region", ty: text, sensitive: false, description: "Region to use." },
+    Setting { name: "user_name", ty: text, sensitive: false, description: "User name to log in with." },
+    Setting { name: "user_id", ty: text, sensitive: false, description: "User id to log in with." },
+    Setting { name: "password", ty: text, sensitive: true, description: "Password to log in with." },
+    Setting { name: "tenant_name", ty: text, sensitive: false, description: "Project name to scope to." },
+    Setting { name: "tenant_id", ty: text, sensitive: false, description: "Project id to scope to." },
+    Setting { name: "user_domain_name", ty: text, sensitive: false, description: "Domain of the user." },
+    Setting { name: "project_domain_name", ty: text, sensitive: false, description: "Domain of the project." },
+    Setting { name: "domain_name", ty: text, sensitive: false, description: "Domain of both the user and the project, where those are not given." },
+    Setting { name: "application_credential_id", ty: text, sensitive: false, description: "Application credential id." },
+    Setting { name: "application_credential_name", ty: text, sensitive: false, description: "Application credential name (with the user)." },
+    Setting { name: "application_credential_secret", ty: text, sensitive: true, description: "Application credential secret." },
+    Setting { name: "token", ty: text, sensitive: true, description: "An existing Keystone token." },
+    Setting { name: "endpoint_type", ty: text, sensitive: false, description: "Catalog interface: public, internal or admin." },
+    Setting { name: "cacert_file", ty: text, sensitive: false, description: "CA bundle (PEM file) to trust for the cloud's TLS." },
+    Setting { name: "insecure", ty: flag, sensitive: false, description: "Skip TLS certificate verification." },
+    Setting { name: "allow_hosts", ty: hosts, sensitive: false, description: "Extra hosts (host or host:port) the sandboxed component may reach, e.g. image source servers." },
+    Setting { name: "memory_limit_mib", ty: number, sensitive: false, description: "Memory limit of the sandboxed component, in MiB." },
 ];
 
 /// The provider block's schema.
@@ -79,64 +79,61 @@ pub fn object_type() -> Type {
     Type::Object(SETTINGS.iter().map(|s| (s.name.to_string(), (s.ty)())).collect())
 }
 
-/// The secrets a provider block (or the environment it falls back to) holds.
+/// The secrets a provider block and the environment below it hold.
 pub fn secrets(config: &Value, env: &dyn Fn(&str) -> Option<String>) -> Secrets {
     let mut secrets = Secrets::default();
     for setting in SETTINGS.iter().filter(|s| s.sensitive) {
-        if let Some(Found { text, .. }) = lookup(setting, config, env) {
+        if let Some(text) = lookup(setting, config) {
             secrets.add(&text);
+        }
+    }
+    if let Ok(layer) = cloud::environment(env) {
+        let auth = layer.doc.auth;
+        for secret in [auth.password, auth.application_credential_secret, auth.token]
+            .into_iter()
+            .flatten()
+        {
+            secrets.add(secret.as_str());
         }
     }
     secrets
 }
 
-/// A setting's value and where it came from.
-struct Found {
-    text: String,
-    from_env: Option<&'static str>,
-}
-
-fn lookup(setting: &Setting, config: &Value, env: &dyn Fn(&str) -> Option<String>) -> Option<Found> {
+/// A setting's value in the block.
+fn lookup(setting: &Setting, config: &Value) -> Option<String> {
     match config.get(setting.name) {
-        Value::String(s) if !s.is_empty() => Some(Found {
-            text: s.clone(),
-            from_env: None,
-        }),
-        Value::Bool(b) => Some(Found {
-            text: b.to_string(),
-            from_env: None,
-        }),
-        Value::Null => setting.env.iter().find_map(|var| {
-            env(var).filter(|v| !v.is_empty()).map(|text| Found {
-                text,
-                from_env: Some(var),
-            })
-        }),
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
 
-/// The problems of a provider block that are visible without the cloud.
-pub fn validate(config: &Value, env: &dyn Fn(&str) -> Option<String>) -> Vec<(Path, String)> {
-    match cloud_config(config, env) {
+/// The problems of a provider block (and of the environment below it) that are visible
+/// without the cloud.
+pub fn validate(config: &Value, env: &dyn Fn(&str) -> Option<String>) -> Vec<(Option<Path>, String)> {
+    let mut problems: Vec<(Option<Path>, String)> = match cloud_config(config) {
         Ok(_) => Vec::new(),
-        Err(problems) => problems,
+        Err(problems) => problems
+            .into_iter()
+            .map(|(path, message)| (Some(path), message))
+            .collect(),
+    };
+    if let Err(problem) = cloud::environment(env) {
+        problems.push((None, problem));
     }
+    problems
 }
 
-/// The backend's cloud configuration from a provider block, OS_* variables filling in what
-/// the block leaves out. Unknown settings count as unset (Terraform 1.0 validates provider
-/// blocks before their values are known).
-pub fn cloud_config(
-    config: &Value,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<CloudConfig, Vec<(Path, String)>> {
+/// The backend's cloud configuration from a provider block: its settings as a clouds.yaml
+/// cloud entry (the explicit layer over the environment and clouds.yaml). Unknown settings
+/// count as unset (Terraform 1.0 validates provider blocks before their values are known).
+pub fn cloud_config(config: &Value) -> Result<CloudConfig, Vec<(Path, String)>> {
     let mut problems = Vec::new();
-    let values: BTreeMap<&str, Found> = SETTINGS
+    let values: BTreeMap<&str, String> = SETTINGS
         .iter()
-        .filter_map(|s| lookup(s, config, env).map(|v| (s.name, v)))
+        .filter_map(|s| lookup(s, config).map(|v| (s.name, v)))
         .collect();
-    let get = |name: &str| values.get(name).map(|v| v.text.clone());
+    let get = |name: &str| values.get(name).cloned();
 
     let mut auth = Map::new();
     let mut put = |key: &str, value: Option<String>| {
@@ -169,50 +166,34 @@ pub fn cloud_config(
     put("token", get("token"));
 
     let mut entry = Map::new();
-    let auth_type = if auth.contains_key("application_credential_secret") {
-        Some("v3applicationcredential")
-    } else if auth.contains_key("token") && !auth.contains_key("password") {
-        Some("v3token")
-    } else if auth.contains_key("password") || auth.contains_key("username") || auth.contains_key("user_id") {
-        Some("password")
-    } else {
-        None
-    };
     if !auth.is_empty() {
         entry.insert("auth".into(), Json::Object(auth));
-    }
-    if let Some(auth_type) = auth_type {
-        entry.insert("auth_type".into(), json!(auth_type));
     }
     if let Some(region) = get("region") {
         entry.insert("region_name".into(), json!(region));
     }
-    if let Some(endpoint_type) = values.get("endpoint_type") {
-        match interface(&endpoint_type.text) {
+    if let Some(endpoint_type) = get("endpoint_type") {
+        match interface(&endpoint_type) {
             Some(interface) => {
                 entry.insert("interface".into(), json!(interface));
             }
             None => problems.push((
                 Path::attribute("endpoint_type"),
-                format!(
-                    "'{}'{} is not an endpoint type; use public, internal or admin",
-                    endpoint_type.text,
-                    source(endpoint_type)
-                ),
+                format!("'{endpoint_type}' is not an endpoint type; use public, internal or admin"),
             )),
         }
     }
     if let Some(cacert) = get("cacert_file") {
         entry.insert("cacert".into(), json!(cacert));
     }
-    if let Some(insecure) = values.get("insecure") {
-        match parse_bool(&insecure.text) {
+    if let Some(insecure) = get("insecure") {
+        match parse_bool(&insecure) {
             Some(insecure) => {
                 entry.insert("verify".into(), json!(!insecure));
             }
             None => problems.push((
                 Path::attribute("insecure"),
-                format!("'{}'{} is not true or false", insecure.text, source(insecure)),
+                format!("'{insecure}' is not true or false"),
             )),
         }
     }
@@ -248,14 +229,6 @@ pub fn cloud_config(
         allow_hosts,
         memory_limit_mib,
     })
-}
-
-/// Where a setting's text came from, for messages.
-fn source(value: &Found) -> String {
-    value
-        .from_env
-        .map(|var| format!(" (from {var})"))
-        .unwrap_or_default()
 }
 
 /// The clouds.yaml interface for a terraform-provider-openstack endpoint type.
@@ -298,7 +271,7 @@ mod tests {
             "endpoint_type": "internalURL", "cacert_file": "/etc/ca.pem", "insecure": false,
             "allow_hosts": ["images.example.org:443"], "memory_limit_mib": 512,
         }));
-        let cloud = cloud_config(&config, &env(&[])).unwrap();
+        let cloud = cloud_config(&config).unwrap();
         assert_eq!(
             cloud.entry,
             json!({
@@ -306,7 +279,7 @@ mod tests {
                     "auth_url": "https://keystone.example.org:5000/v3", "username": "demo", "password": "s3cret",
                     "project_name": "demo", "user_domain_name": "Default", "project_domain_name": "Default",
                 },
-                "auth_type": "password", "region_name": "RegionOne", "interface": "internal",
+                "region_name": "RegionOne", "interface": "internal",
                 "cacert": "/etc/ca.pem", "verify": true,
             })
         );
@@ -316,26 +289,34 @@ mod tests {
         assert!(!format!("{cloud:?}").contains("s3cret"));
     }
 
+    /// The block over the environment, by the host's one cloud rule.
+    fn resolved(config: serde_json::Value, vars: &[(&str, &str)]) -> Result<Json, String> {
+        let cloud = cloud_config(&block(config)).unwrap();
+        let layer = cloud::Layer {
+            origin: cloud::Origin::Explicit("the provider settings".into()),
+            doc: serde_json::from_value(cloud.entry).unwrap(),
+        };
+        openstack_image::cloud::resolve_with(vec![layer], cloud.cloud.as_deref(), &env(vars))
+            .map(|c| cloud::CloudDoc::of(&c.cloud.into()).to_json())
+            .map_err(|e| e.to_string())
+    }
+
     #[test]
-    fn environment_fills_in_what_the_block_leaves_out() {
-        let vars = env(&[
-            ("OS_CLOUD", "dev"),
+    fn the_environment_fills_in_what_the_block_leaves_out() {
+        let vars = [
             ("OS_PROJECT_NAME", "from-env"),
             ("OS_TENANT_NAME", ""),
             ("OS_APPLICATION_CREDENTIAL_ID", "ac"),
             ("OS_APPLICATION_CREDENTIAL_SECRET", "acsecret"),
             ("OS_AUTH_TOKEN", "tok"),
-            ("OS_INSECURE", "1"),
+            ("OS_AUTH_URL", "http://k/v3"),
             ("OS_REGION_NAME", "EnvRegion"),
-        ]);
-        let cloud = cloud_config(&block(json!({ "region": "BlockRegion" })), &vars).unwrap();
-        assert_eq!(cloud.cloud.as_deref(), Some("dev"));
-        assert_eq!(cloud.entry["auth"]["project_name"], "from-env");
-        assert_eq!(cloud.entry["auth_type"], "v3applicationcredential");
-        assert_eq!(cloud.entry["auth"]["token"], "tok");
-        assert_eq!(cloud.entry["verify"], false);
-        assert_eq!(cloud.entry["region_name"], "BlockRegion", "the block wins");
-        let secrets = secrets(&block(json!({})), &vars);
+        ];
+        let cloud = resolved(json!({ "region": "BlockRegion" }), &vars).unwrap();
+        assert_eq!(cloud["auth"]["project_name"], "from-env");
+        assert_eq!(cloud["auth_type"], "v3applicationcredential");
+        assert_eq!(cloud["region_name"], "BlockRegion", "the block wins");
+        let secrets = secrets(&block(json!({})), &env(&vars));
         assert_eq!(
             secrets.redact("acsecret tok"),
             "(sensitive) tok",
@@ -344,25 +325,50 @@ mod tests {
     }
 
     #[test]
-    fn token_only_selects_token_auth() {
-        let cloud = cloud_config(&block(json!({ "token": "gAAAA", "auth_url": "u" })), &env(&[])).unwrap();
-        assert_eq!(cloud.entry["auth_type"], "v3token");
-        let cloud = cloud_config(&block(json!({ "cloud": "dev" })), &env(&[])).unwrap();
-        assert_eq!(cloud.entry, json!({}), "everything from clouds.yaml");
+    fn a_token_alone_selects_token_auth_and_a_password_wins_over_it() {
+        let cloud = resolved(json!({ "token": "gAAAA", "auth_url": "u" }), &[]).unwrap();
+        assert_eq!(cloud["auth_type"], "v3token");
+        let both = [("OS_USERNAME", "u"), ("OS_PASSWORD", "p")];
+        let cloud = resolved(json!({ "token": "gAAAA", "auth_url": "u" }), &both).unwrap();
+        assert_eq!(cloud["auth_type"], "password");
+        assert_eq!(
+            cloud_config(&block(json!({ "cloud": "dev" }))).unwrap().entry,
+            json!({})
+        );
     }
 
     #[test]
-    fn bad_settings_name_their_attribute_and_source() {
-        let problems = cloud_config(
-            &block(json!({ "endpoint_type": "sideways" })),
+    fn bad_settings_name_their_attribute_or_variable() {
+        let problems = validate(
+            &block(json!({ "endpoint_type": "sideways", "memory_limit_mib": 0 })),
             &env(&[("OS_INSECURE", "maybe")]),
-        )
-        .unwrap_err();
-        assert_eq!(problems.len(), 2);
-        assert_eq!(problems[0].0, Path::attribute("endpoint_type"));
-        assert!(problems[1].1.contains("(from OS_INSECURE)"), "{}", problems[1].1);
-        let problems = validate(&block(json!({ "memory_limit_mib": 0 })), &env(&[]));
-        assert_eq!(problems[0].0, Path::attribute("memory_limit_mib"));
+        );
+        assert_eq!(problems.len(), 3);
+        assert_eq!(problems[0].0, Some(Path::attribute("endpoint_type")));
+        assert_eq!(problems[1].0, Some(Path::attribute("memory_limit_mib")));
+        assert_eq!(
+            problems[2],
+            (None, "OS_INSECURE is 'maybe'; use true or false".to_string())
+        );
+    }
+
+    #[test]
+    fn the_cloud_resolution_table_resolves_as_every_runtime_resolves_it() {
+        for case in openstack_image_tests::cloud_resolution::cases() {
+            let dir = tempfile::tempdir().unwrap();
+            let vars = case.environment(dir.path());
+            let cloud = cloud_config(&block(json!({}))).unwrap();
+            let layer = cloud::Layer {
+                origin: cloud::Origin::Explicit("the provider settings".into()),
+                doc: serde_json::from_value(cloud.entry).unwrap(),
+            };
+            let outcome = openstack_image::cloud::resolve_with(vec![layer], cloud.cloud.as_deref(), &|k| {
+                vars.get(k).cloned()
+            })
+            .map(|config| config.resolved().masked())
+            .map_err(|e| e.to_string());
+            case.check("the Terraform provider", outcome);
+        }
     }
 
     #[test]

@@ -3,7 +3,12 @@
 //! `wasmtime run --invoke`. Every function maps its documents onto the typed records and calls
 //! the same [`Provider`] method the typed face calls; nothing here decides anything itself.
 
-use openstack_image_documents::cloud::{CloudDoc, CloudProblem, CloudSettings, Layer, Origin};
+use std::collections::BTreeMap;
+
+use openstack_image_documents::cloud::{
+    CLOUD_VARIABLE, CloudDoc, CloudProblem, CloudSettings, Layer, Origin, Sources, resolve_sources,
+};
+use openstack_image_documents::clouds_yaml;
 use openstack_image_documents::state::{FlatStateError, unknown_field};
 use openstack_image_documents::{ImageDoc, QueryDoc, SessionRecord, SpecDoc};
 use serde::de::DeserializeOwned;
@@ -59,6 +64,41 @@ pub fn diff<T: Transport>(provider: &mut Provider<T>, request: &str) -> Result<S
             "replaces": replaces,
             "delete_before_replace": delete_before_replace,
         }))
+    })
+}
+
+/// `resolve-cloud-json`: the environment, explicit settings and clouds.yaml's text -> the
+/// cloud document (or the files to read first), by the rule every runtime shares.
+pub fn resolve_cloud(request: &str) -> Result<String, String> {
+    run(|| {
+        let mut doc = Request::parse(request)?;
+        let environment: BTreeMap<String, String> = doc.field("environment")?.unwrap_or_default();
+        let settings: Option<CloudDoc> = doc.field("settings")?;
+        let cloud: Option<String> = doc.field("cloud")?;
+        let files: Option<BTreeMap<String, Option<String>>> = doc.field("files")?;
+        let var = |name: &str| environment.get(name).cloned();
+        let named = cloud.is_some() || var(CLOUD_VARIABLE).is_some_and(|c| !c.is_empty());
+        let files = match (named, files) {
+            (true, None) => return Ok(json!({ "read": clouds_yaml::candidate_files(&var) })),
+            (_, files) => files.unwrap_or_default(),
+        };
+        let read = |path: &str| files.get(path).cloned().flatten().map(Ok);
+        let explicit = settings
+            .map(|doc| Layer {
+                origin: Origin::Explicit("the settings".into()),
+                doc,
+            })
+            .into_iter()
+            .collect();
+        let sources = Sources {
+            explicit,
+            cloud,
+            var: &var,
+            read: &read,
+        };
+        resolve_sources(&sources)
+            .map(|resolved| resolved.to_json())
+            .map_err(Failure::Request)
     })
 }
 

