@@ -21,6 +21,7 @@
 
 pub mod cloud;
 pub mod clouds_yaml;
+pub mod failure;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod records;

@@ -3,6 +3,7 @@
 use std::io::Read;
 use std::time::Duration;
 
+use openstack_image_documents::failure::Unanswered;
 use wasi::clocks::monotonic_clock;
 use wasi::io::poll;
 
@@ -267,14 +268,13 @@ fn stream_error(err: StreamError) -> String {
 }
 
 fn error(url: &str, code: ErrorCode) -> TransportError {
+    let broken = |failure: Unanswered| TransportError::Broken {
+        url: url.to_string(),
+        reason: failure.reason().into(),
+    };
     let reason = match code {
         ErrorCode::HttpRequestDenied => return TransportError::Denied { url: url.to_string() },
-        ErrorCode::ConnectionRefused => {
-            return TransportError::Broken {
-                url: url.to_string(),
-                reason: "connection refused: is the service running and the URL right?".into(),
-            };
-        }
+        ErrorCode::ConnectionRefused => return broken(Unanswered::Refused),
         ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
             return TransportError::TimedOut { url: url.to_string() };
         }
@@ -282,22 +282,13 @@ fn error(url: &str, code: ErrorCode) -> TransportError {
         | ErrorCode::HttpProtocolError
         | ErrorCode::HttpResponseIncomplete
         | ErrorCode::DestinationUnavailable
-        | ErrorCode::ConnectionLimitReached => {
-            return TransportError::Broken {
-                url: url.to_string(),
-                reason: "the connection broke before a complete answer arrived".into(),
-            };
+        | ErrorCode::ConnectionLimitReached => return broken(Unanswered::Broken),
+        ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => Unanswered::NotResolved.reason().into(),
+        ErrorCode::TlsCertificateError => Unanswered::CertificateNotTrusted.reason().into(),
+        ErrorCode::DestinationIpProhibited => Unanswered::BlockedAddress.reason().into(),
+        ErrorCode::TlsProtocolError | ErrorCode::TlsAlertReceived(_) => {
+            Unanswered::TlsHandshake.reason().into()
         }
-        ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => "the host name does not resolve".into(),
-        ErrorCode::TlsCertificateError => "the server's TLS certificate is not trusted (if the cloud \
-            uses a private CA, set `cacert` in clouds.yaml or OS_CACERT to its CA certificate file)"
-            .into(),
-        ErrorCode::DestinationIpProhibited => {
-            "the host name resolves only to addresses the sandbox blocks (link-local, metadata \
-             service, multicast); allow the address itself with --allow-host if it is really wanted"
-                .into()
-        }
-        ErrorCode::TlsProtocolError | ErrorCode::TlsAlertReceived(_) => "the TLS handshake failed".into(),
         other => format!("{other:?}"),
     };
     TransportError::Failed {

@@ -19,9 +19,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use wasmtime_wasi_http::RequestOptions;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions};
 
 use openstack_image_documents::SessionRecord;
+use openstack_image_documents::failure::Unanswered;
 use openstack_image_documents::records::CloudRecord;
 use openstack_image_keystone::{self as keystone, LoginError, LoginRequest, LoginStep};
 
@@ -185,7 +186,7 @@ impl Authenticator {
             .keystone
             .send(request, Some(options))
             .await
-            .map_err(|e| unreachable(&e))?;
+            .map_err(|e| unreachable(&reason(&e)))?;
         let status = response.status().as_u16();
         let subject_token = response
             .headers()
@@ -199,6 +200,22 @@ impl Authenticator {
             .to_bytes();
         Ok((status, subject_token, body))
     }
+}
+
+/// Why a Keystone request got no answer, in the words the component uses for its own.
+fn reason(err: &HttpError) -> String {
+    let unanswered = match err {
+        HttpError::ConnectionRefused => Unanswered::Refused,
+        HttpError::DnsError { .. } | HttpError::DestinationNotFound => Unanswered::NotResolved,
+        HttpError::TlsCertificateError => Unanswered::CertificateNotTrusted,
+        HttpError::DestinationIpProhibited => Unanswered::BlockedAddress,
+        HttpError::TlsProtocolError | HttpError::TlsAlertReceived { .. } => Unanswered::TlsHandshake,
+        HttpError::ConnectionTerminated
+        | HttpError::HttpProtocolError
+        | HttpError::HttpResponseIncomplete => Unanswered::Broken,
+        other => return other.to_string(),
+    };
+    unanswered.reason().to_string()
 }
 
 /// The contract's error for a login that gave no session (as the component words it).

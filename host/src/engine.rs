@@ -1168,24 +1168,11 @@ mod tests {
         assert_eq!(created, [world.id_of("web")]);
         assert!(world.saved().creating.is_empty());
         assert_eq!(world.fake.image(&created[0]).unwrap().status, "active");
-        let query = ImageQuery {
+        let query: ImageQuery = openstack_image_documents::QueryDoc {
             name: Some("web".into()),
-            name_regex: None,
-            visibility: None,
-            owner: None,
-            tags: Vec::new(),
-            tag: None,
-            properties: Vec::new(),
-            size_min: None,
-            size_max: None,
-            sort: None,
-            most_recent: false,
-            member_status: None,
-            hidden: None,
-            container_format: None,
-            disk_format: None,
-            region: None,
-        };
+            ..Default::default()
+        }
+        .into();
         let found = find(&mut world.fake.instance(), &cloud(), &query).await.unwrap();
         assert_eq!(found.id, created[0]);
     }

@@ -45,7 +45,11 @@ fn apply_and_plan_of_several_images_open_far_fewer_connections_than_requests() {
     s.plan().expect_code(0);
     let plan = relay.traffic() - start;
     assert!(plan.requests >= 6, "{plan:?}");
-    assert!(plan.connections * 3 <= plan.requests, "{plan:?}");
+    // The plan reads the images four at a time: at most a connection per reader.
+    assert!(
+        plan.connections <= 4 && plan.connections < plan.requests,
+        "{plan:?}"
+    );
     println!("apply: {apply:?}, plan: {plan:?}");
 
     s.run(&["destroy", "-f", "images.yaml"]).expect_code(0);

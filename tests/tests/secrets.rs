@@ -116,7 +116,7 @@ fn no_secret_is_ever_shown_or_stored() {
     assert_eq!(
         run(
             &["refresh", "-vv"],
-            &[("OS_TOKEN", &token), ("OS_PASSWORD", "")],
+            &[("OS_TOKEN", &token), ("OS_PASSWORD", ""), ("OS_AUTH_TYPE", "")],
             true
         ),
         0

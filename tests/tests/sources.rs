@@ -25,14 +25,23 @@ fn image_file(s: &Scenario) -> (PathBuf, Vec<u8>) {
     (path, bytes)
 }
 
+/// The cache files the component wrote into the scenario's `cache`: in its own area there
+/// (`component-<digest>`; no other component runs in these tests).
 fn cache_files(s: &Scenario) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(s.path("cache"))
-        .map(|dir| {
-            dir.map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "img"))
-                .collect()
+    let list = |dir: PathBuf| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
+    };
+    let mut files: Vec<PathBuf> = list(s.path("cache"))
+        .into_iter()
+        .filter(|area| {
+            area.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("component-"))
         })
-        .unwrap_or_default();
+        .flat_map(list)
+        .filter(|p| p.extension().is_some_and(|e| e == "img"))
+        .collect();
     files.sort();
     files
 }

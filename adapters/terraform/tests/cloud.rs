@@ -441,6 +441,7 @@ fn one_login_per_provider_process_and_none_with_a_token() {
         ("OS_AUTH_TOKEN", token.as_str()),
         ("OS_PASSWORD", ""),
         ("OS_USERNAME", ""),
+        ("OS_AUTH_TYPE", ""),
     ];
     let destroy = w.run_with(&["destroy", "-auto-approve", "-no-color"], &with_token);
     assert_eq!(destroy.code, 0, "{}", destroy.output());
