@@ -25,6 +25,7 @@ pub mod failure;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod records;
+pub mod resolution;
 pub mod schema;
 pub mod spec;
 pub mod state;

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use openstack_image_documents::cloud::{Sources, resolve_sources};
+use openstack_image_documents::resolution::{Sources, resolve_sources};
 
 fuzz_target!(|data: &[u8]| {
     // The first half is clouds.yaml, the rest secure.yaml.

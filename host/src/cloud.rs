@@ -1,13 +1,14 @@
 //! The cloud a run acts on: its sources — explicit settings (`--retries`, a Terraform provider
 //! block), the `OS_*` environment, the named cloud of clouds.yaml with secure.yaml — resolved
-//! by the one rule every runtime shares (`openstack_image_documents::cloud::resolve_sources`,
+//! by the one rule every runtime shares (`openstack_image_documents::resolution::resolve_sources`,
 //! which the component also exports as `resolve-cloud-json`); this module only gives it the
 //! process environment and the files.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use openstack_image_documents::cloud::{CloudDoc, Layer, Origin, ResolvedCloud, Sources, resolve_sources};
+use openstack_image_documents::cloud::{CloudDoc, Layer, Origin};
+use openstack_image_documents::resolution::{ResolvedCloud, Sources, resolve_sources};
 
 use crate::bindings::Cloud;
 use crate::spec::read_text_file;

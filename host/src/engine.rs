@@ -12,14 +12,14 @@ use crate::exit::{CloudError, Outcome};
 use crate::grants::DataSource;
 use crate::plan::{Change, Step};
 use crate::report::{self, Narrator};
-use crate::runtime::CallResult;
+use crate::runtime::{CallResult, Instance};
 use crate::say;
 use crate::state::{DeposedImage, Ledger, State, StateEntry};
 
 /// How many images `plan` reads and `apply` works on at once, unless told otherwise.
 pub const DEFAULT_PARALLEL: usize = 4;
 
-/// The `lifecycle` calls the engine makes: a component [`Instance`](crate::runtime::Instance)'s, or a test's fake cloud.
+/// The `lifecycle` calls the engine makes: a component [`Instance`]'s, or a test's fake cloud.
 /// The futures are `Send` because `apply` and `plan` run each image's work in its own task.
 pub trait Lifecycle: Send {
     /// `lifecycle.check`: the spec validated and normalised.
@@ -64,6 +64,65 @@ pub trait Lifecycle: Send {
         cloud: &Cloud,
         query: &ImageQuery,
     ) -> impl Future<Output = CallResult<ImageState>> + Send;
+}
+
+/// The component, through its instance (whose inherent methods check what it answers).
+impl Lifecycle for Instance {
+    fn check(&mut self, spec: &ImageSpec) -> impl Future<Output = CallResult<ImageSpec>> + Send {
+        Instance::check(self, spec)
+    }
+
+    fn diff(
+        &mut self,
+        desired: &ImageSpec,
+        prior: &ImageState,
+    ) -> impl Future<Output = CallResult<Plan>> + Send {
+        Instance::diff(self, desired, prior)
+    }
+
+    fn create(
+        &mut self,
+        cloud: &Cloud,
+        spec: &ImageSpec,
+    ) -> impl Future<Output = CallResult<ImageState>> + Send {
+        Instance::create(self, cloud, spec)
+    }
+
+    fn read(
+        &mut self,
+        cloud: &Cloud,
+        id: &str,
+        prior: Option<&ImageState>,
+    ) -> impl Future<Output = CallResult<Option<ImageState>>> + Send {
+        Instance::read(self, cloud, id, prior)
+    }
+
+    fn update(
+        &mut self,
+        cloud: &Cloud,
+        prior: &ImageState,
+        desired: &ImageSpec,
+    ) -> impl Future<Output = CallResult<ImageState>> + Send {
+        Instance::update(self, cloud, prior, desired)
+    }
+
+    fn delete(
+        &mut self,
+        cloud: &Cloud,
+        id: &str,
+        region: Option<&str>,
+        timeout_seconds: Option<u64>,
+    ) -> impl Future<Output = CallResult<()>> + Send {
+        Instance::delete(self, cloud, id, region, timeout_seconds)
+    }
+
+    fn find(
+        &mut self,
+        cloud: &Cloud,
+        query: &ImageQuery,
+    ) -> impl Future<Output = CallResult<ImageState>> + Send {
+        Instance::find(self, cloud, query)
+    }
 }
 
 /// True when `name` is one of `targets`, or no targets were given.

@@ -528,65 +528,6 @@ impl Instance {
     }
 }
 
-// The engine's calls are the inherent ones above (which check what the component returns).
-impl crate::engine::Lifecycle for Instance {
-    fn check(&mut self, spec: &ImageSpec) -> impl Future<Output = CallResult<ImageSpec>> + Send {
-        Instance::check(self, spec)
-    }
-
-    fn diff(
-        &mut self,
-        desired: &ImageSpec,
-        prior: &ImageState,
-    ) -> impl Future<Output = CallResult<Plan>> + Send {
-        Instance::diff(self, desired, prior)
-    }
-
-    fn create(
-        &mut self,
-        cloud: &Cloud,
-        spec: &ImageSpec,
-    ) -> impl Future<Output = CallResult<ImageState>> + Send {
-        Instance::create(self, cloud, spec)
-    }
-
-    fn read(
-        &mut self,
-        cloud: &Cloud,
-        id: &str,
-        prior: Option<&ImageState>,
-    ) -> impl Future<Output = CallResult<Option<ImageState>>> + Send {
-        Instance::read(self, cloud, id, prior)
-    }
-
-    fn update(
-        &mut self,
-        cloud: &Cloud,
-        prior: &ImageState,
-        desired: &ImageSpec,
-    ) -> impl Future<Output = CallResult<ImageState>> + Send {
-        Instance::update(self, cloud, prior, desired)
-    }
-
-    fn delete(
-        &mut self,
-        cloud: &Cloud,
-        id: &str,
-        region: Option<&str>,
-        timeout_seconds: Option<u64>,
-    ) -> impl Future<Output = CallResult<()>> + Send {
-        Instance::delete(self, cloud, id, region, timeout_seconds)
-    }
-
-    fn find(
-        &mut self,
-        cloud: &Cloud,
-        query: &ImageQuery,
-    ) -> impl Future<Output = CallResult<ImageState>> + Send {
-        Instance::find(self, cloud, query)
-    }
-}
-
 /// The functions of the JSON face.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JsonFunction {

@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use openstack_image_documents::cloud::{
-    CLOUD_VARIABLE, CloudDoc, CloudProblem, CloudSettings, Layer, Origin, Sources, resolve_sources,
+    CLOUD_VARIABLE, CloudDoc, CloudProblem, CloudSettings, Layer, Origin,
 };
 use openstack_image_documents::clouds_yaml;
+use openstack_image_documents::resolution::{Sources, resolve_sources};
 use openstack_image_documents::state::{FlatStateError, unknown_field};
 use openstack_image_documents::{ImageDoc, QueryDoc, SessionRecord, SpecDoc};
 use serde::de::DeserializeOwned;
