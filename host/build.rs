@@ -22,6 +22,8 @@ fn main() {
         "guest/Cargo.toml",
         "documents/src",
         "documents/Cargo.toml",
+        "keystone/src",
+        "keystone/Cargo.toml",
         "wit",
         "Cargo.lock",
     ] {
@@ -38,7 +40,15 @@ fn main() {
         target_dir: &target_dir,
     };
     match guest.build() {
-        Ok(wasm) => println!("cargo:rustc-env=OPENSTACK_IMAGE_COMPONENT={}", wasm.display()),
+        Ok(wasm) => {
+            println!("cargo:rustc-env=OPENSTACK_IMAGE_COMPONENT={}", wasm.display());
+            // Its identity, hashed here once instead of at every start.
+            let bytes = std::fs::read(&wasm).expect("the component just built");
+            println!(
+                "cargo:rustc-env=OPENSTACK_IMAGE_COMPONENT_ID={}",
+                openstack_image_component_build::component_id(&bytes)
+            );
+        }
         Err(err) => {
             // One line saying what to do, not a build-script panic.
             eprintln!("error: {err}");

@@ -1,6 +1,6 @@
 //! Builds a component crate for `wasm32-wasip2` with a nested `cargo build`: the host's
 //! build script embeds the guest built this way, and the sandbox tests build their hostile
-//! component the same way.
+//! component the same way. Also a component build's identity ([`component_id`]).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -70,6 +70,14 @@ impl ComponentCrate<'_> {
             ))
         }
     }
+}
+
+/// A component build's identity: the first 16 bytes of its SHA-256, in hex. The host keys
+/// its compiled-component cache and each component's writable areas by it; its build script
+/// computes the embedded component's once.
+pub fn component_id(wasm: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(wasm)[..16])
 }
 
 fn cargo() -> OsString {

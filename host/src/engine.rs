@@ -187,7 +187,7 @@ pub async fn plan<L: Lifecycle + 'static>(
         .iter()
         .filter_map(|&name| Some((name.clone(), state.images.get(name)?.image.clone())))
         .collect();
-    let mut found = read_all(instance_for, parallel, cloud, recorded).await?;
+    let mut found = read_all(instance, instance_for, parallel, cloud, recorded).await?;
     let mut steps = Vec::new();
     for name in names {
         let entry = state.images.get(name);
@@ -221,9 +221,11 @@ pub async fn plan<L: Lifecycle + 'static>(
 }
 
 /// Reads the recorded `images` (by name) as the cloud holds them now, with up to `parallel`
-/// instances side by side (reads change nothing). When reads fail, the answer is the first
-/// failure in name order, whichever reader met it first.
+/// instances side by side — `instance` and as many more as there are images to share them
+/// (reads change nothing). When reads fail, the answer is the first failure in name order,
+/// whichever reader met it first.
 async fn read_all<L: Lifecycle + 'static>(
+    instance: &mut L,
     instance_for: &InstanceFor<L>,
     parallel: usize,
     cloud: &Cloud,
@@ -235,7 +237,7 @@ async fn read_all<L: Lifecycle + 'static>(
         images.into_iter().rev().collect::<Vec<_>>(),
     ));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..readers {
+    for _ in 1..readers {
         let (queue, cloud, instance_for) = (queue.clone(), cloud.clone(), instance_for.clone());
         tasks.spawn(async move {
             if queue.lock().expect("queue lock").is_empty() {
@@ -244,29 +246,44 @@ async fn read_all<L: Lifecycle + 'static>(
             let mut instance = instance_for("read".to_string(), None)
                 .await
                 .context("cannot start a component instance to read the state's images")?;
-            let mut found = Vec::new();
-            loop {
-                let next = queue.lock().expect("queue lock").pop();
-                let Some((name, prior)) = next else { break };
-                let image = named(&name, instance.read(&cloud, &prior.id, Some(&prior)).await);
-                let failed = image.is_err();
-                found.push((name, image));
-                // A failed call may have stopped the instance for good: the others read on.
-                if failed {
-                    break;
-                }
-            }
-            anyhow::Ok(found)
+            anyhow::Ok(read_queue(&mut instance, &queue, &cloud).await)
         });
     }
-    let mut found = BTreeMap::new();
-    while let Some(joined) = tasks.join_next().await {
-        found.extend(joined.map_err(|panic| anyhow!("reading the images failed: {panic}"))??);
-    }
-    found
+    let others = async {
+        let mut found = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            found.extend(joined.map_err(|panic| anyhow!("reading the images failed: {panic}"))??);
+        }
+        anyhow::Ok(found)
+    };
+    let (own, others) = tokio::join!(read_queue(instance, &queue, cloud), others);
+    own.into_iter()
+        .chain(others?)
+        .collect::<BTreeMap<_, _>>()
         .into_iter()
         .map(|(name, image)| Ok((name, image?)))
         .collect()
+}
+
+/// Reads images from `queue` with `instance` until the queue is empty, or until a read
+/// fails (a failed call may have stopped the instance for good: the others read on).
+async fn read_queue<L: Lifecycle>(
+    instance: &mut L,
+    queue: &std::sync::Mutex<Vec<(String, ImageState)>>,
+    cloud: &Cloud,
+) -> Vec<(String, Result<Option<ImageState>>)> {
+    let mut found = Vec::new();
+    loop {
+        let next = queue.lock().expect("queue lock").pop();
+        let Some((name, prior)) = next else { break };
+        let image = named(&name, instance.read(cloud, &prior.id, Some(&prior)).await);
+        let failed = image.is_err();
+        found.push((name, image));
+        if failed {
+            break;
+        }
+    }
+    found
 }
 
 /// Opens a sandboxed component instance for one image's work (named; only its grants; no
@@ -1141,7 +1158,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn plan_reads_the_images_side_by_side_each_reader_in_an_instance_of_its_own() {
+    async fn plan_reads_the_images_side_by_side_each_reader_with_an_instance_of_its_own() {
         let names = ["f", "b", "e", "a", "d", "c"];
         let images: Vec<ImageState> = names.iter().map(|n| active(&spec(n))).collect();
         let images: Vec<&ImageState> = images.iter().collect();
@@ -1162,7 +1179,11 @@ mod tests {
         let order: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(order, ["a", "b", "c", "d", "e", "f"]);
         assert!(steps.iter().all(|s| kind(&s.change) == "no-op"));
-        assert_eq!(fake.opened.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            fake.opened.load(Ordering::SeqCst),
+            2,
+            "the plan's own instance reads too"
+        );
         let mut read: Vec<String> = fake
             .calls()
             .into_iter()

@@ -18,6 +18,8 @@ use serde_json::Value;
 use openstack_image_documents::SpecDoc;
 use openstack_image_documents::spec::{ImportMethod, UrlData};
 
+pub use openstack_image_component_build::component_id;
+
 use crate::bindings::ImageSpec;
 use crate::network::AllowedHost;
 
@@ -162,12 +164,6 @@ impl SpecGrants {
             .collect::<Result<_>>()?;
         Ok((read_only, read_write))
     }
-}
-
-/// A component build's identity: the first 16 bytes of its SHA-256, in hex.
-pub fn component_id(wasm: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(&Sha256::digest(wasm)[..16])
 }
 
 /// Where the component `component` really writes when it writes into `dir`.

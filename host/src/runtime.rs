@@ -36,6 +36,9 @@ use crate::progress::ImageProgress;
 /// The component built from `guest/`, embedded at build time.
 pub static EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("OPENSTACK_IMAGE_COMPONENT"));
 
+/// The embedded component's identity ([`component_id`]), computed at build time.
+pub const EMBEDDED_COMPONENT_ID: &str = env!("OPENSTACK_IMAGE_COMPONENT_ID");
+
 /// How often the epoch ticks; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(100);
 
@@ -130,12 +133,17 @@ impl WasiHttpView for GuestState {
 
 impl Runtime {
     /// Compiles `wasm` (or loads its compiled form from `compiled_cache`, storing it there on a
-    /// miss) and links WASI.
-    pub fn new(wasm: &[u8], limits: Limits, compiled_cache: Option<&Path>) -> Result<Runtime> {
+    /// miss) and links WASI. `id` is its [`component_id`], when already known.
+    pub fn new(
+        wasm: &[u8],
+        id: Option<&str>,
+        limits: Limits,
+        compiled_cache: Option<&Path>,
+    ) -> Result<Runtime> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
         let engine = Engine::new(&config)?;
-        let id: Arc<str> = component_id(wasm).into();
+        let id: Arc<str> = id.map_or_else(|| component_id(wasm), str::to_string).into();
         let component = load_cached(&engine, wasm, &id, compiled_cache)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;

@@ -15,7 +15,9 @@ use crate::bindings::{Cloud, Credentials};
 use crate::grants::SpecGrants;
 use crate::network::{AllowedHost, CatalogHosts, NetworkPolicy};
 use crate::progress::{Display, ImageProgress};
-use crate::runtime::{CloudLink, EMBEDDED_COMPONENT, Grants, Instance, Limits, Runtime};
+use crate::runtime::{
+    CloudLink, EMBEDDED_COMPONENT, EMBEDDED_COMPONENT_ID, Grants, Instance, Limits, Runtime,
+};
 use crate::transport::{TlsSettings, Transport};
 
 /// What the user chose for the sandbox.
@@ -56,13 +58,22 @@ impl Sandbox {
     /// Compiles (or loads the cached compiled) component. Its instances reach no host until
     /// [`Sandbox::for_cloud`] gives them a cloud (enough for `check` and `schema`).
     pub fn new(settings: &SandboxSettings) -> Result<Sandbox> {
-        let wasm = match &settings.component {
-            Some(path) => std::fs::read(path)
-                .with_context(|| format!("cannot read the component {}", path.display()))?,
-            None => EMBEDDED_COMPONENT.to_vec(),
+        let cache = cache_base();
+        let runtime = match &settings.component {
+            Some(path) => {
+                let wasm = std::fs::read(path)
+                    .with_context(|| format!("cannot read the component {}", path.display()))?;
+                Runtime::new(&wasm, None, settings.limits, cache.as_deref())?
+            }
+            None => Runtime::new(
+                EMBEDDED_COMPONENT,
+                Some(EMBEDDED_COMPONENT_ID),
+                settings.limits,
+                cache.as_deref(),
+            )?,
         };
         Ok(Sandbox {
-            runtime: Runtime::new(&wasm, settings.limits, cache_base().as_deref())?,
+            runtime,
             extra_hosts: settings.allow_hosts.clone(),
             display: settings.display.clone(),
             cloud: None,
