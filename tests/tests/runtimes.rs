@@ -101,14 +101,15 @@ fn the_bundled_host_runs_the_exported_file() {
     assert!(observer::image(&id).is_none(), "deleted");
 }
 
-/// The stock `wasmtime` CLI: `WASMTIME`, or the one scripts/test installs into target/tools.
+/// The stock `wasmtime run`: `WASMTIME`, or the workspace's build of it (tools/wasmtime-cli,
+/// the wasmtime-cli crate's own RunCommand), built beside the host by scripts/test.
 fn wasmtime() -> PathBuf {
     let path = std::env::var_os("WASMTIME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/tools/bin/wasmtime"));
+        .unwrap_or_else(|| root().join("target/release/wasmtime"));
     assert!(
         path.exists(),
-        "{} is missing: install it with `cargo install wasmtime-cli --version {} --locked --root target/tools` (scripts/test does)",
+        "{} is missing: build it with `cargo build --release -p openstack-image-wasmtime-cli` (scripts/test does), or set WASMTIME to a wasmtime {} CLI",
         path.display(),
         host_wasmtime_version()
     );
