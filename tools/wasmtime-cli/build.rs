@@ -10,7 +10,10 @@ fn main() {
         match lines.next() {
             Some("name = \"wasmtime-cli\"") => {
                 let line = lines.next().expect("a version line after the package name");
-                break line.trim_start_matches("version = \"").trim_end_matches('"').to_string();
+                break line
+                    .trim_start_matches("version = \"")
+                    .trim_end_matches('"')
+                    .to_string();
             }
             Some(_) => {}
             None => panic!("Cargo.lock has no wasmtime-cli package"),
