@@ -30,6 +30,9 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=OPENSTACK_IMAGE_GUEST_TARGET_DIR");
+    // CI's lint wrapper reaches the guest's build too (`ComponentCrate::lint`).
+    println!("cargo:rerun-if-env-changed=RUSTC_WORKSPACE_WRAPPER");
+    println!("cargo:rerun-if-env-changed=CLIPPY_ARGS");
 
     let target_dir = env::var_os("OPENSTACK_IMAGE_GUEST_TARGET_DIR")
         .map(PathBuf::from)
@@ -38,6 +41,7 @@ fn main() {
         manifest: &root.join("guest/Cargo.toml"),
         package: "openstack-image-guest",
         target_dir: &target_dir,
+        lint: true,
     };
     match guest.build() {
         Ok(wasm) => {

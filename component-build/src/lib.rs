@@ -17,6 +17,10 @@ pub struct ComponentCrate<'a> {
     pub package: &'a str,
     /// A target directory of its own: the outer build's would wait forever on its lock.
     pub target_dir: &'a Path,
+    /// Keep a lint wrapper the outer build runs under (`RUSTC_WORKSPACE_WRAPPER`: CI's
+    /// clippy-driver with `CLIPPY_ARGS`), so the crate's wasm-only code is linted as it is
+    /// built instead of by a second, separate clippy pass for wasm32-wasip2.
+    pub lint: bool,
 }
 
 /// Settings of the outer build that are for the host, not for the component.
@@ -44,7 +48,9 @@ impl ComponentCrate<'_> {
             .arg("--target-dir")
             .arg(self.target_dir);
         for var in OUTER_BUILD_VARS {
-            build.env_remove(var);
+            if !(self.lint && *var == "RUSTC_WORKSPACE_WRAPPER") {
+                build.env_remove(var);
+            }
         }
         let status = build
             .status()

@@ -122,6 +122,14 @@ macro_rules! image_records {
                 #[serde(default)]
                 #[schemars(extend("enum" = $crate::spec::VISIBILITIES, "default" = $crate::spec::defaults::VISIBILITY))]
                 visibility: Option<String> => into,
+                /// The projects (Keystone project ids) the image is shared with, as a set; only a shared image has members. Unset: its memberships are left alone; [] removes them all. In place.
+                #[serde(default)]
+                #[schemars(extend("uniqueItems" = true, "x-keep-when-unset" = true, "items" = { "type": "string", "pattern": $crate::spec::PROJECT_ID_PATTERN }))]
+                members: Option<Vec<String>> => into,
+                /// Deactivate the image: Glance keeps it but serves no data, so nothing new boots from it; false reactivates it. Default false. In place.
+                #[serde(default)]
+                #[schemars(extend("default" = $crate::spec::defaults::DEACTIVATED))]
+                deactivated: Option<bool> => into,
                 /// Per-operation time limits in seconds (create 1800, update 600, delete 600).
                 #[serde(default, deserialize_with = "crate::text::or_default")]
                 timeouts: TimeoutsDoc => into,
@@ -267,6 +275,9 @@ macro_rules! image_records {
                 #[serde(default)]
                 #[schemars(extend("x-stable" = true))]
                 source_fingerprint: Option<FingerprintDoc> => option,
+                /// Each member project of a shared image and its answer: pending, accepted or rejected.
+                #[serde(default)]
+                member_statuses: std::collections::BTreeMap<String, String> => pairs,
             }
 
             /// What one of Glance's imports did.

@@ -14,6 +14,21 @@ pub const IMPORT_METHODS: &[&str] = &["direct", "glance-direct", "web-download",
 /// Glance's visibilities.
 pub const VISIBILITIES: &[&str] = &["public", "private", "shared", "community"];
 
+/// A Keystone project id (Keystone makes them: 32 lowercase hexadecimal characters), what a
+/// member of a shared image is.
+pub const PROJECT_ID_PATTERN: &str = "^[0-9a-f]{32}$";
+
+/// Whether `id` has the form of a Keystone project id ([`PROJECT_ID_PATTERN`]).
+pub fn is_project_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A member's answer to a shared image, as Glance has it (`member_status`).
+pub const MEMBER_STATUSES: &[&str] = &["pending", "accepted", "rejected"];
+
 /// What `check` fills in for a field left out (the schema says so as each field's `default`).
 pub mod defaults {
     pub const VISIBILITY: &str = "private";
@@ -26,6 +41,7 @@ pub mod defaults {
     pub const DECOMPRESS: bool = false;
     pub const WEB_DOWNLOAD: bool = false;
     pub const ALL_STORES_MUST_SUCCEED: bool = true;
+    pub const DEACTIVATED: bool = false;
 }
 
 /// The `image_cache_path` that streams a download into Glance with no file in between.

@@ -35,6 +35,8 @@ pub struct Spec {
     pub region: Option<String>,
     pub tags: Vec<String>,
     pub visibility: Option<u8>,
+    pub members: Option<Vec<String>>,
+    pub deactivated: Option<bool>,
     pub timeouts: (Option<u64>, Option<u64>, Option<u64>),
 }
 
@@ -77,6 +79,8 @@ impl Spec {
             visibility: self
                 .visibility
                 .map(|v| VISIBILITIES[usize::from(v) % VISIBILITIES.len()].into()),
+            members: self.members.clone(),
+            deactivated: self.deactivated,
             timeouts: Timeouts {
                 create: self.timeouts.0,
                 update: self.timeouts.1,

@@ -29,6 +29,10 @@ impl Guest for Component {
         with(|p| p.check(spec))
     }
 
+    fn check_with_cloud(cloud: Cloud, spec: ImageSpec) -> Result<(), Error> {
+        with(|p| p.check_with_cloud(&cloud, &spec))
+    }
+
     fn diff(desired: ImageSpec, prior: ImageState) -> Result<Plan, Error> {
         with(|p| p.diff(desired, &prior))
     }
@@ -74,6 +78,10 @@ impl JsonGuest for Component {
 
     fn check_json(request: String) -> Result<String, String> {
         with(|p| json_face::check(p, &request))
+    }
+
+    fn check_with_cloud_json(request: String) -> Result<String, String> {
+        with(|p| json_face::check_with_cloud(p, &request))
     }
 
     fn diff_json(request: String) -> Result<String, String> {

@@ -23,8 +23,9 @@ pub fn diff(desired: &ImageSpec, prior: &ImageState) -> Plan {
         }
     };
 
-    // Data that cannot change under an existing image id.
-    if prior.status != "active" {
+    // Data that cannot change under an existing image id (a deactivated image keeps its
+    // data: `deactivated` below changes in place).
+    if prior.status != "active" && prior.status != "deactivated" {
         field("status", json(&prior.status), json(&"active"), true);
     }
     field(
@@ -133,6 +134,18 @@ pub fn diff(desired: &ImageSpec, prior: &ImageState) -> Plan {
         json(&sorted(&desired.tags)),
         false,
     );
+    field(
+        "deactivated",
+        json(&old.deactivated.unwrap_or(prior.status == "deactivated")),
+        opt(&desired.deactivated),
+        false,
+    );
+    // Members change in place; unset `members` leaves them alone. What the image has is
+    // what Glance reported (also when the spec did not manage them before).
+    if let Some(members) = &desired.members {
+        let held: Vec<String> = prior.member_statuses.iter().map(|(m, _)| m.clone()).collect();
+        field("members", json(&sorted(&held)), json(&sorted(members)), false);
+    }
 
     // Only properties the spec names now or managed before (the prior spec holds exactly the
     // managed keys); server-set keys, other tools' keys and an adopted image's unnamed keys
@@ -322,5 +335,45 @@ mod tests {
         assert_eq!(diff(&new, &state_of(&s)).action, Action::Replace);
         new.image_id = Some(fixtures::IMAGE_ID.into());
         assert_eq!(diff(&new, &state_of(&s)).action, Action::NoOp);
+    }
+
+    #[test]
+    fn deactivation_changes_in_place_and_a_deactivated_image_is_not_broken() {
+        let s = check(spec()).unwrap();
+        let mut prior = state_of(&s);
+        prior.status = "deactivated".into();
+        prior.spec.deactivated = Some(true);
+        let plan = diff(&s, &prior);
+        assert_eq!(changed(&plan), ["deactivated"]);
+        assert!(matches!(plan.action, Action::Update));
+        let mut wanted = s.clone();
+        wanted.deactivated = Some(true);
+        assert!(matches!(diff(&wanted, &prior).action, Action::NoOp));
+    }
+
+    #[test]
+    fn members_are_compared_with_what_glance_reports_only_when_managed() {
+        const A: &str = "0123456789abcdef0123456789abcdef";
+        const B: &str = "fedcba9876543210fedcba9876543210";
+        let mut s = spec();
+        s.visibility = Some("shared".into());
+        let s = check(s).unwrap();
+        let mut prior = state_of(&s);
+        prior.member_statuses = vec![(A.into(), "accepted".into())];
+        // Unset: left alone.
+        assert!(matches!(diff(&s, &prior).action, Action::NoOp));
+        let mut wanted = s.clone();
+        wanted.members = Some(vec![B.into(), A.into()]);
+        let plan = diff(&wanted, &prior);
+        assert_eq!(changed(&plan), ["members"]);
+        assert_eq!(
+            plan.changes[0].new.as_deref(),
+            Some(format!("[\"{A}\",\"{B}\"]").as_str())
+        );
+        assert!(matches!(plan.action, Action::Update));
+        wanted.members = Some(Vec::new());
+        assert_eq!(diff(&wanted, &prior).changes[0].new.as_deref(), Some("[]"));
+        wanted.members = Some(vec![A.into()]);
+        assert!(matches!(diff(&wanted, &prior).action, Action::NoOp));
     }
 }

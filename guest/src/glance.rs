@@ -76,6 +76,7 @@ pub fn state_from_image(image: &Value, prior: Option<&ImageSpec>) -> Result<Imag
     }
     spec.properties = managed;
     spec.stores = stores_of(image);
+    spec.deactivated = Some(status == "deactivated");
     // Images applied before the field existed were imported as its default says.
     spec.all_stores_must_succeed = spec
         .all_stores_must_succeed
@@ -100,6 +101,8 @@ pub fn state_from_image(image: &Value, prior: Option<&ImageSpec>) -> Result<Imag
         import_result: None,
         direct_url: str_field("direct_url"),
         source_fingerprint: None,
+        // Members are read separately (`GET /v2/images/{id}/members`).
+        member_statuses: Vec::new(),
     })
 }
 

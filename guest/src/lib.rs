@@ -14,6 +14,7 @@ pub mod glance_fields;
 pub mod http;
 pub mod json_face;
 pub mod lifecycle;
+pub mod metadefs;
 pub mod patch;
 pub mod placement;
 pub mod progress;

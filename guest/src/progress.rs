@@ -17,6 +17,11 @@ pub fn info(message: impl Into<String>) {
     emit(json!({"event": "log", "level": "info", "message": message.into()}));
 }
 
+/// A debug log event (what a runtime shows only when asked for detail).
+pub fn debug(message: impl Into<String>) {
+    emit(json!({"event": "log", "level": "debug", "message": message.into()}));
+}
+
 /// A warning log event.
 pub fn warn(message: impl Into<String>) {
     emit(json!({"event": "log", "level": "warn", "message": message.into()}));

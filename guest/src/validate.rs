@@ -2,7 +2,7 @@
 
 use openstack_image_documents::spec::{
     CONTAINER_FORMATS, DEFAULT_CACHE_SUBDIR, DISK_FORMATS, ImportMethod, NO_CACHE, UrlData, VISIBILITIES,
-    defaults,
+    defaults, is_project_id,
 };
 
 use crate::glance_fields::{is_core_attribute, is_read_only};
@@ -89,6 +89,9 @@ pub fn check(spec: ImageSpec) -> Result<ImageSpec, Vec<FieldError>> {
 
     check_tags(&mut err, &spec.tags);
     check_properties(&mut err, &spec.properties);
+    if let Some(members) = &spec.members {
+        check_members(&mut err, members, spec.visibility.as_deref());
+    }
 
     for (field, value) in [
         ("timeouts.create", spec.timeouts.create),
@@ -268,6 +271,38 @@ fn check_tags(err: &mut impl FnMut(&str, String), tags: &[String]) {
     }
 }
 
+/// Members are Keystone project ids, a set, and only a shared image has them (Glance refuses
+/// memberships of any other image).
+fn check_members(err: &mut impl FnMut(&str, String), members: &[String], visibility: Option<&str>) {
+    let mut seen = std::collections::BTreeSet::new();
+    for member in members {
+        if !is_project_id(member) {
+            err(
+                "members",
+                format!(
+                    "'{member}' is not a project id: Keystone's project ids are 32 lowercase \
+                     hexadecimal characters (`openstack project show NAME -f value -c id` prints one)"
+                ),
+            );
+        } else if !seen.insert(member.as_str()) {
+            err(
+                "members",
+                format!("project '{member}' appears twice; members are a set"),
+            );
+        }
+    }
+    let visibility = visibility.unwrap_or(defaults::VISIBILITY);
+    if !members.is_empty() && visibility != "shared" {
+        err(
+            "members",
+            format!(
+                "only a shared image has members, and visibility is '{visibility}': set \
+                 `visibility: shared` or remove members"
+            ),
+        );
+    }
+}
+
 fn check_properties(err: &mut impl FnMut(&str, String), properties: &[(String, String)]) {
     let mut seen = std::collections::BTreeSet::new();
     for (key, value) in properties {
@@ -316,6 +351,10 @@ fn with_defaults(mut spec: ImageSpec) -> ImageSpec {
         .get_or_insert_with(|| defaults::VISIBILITY.to_string());
     spec.tags.sort();
     spec.properties.sort();
+    if let Some(members) = &mut spec.members {
+        members.sort();
+    }
+    spec.deactivated.get_or_insert(defaults::DEACTIVATED);
     spec
 }
 
@@ -476,5 +515,36 @@ pub(crate) mod tests {
         let mut s = spec();
         s.min_ram_mb = Some(u64::MAX);
         assert_eq!(fields(check(s)), vec!["min_ram_mb"]);
+    }
+
+    #[test]
+    fn members_are_project_ids_of_a_shared_image() {
+        const B: &str = "0123456789abcdef0123456789abcdef";
+        let mut s = spec();
+        s.visibility = Some("shared".into());
+        s.members = Some(vec![B.into()]);
+        assert_eq!(check(s.clone()).unwrap().members, Some(vec![B.to_string()]));
+
+        s.members = Some(vec!["demo".into(), B.into(), B.into()]);
+        let errors = check(s.clone()).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].message.contains("'demo' is not a project id"),
+            "{errors:?}"
+        );
+        assert!(errors[1].message.contains("appears twice"), "{errors:?}");
+
+        // Members name both fields' fix on any other visibility; an empty list is fine.
+        s.visibility = Some("private".into());
+        s.members = Some(vec![B.into()]);
+        let errors = check(s.clone()).unwrap_err();
+        assert_eq!(errors[0].field, "members");
+        assert!(
+            errors[0].message.contains("visibility is 'private'"),
+            "{errors:?}"
+        );
+        assert!(errors[0].message.contains("visibility: shared"), "{errors:?}");
+        s.members = Some(Vec::new());
+        assert!(check(s).is_ok());
     }
 }

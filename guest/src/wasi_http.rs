@@ -76,6 +76,12 @@ impl Transport for WasiHttp {
         }
         let mut json_bytes = Vec::new();
         match &request.body {
+            // A method that may carry a body says it has none: without a length the runtime
+            // would send an empty chunked body, which Glance's actions refuse ("A body is
+            // not expected with this request").
+            Body::Empty if matches!(request.method, "POST" | "PUT" | "PATCH") => {
+                append("content-length", "0")?
+            }
             Body::Empty => {}
             Body::Json(value) => {
                 json_bytes = serde_json::to_vec(value).expect("JSON values serialise");

@@ -24,6 +24,12 @@ pub const DEFAULT_PARALLEL: usize = 4;
 pub trait Lifecycle: Send {
     /// `lifecycle.check`: the spec validated and normalised.
     fn check(&mut self, spec: &ImageSpec) -> impl Future<Output = CallResult<ImageSpec>> + Send;
+    /// `lifecycle.check-with-cloud`: the spec's properties against the cloud's definitions.
+    fn check_with_cloud(
+        &mut self,
+        cloud: &Cloud,
+        spec: &ImageSpec,
+    ) -> impl Future<Output = CallResult<()>> + Send;
     /// `lifecycle.diff`: what turning `prior` into `desired` takes.
     fn diff(
         &mut self,
@@ -70,6 +76,14 @@ pub trait Lifecycle: Send {
 impl Lifecycle for Instance {
     fn check(&mut self, spec: &ImageSpec) -> impl Future<Output = CallResult<ImageSpec>> + Send {
         Instance::check(self, spec)
+    }
+
+    fn check_with_cloud(
+        &mut self,
+        cloud: &Cloud,
+        spec: &ImageSpec,
+    ) -> impl Future<Output = CallResult<()>> + Send {
+        Instance::check_with_cloud(self, cloud, spec)
     }
 
     fn diff(
@@ -217,7 +231,45 @@ pub async fn plan<L: Lifecycle + 'static>(
             deposed: entry.map(|e| e.deposed.clone()).unwrap_or_default(),
         });
     }
+    check_with_cloud(instance, cloud, &steps).await?;
     Ok(steps)
+}
+
+/// The properties each step would send, checked against the cloud's own definitions (by
+/// `instance`, which reads them once): a new image's all, an updated image's changed ones
+/// (a value applied before is not held against an unrelated change). Every problem is
+/// reported at once, before anything changes.
+async fn check_with_cloud(instance: &mut impl Lifecycle, cloud: &Cloud, steps: &[Step]) -> Result<()> {
+    let mut problems = Vec::new();
+    for step in steps {
+        let Some(spec) = &step.desired else { continue };
+        let sent: Option<BTreeSet<&str>> = match &step.change {
+            Change::Create | Change::Replace(_) => None,
+            Change::Update(plan) => Some(
+                plan.changes
+                    .iter()
+                    .filter(|c| c.new.is_some())
+                    .filter_map(|c| c.field.strip_prefix("properties."))
+                    .collect(),
+            ),
+            Change::NoOp | Change::Delete => continue,
+        };
+        let mut checked = spec.clone();
+        if let Some(sent) = &sent {
+            checked.properties.retain(|(key, _)| sent.contains(key.as_str()));
+        }
+        if checked.properties.is_empty() {
+            continue;
+        }
+        if let Err(err) = named(&step.name, instance.check_with_cloud(cloud, &checked).await) {
+            problems.push(format!("{err:#}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!("{}\nNothing was changed.", problems.join("\n")))
+    }
 }
 
 /// Reads the recorded `images` (by name) as the cloud holds them now, with up to `parallel`
@@ -646,6 +698,7 @@ pub async fn import(
     ledger: &Ledger,
     name: &str,
     id: &str,
+    spec: Option<&ImageSpec>,
 ) -> Result<()> {
     if let Some(existing) = ledger.read(|state| state.images.get(name).map(|e| e.image.id.clone())) {
         anyhow::bail!(
@@ -655,7 +708,21 @@ pub async fn import(
     let mut image = named(name, instance.read(cloud, id, None).await)?.ok_or_else(|| {
         anyhow!("image '{name}': the cloud has no image {id} (check the id and OS_REGION_NAME)")
     })?;
-    image.spec.properties.clear();
+    // Managed from now on: the properties the spec's entry names, and the members when it
+    // names them; the rest of what the image holds is left alone.
+    match spec {
+        Some(spec) => {
+            let named = |key: &str| spec.properties.iter().any(|(k, _)| k == key);
+            image.spec.properties.retain(|(key, _)| named(key));
+            if spec.members.is_none() {
+                image.spec.members = None;
+            }
+        }
+        None => {
+            image.spec.properties.clear();
+            image.spec.members = None;
+        }
+    }
     println!(
         "{name}: adopted {} ({}, {})",
         image.id,
@@ -838,6 +905,23 @@ mod tests {
             } else {
                 Ok(spec.clone())
             })
+        }
+
+        /// The fake cloud defines one property: `hw_disk_bus`, `virtio` or `scsi`.
+        async fn check_with_cloud(&mut self, _cloud: &Cloud, spec: &ImageSpec) -> CallResult<()> {
+            Ok(
+                match spec
+                    .properties
+                    .iter()
+                    .find(|(k, v)| k == "hw_disk_bus" && v != "virtio" && v != "scsi")
+                {
+                    Some((key, value)) => Err(GuestError::InvalidSpec(vec![FieldError {
+                        field: format!("properties.{key}"),
+                        message: format!("'{value}' is not allowed: use one of virtio, scsi"),
+                    }])),
+                    None => Ok(()),
+                },
+            )
         }
 
         /// A new disk format replaces the image; other tags or protection update it.
@@ -1155,6 +1239,47 @@ mod tests {
             .unwrap();
         assert_eq!(only.len(), 1);
         assert_eq!(kind(&only[0].change), "update");
+    }
+
+    #[tokio::test]
+    async fn plan_checks_the_properties_it_would_send_against_the_clouds_definitions() {
+        let bus = |name: &str, value: &str| ImageSpec {
+            properties: vec![("hw_disk_bus".into(), value.into())],
+            ..spec(name)
+        };
+        // Applied before the cloud defined the property; now only its tags change.
+        let old = bus("old", "virtoi");
+        let old_image = active(&old);
+        let state = state_of(&[&old_image]);
+        let fake = Arc::new(FakeCloud::holding(&[&old_image]));
+        let retagged = ImageSpec {
+            tags: vec!["lts".into()],
+            ..old.clone()
+        };
+
+        let steps = plan_with(&fake, 1, &[retagged.clone(), bus("new", "virtio")], &state, &[]).await;
+        assert_eq!(steps.unwrap().len(), 2, "unchanged and valid properties pass");
+
+        let Err(err) = plan_with(
+            &fake,
+            1,
+            &[retagged, bus("new", "virtoi"), bus("other", "ide")],
+            &state,
+            &[],
+        )
+        .await
+        else {
+            panic!("the plan passed");
+        };
+        let message = format!("{err:#}");
+        assert!(message.contains("image 'new'"), "{message}");
+        assert!(
+            message.contains("image 'other'"),
+            "every problem at once: {message}"
+        );
+        assert!(!message.contains("image 'old'"), "{message}");
+        assert!(message.contains("properties.hw_disk_bus"), "{message}");
+        assert!(message.ends_with("Nothing was changed."), "{message}");
     }
 
     #[tokio::test]

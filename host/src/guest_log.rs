@@ -82,6 +82,7 @@ fn route(line: &str, progress: &mut ImageProgress) {
     let text = |key: &str| event.get(key).and_then(Value::as_str).unwrap_or("").to_string();
     match text("event").as_str() {
         "log" if text("level") == "warn" => tracing::warn!(target: "component", "{}", text("message")),
+        "log" if text("level") == "debug" => tracing::debug!(target: "component", "{}", text("message")),
         "log" => tracing::info!(target: "component", "{}", text("message")),
         "status" => {
             tracing::debug!(target: "component", "image {} is {}", text("image"), text("status"));

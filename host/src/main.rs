@@ -261,7 +261,8 @@ struct StateFileArgs {
     /// The state file [default: openstack-image.state.json beside SPEC, or here].
     #[arg(long, value_name = "STATE")]
     state: Option<PathBuf>,
-    /// The spec file, used only to locate the default state file.
+    /// The spec file: locates the default state file; `import` also manages the properties
+    /// and members its entry for the image names.
     #[arg(short = 'f', long = "file", value_name = "SPEC")]
     file: Option<PathBuf>,
 }
@@ -518,8 +519,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             image_id,
             state: args,
         } => {
+            // The spec's entry for the image, when the spec file has one, says which of its
+            // properties (and whether its members) the state manages from now on.
+            let named = match &args.file {
+                Some(file) => SpecFile::load(file)?.images.remove(&name),
+                None => None,
+            };
             let (mut instance, cloud, ledger, _lock) = open_state(&global, &args, &[], "import").await?;
-            engine::import(&mut instance, &cloud, &ledger, &name, &image_id).await?;
+            engine::import(&mut instance, &cloud, &ledger, &name, &image_id, named.as_ref()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Refresh(args) => {

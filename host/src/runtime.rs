@@ -344,6 +344,15 @@ impl Instance {
         })
     }
 
+    /// `lifecycle.check-with-cloud`: the spec's properties against the cloud's own metadata
+    /// definitions.
+    pub async fn check_with_cloud(&mut self, cloud: &Cloud, spec: &ImageSpec) -> CallResult<()> {
+        with_session!(self, cloud, |c| lifecycle_call!(
+            self,
+            call_check_with_cloud(c, spec)
+        ))
+    }
+
     /// `lifecycle.diff`.
     pub async fn diff(&mut self, desired: &ImageSpec, prior: &ImageState) -> CallResult<Plan> {
         vet(lifecycle_call!(self, call_diff(desired, prior)), |plan| {
@@ -515,6 +524,7 @@ impl Instance {
         let request = request.as_str();
         let answer = match function {
             JsonFunction::Check => guarded_call!(self, face, call_check_json(request)),
+            JsonFunction::CheckWithCloud => guarded_call!(self, face, call_check_with_cloud_json(request)),
             JsonFunction::Diff => guarded_call!(self, face, call_diff_json(request)),
             JsonFunction::Create => guarded_call!(self, face, call_create_json(request)),
             JsonFunction::Read => guarded_call!(self, face, call_read_json(request)),
@@ -540,6 +550,7 @@ impl Instance {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JsonFunction {
     Check,
+    CheckWithCloud,
     Diff,
     Create,
     Read,

@@ -17,6 +17,7 @@ pub fn component() -> &'static PathBuf {
             manifest: &root().join("tests/hostile/Cargo.toml"),
             package: "openstack-image-hostile",
             target_dir: &root().join("target/hostile"),
+            lint: false,
         }
         .build()
         .unwrap_or_else(|err| panic!("{err}"))

@@ -351,8 +351,18 @@ pub(crate) mod tests {
     #[test]
     fn the_fixture_is_the_component_schema() {
         // The test double serves the fixture: it must be what the component says today
-        // (regenerate it from `openstack_image_documents::schema::schema()` when this fails).
-        assert_eq!(fixture(), openstack_image_documents::schema::schema());
+        // (`UPDATE_FIXTURES=1 cargo test -p terraform-provider-openstackimage --lib
+        // the_fixture_is` writes it anew from `openstack_image_documents::schema::schema()`).
+        let schema = openstack_image_documents::schema::schema();
+        if std::env::var_os("UPDATE_FIXTURES").is_some() {
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/component-schema.json"
+            );
+            let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+            std::fs::write(path, text).unwrap();
+        }
+        assert_eq!(fixture(), schema);
     }
 
     pub(crate) fn resource() -> Schema {

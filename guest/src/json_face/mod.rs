@@ -29,6 +29,18 @@ pub fn check<T: Transport>(provider: &mut Provider<T>, request: &str) -> Result<
     })
 }
 
+/// `check-with-cloud-json`: `{"cloud": CLOUD, "spec": SPEC}` -> `{"checked": true}` when the
+/// cloud's own definitions admit the spec's properties.
+pub fn check_with_cloud<T: Transport>(provider: &mut Provider<T>, request: &str) -> Result<String, String> {
+    run(|| {
+        let mut doc = Request::parse(request)?;
+        let cloud = doc.cloud()?;
+        let spec = doc.spec()?;
+        provider.check_with_cloud(&cloud, &spec).map_err(Failure::Typed)?;
+        Ok(json!({ "checked": true }))
+    })
+}
+
 /// `diff-json`: `{"spec": SPEC, "state": STATE}` -> the plan.
 pub fn diff<T: Transport>(provider: &mut Provider<T>, request: &str) -> Result<String, String> {
     run(|| {

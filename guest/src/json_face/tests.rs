@@ -175,6 +175,8 @@ fn schema_force_new_agrees_with_diff() {
         ("source_image_id", json!("0c7a3f5e-1b2d-4c3e-8f9a-0b1c2d3e4f5b")),
         ("stores", json!(["fast"])),
         ("all_stores_must_succeed", json!(false)),
+        ("members", json!([])),
+        ("deactivated", json!(true)),
     ];
     let glance_download = json!({
         "container_format": "bare",

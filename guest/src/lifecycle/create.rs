@@ -94,6 +94,8 @@ impl<T: Transport> Provider<T> {
                 self.web_download(&mut op, &spec, &id)
             }
         };
+        let manage_members = spec.members.is_some();
+        let finished = finished.and_then(|state| self.with_members(&mut op, state, manage_members));
         match finished {
             Ok(state) => Ok(state),
             // The session was refused: deleting needs a token too, so the runtime, which can

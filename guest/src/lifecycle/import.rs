@@ -333,6 +333,7 @@ impl<T: Transport> Provider<T> {
         Ok(state)
     }
 
+    /// Publishes the new image (members, deactivation: `publish`), then protects it if asked.
     pub(super) fn protect_if_asked(
         &mut self,
         op: &mut Op,
@@ -340,6 +341,7 @@ impl<T: Transport> Provider<T> {
         id: &str,
         image: Value,
     ) -> Result<Value, Error> {
+        let image = self.publish(op, spec, id, image)?;
         if spec.protected == Some(true) {
             let ops = vec![json!({"op": "replace", "path": "/protected", "value": true})];
             self.patch(op, id, ops)

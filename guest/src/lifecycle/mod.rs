@@ -8,6 +8,7 @@
 mod create;
 mod import;
 mod session;
+mod sharing;
 mod stores;
 mod wait;
 
@@ -49,6 +50,8 @@ pub(crate) const READ_TIMEOUT: u64 = 5 * 60;
 pub struct Provider<T> {
     transport: Retrying<T>,
     sessions: HashMap<String, openstack_image_documents::SessionRecord>,
+    /// The cloud's metadata definitions for image properties, per Glance endpoint.
+    metadefs: HashMap<String, crate::metadefs::Definitions>,
 }
 
 impl<T: Transport> Provider<T> {
@@ -57,6 +60,7 @@ impl<T: Transport> Provider<T> {
         Provider {
             transport: Retrying::new(transport),
             sessions: HashMap::new(),
+            metadefs: HashMap::new(),
         }
     }
 
@@ -171,7 +175,9 @@ impl<T: Transport> Provider<T> {
             state.import_result = prior.import_result.clone();
             import::keep_requested_format(&mut state, &prior.spec.disk_format);
         }
-        Ok(Some(state))
+        // Members are managed when the spec manages them, and adopted with the image.
+        let manage = prior.is_none_or(|p| p.spec.members.is_some());
+        self.with_members(&mut op, state, manage).map(Some)
     }
 
     /// Patches an image to match `desired`, sending only the operations still needed.
@@ -190,6 +196,12 @@ impl<T: Transport> Provider<T> {
         expect(&response, "GET", &url, &[200])?;
         let mut current = response.json().map_err(Error::Transport)?;
         op.last_status = current.get("status").and_then(Value::as_str).unwrap_or("").into();
+        // Reactivated first: copying to stores needs an active image.
+        let deactivated = op.last_status == "deactivated";
+        if deactivated && desired.deactivated == Some(false) {
+            self.set_deactivated(&mut op, &prior.id, false)?;
+            current["status"] = json!("active");
+        }
         // Stores first (copy, then delete), so a failure leaves the other fields untouched.
         let mut copy = None;
         if let Some((moved, copied)) = self.change_stores(&mut op, &desired, &prior.id, &current)? {
@@ -197,11 +209,25 @@ impl<T: Transport> Provider<T> {
         }
         let managed: Vec<String> = prior.spec.properties.iter().map(|(k, _)| k.clone()).collect();
         let ops = patch::build(&current, &desired, &managed);
-        let image = if ops.is_empty() {
+        let mut image = if ops.is_empty() {
             current
         } else {
             self.patch(&mut op, &prior.id, ops)?
         };
+        // Members once the visibility allows them; deactivated last.
+        if let Some(members) = &desired.members {
+            let shared = image.get("visibility").and_then(Value::as_str) == Some("shared");
+            let current = if shared {
+                self.members(&mut op, &prior.id)?
+            } else {
+                Vec::new()
+            };
+            self.set_members(&mut op, &prior.id, &current, members)?;
+        }
+        if !deactivated && desired.deactivated == Some(true) {
+            self.set_deactivated(&mut op, &prior.id, true)?;
+            image["status"] = json!("deactivated");
+        }
         let mut state = glance::state_from_image(&image, Some(&desired)).map_err(Error::Transport)?;
         // The data was not touched: what it was uploaded from stays as recorded, so a later
         // change of the source is still noticed. A copy to new stores is the latest import,
@@ -213,7 +239,8 @@ impl<T: Transport> Provider<T> {
             None => prior.import_result.clone(),
         };
         import::keep_requested_format(&mut state, &prior.spec.disk_format);
-        Ok(state)
+        let manage = desired.members.is_some();
+        self.with_members(&mut op, state, manage)
     }
 
     /// Deletes an image; one that is already gone counts as deleted.

@@ -79,6 +79,10 @@ impl Guest for Hostile {
         Err(invalid(report))
     }
 
+    fn check_with_cloud(_cloud: Cloud, _spec: ImageSpec) -> Result<(), Error> {
+        Ok(())
+    }
+
     fn diff(_desired: ImageSpec, _prior: ImageState) -> Result<Plan, Error> {
         Ok(Plan {
             action: openstack::image::types::Action::NoOp,

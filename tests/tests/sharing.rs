@@ -1,0 +1,362 @@
+//! Publishing images to other projects, end to end against the dev cloud: members of a shared
+//! image (offered, answered by the member project, drift, removal), deactivation, properties
+//! checked against the cloud's own metadata definitions (Glance's stock metadefs, which the
+//! dev cloud loads), and `import` keeping what the spec names. The publisher and the consumer
+//! are two ordinary member projects of the dev cloud; the `openstack` CLI observes.
+
+use openstack_image_tests::{Scenario, cloud_env, observer};
+use serde_json::Value;
+
+/// `OS_*` settings that make a run act as the dev cloud's `publisher` or `consumer` user.
+fn as_user(who: &str) -> Vec<(&'static str, String)> {
+    let env = cloud_env();
+    let var = |name: &str| {
+        env.get(&format!("DEV_CLOUD_{}_{name}", who.to_uppercase()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "scripts/dev-cloud env names DEV_CLOUD_{}_{name}",
+                    who.to_uppercase()
+                )
+            })
+            .clone()
+    };
+    vec![
+        ("OS_USERNAME", var("USERNAME")),
+        ("OS_PASSWORD", var("PASSWORD")),
+        ("OS_PROJECT_NAME", var("PROJECT")),
+    ]
+}
+
+fn vars<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// A project's id, as the admin observer sees it.
+fn project_id(name: &str) -> String {
+    observer::json(&["project", "show", name, "-f", "json"])["id"]
+        .as_str()
+        .expect("a project id")
+        .to_string()
+}
+
+/// The image's members and their statuses, as the owner sees them.
+fn members_of(id: &str) -> Vec<(String, String)> {
+    let list = observer::json(&["image", "member", "list", id, "-f", "json"]);
+    let mut members: Vec<(String, String)> = list
+        .as_array()
+        .expect("a member list")
+        .iter()
+        .map(|m| {
+            (
+                m["Member ID"].as_str().unwrap_or_default().to_string(),
+                m["Status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    members.sort();
+    members
+}
+
+fn show(s: &Scenario, user: &[(&'static str, &str)], name: &str) -> Value {
+    let shown = s.run_with(&["show", "-f", "images.yaml"], user).expect_code(0);
+    let all: Value = serde_json::from_str(&shown.stdout).expect("show prints JSON");
+    all["images"][name].clone()
+}
+
+#[test]
+fn a_shared_image_is_offered_answered_and_withdrawn_and_drift_shows() {
+    let s = Scenario::new("share-members");
+    let publisher = as_user("publisher");
+    let publisher = vars(&publisher);
+    let consumer = as_user("consumer");
+    let consumer = vars(&consumer);
+    let (consumer_id, other_id) = (project_id("consumer"), project_id("quota"));
+    s.qcow2("disk.qcow2", 1);
+    let spec = |members: &str| {
+        format!(
+            "images:\n  offered:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    \
+             local_file_path: disk.qcow2\n    visibility: shared\n    members: {members}\n",
+            s.image_name("offered")
+        )
+    };
+    s.write_spec(&spec(&format!("[{consumer_id}]")));
+    s.run_with(&["apply", "-f", "images.yaml"], &publisher)
+        .expect_code(0);
+    let id = s.state_id("offered");
+    assert_eq!(members_of(&id), [(consumer_id.clone(), "pending".to_string())]);
+    assert_eq!(
+        show(&s, &publisher, "offered")["member_statuses"][&consumer_id],
+        "pending"
+    );
+
+    // The consumer sees the offer, and accepts it.
+    let offered = observer::openstack_as(
+        &consumer,
+        &["image", "list", "--member-status", "pending", "-f", "json"],
+    );
+    let offered: Value = serde_json::from_slice(&offered.stdout).expect("JSON");
+    assert!(
+        offered.as_array().unwrap().iter().any(|i| i["ID"] == id.as_str()),
+        "{offered}"
+    );
+    let accepted = observer::openstack_as(&consumer, &["image", "set", "--accept", &id]);
+    assert!(
+        accepted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+
+    // The owner's plan is clean and its state says accepted after a refresh.
+    s.run_with(&["plan", "-f", "images.yaml"], &publisher)
+        .expect_code(0);
+    s.run_with(&["refresh", "-f", "images.yaml"], &publisher)
+        .expect_code(0);
+    assert_eq!(
+        show(&s, &publisher, "offered")["member_statuses"][&consumer_id],
+        "accepted"
+    );
+
+    // A member added elsewhere is drift, and apply takes it away again.
+    let added = observer::openstack(&["image", "add", "project", &id, &other_id]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let plan = s
+        .run_with(&["plan", "-f", "images.yaml"], &publisher)
+        .expect_code(2);
+    assert!(
+        plan.stdout.contains("members") && plan.stdout.contains(&other_id),
+        "{}",
+        plan.stdout
+    );
+    s.run_with(&["apply", "-f", "images.yaml"], &publisher)
+        .expect_code(0);
+    assert_eq!(members_of(&id), [(consumer_id.clone(), "accepted".to_string())]);
+
+    // `members: []` withdraws every offer and keeps the visibility.
+    s.write_spec(&spec("[]"));
+    s.run_with(&["apply", "-f", "images.yaml"], &publisher)
+        .expect_code(0);
+    assert!(members_of(&id).is_empty());
+    let image = observer::image(&id).expect("the image is still there");
+    assert_eq!(image["visibility"], "shared");
+    assert_eq!(s.state_id("offered"), id, "changed in place");
+
+    // A spec without `members` leaves memberships made elsewhere alone.
+    let added = observer::openstack(&["image", "add", "project", &id, &consumer_id]);
+    assert!(added.status.success());
+    let unmanaged = spec("[]").replace("    members: []\n", "");
+    s.write_spec(&unmanaged);
+    s.run_with(&["plan", "-f", "images.yaml"], &publisher)
+        .expect_code(0);
+    s.run_with(&["destroy", "-f", "images.yaml"], &publisher)
+        .expect_code(0);
+    assert!(observer::image(&id).is_none());
+}
+
+#[test]
+fn deactivation_changes_in_place_shows_as_drift_and_does_not_stop_destroy() {
+    let s = Scenario::new("share-deactivate");
+    let publisher = as_user("publisher");
+    let publisher = vars(&publisher);
+    s.qcow2("disk.qcow2", 1);
+    let spec = |deactivated: bool| {
+        format!(
+            "images:\n  retired:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    \
+             local_file_path: disk.qcow2\n    deactivated: {deactivated}\n",
+            s.image_name("retired")
+        )
+    };
+    let status = |id: &str| {
+        observer::image(id).expect("the image")["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // Created deactivated: the data is uploaded and verified first.
+    s.write_spec(&spec(true));
+    s.run_with(&["apply", "-f", "images.yaml"], &publisher)
+        .expect_code(0);
+    let id = s.state_id("retired");
+    assert_eq!(status(&id), "deactivated");
+    s.run_with(&["plan", "-f", "images.yaml"], &publisher)
+        .expect_code(0);
+    assert_eq!(
+        s.state().unwrap()["images"]["retired"]["image"]["status"],
+        "deactivated"
+    );
+
+    s.write_spec(&spec(false));
+    let plan = s
+        .run_with(&["plan", "-f", "images.yaml"], &publisher)
+        .expect_code(2);
+    assert!(
+        plan.stdout.contains("deactivated: true → false"),
+        "{}",
+        plan.stdout
+    );
+    s.run_with(&["apply", "-f", "images.yaml"], &publisher)
+        .expect_code(0);
+    assert_eq!(status(&id), "active");
+    assert_eq!(s.state_id("retired"), id, "in place");
+
+    // Deactivated by someone else: drift, put back by apply.
+    let out = observer::openstack(&["image", "set", "--deactivate", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan = s
+        .run_with(&["plan", "-f", "images.yaml"], &publisher)
+        .expect_code(2);
+    assert!(
+        plan.stdout.contains("deactivated: true → false"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("update in place"), "{}", plan.stdout);
+
+    // A deactivated image is still destroyed.
+    s.run_with(&["destroy", "-f", "images.yaml"], &publisher)
+        .expect_code(0);
+    assert!(observer::image(&id).is_none());
+}
+
+#[test]
+fn properties_the_clouds_definitions_rule_out_are_refused_before_anything_is_made() {
+    let s = Scenario::new("share-metadefs");
+    s.qcow2("disk.qcow2", 1);
+    let spec = |properties: &str| {
+        format!(
+            "images:\n  typed:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    \
+             local_file_path: disk.qcow2\n    properties:\n{properties}",
+            s.image_name("typed")
+        )
+    };
+
+    s.write_spec(&spec("      hw_disk_bus: virtoi\n"));
+    let refused = s.plan().expect_code(1);
+    for part in [
+        "properties.hw_disk_bus",
+        "'virtoi'",
+        "virtio",
+        "scsi",
+        "OS::Compute::LibvirtImage",
+    ] {
+        assert!(refused.stderr.contains(part), "{part}: {}", refused.stderr);
+    }
+    let refused = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+    assert!(
+        refused.stderr.contains("Nothing was changed"),
+        "{}",
+        refused.stderr
+    );
+    assert!(s.cloud_images().is_empty(), "nothing was created");
+    assert!(
+        s.state()
+            .is_none_or(|state| state["images"].as_object().is_none_or(|i| i.is_empty()))
+    );
+
+    // A key one edit away from a defined one.
+    s.write_spec(&spec("      hw_disk_buss: virtio\n"));
+    let refused = s.plan().expect_code(1);
+    assert!(
+        refused.stderr.contains("did you mean 'hw_disk_bus'"),
+        "{}",
+        refused.stderr
+    );
+
+    // Allowed values and keys the cloud does not define pass.
+    s.write_spec(&spec("      hw_disk_bus: virtio\n      x_custom: anything\n"));
+    s.apply();
+    let id = s.state_id("typed");
+    let image = observer::image(&id).expect("created");
+    assert_eq!(image["properties"]["hw_disk_bus"], "virtio");
+    assert_eq!(image["properties"]["x_custom"], "anything");
+    s.run(&["destroy", "-f", "images.yaml"]).expect_code(0);
+}
+
+#[test]
+fn bad_sharing_input_names_the_field_and_changes_nothing() {
+    let s = Scenario::new("share-bad");
+    s.qcow2("disk.qcow2", 1);
+    let consumer_id = project_id("consumer");
+    let spec = |visibility: &str, members: &str| {
+        format!(
+            "images:\n  bad:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    \
+             local_file_path: disk.qcow2\n    visibility: {visibility}\n    members: {members}\n",
+            s.image_name("bad")
+        )
+    };
+    for (visibility, members, says) in [
+        (
+            "shared",
+            "[consumer]".to_string(),
+            "'consumer' is not a project id",
+        ),
+        ("private", format!("[{consumer_id}]"), "visibility is 'private'"),
+        (
+            "shared",
+            format!("[{consumer_id}, {consumer_id}]"),
+            "appears twice",
+        ),
+    ] {
+        s.write_spec(&spec(visibility, &members));
+        let refused = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+        assert!(
+            refused.stderr.contains("image 'bad', field members"),
+            "{}",
+            refused.stderr
+        );
+        assert!(refused.stderr.contains(says), "{says}: {}", refused.stderr);
+    }
+    s.write_spec(&spec("shared", "[]").replace("members: []", "deactivated: maybe"));
+    let refused = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+    assert!(refused.stderr.contains("deactivated"), "{}", refused.stderr);
+    assert!(s.cloud_images().is_empty(), "nothing was created");
+    assert!(
+        s.state()
+            .is_none_or(|state| state["images"].as_object().is_none_or(|i| i.is_empty()))
+    );
+}
+
+#[test]
+fn import_manages_the_properties_and_members_the_spec_names() {
+    let s = Scenario::new("share-import");
+    let file = s.qcow2("disk.qcow2", 1);
+    let name = s.image_name("adopted");
+    let consumer_id = project_id("consumer");
+    let id = observer::create_qcow2(
+        &name,
+        &file,
+        &["--property", "os_distro=cirros", "--property", "other_tool=x"],
+    );
+    let shared = observer::openstack(&["image", "set", "--shared", &id]);
+    assert!(
+        shared.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shared.stderr)
+    );
+    let added = observer::openstack(&["image", "add", "project", &id, &consumer_id]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    s.write_spec(&format!(
+        "images:\n  adopted:\n    name: {name}\n    container_format: bare\n    disk_format: qcow2\n    \
+         local_file_path: disk.qcow2\n    visibility: shared\n    members: [{consumer_id}]\n    \
+         properties:\n      os_distro: cirros\n"
+    ));
+    s.run(&["import", "adopted", &id, "-f", "images.yaml"])
+        .expect_code(0);
+    let shown = show(&s, &[], "adopted");
+    assert_eq!(
+        shown["properties"],
+        serde_json::json!({"os_distro": "cirros"}),
+        "{shown}"
+    );
+    assert_eq!(shown["members"], serde_json::json!([consumer_id]), "{shown}");
+    assert_eq!(shown["metadata"]["other_tool"], "x", "left alone: {shown}");
+    s.plan().expect_code(0);
+}
