@@ -62,6 +62,7 @@ _FUNCTIONS = (
     "resolve-cloud-json",
     "authenticate-json",
     "check-json",
+    "check-with-cloud-json",
     "diff-json",
     "create-json",
     "read-json",
@@ -511,8 +512,20 @@ class ImageComponent:
         raise ComponentError(refusal.kind, document["message"], refusal.fields, document,
                              refusal.function) from refusal
 
+    def check_with_cloud(self, spec: Dict[str, Any],
+                         before: Optional[Dict[str, Any]] = None) -> None:
+        """Raises ComponentError (invalid-spec) when the cloud's own metadata definitions rule
+        out a property `spec` would send; `before`: properties the image already has, whose
+        unchanged values are not checked again. Changes nothing."""
+        before = before or {}
+        sent = {k: v for k, v in (spec.get("properties") or {}).items() if before.get(k) != v}
+        if sent:
+            self._on_cloud("check-with-cloud-json", {"spec": {**spec, "properties": sent}})
+
     def create(self, spec: Dict[str, Any]) -> Dict[str, Any]:
-        """Creates the image, uploads its data, waits for `active`; returns its state."""
+        """Creates the image, uploads its data, waits for `active`; returns its state. Its
+        properties are first checked against the cloud's definitions (`check_with_cloud`)."""
+        self.check_with_cloud(spec)
         return self._on_cloud("create-json", {"spec": spec}, (spec,))
 
     def read(self, id: str, state: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
@@ -524,6 +537,7 @@ class ImageComponent:
 
     def update(self, state: Dict[str, Any], spec: Dict[str, Any]) -> Dict[str, Any]:
         """Updates the image in place; returns the new state."""
+        self.check_with_cloud(spec, state.get("properties"))
         # update patches metadata only: it reads no file, so it needs no preopen.
         return self._on_cloud("update-json", {"state": state, "spec": spec})
 

@@ -322,6 +322,20 @@ class AdapterTest(unittest.TestCase):
         # The instance is still usable after an error.
         self.assertEqual(self.images.check(self.spec("ok"))["disk_format"], "raw")
 
+    def test_a_property_the_cloud_rules_out_is_refused_before_create(self):
+        # The dev cloud loads Glance's stock metadefs (hw_disk_bus: scsi, virtio, ...).
+        spec = self.spec("metadefs", properties={"hw_disk_bus": "virtoi"})
+        with self.assertRaises(ComponentError) as caught:
+            self.images.create(spec)
+        err = caught.exception
+        self.assertEqual(err.kind, "invalid-spec", err)
+        self.assertIn("properties.hw_disk_bus", err.field_names, err)
+        self.assertIn("virtio", str(err.document), err)
+        listed = subprocess.run([openstack_cli(), "image", "list", "--name", spec["name"], "-f", "value"],
+                                capture_output=True, text=True, timeout=120)
+        self.assertEqual(listed.stdout.strip(), "", "nothing was created")
+        self.images.check_with_cloud(self.spec("metadefs", properties={"hw_disk_bus": "virtio"}))
+
     def test_read_of_missing_image_is_none(self):
         self.assertIsNone(self.images.read(str(uuid.uuid4())))
 

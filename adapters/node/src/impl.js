@@ -181,8 +181,24 @@ export async function diff(options, id, olds, news) {
 }
 
 /** @param {ProviderOptions} options */
+/**
+ * The properties about to be sent, against the cloud's own metadata definitions
+ * (`check-with-cloud-json`): refused before anything changes. `before`: the properties the
+ * image has, whose unchanged values are not checked again.
+ * @param {ProviderOptions} options
+ */
+async function checkWithCloud(options, spec, before = {}) {
+  const sent = Object.fromEntries(
+    Object.entries(spec.properties ?? {}).filter(([key, value]) => before[key] !== value),
+  );
+  if (Object.keys(sent).length === 0) return;
+  await callOnCloud(options, "checkWithCloudJson", { spec: { ...spec, properties: sent } }).catch(rethrow);
+}
+
+/** @param {ProviderOptions} options */
 export async function create(options, inputs) {
   const spec = specOf(inputs);
+  await checkWithCloud(options, spec);
   const state = await callOnCloud(options, "createJson", { spec }, [spec]).catch(rethrow);
   return { id: state.id, outs: outsOf(state) };
 }
@@ -200,6 +216,7 @@ export async function read(options, id, props) {
 export async function update(options, id, olds, news) {
   const spec = specOf(news);
   const state = stateOf(id, olds);
+  await checkWithCloud(options, spec, state.properties ?? {});
   const after = await callOnCloud(options, "updateJson", { state, spec }, [spec]).catch(rethrow);
   return { outs: outsOf(after) };
 }

@@ -12,6 +12,9 @@ use serde_json::Value as Json;
 pub enum Function {
     /// `{"spec"}` -> `{"spec"}` with defaults filled in; no network calls.
     Check,
+    /// `{"spec"}` -> `{"checked": true}`: the spec's properties against the cloud's own
+    /// metadata definitions (needs the cloud).
+    CheckWithCloud,
     /// `{"spec", "state"}` -> `{"action", "changes", "replaces", "delete_before_replace"}`.
     Diff,
     /// `{"spec"}` -> STATE.
@@ -31,6 +34,7 @@ impl Function {
     pub fn name(self) -> &'static str {
         match self {
             Function::Check => "check",
+            Function::CheckWithCloud => "check-with-cloud",
             Function::Diff => "diff",
             Function::Create => "create",
             Function::Read => "read",

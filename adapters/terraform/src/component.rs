@@ -224,6 +224,7 @@ fn walk_paths(doc: &mut Json, replace: &mut impl FnMut(&str) -> Option<String>) 
 fn json_function(function: Function) -> JsonFunction {
     match function {
         Function::Check => JsonFunction::Check,
+        Function::CheckWithCloud => JsonFunction::CheckWithCloud,
         Function::Diff => JsonFunction::Diff,
         Function::Create => JsonFunction::Create,
         Function::Read => JsonFunction::Read,

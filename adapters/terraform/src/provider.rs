@@ -135,6 +135,19 @@ impl<B: Backend> Provider<B> {
                 .call(Function::Check, json!({ "spec": spec }), schema)
                 .await?;
             let checked = checked.get("spec").cloned().unwrap_or(Json::Null);
+            // The properties the apply would send, against the cloud's own definitions: a
+            // new image's all, an existing one's changed values.
+            let before = if prior.is_null() {
+                Json::Null
+            } else {
+                document::state(schema, &prior)["properties"].clone()
+            };
+            if let Some(sent) = sent_properties(&spec, &before) {
+                let mut sending = spec.clone();
+                sending["properties"] = sent;
+                self.call(Function::CheckWithCloud, json!({ "spec": sending }), schema)
+                    .await?;
+            }
             if prior.is_null() {
                 plan(
                     schema,
@@ -357,6 +370,19 @@ fn encode(value: &Value, ty: &Type) -> tf::DynamicValue {
         msgpack: value.to_msgpack(ty),
         json: Vec::new(),
     }
+}
+
+/// The spec's properties whose values differ from `before` (the image's properties, or null
+/// for a new image), or `None` when there are none.
+fn sent_properties(spec: &Json, before: &Json) -> Option<Json> {
+    let sent: serde_json::Map<String, Json> = spec
+        .get("properties")
+        .and_then(Json::as_object)?
+        .iter()
+        .filter(|(key, value)| before.get(key.as_str()) != Some(*value))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    (!sent.is_empty()).then_some(Json::Object(sent))
 }
 
 fn planned_response(

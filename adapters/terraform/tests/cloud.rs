@@ -331,6 +331,58 @@ fn bad_input_is_a_diagnostic_on_its_attribute_and_creates_nothing() {
 }
 
 #[test]
+fn members_deactivation_and_the_clouds_property_definitions() {
+    let s = Scenario::new("tf-share");
+    let file = s.qcow2("disk.qcow2", 1);
+    let consumer = observer::json(&["project", "show", "consumer", "-f", "json"])["id"]
+        .as_str()
+        .expect("the dev cloud's consumer project")
+        .to_string();
+    let w = workspace(&[]);
+    let shared = |extra: &str| {
+        web(
+            &s,
+            &file,
+            &format!(
+                "  visibility = \"shared\"\n  members = [\"{consumer}\"]\n  deactivated = true\n{extra}"
+            ),
+        )
+    };
+    w.configure(&shared(""));
+    w.init();
+    w.apply();
+    let id = id_of(&w, "openstack_images_image_v2.web");
+    let image = observer::image(&id).expect("the image exists");
+    assert_eq!(image["status"], "deactivated");
+    assert_eq!(image["visibility"], "shared");
+    let state = attributes(&w, "openstack_images_image_v2.web");
+    assert_eq!(state["member_statuses"][&consumer], "pending", "{state}");
+    assert_eq!(state["deactivated"], true);
+    expect_code(w.plan(), 0);
+
+    // A value the cloud's metadefs rule out: a diagnostic on the property, nothing changes.
+    w.configure(&shared("  properties = {\n    hw_disk_bus = \"virtoi\"\n  }\n"));
+    let refused = expect_code(w.plan(), 1);
+    assert!(refused.output().contains("hw_disk_bus"), "{}", refused.output());
+    assert!(refused.output().contains("virtio"), "{}", refused.output());
+
+    // Reactivated and withdrawn in place.
+    w.configure(&web(
+        &s,
+        &file,
+        "  visibility = \"shared\"\n  members = []\n  deactivated = false\n",
+    ));
+    w.apply();
+    assert_eq!(id_of(&w, "openstack_images_image_v2.web"), id, "in place");
+    assert_eq!(observer::image(&id).unwrap()["status"], "active");
+    let members = observer::json(&["image", "member", "list", &id, "-f", "json"]);
+    assert_eq!(members, serde_json::json!([]));
+    expect_code(w.plan(), 0);
+    w.destroy();
+    assert!(observer::image(&id).is_none());
+}
+
+#[test]
 fn an_upload_failing_midway_leaves_no_image_and_no_state() {
     let s = Scenario::new("tf-fault");
     let file = s.qcow2("disk.qcow2", 2);

@@ -386,6 +386,8 @@ impl Backend for FakeCloud {
         })?;
         match function {
             Function::Check => Ok(json!({ "spec": self.check(&request["spec"])? })),
+            // The double's cloud defines no image properties.
+            Function::CheckWithCloud => Ok(json!({ "checked": true })),
             Function::Diff => self.diff(&request["spec"], &request["state"]),
             Function::Create => self.create(&request["spec"]),
             Function::Read => self.read(request["id"].as_str().unwrap_or_default(), request.get("state")),
