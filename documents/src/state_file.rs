@@ -152,6 +152,18 @@ pub fn upgrade(file: &mut Map<String, Value>) -> Result<(), VersionProblem> {
             }
         }
     }
+    // Images recorded before `deactivated` existed: what their status says.
+    if let Some(Value::Object(images)) = file.get_mut("images") {
+        for entry in images.values_mut() {
+            let Some(Value::Object(image)) = entry.get_mut("image") else {
+                continue;
+            };
+            let deactivated = image.get("status").and_then(Value::as_str) == Some("deactivated");
+            if let Some(Value::Object(spec)) = image.get_mut("spec") {
+                spec.entry("deactivated").or_insert(deactivated.into());
+            }
+        }
+    }
     file.insert("version".into(), STATE_VERSION.into());
     Ok(())
 }
