@@ -55,7 +55,7 @@ impl<T: Transport> Provider<T> {
             let Some(name) = namespace.get("namespace").and_then(Value::as_str) else {
                 continue;
             };
-            let url = op.url(&format!("/metadefs/namespaces/{}", encode_segment(name)));
+            let url = namespace_url(&op.url("/metadefs/namespaces"), name)?;
             let response = self.call(op, "GET", &url, None)?;
             // A namespace deleted between the two reads defines nothing.
             if response.status == 404 {
@@ -208,17 +208,30 @@ fn owner_only(id: &str, verb: &str, member: &str, response: &Response) -> Error 
     ))
 }
 
-/// A namespace name as one URL path segment (names hold `:`, which is allowed, but may hold
-/// anything else too).
-fn encode_segment(name: &str) -> String {
-    let mut out = String::new();
-    for byte in name.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
-                out.push(byte as char)
-            }
-            other => out.push_str(&format!("%{other:02X}")),
-        }
+/// The URL of namespace `name` below `namespaces`, the name as one path segment (names hold
+/// `:`, and may hold anything else too).
+fn namespace_url(namespaces: &str, name: &str) -> Result<String, Error> {
+    let mut url = url::Url::parse(namespaces).map_err(|e| Error::Transport(format!("{namespaces}: {e}")))?;
+    url.path_segments_mut()
+        .map_err(|()| Error::Transport(format!("{namespaces} cannot hold a path")))?
+        .push(name);
+    Ok(url.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::namespace_url;
+
+    #[test]
+    fn a_namespace_name_is_one_path_segment() {
+        let base = "http://glance.test:9292/v2/metadefs/namespaces";
+        assert_eq!(
+            namespace_url(base, "OS::Compute::LibvirtImage").unwrap(),
+            format!("{base}/OS::Compute::LibvirtImage")
+        );
+        assert_eq!(
+            namespace_url(base, "a/b c?").unwrap(),
+            format!("{base}/a%2Fb%20c%3F")
+        );
     }
-    out
 }
