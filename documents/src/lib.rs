@@ -33,5 +33,6 @@ pub mod state_file;
 pub mod text;
 
 pub use records::{
-    EndpointRecord, FingerprintDoc, ImageDoc, ImportResultDoc, QueryDoc, SessionRecord, SpecDoc, TimeoutsDoc,
+    EndpointRecord, FingerprintDoc, ImageDoc, ImportResultDoc, MembershipDoc, MembershipSpecDoc, QueryDoc,
+    SessionRecord, SpecDoc, TimeoutsDoc,
 };

@@ -325,6 +325,66 @@ macro_rules! image_records {
     };
 }
 
+/// The membership resource's documents: one project's membership of a shared image (the
+/// WIT `membership-spec` and `membership-state`). Invokes `$callback! { [$args] LIST }`.
+#[macro_export]
+macro_rules! membership_records {
+    ($callback:ident $(, $($arg:tt)*)?) => {
+        $callback! { [$($($arg)*)?]
+            /// A membership's inputs: the image, the member project, the answer and who acts.
+            #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            struct MembershipSpecDoc => MembershipSpec {
+                /// The shared image's id.
+                #[schemars(required, extend("format" = "uuid", "x-force-new" = true))]
+                image_id: Option<String> => text,
+                /// The member project (a Keystone project id). Default: the project of the caller's token.
+                #[serde(default)]
+                #[schemars(extend("pattern" = $crate::spec::PROJECT_ID_PATTERN, "x-force-new" = true, "x-cloud-default" = true))]
+                member_id: Option<String> => into,
+                /// The member's answer: pending, accepted or rejected. Member side: default accepted. Owner side: unset leaves the answer to the member (setting it takes an admin).
+                #[serde(default)]
+                #[schemars(extend("enum" = $crate::spec::MEMBER_STATUSES, "x-keep-when-unset" = true))]
+                status: Option<String> => into,
+                /// Who acts: member (the default; answers the owner's offer, and rejects it when deleted) or owner (offers the image to member_id, and withdraws the offer when deleted).
+                #[serde(default)]
+                #[schemars(extend("enum" = $crate::spec::MEMBERSHIP_SIDES, "default" = $crate::spec::defaults::MEMBERSHIP_SIDE, "x-force-new" = true))]
+                side: Option<String> => into,
+                /// Region whose image endpoint holds the image.
+                #[serde(default)]
+                #[schemars(extend("x-force-new" = true))]
+                region: Option<String> => into,
+            }
+
+            /// A membership as Glance has it: its inputs as applied and read back beside what
+            /// Glance computed.
+            #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            struct MembershipDoc => MembershipState {
+                /// IMAGE_ID/MEMBER_ID.
+                #[schemars(extend("x-stable" = true))]
+                id: String => into,
+                /// The inputs as applied and read back.
+                spec: MembershipSpecDoc => into,
+                /// The member's answer: pending, accepted or rejected.
+                #[serde(default)]
+                status: String => into,
+                /// When the owner offered the image (ISO 8601).
+                #[serde(default)]
+                #[schemars(extend("x-stable" = true))]
+                created_at: String => into,
+                /// When the membership last changed (ISO 8601).
+                #[serde(default)]
+                updated_at: String => into,
+                /// Path of Glance's JSON schema of a member.
+                #[serde(default)]
+                #[schemars(extend("x-stable" = true))]
+                schema: String => into,
+            }
+        }
+    };
+}
+
 /// The typed cloud (the WIT `cloud` record and its parts), as settings resolve to it
 /// ([`crate::cloud::CloudSettings::resolve`]). Invokes `$callback! { [$args] LIST }`.
 #[macro_export]
@@ -395,6 +455,9 @@ macro_rules! cloud_records {
                 expires_at: Option<String> => into,
                 #[serde(default)]
                 image_endpoints: Vec<EndpointRecord> => list,
+                /// The project the token is scoped to.
+                #[serde(default)]
+                project_id: Option<String> => into,
             }
 
             /// One image endpoint of a token's catalog.
@@ -495,4 +558,5 @@ macro_rules! convert_records {
 }
 
 image_records!(define_records);
+membership_records!(define_records);
 cloud_records!(define_records);

@@ -4,7 +4,8 @@
 //! the field (so a new extension is one attribute). Every spec and state property says
 //! `x-force-new`, `x-computed` and `x-secret` (false unless an attribute says otherwise; the
 //! state's own fields are all computed), and allows `null`. `$defs.query` describes `find`'s
-//! query.
+//! query. The membership resource has the same pair (`membership_spec`, `membership_state`)
+//! and two views of its spec, one per side (`membership_offer`, `membership_answer`).
 
 use std::sync::OnceLock;
 
@@ -13,30 +14,17 @@ use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
 use crate::cloud::CloudDoc;
-use crate::records::{ImageDoc, QueryDoc, SpecDoc};
+use crate::records::{ImageDoc, MembershipDoc, MembershipSpecDoc, QueryDoc, SpecDoc};
 
 /// The extensions every spec and state property carries.
 const EXTENSIONS: &[&str] = &["x-force-new", "x-computed", "x-secret"];
 
 /// `schema()`: the JSON Schema of the spec, state and cloud documents.
 pub fn schema() -> Value {
-    let spec = generate::<SpecDoc>();
+    let (spec, spec_props, state_props) = resource::<SpecDoc, ImageDoc>();
     let image = generate::<ImageDoc>();
-    let spec_props: Map<String, Value> = properties(&spec)
-        .into_iter()
-        .map(|(name, prop)| (name, annotate(prop, false)))
-        .collect();
-    let mut state_props: Map<String, Value> = spec_props
-        .iter()
-        .filter(|(_, prop)| prop["x-secret"] != true)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    state_props.extend(
-        properties(&image)
-            .into_iter()
-            .filter(|(name, _)| name != "spec")
-            .map(|(name, prop)| (name, annotate(prop, true))),
-    );
+    let (membership_spec, membership_props, membership_state_props) =
+        resource::<MembershipSpecDoc, MembershipDoc>();
     let query = generate::<QueryDoc>();
     let query_props: Map<String, Value> = properties(&query)
         .into_iter()
@@ -51,7 +39,7 @@ pub fn schema() -> Value {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "urn:openstack:image:resource:0.1.0",
         "title": "OpenStack Glance image",
-        "description": "Documents of the openstack:image/resource@0.1.0 interface: `spec` (inputs), `state` (inputs as applied plus computed outputs), `query` (what `find` looks for), `cloud` (a clouds.yaml cloud entry).",
+        "description": "Documents of the openstack:image/resource@0.1.0 interface: `spec` (inputs), `state` (inputs as applied plus computed outputs), `query` (what `find` looks for), `cloud` (a clouds.yaml cloud entry); the membership resource's `membership_spec` and `membership_state`, and its two sides' views `membership_offer` (the owner's) and `membership_answer` (the member's).",
         "$defs": {
             "spec": {
                 "type": "object",
@@ -70,7 +58,71 @@ pub fn schema() -> Value {
                 "properties": query_props,
             },
             "cloud": cloud,
+            "membership_spec": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": membership_spec.get("required").cloned().unwrap_or_else(|| json!([])),
+                "properties": membership_props,
+            },
+            "membership_state": {
+                "type": "object",
+                "required": ["id"],
+                "properties": membership_state_props,
+            },
+            "membership_offer": membership_view(
+                &membership_props,
+                "owner",
+                &["image_id", "member_id"],
+                "The image's owner offers it to the member project; deleting withdraws the offer. Setting status takes an admin: the member answers with membership_answer.",
+            ),
+            "membership_answer": membership_view(
+                &membership_props,
+                "member",
+                &["image_id", "status"],
+                "The member project answers the owner's offer; deleting rejects it.",
+            ),
         },
+    })
+}
+
+/// A resource's input properties (annotated) and its state's (the inputs that are not
+/// secret, then the state record's own fields, computed), with the input's plain schema.
+fn resource<Spec: JsonSchema, State: JsonSchema>()
+-> (Map<String, Value>, Map<String, Value>, Map<String, Value>) {
+    let spec = generate::<Spec>();
+    let spec_props: Map<String, Value> = properties(&spec)
+        .into_iter()
+        .map(|(name, prop)| (name, annotate(prop, false)))
+        .collect();
+    let mut state_props: Map<String, Value> = spec_props
+        .iter()
+        .filter(|(_, prop)| prop["x-secret"] != true)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    state_props.extend(
+        properties(&generate::<State>())
+            .into_iter()
+            .filter(|(name, _)| name != "spec")
+            .map(|(name, prop)| (name, annotate(prop, true))),
+    );
+    (spec, spec_props, state_props)
+}
+
+/// The membership spec as one side writes it (an engine resource of its own, like
+/// Terraform's `openstack_images_image_access_v2` and `_accept_v2`): `x-fixed` names the
+/// inputs the view sets itself (its side), which it does not offer; `required` lists what it
+/// needs. Its state is `membership_state` without the fixed inputs.
+fn membership_view(props: &Map<String, Value>, side: &str, required: &[&str], description: &str) -> Value {
+    let mut props = props.clone();
+    props.remove("side");
+    json!({
+        "type": "object",
+        "description": description,
+        "additionalProperties": false,
+        "required": required,
+        "x-fixed": { "side": side },
+        "x-state": "membership_state",
+        "properties": props,
     })
 }
 
@@ -79,6 +131,18 @@ pub(crate) fn computed_keys() -> &'static [String] {
     static KEYS: OnceLock<Vec<String>> = OnceLock::new();
     KEYS.get_or_init(|| {
         properties(&generate::<ImageDoc>())
+            .keys()
+            .filter(|k| *k != "spec")
+            .cloned()
+            .collect()
+    })
+}
+
+/// The membership state document's computed keys (every `MembershipDoc` field but `spec`).
+pub(crate) fn membership_computed_keys() -> &'static [String] {
+    static KEYS: OnceLock<Vec<String>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        properties(&generate::<MembershipDoc>())
             .keys()
             .filter(|k| *k != "spec")
             .cloned()

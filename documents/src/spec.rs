@@ -29,6 +29,9 @@ pub fn is_project_id(id: &str) -> bool {
 /// A member's answer to a shared image, as Glance has it (`member_status`).
 pub const MEMBER_STATUSES: &[&str] = &["pending", "accepted", "rejected"];
 
+/// Who acts on a membership: the member project answers an offer, the image's owner makes it.
+pub const MEMBERSHIP_SIDES: &[&str] = &["member", "owner"];
+
 /// What `check` fills in for a field left out (the schema says so as each field's `default`).
 pub mod defaults {
     pub const VISIBILITY: &str = "private";
@@ -42,6 +45,9 @@ pub mod defaults {
     pub const WEB_DOWNLOAD: bool = false;
     pub const ALL_STORES_MUST_SUCCEED: bool = true;
     pub const DEACTIVATED: bool = false;
+    pub const MEMBERSHIP_SIDE: &str = "member";
+    /// The member side's answer when the spec gives none.
+    pub const MEMBERSHIP_STATUS: &str = "accepted";
 }
 
 /// The `image_cache_path` that streams a download into Glance with no file in between.

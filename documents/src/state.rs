@@ -1,9 +1,10 @@
-//! The flat state document (the JSON face's STATE, `show`'s images): an [`ImageDoc`] with its
-//! spec's fields beside the computed ones, secrets left out.
+//! The flat state document (the JSON face's STATE, `show`'s images and memberships): an
+//! [`ImageDoc`] (or [`MembershipDoc`]) with its spec's fields beside the computed ones, secrets
+//! left out.
 
 use serde_json::{Map, Value};
 
-use crate::records::ImageDoc;
+use crate::records::{ImageDoc, MembershipDoc};
 use crate::schema;
 
 /// Why a flat state document could not be read.
@@ -18,37 +19,56 @@ pub enum FlatStateError {
 impl ImageDoc {
     /// The flat state document: the spec's fields (secrets left out) and the computed ones.
     pub fn to_flat(&self) -> Value {
-        let mut doc = object(self);
-        if let Some(Value::Object(spec)) = doc.remove("spec") {
-            doc.extend(spec);
-        }
-        Value::Object(doc)
+        to_flat(self)
     }
 
     /// Reads a flat state document. Keys starting with `__` (engine bookkeeping such as
     /// Pulumi's `__provider`) are ignored; any other unknown key is an error naming it.
     pub fn from_flat(value: Value) -> Result<ImageDoc, FlatStateError> {
-        let Value::Object(map) = value else {
-            return Err(FlatStateError::NotAnObject);
-        };
-        let computed = schema::computed_keys();
-        let (mut doc, spec): (Map<String, Value>, Map<String, Value>) = map
-            .into_iter()
-            .filter(|(key, _)| !key.starts_with("__"))
-            .partition(|(key, _)| computed.iter().any(|c| c == key));
-        doc.insert("spec".into(), Value::Object(spec));
-        serde_path_to_error::deserialize(Value::Object(doc)).map_err(|e| {
-            let message = e.inner().to_string();
-            let path = e.path().to_string();
-            let field = match path.strip_prefix("spec.") {
-                Some(field) => field.to_string(),
-                // serde names an unknown field only in its message.
-                None if path == "spec" || path == "." => unknown_field(&message).unwrap_or_default(),
-                None => path,
-            };
-            FlatStateError::Field { field, message }
-        })
+        from_flat(value, schema::computed_keys())
     }
+}
+
+impl MembershipDoc {
+    /// The flat state document of a membership, as [`ImageDoc::to_flat`].
+    pub fn to_flat(&self) -> Value {
+        to_flat(self)
+    }
+
+    /// Reads a membership's flat state document, as [`ImageDoc::from_flat`].
+    pub fn from_flat(value: Value) -> Result<MembershipDoc, FlatStateError> {
+        from_flat(value, schema::membership_computed_keys())
+    }
+}
+
+fn to_flat(doc: &impl serde::Serialize) -> Value {
+    let mut doc = object(doc);
+    if let Some(Value::Object(spec)) = doc.remove("spec") {
+        doc.extend(spec);
+    }
+    Value::Object(doc)
+}
+
+fn from_flat<T: serde::de::DeserializeOwned>(value: Value, computed: &[String]) -> Result<T, FlatStateError> {
+    let Value::Object(map) = value else {
+        return Err(FlatStateError::NotAnObject);
+    };
+    let (mut doc, spec): (Map<String, Value>, Map<String, Value>) = map
+        .into_iter()
+        .filter(|(key, _)| !key.starts_with("__"))
+        .partition(|(key, _)| computed.iter().any(|c| c == key));
+    doc.insert("spec".into(), Value::Object(spec));
+    serde_path_to_error::deserialize(Value::Object(doc)).map_err(|e| {
+        let message = e.inner().to_string();
+        let path = e.path().to_string();
+        let field = match path.strip_prefix("spec.") {
+            Some(field) => field.to_string(),
+            // serde names an unknown field only in its message.
+            None if path == "spec" || path == "." => unknown_field(&message).unwrap_or_default(),
+            None => path,
+        };
+        FlatStateError::Field { field, message }
+    })
 }
 
 /// The field an "unknown field `x`" message names.

@@ -9,7 +9,8 @@
 //! - 2: each image is an `ImageDoc` (`properties` and `metadata` objects, `mtime_ns` decimal
 //!   text, no secrets).
 //! - 3: `stores` is an input: a list in the image's `spec` (was Glance's comma-separated
-//!   text beside it); `all_stores_must_succeed` is recorded (true for older images).
+//!   text beside it); `all_stores_must_succeed` is recorded (true for older images). Later
+//!   additions that older files simply lack (`memberships`) keep the version.
 //!
 //! A file without `version` was not written by this tool and is refused. A change that old
 //! files cannot be read as adds a version and a step to [`upgrade`].
@@ -36,6 +37,9 @@ pub struct StateFile<I> {
     /// apply that is killed midway leaves nothing the next run cannot find.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub creating: BTreeMap<String, DeposedImage>,
+    /// Memberships of shared images (the spec file's `memberships`), by logical name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub memberships: BTreeMap<String, crate::MembershipDoc>,
 }
 
 /// One managed image.
@@ -63,6 +67,7 @@ impl<I> StateFile<I> {
             version: STATE_VERSION,
             images: BTreeMap::new(),
             creating: BTreeMap::new(),
+            memberships: BTreeMap::new(),
         }
     }
 
@@ -85,6 +90,7 @@ impl<I> StateFile<I> {
                 })
                 .collect(),
             creating: self.creating,
+            memberships: self.memberships,
         }
     }
 }

@@ -1,13 +1,16 @@
-//! wit-bindgen glue: the exported `lifecycle` and `resource` interfaces, both backed by the
+//! wit-bindgen glue: the exported `lifecycle`, `membership` and `resource` interfaces, all backed by the
 //! same [`Provider`] per instance (so a Keystone token is reused across calls of either face).
 
 use std::cell::RefCell;
 
 use crate::bindings::exports::openstack::image::lifecycle::Guest;
+use crate::bindings::exports::openstack::image::membership::Guest as MembershipGuest;
 use crate::bindings::exports::openstack::image::resource::Guest as JsonGuest;
 use crate::json_face;
 use crate::lifecycle::Provider;
-use crate::types::{Cloud, Error, ImageQuery, ImageSpec, ImageState, Plan, Session};
+use crate::types::{
+    Cloud, Error, ImageQuery, ImageSpec, ImageState, MembershipSpec, MembershipState, Plan, Session,
+};
 use crate::wasi_http::WasiHttp;
 
 struct Component;
@@ -63,6 +66,36 @@ impl Guest for Component {
     }
 }
 
+impl MembershipGuest for Component {
+    fn check_membership(spec: MembershipSpec) -> Result<MembershipSpec, Error> {
+        with(|p| p.check_membership(spec))
+    }
+
+    fn diff_membership(desired: MembershipSpec, prior: MembershipState) -> Result<Plan, Error> {
+        with(|p| p.diff_membership(desired, &prior))
+    }
+
+    fn create_membership(cloud: Cloud, spec: MembershipSpec) -> Result<MembershipState, Error> {
+        with(|p| p.create_membership(&cloud, spec))
+    }
+
+    fn read_membership(cloud: Cloud, spec: MembershipSpec) -> Result<Option<MembershipState>, Error> {
+        with(|p| p.read_membership(&cloud, spec))
+    }
+
+    fn update_membership(
+        cloud: Cloud,
+        prior: MembershipState,
+        desired: MembershipSpec,
+    ) -> Result<MembershipState, Error> {
+        with(|p| p.update_membership(&cloud, &prior, desired))
+    }
+
+    fn delete_membership(cloud: Cloud, prior: MembershipState) -> Result<(), Error> {
+        with(|p| p.delete_membership(&cloud, &prior))
+    }
+}
+
 impl JsonGuest for Component {
     fn schema() -> String {
         json_face::schema()
@@ -106,6 +139,30 @@ impl JsonGuest for Component {
 
     fn find_json(request: String) -> Result<String, String> {
         with(|p| json_face::find(p, &request))
+    }
+
+    fn check_membership_json(request: String) -> Result<String, String> {
+        with(|p| json_face::check_membership(p, &request))
+    }
+
+    fn diff_membership_json(request: String) -> Result<String, String> {
+        with(|p| json_face::diff_membership(p, &request))
+    }
+
+    fn create_membership_json(request: String) -> Result<String, String> {
+        with(|p| json_face::create_membership(p, &request))
+    }
+
+    fn read_membership_json(request: String) -> Result<String, String> {
+        with(|p| json_face::read_membership(p, &request))
+    }
+
+    fn update_membership_json(request: String) -> Result<String, String> {
+        with(|p| json_face::update_membership(p, &request))
+    }
+
+    fn delete_membership_json(request: String) -> Result<String, String> {
+        with(|p| json_face::delete_membership(p, &request))
     }
 }
 

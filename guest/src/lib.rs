@@ -14,6 +14,7 @@ pub mod glance_fields;
 pub mod http;
 pub mod json_face;
 pub mod lifecycle;
+pub mod membership;
 pub mod metadefs;
 pub mod patch;
 pub mod placement;
@@ -36,4 +37,5 @@ pub mod types {
 // `From` conversions between the documents and these types, from the documents' field lists.
 use openstack_image_documents::convert_records;
 openstack_image_documents::image_records!(convert_records, crate::types);
+openstack_image_documents::membership_records!(convert_records, crate::types);
 openstack_image_documents::cloud_records!(convert_records, crate::types);

@@ -479,6 +479,7 @@ mod tests {
             token: "t".into(),
             expires_at: None,
             image_endpoints: Vec::new(),
+            project_id: None,
         };
         let given = Authenticator::for_component(&cloud, &session);
         assert!(matches!(given.credentials, Credentials::SessionOnly));
@@ -508,6 +509,7 @@ mod tests {
             token: "tok".into(),
             expires_at: Some("2999-01-01T00:00:00Z".into()),
             image_endpoints: Vec::new(),
+            project_id: None,
         };
         cache.save(&session).unwrap();
         assert_eq!(

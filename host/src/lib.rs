@@ -18,6 +18,8 @@ pub mod grants;
 #[cfg(feature = "runtime")]
 pub mod guest_log;
 #[cfg(feature = "runtime")]
+pub mod memberships;
+#[cfg(feature = "runtime")]
 pub mod network;
 pub mod plan;
 pub mod progress;

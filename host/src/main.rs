@@ -21,7 +21,7 @@ use openstack_image::sandbox::{Sandbox, SandboxSettings, default_image_cache, to
 use openstack_image::spec::SpecFile;
 use openstack_image::state::{Ledger, State, StateFileExt, StateLock};
 use openstack_image::transport::TlsSettings;
-use openstack_image::{cloud, engine, exit, plan, progress, report};
+use openstack_image::{cloud, engine, exit, memberships, plan, progress, report};
 use openstack_image_documents::cloud::{CloudDoc, Layer, Origin};
 
 /// Default state file name, next to the spec file.
@@ -427,10 +427,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 .iter()
                 .map(|(name, entry)| (name.clone(), report::image_json(&entry.image)))
                 .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({ "images": images }))?
-            );
+            let mut shown = serde_json::json!({ "images": images });
+            if !state.memberships.is_empty() {
+                let memberships: serde_json::Map<String, serde_json::Value> = state
+                    .memberships
+                    .iter()
+                    .map(|(name, doc)| (name.clone(), doc.to_flat()))
+                    .collect();
+                shown["memberships"] = memberships.into();
+            }
+            println!("{}", serde_json::to_string_pretty(&shown)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan { spec: args, json } => {
@@ -439,6 +445,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 mut instance,
                 cloud,
                 desired,
+                memberships,
                 state,
                 ..
             } = prepare(&global, &args).await?;
@@ -452,6 +459,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 &args.targets,
             )
             .await?;
+            let membership_steps =
+                memberships::plan(&mut instance, &cloud, &memberships, &state, &args.targets).await?;
             if !global.quiet {
                 for (name, intent) in &state.creating {
                     eprintln!(
@@ -461,14 +470,29 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&report::plan_json(&steps))?);
+                let mut planned = report::plan_json(&steps);
+                if !membership_steps.is_empty() {
+                    planned["memberships"] = report::membership_plan_json(&membership_steps);
+                    if membership_steps
+                        .iter()
+                        .any(plan::MembershipStep::changes_anything)
+                    {
+                        planned["changes_pending"] = true.into();
+                    }
+                }
+                println!("{}", serde_json::to_string_pretty(&planned)?);
             } else if global.quiet {
-                print!("{}", report::plan_summary(&steps));
+                print!("{}", report::plan_summary_with(&steps, &membership_steps));
             } else {
-                print!("{}", report::plan_text(&steps));
+                print!("{}", report::plan_text_with(&steps, &membership_steps));
             }
             Ok(
-                if steps.iter().any(plan::Step::changes_anything) || !state.creating.is_empty() {
+                if steps.iter().any(plan::Step::changes_anything)
+                    || membership_steps
+                        .iter()
+                        .any(plan::MembershipStep::changes_anything)
+                    || !state.creating.is_empty()
+                {
                     ExitCode::from(exit::CHANGES)
                 } else {
                     ExitCode::SUCCESS
@@ -483,6 +507,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 mut instance,
                 cloud,
                 desired,
+                memberships,
                 state,
                 path,
             } = prepare(&global, &args).await?;
@@ -500,18 +525,43 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 &args.targets,
             )
             .await?;
+            let membership_steps =
+                memberships::plan(&mut instance, &cloud, &memberships, &state, &args.targets).await?;
             if !global.quiet {
-                print!("{}", report::plan_text(&steps));
+                print!("{}", report::plan_text_with(&steps, &membership_steps));
             }
-            let outcome = engine::apply(instance_for, &cloud, steps, ledger, parallel, narrator).await;
+            let mut outcome =
+                engine::apply(instance_for, &cloud, steps, ledger.clone(), parallel, narrator).await;
+            memberships::apply(
+                &mut instance,
+                &cloud,
+                membership_steps,
+                &ledger,
+                narrator,
+                &mut outcome,
+            )
+            .await;
             Ok(finish(&outcome, "apply"))
         }
         Command::Destroy { state: args, force } => {
             let (mut instance, cloud, ledger, _lock) =
                 open_state(&global, &args.files, &args.targets, "destroy").await?;
             engine::finish_interrupted(&mut instance, &cloud, &ledger, narrator).await?;
-            let outcome =
+            // Memberships first: an offer ends before its image does.
+            let mut outcome = exit::Outcome::default();
+            memberships::destroy(
+                &mut instance,
+                &cloud,
+                &ledger,
+                &args.targets,
+                narrator,
+                &mut outcome,
+            )
+            .await;
+            let images =
                 engine::destroy(&mut instance, &cloud, &ledger, &args.targets, force, narrator).await;
+            outcome.done += images.done;
+            outcome.failed.extend(images.failed);
             Ok(finish(&outcome, "destroy"))
         }
         Command::Import {
@@ -533,6 +583,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let (mut instance, cloud, ledger, _lock) =
                 open_state(&global, &args.files, &args.targets, "refresh").await?;
             engine::refresh(&mut instance, &cloud, &ledger, &args.targets, narrator).await?;
+            memberships::refresh(&mut instance, &cloud, &ledger, &args.targets, narrator).await?;
             println!("refresh: done.");
             Ok(ExitCode::SUCCESS)
         }
@@ -600,9 +651,9 @@ async fn open_state(
     let lock = StateLock::acquire(&path, command)?;
     let state = State::load(&path)?;
     for target in targets {
-        if !state.images.contains_key(target) {
+        if !state.images.contains_key(target) && !state.memberships.contains_key(target) {
             anyhow::bail!(
-                "--target {target}: the state {} has no image of that name",
+                "--target {target}: the state {} has no image or membership of that name",
                 path.display()
             );
         }
@@ -634,6 +685,8 @@ struct Prepared {
     instance: Instance,
     cloud: Cloud,
     desired: std::collections::BTreeMap<String, bindings::ImageSpec>,
+    /// The spec file's memberships, checked.
+    memberships: std::collections::BTreeMap<String, bindings::MembershipSpec>,
     state: State,
     path: PathBuf,
 }
@@ -644,12 +697,28 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     let mut spec = SpecFile::load(&args.file)?;
     let path = state_path(args.state.clone(), Some(&args.file));
     let state = State::load(&path)?;
+    if !spec.images_given && !state.images.is_empty() {
+        anyhow::bail!(
+            "{} has no `images:` but the state {} holds images ({}); add them to the spec file, or write `images: {{}}` to delete them",
+            args.file.display(),
+            path.display(),
+            state.images.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
     for target in &args.targets {
-        if !spec.images.contains_key(target) && !state.images.contains_key(target) {
-            anyhow::bail!("--target {target}: no image of that name in the spec or the state");
+        let known = |name: &String| {
+            spec.images.contains_key(name)
+                || state.images.contains_key(name)
+                || spec.memberships.contains_key(name)
+                || state.memberships.contains_key(name)
+        };
+        if !known(target) {
+            anyhow::bail!("--target {target}: no image or membership of that name in the spec or the state");
         }
     }
     spec.images
+        .retain(|name, _| engine::targeted(&args.targets, name));
+    spec.memberships
         .retain(|name, _| engine::targeted(&args.targets, name));
     for image in spec.images.values_mut() {
         if DataSource::of(image).needs_default_cache() {
@@ -665,6 +734,9 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     let desired = engine::check_all(&mut instance, &spec.images)
         .await
         .with_context(|| format!("invalid spec file {}", args.file.display()))?;
+    let memberships = memberships::check_all(&mut instance, &spec.memberships)
+        .await
+        .with_context(|| format!("invalid spec file {}", args.file.display()))?;
     let (cloud, tls, token_cache) = load_cloud(global)?;
     let sandbox = Arc::new(offline.for_cloud(&cloud, &tls, token_cache)?);
     sandbox.connect(&mut instance, &source_hosts)?;
@@ -674,6 +746,7 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
         instance,
         cloud,
         desired,
+        memberships,
         state,
         path,
     })

@@ -279,6 +279,7 @@ mod tests {
                 region: Some("RegionOne".into()),
                 interface: "public".into(),
             }],
+            project_id: None,
         }
     }
 

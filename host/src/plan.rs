@@ -1,6 +1,7 @@
-//! What `plan` decided for each image: the steps `apply` carries out and `report` prints.
+//! What `plan` decided for each image and membership: the steps `apply` carries out and
+//! `report` prints.
 
-use crate::bindings::{ImageSpec, ImageState, Plan};
+use crate::bindings::{ImageSpec, ImageState, MembershipSpec, MembershipState, Plan};
 use crate::state::DeposedImage;
 
 /// What happens to one image.
@@ -28,5 +29,22 @@ impl Step {
     /// True when applying this step changes the cloud.
     pub fn changes_anything(&self) -> bool {
         !matches!(self.change, Change::NoOp) || !self.deposed.is_empty()
+    }
+}
+
+/// One membership's planned change (no deposed memberships: a replaced one is gone first).
+pub struct MembershipStep {
+    pub name: String,
+    pub change: Change,
+    /// The validated spec (absent for deletions).
+    pub desired: Option<MembershipSpec>,
+    /// The membership as it is now (absent for new ones).
+    pub prior: Option<MembershipState>,
+}
+
+impl MembershipStep {
+    /// True when applying this step changes the cloud.
+    pub fn changes_anything(&self) -> bool {
+        !matches!(self.change, Change::NoOp)
     }
 }

@@ -1,11 +1,11 @@
 //! Words for people: guest errors, plans and state as the CLI prints them.
 
 use console::style;
-use openstack_image_documents::ImageDoc;
+use openstack_image_documents::{ImageDoc, MembershipDoc};
 use serde_json::{Value, json};
 
-use crate::bindings::{Action, GuestError, ImageState};
-use crate::plan::{Change, Step};
+use crate::bindings::{Action, GuestError, ImageState, MembershipState};
+use crate::plan::{Change, MembershipStep, Step};
 
 /// Tells the user what a command does, image by image, on stdout; `-q` silences it (errors
 /// still reach stderr, and each command's closing line is printed either way).
@@ -33,11 +33,17 @@ macro_rules! say {
 
 /// A guest error as one or more lines, each naming the image.
 pub fn guest_error(image: &str, err: &GuestError) -> String {
-    let line = |what: &str, detail: &str| format!("image '{image}': {what}: {detail}");
+    guest_error_of("image", image, err)
+}
+
+/// A guest error as one or more lines, each naming the `kind` of resource (image,
+/// membership) and its name.
+pub fn guest_error_of(kind: &str, image: &str, err: &GuestError) -> String {
+    let line = |what: &str, detail: &str| format!("{kind} '{image}': {what}: {detail}");
     match err {
         GuestError::InvalidSpec(fields) => fields
             .iter()
-            .map(|f| format!("image '{image}', field {}: {}", f.field, f.message))
+            .map(|f| format!("{kind} '{image}', field {}: {}", f.field, f.message))
             .collect::<Vec<_>>()
             .join("\n"),
         GuestError::AuthFailed(m) => line("authentication failed", m),
@@ -116,6 +122,11 @@ pub fn error_document(err: &GuestError) -> Value {
 /// The plan as the `plan` and `apply` commands print it (coloured when stdout is a terminal
 /// and NO_COLOR is not set).
 pub fn plan_text(steps: &[Step]) -> String {
+    plan_text_with(steps, &[])
+}
+
+/// [`plan_text`] with the memberships' changes after the images'.
+pub fn plan_text_with(steps: &[Step], memberships: &[MembershipStep]) -> String {
     let mut out = String::new();
     for step in steps {
         match &step.change {
@@ -145,27 +156,8 @@ pub fn plan_text(steps: &[Step]) -> String {
                 }
             }
             Change::Update(plan) | Change::Replace(plan) => {
-                let (mark, verb) = if plan.action == Action::Replace {
-                    (style("-/+").red().bold(), "replace")
-                } else {
-                    (style("~").yellow().bold(), "update in place")
-                };
                 let id = step.prior.as_ref().map(|p| p.id.as_str()).unwrap_or("?");
-                out.push_str(&format!("  {mark} {}: {verb} (id {id})\n", step.name));
-                for c in &plan.changes {
-                    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".to_string());
-                    let forces = if c.forces_replacement {
-                        style("   # forces replacement").red()
-                    } else {
-                        style("")
-                    };
-                    out.push_str(&format!(
-                        "      {}: {} → {}{forces}\n",
-                        c.field,
-                        show(&c.old),
-                        show(&c.new)
-                    ));
-                }
+                out.push_str(&changed(&step.name, id, plan));
             }
             Change::Delete => {
                 let id = step.prior.as_ref().map(|p| p.id.as_str()).unwrap_or("?");
@@ -185,22 +177,101 @@ pub fn plan_text(steps: &[Step]) -> String {
             ));
         }
     }
-    if steps.iter().any(Step::changes_anything) {
+    out.push_str(&membership_plan_text(memberships));
+    if steps.iter().any(Step::changes_anything) || memberships.iter().any(MembershipStep::changes_anything) {
         out.push('\n');
     }
-    out.push_str(&plan_summary(steps));
+    out.push_str(&plan_summary_with(steps, memberships));
+    out
+}
+
+/// An update's or replacement's lines: the header and one line per changed field.
+fn changed(name: &str, id: &str, plan: &crate::bindings::Plan) -> String {
+    let (mark, verb) = if plan.action == Action::Replace {
+        (style("-/+").red().bold(), "replace")
+    } else {
+        (style("~").yellow().bold(), "update in place")
+    };
+    let mut out = format!("  {mark} {name}: {verb} (id {id})\n");
+    for c in &plan.changes {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".to_string());
+        let forces = if c.forces_replacement {
+            style("   # forces replacement").red()
+        } else {
+            style("")
+        };
+        out.push_str(&format!(
+            "      {}: {} → {}{forces}\n",
+            c.field,
+            show(&c.old),
+            show(&c.new)
+        ));
+    }
+    out
+}
+
+/// The memberships' part of the plan, as `plan` and `apply` print it.
+pub fn membership_plan_text(steps: &[MembershipStep]) -> String {
+    let mut out = String::new();
+    for step in steps {
+        let id = step.prior.as_ref().map(|p| p.id.as_str()).unwrap_or("?");
+        match &step.change {
+            Change::NoOp => {}
+            Change::Create => {
+                let Some(spec) = &step.desired else { continue };
+                let member = spec.member_id.as_deref().unwrap_or("this project");
+                let what = match (spec.side.as_deref(), spec.status.as_deref()) {
+                    (Some("owner"), _) => format!("offer image {} to {member}", spec.image_id),
+                    (_, status) => format!(
+                        "answer {} for {member} to image {}",
+                        status.unwrap_or("?"),
+                        spec.image_id
+                    ),
+                };
+                out.push_str(&format!(
+                    "  {} {}: {what}\n",
+                    style("+").green().bold(),
+                    step.name
+                ));
+            }
+            Change::Update(plan) | Change::Replace(plan) => out.push_str(&changed(&step.name, id, plan)),
+            Change::Delete => {
+                let verb = match step.prior.as_ref().and_then(|p| p.spec.side.as_deref()) {
+                    Some("owner") => "withdraw the offer",
+                    _ => "reject the offer",
+                };
+                out.push_str(&format!(
+                    "  {} {}: {verb} (id {id}; no longer in the spec)\n",
+                    style("-").red().bold(),
+                    step.name
+                ));
+            }
+        }
+    }
     out
 }
 
 /// The plan's closing line: `Plan: … to create, …` or that nothing changes (all `-q` prints).
 pub fn plan_summary(steps: &[Step]) -> String {
-    let count = |f: fn(&Step) -> bool| steps.iter().filter(|s| f(s)).count();
-    let (create, update, replace, delete) = (
-        count(|s| matches!(s.change, Change::Create)),
-        count(|s| matches!(s.change, Change::Update(_))),
-        count(|s| matches!(s.change, Change::Replace(_))),
-        count(|s| matches!(s.change, Change::Delete)),
-    );
+    plan_summary_with(steps, &[])
+}
+
+/// [`plan_summary`] with the memberships' changes counted too.
+pub fn plan_summary_with(steps: &[Step], memberships: &[MembershipStep]) -> String {
+    let changes = steps
+        .iter()
+        .map(|s| &s.change)
+        .chain(memberships.iter().map(|m| &m.change));
+    let (mut create, mut update, mut replace, mut delete) = (0, 0, 0, 0);
+    for change in changes {
+        match change {
+            Change::NoOp => {}
+            Change::Create => create += 1,
+            Change::Update(_) => update += 1,
+            Change::Replace(_) => replace += 1,
+            Change::Delete => delete += 1,
+        }
+    }
     let deposed: usize = steps.iter().map(|s| s.deposed.len()).sum();
     if create + update + replace + delete + deposed == 0 {
         "No changes: the cloud matches the spec.\n".to_string()
@@ -217,29 +288,58 @@ pub fn plan_json(steps: &[Step]) -> Value {
     let images: Vec<Value> = steps
         .iter()
         .map(|step| {
-            let (action, changes) = match &step.change {
-                Change::NoOp => ("no-op", &[][..]),
-                Change::Create => ("create", &[][..]),
-                Change::Update(plan) => ("update", &plan.changes[..]),
-                Change::Replace(plan) => ("replace", &plan.changes[..]),
-                Change::Delete => ("delete", &[][..]),
-            };
-            json!({
-                "name": step.name,
-                "action": action,
-                "id": step.prior.as_ref().map(|p| p.id.clone()),
-                "changes": changes.iter().map(|c| json!({
-                    "field": c.field,
-                    "old": c.old.as_deref().and_then(|v| serde_json::from_str::<Value>(v).ok()),
-                    "new": c.new.as_deref().and_then(|v| serde_json::from_str::<Value>(v).ok()),
-                    "forces_replacement": c.forces_replacement,
-                })).collect::<Vec<_>>(),
-                "delete_replaced": step.deposed.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
-            })
+            let mut entry = change_json(
+                &step.name,
+                &step.change,
+                step.prior.as_ref().map(|p| p.id.as_str()),
+            );
+            entry["delete_replaced"] = json!(step.deposed.iter().map(|d| d.id.clone()).collect::<Vec<_>>());
+            entry
         })
         .collect();
     let changes_pending = steps.iter().any(Step::changes_anything);
     json!({ "changes_pending": changes_pending, "images": images })
+}
+
+/// One step of `plan --json`: its name, action, id and changed fields (values as JSON).
+fn change_json(name: &str, change: &Change, id: Option<&str>) -> Value {
+    let (action, changes) = match change {
+        Change::NoOp => ("no-op", &[][..]),
+        Change::Create => ("create", &[][..]),
+        Change::Update(plan) => ("update", &plan.changes[..]),
+        Change::Replace(plan) => ("replace", &plan.changes[..]),
+        Change::Delete => ("delete", &[][..]),
+    };
+    json!({
+        "name": name,
+        "action": action,
+        "id": id,
+        "changes": changes.iter().map(|c| json!({
+            "field": c.field,
+            "old": c.old.as_deref().and_then(|v| serde_json::from_str::<Value>(v).ok()),
+            "new": c.new.as_deref().and_then(|v| serde_json::from_str::<Value>(v).ok()),
+            "forces_replacement": c.forces_replacement,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// One membership of the state as `show` prints it: its flat state document.
+pub fn membership_json(state: &MembershipState) -> Value {
+    MembershipDoc::from(state.clone()).to_flat()
+}
+
+/// The memberships' part of `plan --json`: one entry per membership, as for images.
+pub fn membership_plan_json(steps: &[MembershipStep]) -> Value {
+    steps
+        .iter()
+        .map(|step| {
+            change_json(
+                &step.name,
+                &step.change,
+                step.prior.as_ref().map(|p| p.id.as_str()),
+            )
+        })
+        .collect()
 }
 
 /// One image of the state as `show` prints it: the flat state document (every input and

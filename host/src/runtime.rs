@@ -26,7 +26,7 @@ use crate::bindings::openstack::image::types::{
 };
 use crate::bindings::{
     Cloud, GuestError, ImageQuery, ImageSpec, ImageState, JsonFace, JsonFaceIndices, Lifecycle,
-    LifecycleIndices, Plan,
+    LifecycleIndices, Membership, MembershipIndices, MembershipSpec, MembershipState, Plan,
 };
 use crate::grants::{Preopen, component_id};
 use crate::guest_log::GuestLog;
@@ -70,6 +70,8 @@ pub struct Runtime {
     lifecycle: LifecycleIndices,
     /// The JSON face, when the component exports it (the shipped one does).
     json_face: Option<JsonFaceIndices>,
+    /// The membership resource, when the component exports it (the shipped one does).
+    membership: Option<MembershipIndices>,
     limits: Limits,
     /// The component build's identity ([`component_id`]).
     id: Arc<str>,
@@ -156,6 +158,7 @@ impl Runtime {
             .map_err(anyhow::Error::from)
             .context("the component does not export openstack:image/lifecycle")?;
         let json_face = JsonFaceIndices::new(&pre).ok();
+        let membership = MembershipIndices::new(&pre).ok();
 
         let ticker = engine.weak();
         std::thread::spawn(move || {
@@ -170,6 +173,7 @@ impl Runtime {
             pre,
             lifecycle,
             json_face,
+            membership,
             limits,
             id,
         })
@@ -225,10 +229,15 @@ impl Runtime {
             Some(indices) => Some(indices.load(&mut store, &instance)?),
             None => None,
         };
+        let membership = match &self.membership {
+            Some(indices) => Some(indices.load(&mut store, &instance)?),
+            None => None,
+        };
         Ok(Instance {
             store,
             lifecycle,
             json_face,
+            membership,
             limits: self.limits,
             stopped: false,
             cloud: None,
@@ -241,6 +250,7 @@ pub struct Instance {
     store: Store<GuestState>,
     lifecycle: Lifecycle,
     json_face: Option<JsonFace>,
+    membership: Option<Membership>,
     limits: Limits,
     /// Set once a call trapped or ran out of time: the instance cannot be entered again.
     stopped: bool,
@@ -288,6 +298,14 @@ macro_rules! lifecycle_call {
     ($self:ident, $method:ident ( $($arg:expr),* )) => {{
         let lifecycle = $self.lifecycle.clone();
         guarded_call!($self, lifecycle, $method($($arg),*)).map(|result| result.map_err(bounded))
+    }};
+}
+
+/// A `membership` call: [`guarded_call`] with the component's error texts cut short.
+macro_rules! membership_call {
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {{
+        let membership = $self.membership()?;
+        guarded_call!($self, membership, $method($($arg),*)).map(|result| result.map_err(bounded))
     }};
 }
 
@@ -447,6 +465,80 @@ impl Instance {
         ))
     }
 
+    /// `membership.check-membership`.
+    pub async fn check_membership(&mut self, spec: &MembershipSpec) -> CallResult<MembershipSpec> {
+        vet(membership_call!(self, call_check_membership(spec)), |checked| {
+            within_size("the checked membership", checked)
+        })
+    }
+
+    /// `membership.diff-membership`.
+    pub async fn diff_membership(
+        &mut self,
+        desired: &MembershipSpec,
+        prior: &MembershipState,
+    ) -> CallResult<Plan> {
+        vet(
+            membership_call!(self, call_diff_membership(desired, prior)),
+            |plan| within_size("the plan", plan),
+        )
+    }
+
+    /// `membership.create-membership`; the membership must be the one the spec names.
+    pub async fn create_membership(
+        &mut self,
+        cloud: &Cloud,
+        spec: &MembershipSpec,
+    ) -> CallResult<MembershipState> {
+        with_session!(self, cloud, |c| vet(
+            membership_call!(self, call_create_membership(c, spec)),
+            |found| well_formed_membership(found, spec)
+        ))
+    }
+
+    /// `membership.read-membership`.
+    pub async fn read_membership(
+        &mut self,
+        cloud: &Cloud,
+        spec: &MembershipSpec,
+    ) -> CallResult<Option<MembershipState>> {
+        with_session!(self, cloud, |c| vet(
+            membership_call!(self, call_read_membership(c, spec)),
+            |found| found
+                .as_ref()
+                .map_or(Ok(()), |found| well_formed_membership(found, spec))
+        ))
+    }
+
+    /// `membership.update-membership`; the membership must keep its image and member.
+    pub async fn update_membership(
+        &mut self,
+        cloud: &Cloud,
+        prior: &MembershipState,
+        desired: &MembershipSpec,
+    ) -> CallResult<MembershipState> {
+        with_session!(self, cloud, |c| vet(
+            membership_call!(self, call_update_membership(c, prior, desired)),
+            |found| well_formed_membership(found, &prior.spec)
+        ))
+    }
+
+    /// `membership.delete-membership`.
+    pub async fn delete_membership(&mut self, cloud: &Cloud, prior: &MembershipState) -> CallResult<()> {
+        with_session!(self, cloud, |c| membership_call!(
+            self,
+            call_delete_membership(c, prior)
+        ))
+    }
+
+    fn membership(&self) -> Result<Membership> {
+        self.membership.clone().ok_or_else(|| {
+            anyhow!(
+                "the component does not export openstack:image/membership, so it cannot manage memberships"
+            )
+        })
+    }
+
     /// The JSON face's `schema()` document.
     pub async fn schema(&mut self) -> Result<String> {
         let face = self.json_face()?;
@@ -462,7 +554,13 @@ impl Instance {
     pub async fn call_json(&mut self, function: JsonFunction, request: &str) -> CallResult<String, String> {
         let mut request: serde_json::Value =
             serde_json::from_str(request).context("the request is not a JSON document")?;
-        if matches!(function, JsonFunction::Check | JsonFunction::Diff) {
+        if matches!(
+            function,
+            JsonFunction::Check
+                | JsonFunction::Diff
+                | JsonFunction::CheckMembership
+                | JsonFunction::DiffMembership
+        ) {
             return self.json_call(function, &request).await;
         }
         let CloudLink { auth, cloud } = self.link()?;
@@ -531,6 +629,12 @@ impl Instance {
             JsonFunction::Update => guarded_call!(self, face, call_update_json(request)),
             JsonFunction::Delete => guarded_call!(self, face, call_delete_json(request)),
             JsonFunction::Find => guarded_call!(self, face, call_find_json(request)),
+            JsonFunction::CheckMembership => guarded_call!(self, face, call_check_membership_json(request)),
+            JsonFunction::DiffMembership => guarded_call!(self, face, call_diff_membership_json(request)),
+            JsonFunction::CreateMembership => guarded_call!(self, face, call_create_membership_json(request)),
+            JsonFunction::ReadMembership => guarded_call!(self, face, call_read_membership_json(request)),
+            JsonFunction::UpdateMembership => guarded_call!(self, face, call_update_membership_json(request)),
+            JsonFunction::DeleteMembership => guarded_call!(self, face, call_delete_membership_json(request)),
         }?;
         match &answer {
             Ok(text) => within_size("the answer", text)?,
@@ -557,6 +661,12 @@ pub enum JsonFunction {
     Update,
     Delete,
     Find,
+    CheckMembership,
+    DiffMembership,
+    CreateMembership,
+    ReadMembership,
+    UpdateMembership,
+    DeleteMembership,
 }
 
 /// `cloud` as a component gets it with `session`, as the JSON face's cloud document.
@@ -609,6 +719,35 @@ fn well_formed(image: &ImageState, id: Option<&str>) -> Result<()> {
         );
     }
     within_size(&format!("image {}", image.id), image)
+}
+
+/// Checks a membership the component describes: the image (and member, when the spec names
+/// one) asked for, ids fit for URL paths and the state file, a status Glance knows.
+fn well_formed_membership(found: &MembershipState, spec: &MembershipSpec) -> Result<()> {
+    use openstack_image_documents::spec::{MEMBER_STATUSES, is_project_id};
+    let member = found.spec.member_id.as_deref().unwrap_or_default();
+    if !found.spec.image_id.eq_ignore_ascii_case(&spec.image_id)
+        || spec.member_id.as_deref().is_some_and(|m| m != member)
+    {
+        anyhow::bail!(
+            "the membership of {:?} in image {} came back as {:?} in image {:?}",
+            spec.member_id,
+            spec.image_id,
+            cut(member),
+            cut(&found.spec.image_id)
+        );
+    }
+    if uuid::Uuid::try_parse(&found.spec.image_id).is_err() || !is_project_id(member) {
+        anyhow::bail!("the membership came back with the ids {:?}", cut(&found.id));
+    }
+    if !MEMBER_STATUSES.contains(&found.status.as_str()) {
+        anyhow::bail!(
+            "the membership {} has the unknown status {:?}",
+            found.id,
+            cut(&found.status)
+        );
+    }
+    within_size(&format!("membership {}", found.id), found)
 }
 
 fn within_size(what: &str, answer: &impl serde::Serialize) -> Result<()> {

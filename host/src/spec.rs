@@ -5,24 +5,32 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use openstack_image_documents::SpecDoc;
 use openstack_image_documents::spec::NO_CACHE;
+use openstack_image_documents::{MembershipSpecDoc, SpecDoc};
 use serde::Deserialize;
 
-use crate::bindings::ImageSpec;
+use crate::bindings::{ImageSpec, MembershipSpec};
 
-/// A parsed spec file: images by logical name.
+/// A parsed spec file: images and memberships by logical name.
 #[derive(Debug)]
 pub struct SpecFile {
     pub images: BTreeMap<String, ImageSpec>,
+    /// Memberships of shared images (another project's image accepted here, or an offer).
+    pub memberships: BTreeMap<String, MembershipSpec>,
+    /// False when the file has memberships and no `images:` key: it manages no images, and
+    /// a state that holds some is refused rather than emptied.
+    pub images_given: bool,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSpecFile {
-    /// None when the key is missing or left empty (`images:`), which is refused: applied,
-    /// "no images" deletes every image in the state, so it must be written out (`images: {}`).
+    /// None when the key is missing or left empty (`images:`), which is refused unless the
+    /// file has `memberships`: applied, "no images" deletes every image in the state, so it
+    /// must be written out (`images: {}`).
     images: Option<BTreeMap<String, SpecDoc>>,
+    #[serde(default)]
+    memberships: Option<BTreeMap<String, MembershipSpecDoc>>,
 }
 
 impl SpecFile {
@@ -66,7 +74,20 @@ impl SpecFile {
         if !is_mapping {
             bail!("the file is a list, not a mapping; a spec file holds `images:` with one entry per image");
         }
-        let Some(raw_images) = raw.images else {
+        let memberships: BTreeMap<String, MembershipSpec> = raw
+            .memberships
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, doc)| (name, doc.into()))
+            .collect();
+        if memberships.keys().any(String::is_empty) {
+            bail!("memberships: a membership has an empty name; give each membership a logical name");
+        }
+        let images_given = raw.images.is_some();
+        let Some(raw_images) = raw
+            .images
+            .or_else(|| (!memberships.is_empty()).then(BTreeMap::new))
+        else {
             bail!(
                 "`images:` is missing or empty; list the images to manage under it, or write \
                  `images: {{}}` to manage none (apply then deletes every image in the state)"
@@ -79,7 +100,11 @@ impl SpecFile {
             }
             images.insert(key, into_spec(image, base));
         }
-        Ok(SpecFile { images })
+        Ok(SpecFile {
+            images,
+            memberships,
+            images_given,
+        })
     }
 }
 

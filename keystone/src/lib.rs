@@ -242,7 +242,8 @@ pub fn read_login_answer(
         .map_err(|e| LoginError::Incomplete(format!("Keystone at {auth_url}: {e}")))
 }
 
-/// The session a token answer gives: the token, its expiry and its catalog's image endpoints.
+/// The session a token answer gives: the token, its expiry, its catalog's image endpoints and
+/// the project it is scoped to.
 /// A token without a catalog (unscoped) or without an image service is refused here, naming
 /// the fix.
 pub fn session(token: String, token_body: &Value) -> Result<SessionRecord, String> {
@@ -277,6 +278,10 @@ pub fn session(token: String, token_body: &Value) -> Result<SessionRecord, Strin
             .and_then(Value::as_str)
             .map(str::to_string),
         image_endpoints,
+        project_id: token_body
+            .pointer("/token/project/id")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 
@@ -523,6 +528,7 @@ mod tests {
             token: "t".into(),
             expires_at: Some(text.into()),
             image_endpoints: Vec::new(),
+            project_id: None,
         };
         let now = expires_at(&at("2030-01-01T12:00:00Z")).unwrap();
         assert!(usable(&at("2030-01-01T12:02:00.000000Z"), now));

@@ -89,7 +89,8 @@ fn a_shared_image_is_offered_answered_and_withdrawn_and_drift_shows() {
         "pending"
     );
 
-    // The consumer sees the offer, and accepts it.
+    // The consumer sees the offer, and accepts it through its own membership resource: a
+    // spec file of its own with `memberships` only, and a state of its own.
     let offered = observer::openstack_as(
         &consumer,
         &["image", "list", "--member-status", "pending", "-f", "json"],
@@ -99,12 +100,40 @@ fn a_shared_image_is_offered_answered_and_withdrawn_and_drift_shows() {
         offered.as_array().unwrap().iter().any(|i| i["ID"] == id.as_str()),
         "{offered}"
     );
-    let accepted = observer::openstack_as(&consumer, &["image", "set", "--accept", &id]);
+    let answer = |status: &str| {
+        let status = if status.is_empty() {
+            String::new()
+        } else {
+            format!("    status: {status}\n")
+        };
+        std::fs::write(
+            s.path("consumer.yaml"),
+            format!("memberships:\n  base-image:\n    image_id: {id}\n{status}"),
+        )
+        .unwrap();
+    };
+    let as_consumer = |command: &str| {
+        s.run_with(
+            &[command, "-f", "consumer.yaml", "--state", "consumer.state.json"],
+            &consumer,
+        )
+    };
+    answer("");
+    let plan = as_consumer("plan").expect_code(2);
     assert!(
-        accepted.status.success(),
+        plan.stdout.contains("answer accepted for this project"),
         "{}",
-        String::from_utf8_lossy(&accepted.stderr)
+        plan.stdout
     );
+    as_consumer("apply").expect_code(0);
+    assert_eq!(members_of(&id), [(consumer_id.clone(), "accepted".to_string())]);
+    as_consumer("plan").expect_code(0);
+    let consumer_state: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path("consumer.state.json")).unwrap()).unwrap();
+    let membership = &consumer_state["memberships"]["base-image"];
+    assert_eq!(membership["id"], format!("{id}/{consumer_id}"));
+    assert_eq!(membership["spec"]["member_id"], consumer_id.as_str());
+    assert_eq!(membership["status"], "accepted");
 
     // The owner's plan is clean and its state says accepted after a refresh.
     s.run_with(&["plan", "-f", "images.yaml"], &publisher)
@@ -115,6 +144,61 @@ fn a_shared_image_is_offered_answered_and_withdrawn_and_drift_shows() {
         show(&s, &publisher, "offered")["member_statuses"][&consumer_id],
         "accepted"
     );
+
+    // An answer changed elsewhere is drift on the consumer's side, answered again by apply.
+    let rejected = observer::openstack_as(&consumer, &["image", "set", "--reject", &id]);
+    assert!(
+        rejected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rejected.stderr)
+    );
+    let plan = as_consumer("plan").expect_code(2);
+    assert!(
+        plan.stdout.contains(r#"status: "rejected" → "accepted""#),
+        "{}",
+        plan.stdout
+    );
+    as_consumer("apply").expect_code(0);
+    assert_eq!(members_of(&id), [(consumer_id.clone(), "accepted".to_string())]);
+
+    // A status that is not one, and an offer the consumer may not make: clear errors, nothing
+    // changed in the cloud or in the state.
+    let before = std::fs::read(s.path("consumer.state.json")).unwrap();
+    answer("maybe");
+    let bad = as_consumer("apply").expect_code(1);
+    assert!(
+        bad.stderr
+            .contains("membership 'base-image', field status: 'maybe' is not a member status"),
+        "{}",
+        bad.stderr
+    );
+    std::fs::write(
+        s.path("offer.yaml"),
+        format!("memberships:\n  offer:\n    image_id: {id}\n    member_id: {other_id}\n    side: owner\n"),
+    )
+    .unwrap();
+    let refused = s
+        .run_with(
+            &["apply", "-f", "offer.yaml", "--state", "offer.state.json"],
+            &consumer,
+        )
+        .expect_code(4);
+    assert!(
+        refused
+            .stderr
+            .contains("only the project that owns the image offers it"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !s.path("offer.state.json").exists() || {
+            let offer: Value =
+                serde_json::from_str(&std::fs::read_to_string(s.path("offer.state.json")).unwrap()).unwrap();
+            offer["memberships"].as_object().is_none_or(|m| m.is_empty())
+        }
+    );
+    assert_eq!(members_of(&id), [(consumer_id.clone(), "accepted".to_string())]);
+    assert_eq!(std::fs::read(s.path("consumer.state.json")).unwrap(), before);
 
     // A member added elsewhere is drift, and apply takes it away again.
     let added = observer::openstack(&["image", "add", "project", &id, &other_id]);
@@ -134,6 +218,15 @@ fn a_shared_image_is_offered_answered_and_withdrawn_and_drift_shows() {
     s.run_with(&["apply", "-f", "images.yaml"], &publisher)
         .expect_code(0);
     assert_eq!(members_of(&id), [(consumer_id.clone(), "accepted".to_string())]);
+
+    // The consumer's destroy rejects the offer (only the owner removes a membership).
+    answer("accepted");
+    s.run_with(
+        &["destroy", "-f", "consumer.yaml", "--state", "consumer.state.json"],
+        &consumer,
+    )
+    .expect_code(0);
+    assert_eq!(members_of(&id), [(consumer_id.clone(), "rejected".to_string())]);
 
     // `members: []` withdraws every offer and keeps the visibility.
     s.write_spec(&spec("[]"));

@@ -27,6 +27,18 @@ pub enum Function {
     Delete,
     /// `{"query"}` -> STATE of the one image the query finds.
     Find,
+    /// The membership resource's: `{"spec"}` -> `{"spec"}`; no network calls.
+    CheckMembership,
+    /// `{"spec", "state"}` -> the plan, as [`Function::Diff`].
+    DiffMembership,
+    /// `{"spec"}` -> MSTATE.
+    CreateMembership,
+    /// `{"spec"}` or `{"id", "spec"?}` -> MSTATE or `null` when it is gone.
+    ReadMembership,
+    /// `{"state", "spec"}` -> MSTATE.
+    UpdateMembership,
+    /// `{"state"}` -> `{"id", "deleted": true}`.
+    DeleteMembership,
 }
 
 impl Function {
@@ -41,6 +53,12 @@ impl Function {
             Function::Update => "update",
             Function::Delete => "delete",
             Function::Find => "find",
+            Function::CheckMembership => "check-membership",
+            Function::DiffMembership => "diff-membership",
+            Function::CreateMembership => "create-membership",
+            Function::ReadMembership => "read-membership",
+            Function::UpdateMembership => "update-membership",
+            Function::DeleteMembership => "delete-membership",
         }
     }
 }

@@ -141,7 +141,7 @@ impl Backend for SandboxBackend {
         let sandbox = match (&configured, function) {
             (Some(configured), _) => &configured.sandbox,
             // `terraform validate` checks before any provider block is evaluated.
-            (None, Function::Check) => &self.offline,
+            (None, Function::Check | Function::CheckMembership) => &self.offline,
             (None, _) => {
                 return Err(ComponentError::new(
                     "invalid-config",
@@ -231,6 +231,12 @@ fn json_function(function: Function) -> JsonFunction {
         Function::Update => JsonFunction::Update,
         Function::Delete => JsonFunction::Delete,
         Function::Find => JsonFunction::Find,
+        Function::CheckMembership => JsonFunction::CheckMembership,
+        Function::DiffMembership => JsonFunction::DiffMembership,
+        Function::CreateMembership => JsonFunction::CreateMembership,
+        Function::ReadMembership => JsonFunction::ReadMembership,
+        Function::UpdateMembership => JsonFunction::UpdateMembership,
+        Function::DeleteMembership => JsonFunction::DeleteMembership,
     }
 }
 

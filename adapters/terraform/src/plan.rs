@@ -65,7 +65,11 @@ pub fn plan(schema: &Schema, prior: &Value, config: &Value, decision: Decision) 
             (
                 Mode::OptionalComputed,
                 Decision::Create { checked: Some(spec) } | Decision::Replace { checked: spec, .. },
-            ) => checked(spec, &Value::Null)?,
+            ) => match checked(spec, &Value::Null)? {
+                // The cloud decides it as the resource is made.
+                Value::Null if attr.cloud_default => Value::Unknown,
+                value => value,
+            },
             (Mode::OptionalComputed, Decision::Create { checked: None } | Decision::Undecided) => {
                 Value::Unknown
             }

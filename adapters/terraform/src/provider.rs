@@ -19,14 +19,72 @@ use crate::provider_config;
 use crate::schema::{Mode, Schema};
 use crate::value::{Type, Value};
 
-/// The resource's and the data source's type name, as in terraform-provider-openstack.
+/// The image resource's and the data source's type name, as in terraform-provider-openstack.
 pub const TYPE_NAME: &str = "openstack_images_image_v2";
+/// The owner's side of a membership (the owner offers the image to a project).
+pub const ACCESS_TYPE_NAME: &str = "openstack_images_image_access_v2";
+/// The member's side of a membership (the member project answers the offer).
+pub const ACCEPT_TYPE_NAME: &str = "openstack_images_image_access_accept_v2";
 
 type Diagnostics = Vec<tf::Diagnostic>;
 
+/// Which of the component's resources a Terraform resource type is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Image,
+    Membership,
+}
+
+/// One resource type: its schema, the component resource behind it and the inputs the type
+/// sets itself.
+struct Resource {
+    schema: Schema,
+    kind: Kind,
+    /// The inputs the component's view of this type fixes (a membership's `side`), added to
+    /// every spec and state document sent.
+    fixed: serde_json::Map<String, Json>,
+}
+
+impl Resource {
+    /// The component function that does `function`'s work for this resource.
+    fn function(&self, function: Function) -> Function {
+        match (self.kind, function) {
+            (Kind::Image, function) => function,
+            (Kind::Membership, Function::Check) => Function::CheckMembership,
+            (Kind::Membership, Function::Diff) => Function::DiffMembership,
+            (Kind::Membership, Function::Create) => Function::CreateMembership,
+            (Kind::Membership, Function::Read) => Function::ReadMembership,
+            (Kind::Membership, Function::Update) => Function::UpdateMembership,
+            (Kind::Membership, Function::Delete) => Function::DeleteMembership,
+            (Kind::Membership, function) => function,
+        }
+    }
+
+    /// A spec or state document with the type's fixed inputs.
+    fn with_fixed(&self, mut doc: Json) -> Json {
+        if let Json::Object(map) = &mut doc {
+            map.extend(self.fixed.clone());
+        }
+        doc
+    }
+
+    /// The state document of a Terraform state value.
+    fn state(&self, value: &Value) -> Json {
+        self.with_fixed(document::state(&self.schema, value))
+    }
+
+    /// The spec document of a Terraform configuration.
+    fn input(&self, config: &Value) -> Result<Json, Diagnostics> {
+        document::input(&self.schema, config)
+            .map(|spec| self.with_fixed(spec))
+            .map_err(problem_diagnostics)
+    }
+}
+
 /// The resource and data source schemas, derived once from the component's.
 struct Schemas {
-    resource: Schema,
+    /// By type name.
+    resources: Vec<(&'static str, Resource)>,
     data_source: Schema,
 }
 
@@ -58,8 +116,24 @@ impl<B: Backend> Provider<B> {
                     )]
                 })?;
                 let derive = || -> Result<Schemas, crate::schema::SchemaError> {
+                    let membership = |def: &str| -> Result<Resource, crate::schema::SchemaError> {
+                        Ok(Resource {
+                            schema: Schema::view(&component, def)?,
+                            kind: Kind::Membership,
+                            fixed: Schema::fixed(&component, def)?,
+                        })
+                    };
+                    let image = Resource {
+                        schema: Schema::resource(&component)?,
+                        kind: Kind::Image,
+                        fixed: serde_json::Map::new(),
+                    };
                     Ok(Schemas {
-                        resource: Schema::resource(&component)?,
+                        resources: vec![
+                            (TYPE_NAME, image),
+                            (ACCESS_TYPE_NAME, membership("membership_offer")?),
+                            (ACCEPT_TYPE_NAME, membership("membership_answer")?),
+                        ],
                         data_source: Schema::data_source(&component)?,
                     })
                 };
@@ -74,14 +148,21 @@ impl<B: Backend> Provider<B> {
             .await
     }
 
-    /// The resource schema, after checking the type name Terraform asks about.
-    async fn resource(&self, type_name: &str) -> Result<&Schema, Diagnostics> {
-        known_type(type_name)?;
-        Ok(&self.schemas().await?.resource)
+    /// The resource type Terraform asks about.
+    async fn resource(&self, type_name: &str) -> Result<&Resource, Diagnostics> {
+        let schemas = self.schemas().await?;
+        schemas
+            .resources
+            .iter()
+            .find(|(name, _)| *name == type_name)
+            .map(|(_, resource)| resource)
+            .ok_or_else(|| unknown_type(type_name))
     }
 
     async fn data_source(&self, type_name: &str) -> Result<&Schema, Diagnostics> {
-        known_type(type_name)?;
+        if type_name != TYPE_NAME {
+            return Err(unknown_type(type_name));
+        }
         Ok(&self.schemas().await?.data_source)
     }
 
@@ -109,7 +190,8 @@ impl<B: Backend> Provider<B> {
         &self,
         req: &tf::plan_resource_change::Request,
     ) -> Result<tf::plan_resource_change::Response, Diagnostics> {
-        let schema = self.resource(&req.type_name).await?;
+        let resource = self.resource(&req.type_name).await?;
+        let schema = &resource.schema;
         let ty = schema.object_type();
         let prior = decode(req.prior_state.as_ref(), &ty)?;
         let config = decode(req.config.as_ref(), &ty)?;
@@ -130,9 +212,13 @@ impl<B: Backend> Provider<B> {
             log::debug("planning with values not known yet; the component decides at apply");
             plan(schema, &prior, &config, decision)
         } else {
-            let spec = document::input(schema, &config).map_err(problem_diagnostics)?;
+            let spec = resource.input(&config)?;
             let checked = self
-                .call(Function::Check, json!({ "spec": spec }), schema)
+                .call(
+                    resource.function(Function::Check),
+                    json!({ "spec": spec }),
+                    schema,
+                )
                 .await?;
             let checked = checked.get("spec").cloned().unwrap_or(Json::Null);
             // The properties the apply would send, against the cloud's own definitions: a
@@ -158,8 +244,10 @@ impl<B: Backend> Provider<B> {
                     },
                 )
             } else {
-                let request = json!({ "spec": spec, "state": document::state(schema, &prior) });
-                let diff = self.call(Function::Diff, request, schema).await?;
+                let request = json!({ "spec": spec, "state": resource.state(&prior) });
+                let diff = self
+                    .call(resource.function(Function::Diff), request, schema)
+                    .await?;
                 let replaces: Vec<String> = diff
                     .get("replaces")
                     .and_then(Json::as_array)
@@ -211,10 +299,11 @@ impl<B: Backend> Provider<B> {
         &self,
         req: &tf::apply_resource_change::Request,
     ) -> (Option<tf::DynamicValue>, Diagnostics) {
-        let schema = match self.resource(&req.type_name).await {
-            Ok(schema) => schema,
+        let resource = match self.resource(&req.type_name).await {
+            Ok(resource) => resource,
             Err(diags) => return (req.prior_state.clone(), diags),
         };
+        let schema = &resource.schema;
         let ty = schema.object_type();
         let decoded = (|| {
             Ok::<_, Diagnostics>((
@@ -228,6 +317,13 @@ impl<B: Backend> Provider<B> {
             Err(diags) => return (req.prior_state.clone(), diags),
         };
         let unchanged = || Some(encode(&prior, &ty));
+        if planned.is_null() && resource.kind == Kind::Membership {
+            let request = json!({ "state": resource.state(&prior) });
+            return match self.call(Function::DeleteMembership, request, schema).await {
+                Ok(_) => (Some(encode(&Value::Null, &ty)), Vec::new()),
+                Err(diags) => (unchanged(), diags),
+            };
+        }
         if planned.is_null() {
             let state = document::state(schema, &prior);
             let mut request = json!({ "id": state.get("id") });
@@ -243,18 +339,19 @@ impl<B: Backend> Provider<B> {
                 Err(diags) => (unchanged(), diags),
             };
         }
-        let spec = match document::input(schema, &config) {
+        let spec = match resource.input(&config) {
             Ok(spec) => spec,
-            Err(problems) => return (unchanged(), problem_diagnostics(problems)),
+            Err(diags) => return (unchanged(), diags),
         };
         let (function, request) = if prior.is_null() {
             (Function::Create, json!({ "spec": spec }))
         } else {
             (
                 Function::Update,
-                json!({ "state": document::state(schema, &prior), "spec": spec }),
+                json!({ "state": resource.state(&prior), "spec": spec }),
             )
         };
+        let function = resource.function(function);
         let doc = match self.call(function, request, schema).await {
             Ok(doc) => doc,
             Err(diags) => return (unchanged(), diags),
@@ -276,21 +373,29 @@ impl<B: Backend> Provider<B> {
         &self,
         req: &tf::read_resource::Request,
     ) -> Result<Option<tf::DynamicValue>, Diagnostics> {
-        let schema = self.resource(&req.type_name).await?;
+        let resource = self.resource(&req.type_name).await?;
+        let schema = &resource.schema;
         let ty = schema.object_type();
         let prior = decode(req.current_state.as_ref(), &ty)?;
         if prior.is_null() {
             return Ok(req.current_state.clone());
         }
-        let mut request = json!({ "id": document::state(schema, &prior).get("id") });
-        // After an import the state holds only the id: the component then reads the image as
-        // one it adopts (every property managed).
-        if !document::only_id(schema, &prior) {
-            request["state"] = document::state(schema, &prior);
+        let state = document::state(schema, &prior);
+        let mut request = json!({ "id": state.get("id") });
+        if resource.kind == Kind::Membership {
+            // The id (`IMAGE_ID/MEMBER_ID`, or an import's `IMAGE_ID` for the caller's
+            // project) names the membership; the spec adds the side and the region.
+            request["spec"] = resource.with_fixed(json!({ "region": state.get("region") }));
+        } else if !document::only_id(schema, &prior) {
+            // After an import the state holds only the id: the component then reads the image
+            // as one it adopts (every property managed).
+            request["state"] = state;
         }
-        let doc = self.call(Function::Read, request, schema).await?;
+        let doc = self
+            .call(resource.function(Function::Read), request, schema)
+            .await?;
         if doc.is_null() {
-            log::info("the image is gone; removing it from the state");
+            log::info("the image or membership is gone; removing it from the state");
             return Ok(Some(encode(&Value::Null, &ty)));
         }
         let new = document::from_state(schema, &doc, &prior, |_| false)
@@ -319,16 +424,14 @@ impl<B: Backend> Provider<B> {
     }
 }
 
-fn known_type(type_name: &str) -> Result<(), Diagnostics> {
-    if type_name == TYPE_NAME {
-        Ok(())
-    } else {
-        Err(vec![diagnostics::error(
-            "Unknown type",
-            format!("this provider has only {TYPE_NAME}, not {type_name}"),
-            None,
-        )])
-    }
+fn unknown_type(type_name: &str) -> Diagnostics {
+    vec![diagnostics::error(
+        "Unknown type",
+        format!(
+            "this provider has the resources {TYPE_NAME}, {ACCESS_TYPE_NAME} and {ACCEPT_TYPE_NAME} and the data source {TYPE_NAME}, not {type_name}"
+        ),
+        None,
+    )]
 }
 
 fn component_answer_error(detail: &str) -> tf::Diagnostic {
@@ -419,9 +522,12 @@ impl<B: Backend> tf::provider_server::Provider for Provider<B> {
     ) -> Result<Response<tf::get_metadata::Response>, Status> {
         Ok(Response::new(tf::get_metadata::Response {
             server_capabilities: Some(capabilities()),
-            resources: vec![tf::get_metadata::ResourceMetadata {
-                type_name: TYPE_NAME.into(),
-            }],
+            resources: [TYPE_NAME, ACCESS_TYPE_NAME, ACCEPT_TYPE_NAME]
+                .into_iter()
+                .map(|name| tf::get_metadata::ResourceMetadata {
+                    type_name: name.into(),
+                })
+                .collect(),
             data_sources: vec![tf::get_metadata::DataSourceMetadata {
                 type_name: TYPE_NAME.into(),
             }],
@@ -440,7 +546,11 @@ impl<B: Backend> tf::provider_server::Provider for Provider<B> {
         };
         match self.schemas().await {
             Ok(schemas) => {
-                response.resource_schemas = [(TYPE_NAME.to_string(), schemas.resource.to_proto())].into();
+                response.resource_schemas = schemas
+                    .resources
+                    .iter()
+                    .map(|(name, resource)| (name.to_string(), resource.schema.to_proto()))
+                    .collect();
                 response.data_source_schemas =
                     [(TYPE_NAME.to_string(), schemas.data_source.to_proto())].into();
             }
@@ -478,7 +588,8 @@ impl<B: Backend> tf::provider_server::Provider for Provider<B> {
     ) -> Result<Response<tf::validate_resource_config::Response>, Status> {
         let req = req.into_inner();
         let result = async {
-            let schema = self.resource(&req.type_name).await?;
+            let resource = self.resource(&req.type_name).await?;
+            let schema = &resource.schema;
             let config = decode(req.config.as_ref(), &schema.object_type())?;
             let secrets = Secrets::of(schema, &config);
             let problems = problem_diagnostics(document::duration_problems(schema, &config));
@@ -487,8 +598,15 @@ impl<B: Backend> tf::provider_server::Provider for Provider<B> {
             }
             // `check` needs no cloud, so `terraform validate` already sees the component's
             // verdict.
-            let spec = document::input(schema, &config).map_err(problem_diagnostics)?;
-            match self.call(Function::Check, json!({ "spec": spec }), schema).await {
+            let spec = resource.input(&config)?;
+            match self
+                .call(
+                    resource.function(Function::Check),
+                    json!({ "spec": spec }),
+                    schema,
+                )
+                .await
+            {
                 Ok(_) => Ok(Vec::new()),
                 Err(diags) => Ok(self.redacted(diags, &secrets)),
             }
@@ -523,7 +641,7 @@ impl<B: Backend> tf::provider_server::Provider for Provider<B> {
     ) -> Result<Response<tf::upgrade_resource_state::Response>, Status> {
         let req = req.into_inner();
         let result = async {
-            let schema = self.resource(&req.type_name).await?;
+            let schema = &self.resource(&req.type_name).await?.schema;
             let ty = schema.object_type();
             if req.version > 0 {
                 return Err(vec![diagnostics::error(
@@ -625,8 +743,10 @@ impl<B: Backend> tf::provider_server::Provider for Provider<B> {
         let response = match self.plan_resource(&req).await {
             Ok(response) => response,
             Err(diags) => {
-                let secrets =
-                    secrets_of_config(self.resource(&req.type_name).await.ok(), req.config.as_ref());
+                let secrets = secrets_of_config(
+                    self.resource(&req.type_name).await.ok().map(|r| &r.schema),
+                    req.config.as_ref(),
+                );
                 tf::plan_resource_change::Response {
                     diagnostics: self.redacted(diags, &secrets),
                     ..Default::default()
@@ -642,7 +762,10 @@ impl<B: Backend> tf::provider_server::Provider for Provider<B> {
     ) -> Result<Response<tf::apply_resource_change::Response>, Status> {
         let req = req.into_inner();
         let (new_state, diags) = self.apply_resource(&req).await;
-        let secrets = secrets_of_config(self.resource(&req.type_name).await.ok(), req.config.as_ref());
+        let secrets = secrets_of_config(
+            self.resource(&req.type_name).await.ok().map(|r| &r.schema),
+            req.config.as_ref(),
+        );
         Ok(Response::new(tf::apply_resource_change::Response {
             new_state,
             private: req.planned_private,
@@ -657,7 +780,7 @@ impl<B: Backend> tf::provider_server::Provider for Provider<B> {
     ) -> Result<Response<tf::import_resource_state::Response>, Status> {
         let req = req.into_inner();
         let result = async {
-            let schema = self.resource(&req.type_name).await?;
+            let schema = &self.resource(&req.type_name).await?.schema;
             if req.id.trim().is_empty() {
                 return Err(vec![diagnostics::error(
                     "Missing image id",

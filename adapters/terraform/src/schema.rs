@@ -45,6 +45,9 @@ pub struct Attribute {
     pub force_new: bool,
     /// A computed output that an in-place update never changes (`x-stable`).
     pub stable: bool,
+    /// Left out, the cloud decides it when the resource is made (`x-cloud-default`), so it is
+    /// unknown until then.
+    pub cloud_default: bool,
     /// Part of the input document (spec or query).
     pub input: bool,
     /// Part of the state document the component returns.
@@ -80,9 +83,27 @@ impl Schema {
         Schema::derive(component, "query")
     }
 
+    /// A resource of one of the component's other input documents (`membership_offer`): its
+    /// state is the one its `x-state` names, and the inputs its `x-fixed` sets are neither
+    /// inputs nor outputs (the provider sends them itself, see [`Schema::fixed`]).
+    pub fn view(component: &Json, input_def: &str) -> Result<Schema, SchemaError> {
+        Schema::derive(component, input_def)
+    }
+
+    /// The inputs `input_def`'s `x-fixed` sets (an object; empty when it sets none).
+    pub fn fixed(component: &Json, input_def: &str) -> Result<serde_json::Map<String, Json>, SchemaError> {
+        Ok(definition(component, input_def)?
+            .get("x-fixed")
+            .and_then(Json::as_object)
+            .cloned()
+            .unwrap_or_default())
+    }
+
     fn derive(component: &Json, input_def: &str) -> Result<Schema, SchemaError> {
         let input = definition(component, input_def)?;
-        let state = definition(component, "state")?;
+        let state_def = input.get("x-state").and_then(Json::as_str).unwrap_or("state");
+        let state = definition(component, state_def)?;
+        let fixed = Schema::fixed(component, input_def)?;
         let required: Vec<&str> = input
             .get("required")
             .and_then(Json::as_array)
@@ -92,12 +113,13 @@ impl Schema {
         let state_props = properties(state, "state")?;
 
         let mut attributes = Vec::new();
-        for (name, prop) in input_props {
+        for (name, prop) in input_props.iter().filter(|(name, _)| !fixed.contains_key(*name)) {
             let ty = type_of(prop, &format!("{input_def}.{name}"))?;
             let in_state = state_props.contains_key(name);
             let defaulted = prop.get("default").is_some()
                 || flag(prop, "x-keep-when-unset")
-                || flag(prop, "x-runtime-default");
+                || flag(prop, "x-runtime-default")
+                || flag(prop, "x-cloud-default");
             let mode = if required.contains(&name.as_str()) {
                 Mode::Required
             } else if defaulted || (in_state && input_def == "query") {
@@ -115,13 +137,14 @@ impl Schema {
                 sensitive: flag(prop, "x-secret"),
                 force_new: flag(prop, "x-force-new"),
                 stable: false,
+                cloud_default: flag(prop, "x-cloud-default"),
                 input: true,
                 output: in_state,
                 description: description(prop),
             });
         }
         for (name, prop) in state_props {
-            if input_props.contains_key(name) {
+            if input_props.contains_key(name) || fixed.contains_key(name) {
                 continue;
             }
             attributes.push(Attribute {
@@ -132,14 +155,16 @@ impl Schema {
                 sensitive: flag(prop, "x-secret"),
                 force_new: false,
                 stable: flag(prop, "x-stable"),
+                cloud_default: false,
                 input: false,
                 output: true,
                 description: description(prop),
             });
         }
         let schema = Schema {
-            description: component
-                .get("title")
+            description: input
+                .get("description")
+                .or_else(|| component.get("title"))
                 .and_then(Json::as_str)
                 .unwrap_or_default()
                 .to_string(),

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::http::Transport;
 use crate::lifecycle::{Provider, describe};
-use crate::types::{Action, Cloud, Error, FieldError, ImageSpec, ImageState};
+use crate::types::{Action, Cloud, Error, FieldError, ImageSpec, ImageState, Plan};
 
 /// `check-json`: `{"spec": SPEC}` -> `{"spec": SPEC}` with defaults filled in.
 pub fn check<T: Transport>(provider: &mut Provider<T>, request: &str) -> Result<String, String> {
@@ -49,34 +49,39 @@ pub fn diff<T: Transport>(provider: &mut Provider<T>, request: &str) -> Result<S
         let state = doc.state()?;
         let delete_before_replace = spec.image_id.is_some();
         let plan = provider.diff(spec, &state).map_err(Failure::Typed)?;
-        let mut replaces: Vec<String> = Vec::new();
-        let changes: Vec<Value> = plan
-            .changes
-            .iter()
-            .map(|change| {
-                let top = change.field.split('.').next().unwrap_or_default().to_string();
-                if change.forces_replacement && !replaces.contains(&top) {
-                    replaces.push(top);
-                }
-                json!({
-                    "field": change.field,
-                    "old": json_value(change.old.as_deref()),
-                    "new": json_value(change.new.as_deref()),
-                    "forces_replacement": change.forces_replacement,
-                })
+        Ok(plan_doc(&plan, delete_before_replace))
+    })
+}
+
+/// The `diff-json` answer for a plan.
+fn plan_doc(plan: &Plan, delete_before_replace: bool) -> Value {
+    let mut replaces: Vec<String> = Vec::new();
+    let changes: Vec<Value> = plan
+        .changes
+        .iter()
+        .map(|change| {
+            let top = change.field.split('.').next().unwrap_or_default().to_string();
+            if change.forces_replacement && !replaces.contains(&top) {
+                replaces.push(top);
+            }
+            json!({
+                "field": change.field,
+                "old": json_value(change.old.as_deref()),
+                "new": json_value(change.new.as_deref()),
+                "forces_replacement": change.forces_replacement,
             })
-            .collect();
-        let action = match plan.action {
-            Action::NoOp => "no-op",
-            Action::Update => "update",
-            Action::Replace => "replace",
-        };
-        Ok(json!({
-            "action": action,
-            "changes": changes,
-            "replaces": replaces,
-            "delete_before_replace": delete_before_replace,
-        }))
+        })
+        .collect();
+    let action = match plan.action {
+        Action::NoOp => "no-op",
+        Action::Update => "update",
+        Action::Replace => "replace",
+    };
+    json!({
+        "action": action,
+        "changes": changes,
+        "replaces": replaces,
+        "delete_before_replace": delete_before_replace,
     })
 }
 
@@ -409,6 +414,12 @@ fn parse_state(value: Value) -> Result<ImageState, Failure> {
 pub fn schema() -> String {
     openstack_image_documents::schema::schema().to_string()
 }
+
+mod membership;
+pub use membership::{
+    check_membership, create_membership, delete_membership, diff_membership, read_membership,
+    update_membership,
+};
 
 #[cfg(test)]
 mod tests;

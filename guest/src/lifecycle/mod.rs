@@ -3,10 +3,12 @@
 //! and sequences the calls, one concern per submodule:
 //! [`session`] (Keystone tokens and each operation's endpoint and time budget),
 //! [`create`] (opening the data, uploading, verifying), [`import`] (Glance's import
-//! methods) and [`wait`] (status polls).
+//! methods), [`sharing`] (members, deactivation, the cloud's property definitions),
+//! [`membership`] (the membership resource) and [`wait`] (status polls).
 
 mod create;
 mod import;
+mod membership;
 mod session;
 mod sharing;
 mod stores;

@@ -12,6 +12,8 @@ use crate::types::Timeouts;
 use openstack_image_documents::fixtures;
 
 const ID: &str = fixtures::IMAGE_ID;
+/// The project of the `session_only` cloud's session.
+const MEMBER: &str = "0123456789abcdef0123456789abcdef";
 
 /// A cloud that answers from a script: per `METHOD path` (below the Glance endpoint, or
 /// Keystone's `/auth/tokens`) a queue of answers whose last one repeats. Records every request.
@@ -194,6 +196,7 @@ fn session_only(token: &str) -> Cloud {
                 region: Some("RegionOne".into()),
                 interface: "public".into(),
             }],
+            project_id: Some(MEMBER.into()),
         }),
         ..cloud()
     }
@@ -268,6 +271,7 @@ fn a_session_handed_in_is_used_without_asking_keystone() {
             region: Some("RegionOne".into()),
             interface: "public".into(),
         }],
+        project_id: None,
     });
     let state = provider.read(&cloud, ID, None).unwrap().expect("the image");
     assert_eq!(state.id, ID);
@@ -403,5 +407,102 @@ fn a_converted_glance_direct_import_keeps_the_spec_format() {
     assert_eq!(
         provider.transport.inner.sent(&format!("PUT /images/{ID}/file")),
         0
+    );
+}
+
+fn member_answer(status: &str) -> Value {
+    json!({"image_id": ID, "member_id": MEMBER, "status": status, "created_at": "2026-12-03T00:00:00Z",
+        "updated_at": "2026-12-03T00:00:01Z", "schema": "/v2/schemas/member"})
+}
+
+fn membership(side: &str, member: Option<&str>) -> crate::types::MembershipSpec {
+    crate::types::MembershipSpec {
+        image_id: ID.into(),
+        member_id: member.map(str::to_string),
+        status: None,
+        side: Some(side.into()),
+        region: None,
+    }
+}
+
+#[test]
+fn the_member_side_answers_for_the_sessions_project() {
+    let route = format!("/images/{ID}/members/{MEMBER}");
+    let script = ScriptedCloud::new()
+        .on(&format!("PUT {route}"), &[(200, member_answer("accepted"))])
+        .on(&format!("GET {route}"), &[(200, member_answer("accepted"))]);
+    let mut provider = Provider::new(script);
+    let state = provider
+        .create_membership(&session_only("t"), membership("member", None))
+        .unwrap();
+    assert_eq!(state.id, format!("{ID}/{MEMBER}"));
+    assert_eq!(state.status, "accepted");
+    assert_eq!(state.spec.member_id.as_deref(), Some(MEMBER));
+    let log = &provider.transport.inner.log;
+    assert_eq!(log, &[format!("PUT {route}"), format!("GET {route}")]);
+}
+
+#[test]
+fn glances_403_says_which_side_must_act() {
+    let route = format!("/images/{ID}/members/{MEMBER}");
+    let refused = json!({"message": "You are not permitted to modify 'status' on this image member."});
+    let script = ScriptedCloud::new().on(&format!("PUT {route}"), &[(403, refused)]);
+    let mut provider = Provider::new(script);
+    let err = provider
+        .create_membership(&session_only("t"), membership("member", None))
+        .unwrap_err();
+    let Error::Forbidden(message) = err else {
+        panic!("{err:?}")
+    };
+    assert!(message.contains("only the member project answers"), "{message}");
+    assert!(
+        message.contains(&format!("Log in to project {MEMBER}")),
+        "{message}"
+    );
+
+    let script = ScriptedCloud::new().on(
+        &format!("POST /images/{ID}/members"),
+        &[(403, json!({"message": "Only shared images have members."}))],
+    );
+    let mut provider = Provider::new(script);
+    let err = provider
+        .create_membership(&session_only("t"), membership("owner", Some(MEMBER)))
+        .unwrap_err();
+    let Error::Forbidden(message) = err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        message.contains("only the project that owns the image offers it"),
+        "{message}"
+    );
+    assert!(message.contains("Only shared images have members."), "{message}");
+}
+
+#[test]
+fn a_member_rejects_when_deleted_and_the_owner_withdraws() {
+    let route = format!("/images/{ID}/members/{MEMBER}");
+    let state = |side: &str| crate::types::MembershipState {
+        id: format!("{ID}/{MEMBER}"),
+        spec: membership(side, Some(MEMBER)),
+        status: "accepted".into(),
+        created_at: String::new(),
+        updated_at: String::new(),
+        schema: String::new(),
+    };
+    let script = ScriptedCloud::new()
+        .on(&format!("PUT {route}"), &[(200, member_answer("rejected"))])
+        .on(&format!("DELETE {route}"), &[(404, json!({}))]);
+    let mut provider = Provider::new(script);
+    provider
+        .delete_membership(&session_only("t"), &state("member"))
+        .unwrap();
+    provider
+        .delete_membership(&session_only("t"), &state("owner"))
+        .unwrap();
+    let log = &provider.transport.inner.log;
+    assert_eq!(
+        log,
+        &[format!("PUT {route}"), format!("DELETE {route}")],
+        "gone counts as done"
     );
 }

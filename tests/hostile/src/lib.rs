@@ -56,6 +56,7 @@ impl Guest for Hostile {
                     interface: "public".into(),
                 })
                 .collect(),
+            project_id: None,
         })
     }
 

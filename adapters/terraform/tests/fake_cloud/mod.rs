@@ -394,6 +394,16 @@ impl Backend for FakeCloud {
             Function::Update => self.update(&request["state"], &request["spec"]),
             Function::Delete => self.delete(request["id"].as_str().unwrap_or_default()),
             Function::Find => self.find(&request["query"]),
+            // The double keeps images only; memberships are driven against the dev cloud.
+            Function::CheckMembership
+            | Function::DiffMembership
+            | Function::CreateMembership
+            | Function::ReadMembership
+            | Function::UpdateMembership
+            | Function::DeleteMembership => Err(ComponentError::new(
+                "unsupported",
+                format!("the fake cloud has no memberships ({})", function.name()),
+            )),
         }
     }
 }
