@@ -382,6 +382,145 @@ fn members_deactivation_and_the_clouds_property_definitions() {
     assert!(observer::image(&id).is_none());
 }
 
+/// A provider block acting as the dev cloud's `publisher` or `consumer` user (alias `who`).
+fn provider_as(who: &str) -> String {
+    let env = cloud_env();
+    let var = |name: &str| {
+        env.get(&format!("DEV_CLOUD_{}_{name}", who.to_uppercase()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "scripts/dev-cloud env names DEV_CLOUD_{}_{name}",
+                    who.to_uppercase()
+                )
+            })
+            .clone()
+    };
+    format!(
+        "provider \"openstackimage\" {{\n  alias       = \"{who}\"\n  user_name   = \"{}\"\n  password    = \"{}\"\n  tenant_name = \"{}\"\n}}\n",
+        var("USERNAME"),
+        var("PASSWORD"),
+        var("PROJECT")
+    )
+}
+
+/// The image's members and their statuses, as the owner sees them.
+fn members_of(id: &str) -> Vec<(String, String)> {
+    let list = observer::json(&["image", "member", "list", id, "-f", "json"]);
+    list.as_array()
+        .expect("a member list")
+        .iter()
+        .map(|m| {
+            (
+                m["Member ID"].as_str().unwrap_or_default().to_string(),
+                m["Status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_image_offered_by_one_project_and_accepted_by_another() {
+    let s = Scenario::new("tf-access");
+    let file = s.qcow2("disk.qcow2", 1);
+    let consumer_id = observer::json(&["project", "show", "consumer", "-f", "json"])["id"]
+        .as_str()
+        .expect("the dev cloud's consumer project")
+        .to_string();
+    let image = format!(
+        r#"resource "openstack_images_image_v2" "web" {{
+  provider         = openstackimage.publisher
+  name             = "{name}"
+  container_format = "bare"
+  disk_format      = "qcow2"
+  local_file_path  = "{file}"
+  visibility       = "shared"
+}}
+"#,
+        name = s.image_name("web"),
+        file = file.display()
+    );
+    let offer = format!(
+        r#"resource "openstack_images_image_access_v2" "offer" {{
+  provider  = openstackimage.publisher
+  image_id  = openstack_images_image_v2.web.id
+  member_id = "{consumer_id}"
+}}
+"#
+    );
+    let accept = r#"resource "openstack_images_image_access_accept_v2" "accept" {
+  provider = openstackimage.consumer
+  image_id = openstack_images_image_access_v2.offer.image_id
+  status   = "accepted"
+}
+"#;
+    let configuration = |body: &str| {
+        main_tf(&format!(
+            "{}{}{body}",
+            provider_as("publisher"),
+            provider_as("consumer")
+        ))
+    };
+    let w = workspace(&[]);
+    w.configure(&configuration(&format!("{image}{offer}{accept}")));
+    w.init();
+    w.apply();
+    let id = id_of(&w, "openstack_images_image_v2.web");
+    assert_eq!(members_of(&id), [(consumer_id.clone(), "accepted".to_string())]);
+    let offered = attributes(&w, "openstack_images_image_access_v2.offer");
+    assert_eq!(offered["id"], format!("{id}/{consumer_id}"), "{offered}");
+    let accepted = attributes(&w, "openstack_images_image_access_accept_v2.accept");
+    assert_eq!(
+        accepted["member_id"],
+        consumer_id.as_str(),
+        "the caller's project: {accepted}"
+    );
+    assert_eq!(accepted["status"], "accepted");
+    // The image resource does not set `members`: it leaves the access resources' member alone.
+    expect_code(w.plan(), 0);
+
+    // The consumer's answer changed elsewhere is drift of the accept resource, answered again.
+    let consumer = [
+        ("OS_USERNAME", cloud_env()["DEV_CLOUD_CONSUMER_USERNAME"].as_str()),
+        ("OS_PASSWORD", cloud_env()["DEV_CLOUD_CONSUMER_PASSWORD"].as_str()),
+        (
+            "OS_PROJECT_NAME",
+            cloud_env()["DEV_CLOUD_CONSUMER_PROJECT"].as_str(),
+        ),
+    ];
+    let rejected = observer::openstack_as(&consumer, &["image", "set", "--reject", &id]);
+    assert!(
+        rejected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rejected.stderr)
+    );
+    let drift = expect_code(w.plan(), 2);
+    assert!(
+        drift.stdout.contains("\"rejected\" -> \"accepted\""),
+        "{}",
+        drift.stdout
+    );
+    w.apply();
+    assert_eq!(members_of(&id), [(consumer_id.clone(), "accepted".to_string())]);
+
+    // Import of the accept resource by IMAGE_ID/MEMBER_ID, as terraform-provider-openstack's.
+    w.ok(&["state", "rm", "openstack_images_image_access_accept_v2.accept"]);
+    w.ok(&[
+        "import",
+        "-no-color",
+        "openstack_images_image_access_accept_v2.accept",
+        &format!("{id}/{consumer_id}"),
+    ]);
+    expect_code(w.plan(), 0);
+
+    // Withdrawn: the offer's resource removed removes the membership; the image stays shared.
+    w.configure(&configuration(&image));
+    w.apply();
+    assert_eq!(members_of(&id), []);
+    assert_eq!(observer::image(&id).unwrap()["visibility"], "shared");
+    w.destroy();
+    assert!(observer::image(&id).is_none());
+}
+
 #[test]
 fn an_upload_failing_midway_leaves_no_image_and_no_state() {
     let s = Scenario::new("tf-fault");
