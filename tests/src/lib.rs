@@ -273,6 +273,23 @@ impl Drop for Scenario {
 }
 
 /// The independent observer: python-openstackclient from the dev cloud's virtualenv.
+/// `OS_*` settings that make a run act as the dev cloud's `publisher` or `consumer` user
+/// (`DEV_CLOUD_{WHO}_USERNAME`, `_PASSWORD`, `_PROJECT` from `scripts/dev-cloud env`).
+pub fn user_settings(who: &str) -> Vec<(&'static str, String)> {
+    let env = cloud_env();
+    let var = |name: &str| {
+        let key = format!("DEV_CLOUD_{}_{name}", who.to_uppercase());
+        env.get(&key)
+            .unwrap_or_else(|| panic!("scripts/dev-cloud env names {key}"))
+            .clone()
+    };
+    vec![
+        ("OS_USERNAME", var("USERNAME")),
+        ("OS_PASSWORD", var("PASSWORD")),
+        ("OS_PROJECT_NAME", var("PROJECT")),
+    ]
+}
+
 pub mod observer {
     use super::*;
 
@@ -294,6 +311,24 @@ pub mod observer {
 
     /// Runs `openstack ARGS` with the dev cloud's settings, `vars` overriding them (another
     /// user, project or region).
+    /// An image's members and their statuses, as the owner (admin) sees them, sorted.
+    pub fn members(id: &str) -> Vec<(String, String)> {
+        let list = json(&["image", "member", "list", id, "-f", "json"]);
+        let mut members: Vec<(String, String)> = list
+            .as_array()
+            .expect("a member list")
+            .iter()
+            .map(|m| {
+                (
+                    m["Member ID"].as_str().unwrap_or_default().to_string(),
+                    m["Status"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        members.sort();
+        members
+    }
+
     pub fn openstack_as(vars: &[(&str, &str)], args: &[&str]) -> Output {
         let venv = cloud_env()
             .get("DEV_CLOUD_VENV")

@@ -4,27 +4,11 @@
 //! dev cloud loads), and `import` keeping what the spec names. The publisher and the consumer
 //! are two ordinary member projects of the dev cloud; the `openstack` CLI observes.
 
-use openstack_image_tests::{Scenario, cloud_env, observer};
+use openstack_image_tests::{Scenario, observer};
 use serde_json::Value;
 
-/// `OS_*` settings that make a run act as the dev cloud's `publisher` or `consumer` user.
 fn as_user(who: &str) -> Vec<(&'static str, String)> {
-    let env = cloud_env();
-    let var = |name: &str| {
-        env.get(&format!("DEV_CLOUD_{}_{name}", who.to_uppercase()))
-            .unwrap_or_else(|| {
-                panic!(
-                    "scripts/dev-cloud env names DEV_CLOUD_{}_{name}",
-                    who.to_uppercase()
-                )
-            })
-            .clone()
-    };
-    vec![
-        ("OS_USERNAME", var("USERNAME")),
-        ("OS_PASSWORD", var("PASSWORD")),
-        ("OS_PROJECT_NAME", var("PROJECT")),
-    ]
+    openstack_image_tests::user_settings(who)
 }
 
 fn vars<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
@@ -39,22 +23,8 @@ fn project_id(name: &str) -> String {
         .to_string()
 }
 
-/// The image's members and their statuses, as the owner sees them.
 fn members_of(id: &str) -> Vec<(String, String)> {
-    let list = observer::json(&["image", "member", "list", id, "-f", "json"]);
-    let mut members: Vec<(String, String)> = list
-        .as_array()
-        .expect("a member list")
-        .iter()
-        .map(|m| {
-            (
-                m["Member ID"].as_str().unwrap_or_default().to_string(),
-                m["Status"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    members.sort();
-    members
+    observer::members(id)
 }
 
 fn show(s: &Scenario, user: &[(&'static str, &str)], name: &str) -> Value {

@@ -384,38 +384,13 @@ fn members_deactivation_and_the_clouds_property_definitions() {
 
 /// A provider block acting as the dev cloud's `publisher` or `consumer` user (alias `who`).
 fn provider_as(who: &str) -> String {
-    let env = cloud_env();
-    let var = |name: &str| {
-        env.get(&format!("DEV_CLOUD_{}_{name}", who.to_uppercase()))
-            .unwrap_or_else(|| {
-                panic!(
-                    "scripts/dev-cloud env names DEV_CLOUD_{}_{name}",
-                    who.to_uppercase()
-                )
-            })
-            .clone()
+    let settings = openstack_image_tests::user_settings(who);
+    let [(_, user), (_, password), (_, project)] = &settings[..] else {
+        panic!("user, password and project of {who}")
     };
     format!(
-        "provider \"openstackimage\" {{\n  alias       = \"{who}\"\n  user_name   = \"{}\"\n  password    = \"{}\"\n  tenant_name = \"{}\"\n}}\n",
-        var("USERNAME"),
-        var("PASSWORD"),
-        var("PROJECT")
+        "provider \"openstackimage\" {{\n  alias       = \"{who}\"\n  user_name   = \"{user}\"\n  password    = \"{password}\"\n  tenant_name = \"{project}\"\n}}\n"
     )
-}
-
-/// The image's members and their statuses, as the owner sees them.
-fn members_of(id: &str) -> Vec<(String, String)> {
-    let list = observer::json(&["image", "member", "list", id, "-f", "json"]);
-    list.as_array()
-        .expect("a member list")
-        .iter()
-        .map(|m| {
-            (
-                m["Member ID"].as_str().unwrap_or_default().to_string(),
-                m["Status"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -465,7 +440,10 @@ fn an_image_offered_by_one_project_and_accepted_by_another() {
     w.init();
     w.apply();
     let id = id_of(&w, "openstack_images_image_v2.web");
-    assert_eq!(members_of(&id), [(consumer_id.clone(), "accepted".to_string())]);
+    assert_eq!(
+        observer::members(&id),
+        [(consumer_id.clone(), "accepted".to_string())]
+    );
     let offered = attributes(&w, "openstack_images_image_access_v2.offer");
     assert_eq!(offered["id"], format!("{id}/{consumer_id}"), "{offered}");
     let accepted = attributes(&w, "openstack_images_image_access_accept_v2.accept");
@@ -479,14 +457,8 @@ fn an_image_offered_by_one_project_and_accepted_by_another() {
     expect_code(w.plan(), 0);
 
     // The consumer's answer changed elsewhere is drift of the accept resource, answered again.
-    let consumer = [
-        ("OS_USERNAME", cloud_env()["DEV_CLOUD_CONSUMER_USERNAME"].as_str()),
-        ("OS_PASSWORD", cloud_env()["DEV_CLOUD_CONSUMER_PASSWORD"].as_str()),
-        (
-            "OS_PROJECT_NAME",
-            cloud_env()["DEV_CLOUD_CONSUMER_PROJECT"].as_str(),
-        ),
-    ];
+    let consumer = openstack_image_tests::user_settings("consumer");
+    let consumer: Vec<(&str, &str)> = consumer.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let rejected = observer::openstack_as(&consumer, &["image", "set", "--reject", &id]);
     assert!(
         rejected.status.success(),
@@ -500,7 +472,10 @@ fn an_image_offered_by_one_project_and_accepted_by_another() {
         drift.stdout
     );
     w.apply();
-    assert_eq!(members_of(&id), [(consumer_id.clone(), "accepted".to_string())]);
+    assert_eq!(
+        observer::members(&id),
+        [(consumer_id.clone(), "accepted".to_string())]
+    );
 
     // Import of the accept resource by IMAGE_ID/MEMBER_ID, as terraform-provider-openstack's.
     w.ok(&["state", "rm", "openstack_images_image_access_accept_v2.accept"]);
@@ -515,7 +490,7 @@ fn an_image_offered_by_one_project_and_accepted_by_another() {
     // Withdrawn: the offer's resource removed removes the membership; the image stays shared.
     w.configure(&configuration(&image));
     w.apply();
-    assert_eq!(members_of(&id), []);
+    assert_eq!(observer::members(&id), []);
     assert_eq!(observer::image(&id).unwrap()["visibility"], "shared");
     w.destroy();
     assert!(observer::image(&id).is_none());
