@@ -2,14 +2,13 @@
 //! its documents (`MembershipSpecDoc`, the flat `MembershipDoc`) onto the typed records, then
 //! the same [`Provider`] methods the typed `membership` interface calls.
 
-use openstack_image_documents::state::FlatStateError;
 use openstack_image_documents::{MembershipDoc, MembershipSpecDoc};
 use serde_json::{Value, json};
 
 use super::{Failure, Request, fields_of, plan_doc, run};
 use crate::http::Transport;
 use crate::lifecycle::Provider;
-use crate::types::{Error, FieldError, MembershipSpec, MembershipState};
+use crate::types::{MembershipSpec, MembershipState};
 
 /// `check-membership-json`: `{"spec": MSPEC}` -> `{"spec": MSPEC}` with defaults filled in.
 pub fn check_membership<T: Transport>(provider: &mut Provider<T>, request: &str) -> Result<String, String> {
@@ -127,14 +126,6 @@ fn membership_state(doc: &mut Request) -> Result<MembershipState, Failure> {
                 .into(),
         )
     })?;
-    let state = MembershipDoc::from_flat(value).map_err(|e| match e {
-        FlatStateError::NotAnObject => Failure::Request(
-            "request field `state` must be an object (the state create/read/update returned)".into(),
-        ),
-        FlatStateError::Field { field, message } => Failure::Typed(Error::InvalidSpec(vec![FieldError {
-            field: format!("state.{field}"),
-            message,
-        }])),
-    })?;
+    let state = MembershipDoc::from_flat(value).map_err(super::state_failure)?;
     Ok(state.into())
 }

@@ -390,9 +390,10 @@ fn state_doc(state: ImageState) -> Value {
     ImageDoc::from(state).to_flat()
 }
 
-/// Reads a flat state document; a bad field is an `invalid-spec` error naming `state.FIELD`.
-fn parse_state(value: Value) -> Result<ImageState, Failure> {
-    let doc = ImageDoc::from_flat(value).map_err(|e| match e {
+/// A flat state document that does not read: a request error, or `invalid-spec` naming
+/// `state.FIELD`.
+fn state_failure(e: FlatStateError) -> Failure {
+    match e {
         FlatStateError::NotAnObject => Failure::Request(
             "request field `state` must be an object (the state create/read/update returned)".into(),
         ),
@@ -400,7 +401,12 @@ fn parse_state(value: Value) -> Result<ImageState, Failure> {
             field: format!("state.{field}"),
             message,
         }])),
-    })?;
+    }
+}
+
+/// Reads a flat state document; a bad field is an `invalid-spec` error naming `state.FIELD`.
+fn parse_state(value: Value) -> Result<ImageState, Failure> {
+    let doc = ImageDoc::from_flat(value).map_err(state_failure)?;
     if uuid::Uuid::try_parse(&doc.id).is_err() {
         return Err(Failure::Request(format!(
             "request field `state.id`: '{}' is not a Glance image id (a UUID)",
