@@ -455,7 +455,7 @@ async fn apply_step(
             say!(narrator, "{name}: creating…");
             let image = create_recorded(instance, cloud, ledger, name, &spec).await?;
             say!(narrator, "{name}: created {} ({})", image.id, image.status);
-            ledger.record(name, image, Vec::new())?;
+            ledger.record_created(name, image, Vec::new())?;
         }
         Change::Update(_) => {
             let (prior, spec) = (
@@ -484,7 +484,7 @@ async fn apply_step(
                 id: prior.id.clone(),
                 region: prior.spec.region.clone(),
             };
-            ledger.record(name, image, vec![old])?;
+            ledger.record_created(name, image, vec![old])?;
             delete_deposed(instance, cloud, name, ledger, narrator).await?;
         }
         Change::Delete => {
@@ -499,7 +499,8 @@ async fn apply_step(
     Ok(())
 }
 
-/// Creates the image for `name` with an id chosen here and written to the state first. A
+/// Creates the image for `name` with an id chosen here and written to the state first; the
+/// intent stays until the caller records the image (`Ledger::record_created`). A
 /// create the cloud's refusal of the session cut short after the image record was made (a
 /// token that expired during a long upload; the instance deleted the half-made image with a
 /// new session) starts once more with a new id, as Glance never reuses one.
@@ -529,12 +530,14 @@ async fn create_recorded(
         let result = instance.create(cloud, &with_id).await;
         let cut_short = matches!(&result, Ok(Err(GuestError::Unauthorized(info))) if info.image_id.is_some());
         let created = named(name, result);
+        if created.is_ok() {
+            return created;
+        }
         // A failed create deletes its image; keep the intent only if that did not work out.
-        let leftover = created.is_err()
-            && !matches!(
-                instance.read(&in_region(cloud, &intent), &id, None).await,
-                Ok(Ok(None))
-            );
+        let leftover = !matches!(
+            instance.read(&in_region(cloud, &intent), &id, None).await,
+            Ok(Ok(None))
+        );
         if !leftover {
             ledger.update(|state| {
                 state.creating.remove(name);

@@ -157,6 +157,18 @@ impl Ledger {
         })
     }
 
+    /// Records the image a create made for `name` and drops that create's intent in the
+    /// same write: a kill between two writes would leave an image neither recorded nor
+    /// intended, which no later run would find.
+    pub fn record_created(&self, name: &str, image: ImageState, deposed: Vec<DeposedImage>) -> Result<()> {
+        self.update(|state| {
+            state.creating.remove(name);
+            state
+                .images
+                .insert(name.to_string(), StateEntry { image, deposed });
+        })
+    }
+
     /// Removes `name` from the state.
     pub fn forget(&self, name: &str) -> Result<()> {
         self.update(|state| {
