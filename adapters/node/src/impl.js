@@ -140,11 +140,18 @@ function withoutNulls(bag) {
   return out;
 }
 
-/** @param {ProviderOptions} options */
-export async function check(options, _olds, news) {
-  const spec = specOf(news);
+/**
+ * Pulumi's check result from a check function of the JSON face: the inputs with defaults
+ * filled in, or per-property failures for a spec the component refuses.
+ * @param {ProviderOptions} options
+ * @param {import("./component.js").FaceFunction} fn
+ * @param {Record<string, any>} spec
+ * @param {Record<string, any> | undefined} news the inputs as Pulumi gave them
+ * @param {any[]} [grantDocs]
+ */
+async function checked(options, fn, spec, news, grantDocs = []) {
   try {
-    const answer = await call(options, "checkJson", { spec }, [spec]);
+    const answer = await call(options, fn, { spec }, grantDocs);
     return { inputs: withoutNulls(fromDocument(answer.spec)), failures: [] };
   } catch (e) {
     if (e instanceof ComponentError && (e.kind === "invalid-spec" || e.kind === "invalid-request") && e.fields.length) {
@@ -158,17 +165,18 @@ export async function check(options, _olds, news) {
   }
 }
 
-/** @param {ProviderOptions} options */
-export async function diff(options, id, olds, news) {
-  const spec = specOf(news);
-  const state = stateOf(id, olds);
-  const answer = await call(options, "diffJson", { spec, state }, [spec]).catch(rethrow);
+/**
+ * Pulumi's diff result from a plan of the JSON face.
+ * @param {any} answer the plan
+ * @param {string[]} stablesOnUpdate outputs an in-place update leaves alone
+ */
+function diffResult(answer, stablesOnUpdate) {
   const replaces = (answer.replaces ?? []).map(fieldToProperty);
   return {
     changes: answer.action !== "no-op",
     replaces,
     deleteBeforeReplace: answer.delete_before_replace === true,
-    stables: answer.action === "update" ? STABLE_ON_UPDATE : [],
+    stables: answer.action === "update" ? stablesOnUpdate : [],
     // Not part of Pulumi's dynamic protocol; kept for callers that want the detail.
     action: answer.action,
     detail: (answer.changes ?? []).map((c) => ({
@@ -181,6 +189,19 @@ export async function diff(options, id, olds, news) {
 }
 
 /** @param {ProviderOptions} options */
+export async function check(options, _olds, news) {
+  const spec = specOf(news);
+  return checked(options, "checkJson", spec, news, [spec]);
+}
+
+/** @param {ProviderOptions} options */
+export async function diff(options, id, olds, news) {
+  const spec = specOf(news);
+  const state = stateOf(id, olds);
+  const answer = await call(options, "diffJson", { spec, state }, [spec]).catch(rethrow);
+  return diffResult(answer, STABLE_ON_UPDATE);
+}
+
 /**
  * The properties about to be sent, against the cloud's own metadata definitions
  * (`check-with-cloud-json`): refused before anything changes. `before`: the properties the
@@ -234,4 +255,78 @@ export async function remove(options, id, props) {
 /** The JSON Schema of the spec, state and cloud documents (parsed). */
 export async function schema(options) {
   return call(options, "schema", undefined);
+}
+
+// The membership resource: one project's membership of a shared image, from the side that
+// acts on it ("owner": the image's owner offers it; "member": the member project answers).
+// Its documents are flat (`$defs.membership_state`); nothing of it touches local files.
+
+/** Outputs an answer (an in-place update of the membership) leaves alone. */
+const MEMBERSHIP_STABLE_ON_UPDATE = ["createdAt", "schema"];
+
+/**
+ * Pulumi inputs -> membership spec document, acting from `side`.
+ * @param {"owner" | "member"} side
+ * @param {Record<string, any> | undefined} inputs
+ */
+function membershipSpecOf(side, inputs) {
+  const { image_id, member_id, status, region } = toDocument(inputs);
+  return withoutNulls({ image_id, member_id, status, region, side });
+}
+
+/**
+ * Pulumi outputs (+ id) -> membership state document, acting from `side`.
+ * @param {"owner" | "member"} side
+ */
+function membershipStateOf(side, id, props) {
+  return { ...stateOf(id, props), side };
+}
+
+/** @param {ProviderOptions} options @param {"owner" | "member"} side */
+export async function checkMembership(options, side, _olds, news) {
+  return checked(options, "checkMembershipJson", membershipSpecOf(side, news), news);
+}
+
+/** @param {ProviderOptions} options @param {"owner" | "member"} side */
+export async function diffMembership(options, side, id, olds, news) {
+  const request = { spec: membershipSpecOf(side, news), state: membershipStateOf(side, id, olds) };
+  const answer = await call(options, "diffMembershipJson", request).catch(rethrow);
+  return diffResult(answer, MEMBERSHIP_STABLE_ON_UPDATE);
+}
+
+/** @param {ProviderOptions} options @param {"owner" | "member"} side */
+export async function createMembership(options, side, inputs) {
+  const spec = membershipSpecOf(side, inputs);
+  const state = await callOnCloud(options, "createMembershipJson", { spec }).catch(rethrow);
+  return { id: state.id, outs: outsOf(state) };
+}
+
+/**
+ * Reads the membership `id` (`IMAGE_ID/MEMBER_ID`; an import may give `IMAGE_ID` alone for
+ * the caller's own project).
+ * @param {ProviderOptions} options @param {"owner" | "member"} side
+ */
+export async function readMembership(options, side, id, props) {
+  const known = toDocument(props);
+  const spec = membershipSpecOf(side, known.image_id ? props : { region: known.region });
+  const request = known.image_id ? { spec } : { id, spec };
+  const state = await callOnCloud(options, "readMembershipJson", request).catch(rethrow);
+  if (state === null) return { id: "", props: {} }; // gone: an empty id tells Pulumi so
+  return { id: state.id, props: outsOf(state) };
+}
+
+/** @param {ProviderOptions} options @param {"owner" | "member"} side */
+export async function updateMembership(options, side, id, olds, news) {
+  const request = { state: membershipStateOf(side, id, olds), spec: membershipSpecOf(side, news) };
+  const after = await callOnCloud(options, "updateMembershipJson", request).catch(rethrow);
+  return { outs: outsOf(after) };
+}
+
+/**
+ * Withdraws the offer (owner side) or rejects it (member side).
+ * @param {ProviderOptions} options @param {"owner" | "member"} side
+ */
+export async function removeMembership(options, side, id, props) {
+  const request = { state: membershipStateOf(side, id, props) };
+  await callOnCloud(options, "deleteMembershipJson", request).catch(rethrow);
 }

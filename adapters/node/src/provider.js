@@ -121,3 +121,102 @@ export class Image extends pulumi.dynamic.Resource {
     super(new ImageProvider(providerOptions), name, props, opts, "openstack", "Image");
   }
 }
+
+/**
+ * Pulumi dynamic resource provider for one project's membership of a shared image, acting
+ * from one side: `owner` (the image's owner offers the image to the member project; delete
+ * withdraws the offer) or `member` (the member project answers the offer; delete rejects
+ * it). Serialized like ImageProvider: plain fields only.
+ *
+ * @implements {pulumi.dynamic.ResourceProvider}
+ */
+export class MembershipProvider {
+  /** @param {"owner" | "member"} side @param {ProviderOptions} [options] */
+  constructor(side, options = {}) {
+    this.side = side;
+    /** @type {ProviderOptions} */
+    this.options = { ...options };
+    this.implUrl = IMPL_URL;
+  }
+
+  /** @returns {Promise<typeof import("./impl.js")>} */
+  impl() {
+    return import(this.implUrl);
+  }
+
+  /** @param {any} olds @param {any} news @returns {Promise<pulumi.dynamic.CheckResult>} */
+  async check(olds, news) {
+    return (await this.impl()).checkMembership(this.options, this.side, olds, news);
+  }
+
+  /** @param {string} id @param {any} olds @param {any} news @returns {Promise<pulumi.dynamic.DiffResult>} */
+  async diff(id, olds, news) {
+    return (await this.impl()).diffMembership(this.options, this.side, id, olds, news);
+  }
+
+  /** @param {any} inputs @returns {Promise<pulumi.dynamic.CreateResult>} */
+  async create(inputs) {
+    return (await this.impl()).createMembership(this.options, this.side, inputs);
+  }
+
+  /** @param {string} id @param {any} props @returns {Promise<pulumi.dynamic.ReadResult>} */
+  async read(id, props) {
+    return (await this.impl()).readMembership(this.options, this.side, id, props);
+  }
+
+  /** @param {string} id @param {any} olds @param {any} news @returns {Promise<pulumi.dynamic.UpdateResult>} */
+  async update(id, olds, news) {
+    return (await this.impl()).updateMembership(this.options, this.side, id, olds, news);
+  }
+
+  /** @param {string} id @param {any} props @returns {Promise<void>} */
+  async delete(id, props) {
+    return (await this.impl()).removeMembership(this.options, this.side, id, props);
+  }
+}
+
+/** Outputs of a membership the cloud sets; `memberId` too when the inputs leave it out. */
+const MEMBERSHIP_OUTPUTS = ["memberId", "status", "createdAt", "updatedAt", "schema"];
+
+/**
+ * The image's owner offers it to another project (Pulumi's `openstack.images.ImageAccess`).
+ *
+ * @example
+ * new ImageAccess("share", { imageId: image.id, memberId: "<project id>" });
+ */
+export class ImageAccess extends pulumi.dynamic.Resource {
+  /**
+   * @param {string} name Pulumi resource name
+   * @param {{imageId: any, memberId: any, status?: any, region?: any}} args the image and
+   *   the member project; `status` needs an admin (the member answers with ImageAccessAccept)
+   * @param {pulumi.CustomResourceOptions} [opts]
+   * @param {ProviderOptions} [providerOptions] the owner's cloud settings
+   */
+  constructor(name, args, opts, providerOptions) {
+    const props = Object.fromEntries(MEMBERSHIP_OUTPUTS.map((k) => [k, undefined]));
+    Object.assign(props, args);
+    super(new MembershipProvider("owner", providerOptions), name, props, opts, "openstack", "ImageAccess");
+  }
+}
+
+/**
+ * The member project answers an image offered to it (Pulumi's
+ * `openstack.images.ImageAccessAccept`): accepted by default; deleting rejects the offer.
+ *
+ * @example
+ * new ImageAccessAccept("accept", { imageId: "<shared image id>", status: "accepted" });
+ */
+export class ImageAccessAccept extends pulumi.dynamic.Resource {
+  /**
+   * @param {string} name Pulumi resource name
+   * @param {{imageId: any, memberId?: any, status?: any, region?: any}} args the offered
+   *   image; `memberId` defaults to the project of the session
+   * @param {pulumi.CustomResourceOptions} [opts]
+   * @param {ProviderOptions} [providerOptions] the member project's cloud settings
+   */
+  constructor(name, args, opts, providerOptions) {
+    const props = Object.fromEntries(MEMBERSHIP_OUTPUTS.map((k) => [k, undefined]));
+    Object.assign(props, args);
+    super(new MembershipProvider("member", providerOptions), name, props, opts, "openstack", "ImageAccessAccept");
+  }
+}

@@ -13,7 +13,7 @@ import * as pulumi from "@pulumi/pulumi";
 // The loader Pulumi's dynamic-provider host uses, resolved from @pulumi/pulumi itself.
 const pulumiRequire = createRequire(createRequire(import.meta.url).resolve("@pulumi/pulumi"));
 
-describe("Image resource", () => {
+describe("Resource classes", () => {
   let cacheBase;
   before(async () => {
     // Downloads without image_cache_path get the default cache: keep it out of ~/.cache.
@@ -73,5 +73,36 @@ describe("Image resource", () => {
     assert.equal(checked.inputs.imageCachePath, join(cacheBase, "images"), "default download cache");
     const bad = await provider.check({}, { ...resource.inputs, containerFormat: "crate" });
     assert.deepEqual(bad.failures.map((f) => f.property), ["containerFormat"]);
+  });
+
+  it("registers ImageAccessAccept with a serialized provider that keeps its side", async () => {
+    const registered = [];
+    await pulumi.runtime.setMocks(
+      {
+        newResource: (args) => {
+          registered.push(args);
+          return { id: "mock-id", state: args.inputs };
+        },
+        call: () => ({}),
+      },
+      "project",
+      "stack",
+      true,
+    );
+    const { ImageAccessAccept } = await import("../src/provider.js");
+
+    const imageId = "6ac31a7f-1e4e-4a3b-8d43-3a3b6fb6a9e1";
+    const accept = new ImageAccessAccept("accept", { imageId });
+    await new Promise((resolve) => accept.id.apply(resolve));
+
+    const [resource] = registered;
+    assert.equal(resource.type, "pulumi-nodejs:dynamic/openstack:ImageAccessAccept");
+    const { __provider: serialized, ...inputs } = resource.inputs;
+    assert.deepEqual(inputs, { imageId });
+    const provider = pulumiRequire("require-from-string")(serialized).handler();
+    const checked = await provider.check({}, resource.inputs);
+    assert.deepEqual(checked.failures, []);
+    assert.equal(checked.inputs.status, "accepted", "the member side's default answer");
+    assert.equal(checked.inputs.side, "member");
   });
 });
