@@ -20,6 +20,11 @@ cloud OS_CLOUD names (with secure.yaml). Each `ImageComponent` logs in once (thr
 `authenticate-json`) and gives the lifecycle calls the cloud without credentials plus that
 session, as the bundled host does: only the resolution and the login see the secrets.
 
+Sharing an image with another project is the component's membership resource: the owner
+offers (`create_membership({"image_id": ..., "member_id": ..., "side": "owner"})`), the
+member project answers (`side: member`, default status `accepted`); `for_cloud(settings)`
+gives a second object for the other project on the same compiled component.
+
 Errors the component returns come back as `ComponentError` (kind, message, fields);
 a trap inside the component (a bug, the memory cap, the deadline) as `ComponentTrap`.
 
@@ -35,6 +40,7 @@ may reach any host this process can reach.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
@@ -68,6 +74,12 @@ _FUNCTIONS = (
     "read-json",
     "update-json",
     "delete-json",
+    "check-membership-json",
+    "diff-membership-json",
+    "create-membership-json",
+    "read-membership-json",
+    "update-membership-json",
+    "delete-membership-json",
 )
 
 
@@ -374,6 +386,17 @@ class ImageComponent:
             self._live = self._instantiate(frozenset(ro), frozenset(rw))
         return self._live
 
+    def for_cloud(self, cloud: Optional[Dict[str, Any]]) -> "ImageComponent":
+        """Another `ImageComponent` on the same compiled component for other cloud settings
+        (another project or user, say the member side of a shared image): its own cloud,
+        session and instances; the compile is not repeated."""
+        other = copy.copy(self)
+        other._settings = cloud
+        other._cloud = None
+        other._live = None
+        other._session = None
+        return other
+
     def close(self) -> None:
         """Drops the live instance (the compiled component stays)."""
         self._live = None
@@ -550,3 +573,44 @@ class ImageComponent:
         if timeout_seconds is not None:
             request["timeout_seconds"] = timeout_seconds
         return self._on_cloud("delete-json", request)
+
+    # ----- the membership resource -----------------------------------------------------
+    # One project's membership of a shared image: {"image_id", "member_id", "status",
+    # "side", "region"} (`$defs.membership_spec` of the schema); its state is flat
+    # (`$defs.membership_state`) with the id `IMAGE_ID/MEMBER_ID`. `side: owner` offers the
+    # image (delete withdraws it), `side: member` (the default) answers the offer (delete
+    # rejects it). No file is read: these calls preopen nothing.
+
+    def check_membership(self, spec: Dict[str, Any]) -> Dict[str, Any]:
+        """Validates a membership spec (no network calls); returns it with defaults filled in."""
+        return self._call_json("check-membership-json", {"spec": spec})["spec"]
+
+    def diff_membership(self, spec: Dict[str, Any], state: Dict[str, Any]) -> Dict[str, Any]:
+        """The plan to go from the membership `state` to `spec`."""
+        return self._call_json("diff-membership-json", {"spec": spec, "state": state})
+
+    def create_membership(self, spec: Dict[str, Any]) -> Dict[str, Any]:
+        """Offers the image (owner side) or answers the offer (member side); returns the
+        membership's state."""
+        return self._on_cloud("create-membership-json", {"spec": spec})
+
+    def read_membership(self, spec: Optional[Dict[str, Any]] = None,
+                        id: Optional[str] = None) -> Optional[Dict[str, Any]]:
+        """The membership's state, or None when the image or the membership is gone. `id`
+        (`IMAGE_ID/MEMBER_ID`, or `IMAGE_ID` for this session's project) may stand in for the
+        spec's image and member (imports)."""
+        request: Dict[str, Any] = {}
+        if spec is not None:
+            request["spec"] = spec
+        if id is not None:
+            request["id"] = id
+        return self._on_cloud("read-membership-json", request)
+
+    def update_membership(self, state: Dict[str, Any], spec: Dict[str, Any]) -> Dict[str, Any]:
+        """Sets the answer `spec` names; returns the new state."""
+        return self._on_cloud("update-membership-json", {"state": state, "spec": spec})
+
+    def delete_membership(self, state: Dict[str, Any]) -> Dict[str, Any]:
+        """Withdraws the offer (owner side) or rejects it (member side); one already gone
+        counts as done."""
+        return self._on_cloud("delete-membership-json", {"state": state})

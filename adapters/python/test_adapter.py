@@ -481,5 +481,91 @@ class AdapterTest(unittest.TestCase):
         self.assertEqual(self.images.delete(image_id)["deleted"], True)
 
 
+def members(image_id: str):
+    """The image's members as Glance has them (`openstack image member list`): id -> status."""
+    proc = subprocess.run([openstack_cli(), "image", "member", "list", "-f", "json", image_id],
+                          capture_output=True, text=True, timeout=120, check=True)
+    return {row["Member ID"]: row["Status"] for row in json.loads(proc.stdout)}
+
+
+def settings_of(who: str):
+    """Cloud settings of one of the dev cloud's users (over the OS_* variables)."""
+    return {"auth": {key: os.environ[f"DEV_CLOUD_{who}_{var}"]
+                     for key, var in (("username", "USERNAME"), ("password", "PASSWORD"),
+                                      ("project_name", "PROJECT"))}}
+
+
+class MembershipTest(unittest.TestCase):
+    """The publisher project shares an image with the consumer project through the
+    membership resource: offer, acceptance, drift, rejection, withdrawal."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not WASM:
+            raise unittest.SkipTest("set OPENSTACK_IMAGE_WASM to the component (.wasm) to test")
+        if not os.environ.get("OS_AUTH_URL") or not os.environ.get("DEV_CLOUD_CONSUMER_USERNAME"):
+            raise unittest.SkipTest("the dev cloud's publisher and consumer users are not set")
+        cls.tmp = tempfile.mkdtemp(prefix=f"{RUN}-share-")
+        path = os.path.join(cls.tmp, "disk.raw")
+        with open(path, "wb") as f:
+            f.write(os.urandom(1024 * 1024))
+        cls.publisher = ImageComponent(WASM, settings_of("PUBLISHER"), progress=lambda _: None)
+        cls.consumer = cls.publisher.for_cloud(settings_of("CONSUMER"))
+        cls.image = cls.publisher.create({
+            "name": f"{RUN}-shared", "container_format": "bare", "disk_format": "raw",
+            "local_file_path": path, "visibility": "shared",
+        })
+        proc = subprocess.run([openstack_cli(), "project", "show", "-f", "value", "-c", "id",
+                               os.environ["DEV_CLOUD_CONSUMER_PROJECT"]],
+                              capture_output=True, text=True, timeout=120, check=True)
+        cls.consumer_project = proc.stdout.strip()
+
+    @classmethod
+    def tearDownClass(cls):
+        observer_delete(cls.image["id"])
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_offer_accept_drift_reject_withdraw(self):
+        image_id, project = self.image["id"], self.consumer_project
+        offer = self.publisher.create_membership(
+            self.publisher.check_membership({"image_id": image_id, "member_id": project, "side": "owner"}))
+        self.assertEqual(offer["id"], f"{image_id}/{project}")
+        self.assertEqual(offer["status"], "pending")
+        self.assertEqual(members(image_id), {project: "pending"})
+
+        # The owner cannot answer for the member: refused, naming the side that must act.
+        with self.assertRaises(ComponentError) as refused:
+            self.publisher.update_membership(offer, {**offer, "status": "accepted"})
+        self.assertIn("member", str(refused.exception))
+        self.assertEqual(members(image_id), {project: "pending"})
+
+        wanted = self.consumer.check_membership({"image_id": image_id})
+        self.assertEqual((wanted["status"], wanted["side"]), ("accepted", "member"))
+        answer = self.consumer.create_membership(wanted)
+        self.assertEqual((answer["member_id"], answer["status"]), (project, "accepted"))
+        self.assertEqual(members(image_id), {project: "accepted"})
+
+        # Rejected out of band: read shows it, diff plans the answer again, update gives it.
+        subprocess.run([openstack_cli(), "image", "set", "--reject", image_id], check=True,
+                       capture_output=True, timeout=120,
+                       env={**os.environ, "OS_USERNAME": os.environ["DEV_CLOUD_CONSUMER_USERNAME"],
+                            "OS_PASSWORD": os.environ["DEV_CLOUD_CONSUMER_PASSWORD"],
+                            "OS_PROJECT_NAME": os.environ["DEV_CLOUD_CONSUMER_PROJECT"]})
+        drifted = self.consumer.read_membership(id=answer["id"])
+        self.assertEqual(drifted["status"], "rejected")
+        self.assertEqual(self.consumer.diff_membership(wanted, drifted)["action"], "update")
+        answer = self.consumer.update_membership(drifted, wanted)
+        self.assertEqual(answer["status"], "accepted")
+        self.assertEqual(members(image_id), {project: "accepted"})
+        self.assertEqual(self.consumer.diff_membership(wanted, answer)["action"], "no-op")
+
+        self.consumer.delete_membership(answer)
+        self.assertEqual(members(image_id), {project: "rejected"})
+        self.publisher.delete_membership(offer)
+        self.assertEqual(members(image_id), {})
+        self.assertIsNone(self.publisher.read_membership(id=offer["id"]))
+        self.assertEqual(self.publisher.delete_membership(offer)["deleted"], True)
+
+
 if __name__ == "__main__":
     unittest.main()
