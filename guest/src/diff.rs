@@ -165,6 +165,12 @@ pub fn diff(desired: &ImageSpec, prior: &ImageState) -> Plan {
         );
     }
 
+    plan_of(changes)
+}
+
+/// The plan the field changes add up to: a replacement when one forces it, else an update
+/// when there are any, else nothing to do.
+pub(crate) fn plan_of(changes: Vec<FieldChange>) -> Plan {
     let action = if changes.iter().any(|c| c.forces_replacement) {
         Action::Replace
     } else if changes.is_empty() {
@@ -175,7 +181,8 @@ pub fn diff(desired: &ImageSpec, prior: &ImageState) -> Plan {
     Plan { action, changes }
 }
 
-fn json<T: Serialize + ?Sized>(value: &T) -> Option<String> {
+/// A value as a plan shows it: its JSON text.
+pub(crate) fn json<T: Serialize + ?Sized>(value: &T) -> Option<String> {
     Some(serde_json::to_string(value).expect("plain values serialise"))
 }
 

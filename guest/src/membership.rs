@@ -3,7 +3,8 @@
 
 use openstack_image_documents::spec::{MEMBER_STATUSES, MEMBERSHIP_SIDES, defaults, is_project_id};
 
-use crate::types::{Action, FieldChange, FieldError, MembershipSpec, MembershipState, Plan};
+use crate::diff::{json, plan_of};
+use crate::types::{FieldChange, FieldError, MembershipSpec, MembershipState, Plan};
 
 /// Who acts on a membership.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,8 +108,8 @@ pub fn diff(desired: &MembershipSpec, prior: &MembershipState) -> Plan {
         if new.is_some() && old != new {
             changes.push(FieldChange {
                 field: name.into(),
-                old: old.as_ref().map(|v| quoted(v)),
-                new: new.as_ref().map(|v| quoted(v)),
+                old: old.as_deref().and_then(json),
+                new: new.as_deref().and_then(json),
                 forces_replacement: replace,
             });
         }
@@ -123,23 +124,13 @@ pub fn diff(desired: &MembershipSpec, prior: &MembershipState) -> Plan {
     field("side", &old.side, &desired.side, true);
     field("region", &old.region, &desired.region, true);
     field("status", &Some(prior.status.clone()), &desired.status, false);
-    let action = if changes.iter().any(|c| c.forces_replacement) {
-        Action::Replace
-    } else if changes.is_empty() {
-        Action::NoOp
-    } else {
-        Action::Update
-    };
-    Plan { action, changes }
-}
-
-fn quoted(text: &str) -> String {
-    serde_json::to_string(text).expect("strings serialise")
+    plan_of(changes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::Action;
 
     const IMAGE: &str = "6b0f4f5a-3b1e-4f7e-9a62-1f2d3c4b5a69";
     const PROJECT: &str = "0123456789abcdef0123456789abcdef";

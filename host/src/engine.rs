@@ -163,10 +163,20 @@ pub async fn check_all(
     instance: &mut impl Lifecycle,
     images: &BTreeMap<String, ImageSpec>,
 ) -> Result<BTreeMap<String, ImageSpec>> {
+    check_each(images, named, async |spec| instance.check(spec).await).await
+}
+
+/// Validates every entry of a spec file's section with `check`, each problem `named` after
+/// its entry; all problems at once, or the checked entries (defaults filled in).
+pub async fn check_each<S>(
+    entries: &BTreeMap<String, S>,
+    named: fn(&str, CallResult<S>) -> Result<S>,
+    mut check: impl AsyncFnMut(&S) -> CallResult<S>,
+) -> Result<BTreeMap<String, S>> {
     let mut checked = BTreeMap::new();
     let mut problems = Vec::new();
-    for (name, spec) in images {
-        match named(name, instance.check(spec).await) {
+    for (name, spec) in entries {
+        match named(name, check(spec).await) {
             Ok(spec) => {
                 checked.insert(name.clone(), spec);
             }

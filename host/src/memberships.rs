@@ -9,7 +9,7 @@ use anyhow::{Result, anyhow};
 use openstack_image_documents::MembershipDoc;
 
 use crate::bindings::{Action, Cloud, GuestError, MembershipSpec, MembershipState};
-use crate::engine::targeted;
+use crate::engine::{check_each, targeted};
 use crate::exit::{CloudError, Outcome};
 use crate::plan::{Change, MembershipStep};
 use crate::report::{self, Narrator};
@@ -39,21 +39,10 @@ pub async fn check_all(
     instance: &mut Instance,
     memberships: &BTreeMap<String, MembershipSpec>,
 ) -> Result<BTreeMap<String, MembershipSpec>> {
-    let mut checked = BTreeMap::new();
-    let mut problems = Vec::new();
-    for (name, spec) in memberships {
-        match named(name, instance.check_membership(spec).await) {
-            Ok(spec) => {
-                checked.insert(name.clone(), spec);
-            }
-            Err(err) => problems.push(format!("{err:#}")),
-        }
-    }
-    if problems.is_empty() {
-        Ok(checked)
-    } else {
-        Err(anyhow!("{}\nNothing was changed.", problems.join("\n")))
-    }
+    check_each(memberships, named, async |spec| {
+        instance.check_membership(spec).await
+    })
+    .await
 }
 
 /// Reads every recorded membership and decides what each needs.

@@ -650,23 +650,61 @@ impl Instance {
     }
 }
 
-/// The functions of the JSON face.
+/// The functions of the JSON face that take a request document (`schema`,
+/// `resolve-cloud-json` and `authenticate-json` have calls of their own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JsonFunction {
+    /// `{"spec"}` -> `{"spec"}` with defaults filled in; no network calls.
     Check,
+    /// `{"spec"}` -> `{"checked": true}`: the spec's properties against the cloud's own
+    /// metadata definitions (needs the cloud).
     CheckWithCloud,
+    /// `{"spec", "state"}` -> `{"action", "changes", "replaces", "delete_before_replace"}`.
     Diff,
+    /// `{"spec"}` -> STATE.
     Create,
+    /// `{"id", "state"?}` -> STATE or `null` when the image is gone.
     Read,
+    /// `{"state", "spec"}` -> STATE.
     Update,
+    /// `{"id", "region"?, "timeout_seconds"?}` -> `{"id", "deleted": true}`.
     Delete,
+    /// `{"query"}` -> STATE of the one image the query finds.
     Find,
+    /// The membership resource's: `{"spec"}` -> `{"spec"}`; no network calls.
     CheckMembership,
+    /// `{"spec", "state"}` -> the plan, as [`JsonFunction::Diff`].
     DiffMembership,
+    /// `{"spec"}` -> MSTATE.
     CreateMembership,
+    /// `{"spec"}` or `{"id", "spec"?}` -> MSTATE or `null` when it is gone.
     ReadMembership,
+    /// `{"state", "spec"}` -> MSTATE.
     UpdateMembership,
+    /// `{"state"}` -> `{"id", "deleted": true}`.
     DeleteMembership,
+}
+
+impl JsonFunction {
+    /// The function's name in the WIT, without the `-json` suffix.
+    pub fn name(self) -> &'static str {
+        match self {
+            JsonFunction::Check => "check",
+            JsonFunction::CheckWithCloud => "check-with-cloud",
+            JsonFunction::Diff => "diff",
+            JsonFunction::Create => "create",
+            JsonFunction::Read => "read",
+            JsonFunction::Update => "update",
+            JsonFunction::Delete => "delete",
+            JsonFunction::Find => "find",
+            JsonFunction::CheckMembership => "check-membership",
+            JsonFunction::DiffMembership => "diff-membership",
+            JsonFunction::CreateMembership => "create-membership",
+            JsonFunction::ReadMembership => "read-membership",
+            JsonFunction::UpdateMembership => "update-membership",
+            JsonFunction::DeleteMembership => "delete-membership",
+        }
+    }
 }
 
 /// `cloud` as a component gets it with `session`, as the JSON face's cloud document.

@@ -7,61 +7,8 @@ use std::future::Future;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-/// One function of the component's JSON face.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Function {
-    /// `{"spec"}` -> `{"spec"}` with defaults filled in; no network calls.
-    Check,
-    /// `{"spec"}` -> `{"checked": true}`: the spec's properties against the cloud's own
-    /// metadata definitions (needs the cloud).
-    CheckWithCloud,
-    /// `{"spec", "state"}` -> `{"action", "changes", "replaces", "delete_before_replace"}`.
-    Diff,
-    /// `{"spec"}` -> STATE.
-    Create,
-    /// `{"id", "state"?}` -> STATE or `null` when the image is gone.
-    Read,
-    /// `{"state", "spec"}` -> STATE.
-    Update,
-    /// `{"id", "region"?, "timeout_seconds"?}` -> `{"id", "deleted": true}`.
-    Delete,
-    /// `{"query"}` -> STATE of the one image the query finds.
-    Find,
-    /// The membership resource's: `{"spec"}` -> `{"spec"}`; no network calls.
-    CheckMembership,
-    /// `{"spec", "state"}` -> the plan, as [`Function::Diff`].
-    DiffMembership,
-    /// `{"spec"}` -> MSTATE.
-    CreateMembership,
-    /// `{"spec"}` or `{"id", "spec"?}` -> MSTATE or `null` when it is gone.
-    ReadMembership,
-    /// `{"state", "spec"}` -> MSTATE.
-    UpdateMembership,
-    /// `{"state"}` -> `{"id", "deleted": true}`.
-    DeleteMembership,
-}
-
-impl Function {
-    /// The function's name in the WIT, without the `-json` suffix.
-    pub fn name(self) -> &'static str {
-        match self {
-            Function::Check => "check",
-            Function::CheckWithCloud => "check-with-cloud",
-            Function::Diff => "diff",
-            Function::Create => "create",
-            Function::Read => "read",
-            Function::Update => "update",
-            Function::Delete => "delete",
-            Function::Find => "find",
-            Function::CheckMembership => "check-membership",
-            Function::DiffMembership => "diff-membership",
-            Function::CreateMembership => "create-membership",
-            Function::ReadMembership => "read-membership",
-            Function::UpdateMembership => "update-membership",
-            Function::DeleteMembership => "delete-membership",
-        }
-    }
-}
+/// One function of the component's JSON face (the host runtime's, names and documents).
+pub use openstack_image::runtime::JsonFunction as Function;
 
 /// The component's `err` document: `{"kind", "message", "fields": [{"field", "message"}]}`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]

@@ -15,7 +15,7 @@ use openstack_image::cloud::{self, CloudConfig as CloudSettings};
 use openstack_image::grants::{DataSource, SpecGrants};
 use openstack_image::network::AllowedHost;
 use openstack_image::progress::Display;
-use openstack_image::runtime::{JsonFunction, Limits};
+use openstack_image::runtime::Limits;
 use openstack_image::sandbox::{self, Sandbox, SandboxSettings};
 
 use crate::backend::{Backend, CloudConfig, ComponentError, Function};
@@ -154,7 +154,7 @@ impl Backend for SandboxBackend {
             .await
             .map_err(host_error)?;
         let answer = instance
-            .call_json(json_function(function), &request.to_string())
+            .call_json(function, &request.to_string())
             .await
             .map_err(host_error)?;
         match answer {
@@ -218,25 +218,6 @@ fn walk_paths(doc: &mut Json, replace: &mut impl FnMut(&str) -> Option<String>) 
         }
         Json::Array(items) => items.iter_mut().for_each(|item| walk_paths(item, replace)),
         _ => {}
-    }
-}
-
-fn json_function(function: Function) -> JsonFunction {
-    match function {
-        Function::Check => JsonFunction::Check,
-        Function::CheckWithCloud => JsonFunction::CheckWithCloud,
-        Function::Diff => JsonFunction::Diff,
-        Function::Create => JsonFunction::Create,
-        Function::Read => JsonFunction::Read,
-        Function::Update => JsonFunction::Update,
-        Function::Delete => JsonFunction::Delete,
-        Function::Find => JsonFunction::Find,
-        Function::CheckMembership => JsonFunction::CheckMembership,
-        Function::DiffMembership => JsonFunction::DiffMembership,
-        Function::CreateMembership => JsonFunction::CreateMembership,
-        Function::ReadMembership => JsonFunction::ReadMembership,
-        Function::UpdateMembership => JsonFunction::UpdateMembership,
-        Function::DeleteMembership => JsonFunction::DeleteMembership,
     }
 }
 
