@@ -41,21 +41,24 @@ fn a_shared_image_is_offered_answered_and_withdrawn_and_drift_shows() {
     let consumer = as_user("consumer");
     let consumer = vars(&consumer);
     let (consumer_id, other_id) = (project_id("consumer"), project_id("quota"));
-    s.qcow2("disk.qcow2", 1);
-    let spec = |members: &str| {
-        format!(
-            "images:\n  offered:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    \
-             local_file_path: disk.qcow2\n    visibility: shared\n    members: {members}\n",
-            s.image_name("offered")
-        )
+    s.qcow2("base.qcow2", 1);
+    // examples/sharing as shipped, with the consumer's project id and the image's test name.
+    let example = |file: &str| {
+        std::fs::read_to_string(openstack_image_tests::root().join("examples/sharing").join(file))
+            .expect("read the example")
     };
+    let publisher_example = example("publisher.yaml").replace(
+        "name: base-image",
+        &format!("name: {}", s.image_name("base-image")),
+    );
+    let spec = |members: &str| publisher_example.replace("[0123456789abcdef0123456789abcdef]", members);
     s.write_spec(&spec(&format!("[{consumer_id}]")));
     s.run_with(&["apply", "-f", "images.yaml"], &publisher)
         .expect_code(0);
-    let id = s.state_id("offered");
+    let id = s.state_id("base-image");
     assert_eq!(members_of(&id), [(consumer_id.clone(), "pending".to_string())]);
     assert_eq!(
-        show(&s, &publisher, "offered")["member_statuses"][&consumer_id],
+        show(&s, &publisher, "base-image")["member_statuses"][&consumer_id],
         "pending"
     );
 
@@ -70,17 +73,13 @@ fn a_shared_image_is_offered_answered_and_withdrawn_and_drift_shows() {
         offered.as_array().unwrap().iter().any(|i| i["ID"] == id.as_str()),
         "{offered}"
     );
+    let consumer_example = example("consumer.yaml").replace("6b0f4f5a-3b1e-4f7e-9a62-1f2d3c4b5a69", &id);
     let answer = |status: &str| {
-        let status = if status.is_empty() {
-            String::new()
-        } else {
-            format!("    status: {status}\n")
+        let text = match status {
+            "" => consumer_example.clone(),
+            status => consumer_example.replace("status: accepted", &format!("status: {status}")),
         };
-        std::fs::write(
-            s.path("consumer.yaml"),
-            format!("memberships:\n  base-image:\n    image_id: {id}\n{status}"),
-        )
-        .unwrap();
+        std::fs::write(s.path("consumer.yaml"), text).unwrap();
     };
     let as_consumer = |command: &str| {
         s.run_with(
@@ -111,7 +110,7 @@ fn a_shared_image_is_offered_answered_and_withdrawn_and_drift_shows() {
     s.run_with(&["refresh", "-f", "images.yaml"], &publisher)
         .expect_code(0);
     assert_eq!(
-        show(&s, &publisher, "offered")["member_statuses"][&consumer_id],
+        show(&s, &publisher, "base-image")["member_statuses"][&consumer_id],
         "accepted"
     );
 
@@ -205,12 +204,16 @@ fn a_shared_image_is_offered_answered_and_withdrawn_and_drift_shows() {
     assert!(members_of(&id).is_empty());
     let image = observer::image(&id).expect("the image is still there");
     assert_eq!(image["visibility"], "shared");
-    assert_eq!(s.state_id("offered"), id, "changed in place");
+    assert_eq!(s.state_id("base-image"), id, "changed in place");
 
     // A spec without `members` leaves memberships made elsewhere alone.
     let added = observer::openstack(&["image", "add", "project", &id, &consumer_id]);
     assert!(added.status.success());
-    let unmanaged = spec("[]").replace("    members: []\n", "");
+    let unmanaged: String = spec("[]")
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("members:"))
+        .map(|line| format!("{line}\n"))
+        .collect();
     s.write_spec(&unmanaged);
     s.run_with(&["plan", "-f", "images.yaml"], &publisher)
         .expect_code(0);
