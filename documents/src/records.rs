@@ -31,30 +31,30 @@ macro_rules! image_records {
                 /// Disk format.
                 #[schemars(required, extend("enum" = $crate::spec::DISK_FORMATS, "x-force-new" = true))]
                 disk_format: Option<String> => text,
-                /// Absolute path of the image file to upload (the runtime must grant its directory). Conflicts with image_source_url.
+                /// Absolute path of the image file to upload (the runtime must grant its directory). Conflicts with image_source_url; one of the two is required.
                 #[serde(default)]
                 #[schemars(extend("x-force-new" = true))]
                 local_file_path: Option<String> => into,
-                /// URL to download the image data from. Conflicts with local_file_path.
+                /// URL (http or https) to download the image data from. Conflicts with local_file_path; one of the two is required.
                 #[serde(default)]
                 #[schemars(extend("x-force-new" = true))]
                 image_source_url: Option<String> => into,
-                /// Basic-auth user for image_source_url.
+                /// Basic-auth user for image_source_url. Changing it changes only the state.
                 #[serde(default)]
                 image_source_username: Option<String> => into,
                 /// Basic-auth password for image_source_url; never returned or stored.
                 #[serde(default, skip_serializing)]
                 #[schemars(extend("x-secret" = true, "writeOnly" = true))]
                 image_source_password: Option<String> => into,
-                /// Directory where downloads are cached, or "none" to stream the download into Glance.
+                /// Directory where downloads are cached, or "none" to stream the download into Glance. Default: the runtime's cache (the CLI's: $OPENSTACK_IMAGE_CACHE_DIR/images, else ~/.cache/openstack-image/images). Changing it changes only the state.
                 #[serde(default)]
                 #[schemars(extend("x-runtime-default" = true))]
                 image_cache_path: Option<String> => into,
-                /// Expected digest of the image data: sha256:<hex>, sha512:<hex> or md5:<hex>.
+                /// Expected digest of the image data as uploaded: sha256:<hex>, sha512:<hex> or md5:<hex>. Changing it changes only the state.
                 #[serde(default)]
                 #[schemars(extend("pattern" = "^(sha256|sha512|md5):[0-9a-fA-F]+$"))]
                 source_checksum: Option<String> => into,
-                /// Decompress the downloaded data (gzip, bzip2, xz, zstd) before upload.
+                /// Decompress the downloaded data (gzip, bzip2, xz, zstd) before upload; the format is told by the Content-Type, then the Content-Disposition filename, then the URL's extension, then the data's magic bytes.
                 #[serde(default)]
                 #[schemars(extend("x-force-new" = true, "default" = $crate::spec::defaults::DECOMPRESS))]
                 decompress: Option<bool> => into,
@@ -78,11 +78,11 @@ macro_rules! image_records {
                 #[serde(default)]
                 #[schemars(extend("uniqueItems" = true, "x-keep-when-unset" = true))]
                 stores: Vec<String> => into,
-                /// With several stores: one failed store fails the import (true, the default) or the image keeps the stores that worked (false).
+                /// With several stores: one failed store fails the import (true, the default) or the image keeps the stores that worked (false). Changing it changes only the state.
                 #[serde(default)]
                 #[schemars(extend("default" = $crate::spec::defaults::ALL_STORES_MUST_SUCCEED))]
                 all_stores_must_succeed: Option<bool> => into,
-                /// Create the image with this UUID.
+                /// Create the image with this UUID (default: one the runtime chooses and records before the create).
                 #[serde(default)]
                 #[schemars(extend("format" = "uuid", "x-force-new" = true))]
                 image_id: Option<String> => into,
@@ -94,7 +94,7 @@ macro_rules! image_records {
                 #[serde(default, deserialize_with = "crate::text::count")]
                 #[schemars(extend("default" = $crate::spec::defaults::MIN_RAM_MB))]
                 min_ram_mb: Option<u64> => into,
-                /// Free-form key/value properties managed by this resource.
+                /// Free-form key/value properties managed by this resource. Values are text (numbers and booleans are written as text). Only the keys the spec names (now or before) are compared and changed; keys Glance owns (os_hash_*, os_glance_*, stores, checksum, ...) are refused.
                 #[serde(default, deserialize_with = "crate::text::properties")]
                 #[schemars(extend("additionalProperties" = { "type": ["string", "number", "boolean"] }))]
                 properties: std::collections::BTreeMap<String, String> => pairs,
@@ -106,15 +106,15 @@ macro_rules! image_records {
                 #[serde(default)]
                 #[schemars(extend("default" = $crate::spec::defaults::HIDDEN))]
                 hidden: Option<bool> => into,
-                /// Region whose image endpoint hosts the image.
+                /// Region whose image endpoint hosts the image. Default: the cloud's region (OS_REGION_NAME).
                 #[serde(default)]
                 #[schemars(extend("x-force-new" = true))]
                 region: Option<String> => into,
-                /// Tags, as a set.
+                /// Tags, as a set, replaced as a whole ([] clears them).
                 #[serde(default)]
                 #[schemars(extend("uniqueItems" = true))]
                 tags: Vec<String> => into,
-                /// Verify Glance's checksums against the uploaded bytes. Default true.
+                /// Verify Glance's checksums against the uploaded bytes. Default true. Changing it changes only the state.
                 #[serde(default)]
                 #[schemars(extend("default" = $crate::spec::defaults::VERIFY_CHECKSUM))]
                 verify_checksum: Option<bool> => into,
@@ -122,7 +122,7 @@ macro_rules! image_records {
                 #[serde(default)]
                 #[schemars(extend("enum" = $crate::spec::VISIBILITIES, "default" = $crate::spec::defaults::VISIBILITY))]
                 visibility: Option<String> => into,
-                /// The projects (Keystone project ids) the image is shared with, as a set; only a shared image has members. Unset: its memberships are left alone; [] removes them all. In place.
+                /// The projects (Keystone project ids) the image is shared with, as a set; only a shared image has members. Unset: its memberships are left alone; [] removes them all (the visibility stays). In place.
                 #[serde(default)]
                 #[schemars(extend("uniqueItems" = true, "x-keep-when-unset" = true, "items" = { "type": "string", "pattern": $crate::spec::PROJECT_ID_PATTERN }))]
                 members: Option<Vec<String>> => into,
@@ -130,7 +130,7 @@ macro_rules! image_records {
                 #[serde(default)]
                 #[schemars(extend("default" = $crate::spec::defaults::DEACTIVATED))]
                 deactivated: Option<bool> => into,
-                /// Per-operation time limits in seconds (create 1800, update 600, delete 600).
+                /// Per-operation time limits in seconds (create 1800, update 600, delete 600); each request of the operation may take only the time left, and a timeout names the last status seen. Changing them changes only the state.
                 #[serde(default, deserialize_with = "crate::text::or_default")]
                 timeouts: TimeoutsDoc => into,
             }

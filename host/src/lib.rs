@@ -9,6 +9,8 @@
 #[cfg(feature = "runtime")]
 pub mod auth;
 pub mod bindings;
+#[cfg(feature = "runtime")]
+pub mod cli;
 pub mod cloud;
 #[cfg(feature = "runtime")]
 pub mod engine;
