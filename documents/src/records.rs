@@ -28,7 +28,7 @@ macro_rules! image_records {
                 /// Container format.
                 #[schemars(required, extend("enum" = $crate::spec::CONTAINER_FORMATS, "x-force-new" = true))]
                 container_format: Option<String> => text,
-                /// Disk format.
+                /// Disk format. With container_format bare, the data's own header must agree (a raw file declared qcow2, or a qcow2 declared raw, is refused), and images that read other files (a qcow2 backing file or external data file, a vmdk with other extents) are refused; both before anything is created.
                 #[schemars(required, extend("enum" = $crate::spec::DISK_FORMATS, "x-force-new" = true))]
                 disk_format: Option<String> => text,
                 /// Absolute path of the image file to upload (the runtime must grant its directory). Conflicts with image_source_url; one of the two is required.
@@ -139,15 +139,22 @@ macro_rules! image_records {
             #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
             #[serde(deny_unknown_fields)]
             struct TimeoutsDoc => Timeouts {
+                /// The whole create: upload or import, waiting for active, verifying. Default 1800 (30m).
                 #[serde(default, deserialize_with = "crate::text::seconds")]
                 #[schemars(extend("x-unit" = "seconds"))]
                 create: Option<u64> => into,
+                /// An in-place update. Default 600 (10m).
                 #[serde(default, deserialize_with = "crate::text::seconds")]
                 #[schemars(extend("x-unit" = "seconds"))]
                 update: Option<u64> => into,
+                /// A delete. Default 600 (10m).
                 #[serde(default, deserialize_with = "crate::text::seconds")]
                 #[schemars(extend("x-unit" = "seconds"))]
                 delete: Option<u64> => into,
+                /// How long an import Glance runs (web-download, glance-download, glance-direct, copy-image) may show no progress (status, task, stores, size) before it counts as stalled: the wait ends, the half-made image is deleted, and the error names the import, the time and the stores. Default 600 (10m).
+                #[serde(default, deserialize_with = "crate::text::seconds")]
+                #[schemars(extend("x-unit" = "seconds"))]
+                import_stall: Option<u64> => into,
             }
 
             /// A `find` query: Terraform's `openstack_images_image_v2` data source arguments

@@ -85,6 +85,7 @@ impl Spec {
                 create: self.timeouts.0,
                 update: self.timeouts.1,
                 delete: self.timeouts.2,
+                import_stall: None,
             },
             ..ImageSpec::from(SpecDoc::default())
         }

@@ -12,6 +12,7 @@ pub mod find;
 pub mod glance;
 pub mod glance_fields;
 pub mod http;
+pub mod inspect;
 pub mod json_face;
 pub mod lifecycle;
 pub mod membership;

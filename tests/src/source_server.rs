@@ -38,6 +38,9 @@ pub struct Served {
     pub last_modified: Option<String>,
     /// How long the server waits before it answers a GET, when set (a slow origin).
     pub delay: Option<std::time::Duration>,
+    /// Sends this many bytes of the body, then holds the connection open without sending
+    /// for this long before closing it (a source that stops moving mid-body), when set.
+    pub stall_after: Option<(usize, std::time::Duration)>,
 }
 
 impl Served {
@@ -51,7 +54,14 @@ impl Served {
             etag: None,
             last_modified: None,
             delay: None,
+            stall_after: None,
         }
+    }
+
+    /// Sends `bytes` of the body, then nothing for `hold` before closing the connection.
+    pub fn stall_after(mut self, bytes: usize, hold: std::time::Duration) -> Self {
+        self.stall_after = Some((bytes, hold));
+        self
     }
 
     /// Answers each GET only after `delay`.
@@ -458,8 +468,24 @@ fn answer(mut stream: &TcpStream, request: &Request, state: &Mutex<State>) -> st
     if let Some(delay) = served.delay.filter(|_| !head) {
         std::thread::sleep(delay);
     }
+    if let (false, Some((bytes, hold))) = (head, served.stall_after) {
+        return respond_then_stall(stream, &headers, &served.body, bytes, hold);
+    }
     respond(stream, "200 OK", &headers, Some(&served.body), head, truncation)?;
     stream.flush()
+}
+
+/// A 200 whose body stops after `bytes`: the connection is held open, silent, for `hold`.
+fn respond_then_stall(
+    stream: &TcpStream,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    bytes: usize,
+    hold: std::time::Duration,
+) -> std::io::Result<()> {
+    respond(stream, "200 OK", headers, Some(body), false, Some(bytes))?;
+    std::thread::sleep(hold);
+    Ok(())
 }
 
 /// Whether the request's validators match the file (RFC 9110 §13.1): `If-None-Match` when

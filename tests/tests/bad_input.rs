@@ -548,6 +548,8 @@ fn spec_errors_are_found_before_the_cloud_is_needed() {
     // No OS_* settings and no clouds.yaml: a bad spec is still named field by field...
     let s = Scenario::offline("offline-spec");
     s.qcow2("web.qcow2", 1);
+    std::fs::write(s.path("raw.img"), vec![0u8; 1024 * 1024]).unwrap();
+    overlay(&s, "overlay.qcow2", "web.qcow2");
     let image = |body: &str| format!("images:\n  web:\n    container_format: bare\n{body}");
     let mut failures = Vec::new();
     for (case, body, needles) in [
@@ -560,6 +562,22 @@ fn spec_errors_are_found_before_the_cloud_is_needed() {
             "missing file",
             "    disk_format: qcow2\n    local_file_path: gone.qcow2\n",
             &["image 'web'", "local_file_path", "gone.qcow2"][..],
+        ),
+        // The bytes against the declared format, and images that read other files.
+        (
+            "raw bytes declared qcow2",
+            "    disk_format: qcow2\n    local_file_path: raw.img\n",
+            &["image 'web'", "field disk_format", "no qcow2 header", "set disk_format: raw"][..],
+        ),
+        (
+            "a qcow2 declared raw",
+            "    disk_format: raw\n    local_file_path: web.qcow2\n",
+            &["image 'web'", "field disk_format", "is a qcow2 image, not raw", "set disk_format: qcow2"][..],
+        ),
+        (
+            "a qcow2 with a backing file",
+            "    disk_format: qcow2\n    local_file_path: overlay.qcow2\n",
+            &["image 'web'", "field local_file_path", "backing file"][..],
         ),
     ] {
         s.write_spec(&image(body));
@@ -580,6 +598,16 @@ fn spec_errors_are_found_before_the_cloud_is_needed() {
     s.write_spec(&image("    disk_format: qcow2\n    local_file_path: web.qcow2\n"));
     let run = s.run(&["plan", "-f", "images.yaml"]).expect_code(1);
     assert!(run.stderr.contains("OS_AUTH_URL is not set"), "{}", run.stderr);
+}
+
+/// A qcow2 `file` whose backing file is `backing` (qemu-img create -b).
+fn overlay(s: &Scenario, file: &str, backing: &str) {
+    let status = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", backing, file])
+        .current_dir(s.path(""))
+        .status()
+        .expect("run qemu-img");
+    assert!(status.success(), "qemu-img create -b failed");
 }
 
 /// How a state case's file is made.

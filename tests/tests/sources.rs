@@ -451,3 +451,85 @@ fn streamed_uploads_pass_a_stock_glance_including_the_example() {
     }
     s.plan().expect_code(0);
 }
+
+#[test]
+fn downloaded_bytes_that_contradict_the_disk_format_are_refused_before_the_image_exists() {
+    let s = Scenario::new("url-format");
+    let server = SourceServer::start();
+    let (_, qcow2) = image_file(&s);
+    let raw: Vec<u8> = (0..2 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    server.serve("/raw.img", Served::new(raw));
+    server.serve("/disk.qcow2", Served::new(qcow2));
+    // Streamed (no cache) and through the cache: both are inspected before the create.
+    for (case, path, extra, needles) in [
+        (
+            "raw streamed as qcow2",
+            "/raw.img",
+            "    image_cache_path: none\n",
+            &["field disk_format", "no qcow2 header", "set disk_format: raw"][..],
+        ),
+        (
+            "raw cached as qcow2",
+            "/raw.img",
+            "    image_cache_path: cache\n",
+            &["field disk_format", "no qcow2 header"][..],
+        ),
+        (
+            "qcow2 streamed as raw",
+            "/disk.qcow2",
+            "    image_cache_path: none\n    disk_format: raw\n",
+            &["field disk_format", "is a qcow2 image, not raw"][..],
+        ),
+    ] {
+        let image = url_image(&s, "web", &server.url(path), extra);
+        // disk_format given twice would be a YAML error: the case's own wins.
+        let image = if extra.contains("disk_format") {
+            image.replacen("    disk_format: qcow2\n", "", 1)
+        } else {
+            image
+        };
+        s.write_spec(&spec(&[image]));
+        let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(1);
+        for needle in needles {
+            assert!(run.stderr.contains(needle), "{case}: {needle:?}\n{}", run.stderr);
+        }
+        assert!(s.cloud_images().is_empty(), "{case}: no image was created");
+    }
+}
+
+/// The seconds in the tool's "no progress for N s".
+fn quiet_seconds(stderr: &str) -> u64 {
+    let at = stderr.find("no progress for ").expect("the stall is reported") + "no progress for ".len();
+    stderr[at..].split(' ').next().unwrap().parse().expect("a number of seconds")
+}
+
+#[test]
+fn a_web_download_whose_source_stops_sending_is_given_up_at_the_stall_limit() {
+    let s = Scenario::new("webstall");
+    let (_, bytes) = image_file(&s);
+    let server = SourceServer::start_in_ports(WEB_DOWNLOAD_PORTS);
+    // The first 256 KiB, then nothing for two minutes: Glance's download hangs.
+    server.serve(
+        "/stops.qcow2",
+        Served::new(bytes).stall_after(256 * 1024, std::time::Duration::from_secs(120)),
+    );
+    s.write_spec(&spec(&[url_image(
+        &s,
+        "web",
+        &server.url("/stops.qcow2"),
+        "    web_download: true\n    timeouts:\n      import_stall: 20s\n",
+    )]));
+    let run = s.run(&["apply", "-f", "images.yaml"]).expect_code(4);
+    assert!(
+        run.stderr.contains("image 'web'")
+            && run.stderr.contains("web-download import of")
+            && run.stderr.contains("stalled: no progress for")
+            && run.stderr.contains("timeouts.import_stall is 20 s"),
+        "{}",
+        run.stderr
+    );
+    // Given up at the limit, within one poll (5 s) of it.
+    let quiet = quiet_seconds(&run.stderr);
+    assert!((20..=26).contains(&quiet), "quiet for {quiet} s\n{}", run.stderr);
+    assert_no_image_left(&s, &run);
+}

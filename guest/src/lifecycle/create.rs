@@ -160,9 +160,16 @@ impl<T: Transport> Provider<T> {
         match UrlData::of(Some(url), false, spec.image_cache_path.as_deref()) {
             UrlData::NotFetched => unreachable!("a URL is fetched unless Glance downloads it"),
             UrlData::Streamed(_) => {
-                let opened = source.stream(&mut self.transport)?;
+                let mut opened = source.stream(&mut self.transport)?;
+                // The first bytes are read ahead and inspected before the image record exists.
+                let mut head = Vec::with_capacity(inspect::HEAD_BYTES);
+                (&mut opened.reader)
+                    .take(inspect::HEAD_BYTES as u64)
+                    .read_to_end(&mut head)
+                    .map_err(|e| Error::Transport(format!("cannot read {url}: {e}")))?;
+                inspect_data(spec, "image_source_url", &head, None)?;
                 Ok(Data {
-                    reader: opened.reader,
+                    reader: Box::new(std::io::Cursor::new(head).chain(opened.reader)),
                     length: opened.length,
                     label: format!("{url} as it downloads"),
                     expected,
@@ -189,6 +196,7 @@ impl<T: Transport> Provider<T> {
                             .check(expected)?,
                     }
                 }
+                inspect_file(spec, "image_source_url", &path)?;
                 let file = File::open(&path)
                     .map_err(|e| Error::Transport(format!("cannot open {}: {e}", path.display())))?;
                 Ok(Data {
@@ -368,6 +376,52 @@ pub(super) fn mtime_ns(meta: &std::fs::Metadata) -> Option<u64> {
 /// The first 16 hex digits of a digest, for plans.
 pub(super) fn short(digest: &str) -> String {
     format!("{}…", &digest[..digest.len().min(16)])
+}
+
+/// Refuses data whose first bytes (`head`) and, when known, last ones (`tail`) contradict the
+/// spec's `disk_format`, or make an image unsafe to store (then naming `source_field`). Only
+/// `bare` containers are looked into: the others wrap the disk in a format of their own.
+pub(super) fn inspect_data(
+    spec: &ImageSpec,
+    source_field: &str,
+    head: &[u8],
+    tail: Option<&[u8]>,
+) -> Result<(), Error> {
+    if spec.container_format != "bare" {
+        return Ok(());
+    }
+    let found = inspect::inspect(head, tail);
+    inspect::matches(&spec.disk_format, &found, tail.is_some()).map_err(|message| {
+        let field = match found {
+            inspect::Found::Unsafe(..) => source_field,
+            inspect::Found::Format(_) => "disk_format",
+        };
+        invalid(field, message)
+    })
+}
+
+/// [`inspect_data`] for a file: its first [`inspect::HEAD_BYTES`] and last
+/// [`inspect::TAIL_BYTES`].
+pub(super) fn inspect_file(spec: &ImageSpec, source_field: &str, path: &std::path::Path) -> Result<(), Error> {
+    use std::io::{Seek, SeekFrom};
+    if spec.container_format != "bare" {
+        return Ok(());
+    }
+    let unreadable = |e: std::io::Error| invalid(source_field, format!("cannot read '{}': {e}", path.display()));
+    let mut file = File::open(path).map_err(unreadable)?;
+    let mut head = Vec::with_capacity(inspect::HEAD_BYTES);
+    (&mut file)
+        .take(inspect::HEAD_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
+    let mut tail = Vec::with_capacity(inspect::TAIL_BYTES);
+    if size >= inspect::TAIL_BYTES as u64 {
+        file.seek(SeekFrom::Start(size - inspect::TAIL_BYTES as u64))
+            .map_err(unreadable)?;
+        file.read_to_end(&mut tail).map_err(unreadable)?;
+    }
+    inspect_data(spec, source_field, &head, Some(&tail))
 }
 
 pub(super) fn probe_file(path: &str) -> Result<(), String> {

@@ -15,6 +15,8 @@ pub(super) struct Import {
     pub(super) all_stores_must_succeed: bool,
     /// What is imported, for messages ("https://…", "image X of RegionOne").
     pub(super) what: String,
+    /// How long the import may show no progress before it counts as stalled.
+    pub(super) stall: Duration,
 }
 
 impl Import {
@@ -31,6 +33,7 @@ impl Import {
             stores,
             all_stores_must_succeed: spec.all_stores_must_succeed != Some(false),
             what,
+            stall: Duration::from_secs(spec.timeouts.import_stall.unwrap_or(DEFAULT_IMPORT_STALL)),
         }
     }
 
@@ -66,6 +69,19 @@ impl<T: Transport> Provider<T> {
                 delay.sleep(op)?;
                 continue;
             }
+            // Glance's other 409s during an import are about the image's status: one already
+            // `importing` took a request whose answer was lost (the retry hears 409), and one
+            // still settling from its upload (`uploading`, `saving`) takes it in a moment.
+            if response.status == 409 {
+                match self.status_of(op, id)?.as_str() {
+                    "importing" => break,
+                    "uploading" | "saving" => {
+                        delay.sleep(op)?;
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
             expect(&response, "POST", &url, &[202])?;
             break;
         }
@@ -73,6 +89,9 @@ impl<T: Transport> Provider<T> {
         let image_url = op.url(&format!("/images/{id}"));
         let mut delay = PollDelay::new();
         let mut importing = false;
+        // What shows the import moving, and since when it has not moved.
+        let mut marks = String::new();
+        let mut moved_at = Instant::now();
         loop {
             let (image, status) = self.poll(op, id, &image_url)?;
             importing |= status == "importing";
@@ -168,6 +187,13 @@ impl<T: Transport> Provider<T> {
                     ));
                 }
                 return Ok((image, result));
+            }
+            let now = progress_marks(&image, task.as_ref());
+            if now != marks {
+                marks = now;
+                moved_at = Instant::now();
+            } else if moved_at.elapsed() >= import.stall {
+                return Err(Error::ImportFailed(stalled(import, id, &image, task.as_ref(), moved_at.elapsed())));
             }
             delay.sleep(op)?;
         }
@@ -353,6 +379,51 @@ impl<T: Transport> Provider<T> {
 
 /// A converted image keeps, in state, the disk format its spec asked for while Glance holds
 /// the one recorded in its import result, so it does not plan as a change forever.
+/// Everything of the image and its import task that changes while an import moves: its
+/// status, size and update time, the stores being written and failed, and the task's status,
+/// message (Glance's "Copied N MiB" heartbeat) and update time.
+fn progress_marks(image: &Value, task: Option<&Value>) -> String {
+    let field = |value: Option<&Value>, key: &str| value.and_then(|v| v.get(key)).cloned().unwrap_or(Value::Null);
+    json!([
+        field(Some(image), "status"),
+        field(Some(image), "size"),
+        field(Some(image), "updated_at"),
+        field(Some(image), "os_glance_importing_to_stores"),
+        field(Some(image), "os_glance_failed_import"),
+        field(task, "status"),
+        field(task, "message"),
+        field(task, "updated_at"),
+    ])
+    .to_string()
+}
+
+/// Why an import that stopped moving ends the wait: which import, for how long, what it was
+/// doing and the setting that decides.
+fn stalled(import: &Import, id: &str, image: &Value, task: Option<&Value>, quiet: Duration) -> String {
+    let text = |key: &str| image.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let importing_to = store_list(&text("os_glance_importing_to_stores"));
+    let mut doing = format!("status '{}'", text("status"));
+    if !importing_to.is_empty() {
+        doing += &format!(", still importing to {}", importing_to.join(", "));
+    }
+    if let Some(message) = task
+        .and_then(|t| t.get("message"))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+    {
+        doing += &format!(", task: {message}");
+    }
+    format!(
+        "Glance's {} import of {} into image {id} stalled: no progress for {} s ({doing}); \
+         timeouts.import_stall is {} s (raise it for imports that are slow but moving)",
+        import.method,
+        import.what,
+        quiet.as_secs(),
+        import.stall.as_secs()
+    )
+}
+
 pub(super) fn keep_requested_format(state: &mut ImageState, requested: &str) {
     let converted_to = state
         .import_result

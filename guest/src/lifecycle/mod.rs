@@ -17,7 +17,7 @@ mod wait;
 #[cfg(test)]
 mod tests;
 
-use create::{mtime_ns, probe_file, short, verify};
+use create::{inspect_file, mtime_ns, probe_file, short, verify};
 use session::{Op, transport_error};
 use wait::PollDelay;
 
@@ -40,12 +40,14 @@ use crate::types::{
     Plan, Session, SourceFingerprint, TimeoutInfo,
 };
 use crate::upload::DigestingReader;
-use crate::{diff, glance, patch, placement, progress, validate};
+use crate::{diff, glance, inspect, patch, placement, progress, validate};
 
 /// Default time limits, in seconds.
 const DEFAULT_CREATE_TIMEOUT: u64 = 30 * 60;
 const DEFAULT_UPDATE_TIMEOUT: u64 = 10 * 60;
 const DEFAULT_DELETE_TIMEOUT: u64 = 10 * 60;
+/// How long an import may show no progress before it counts as stalled.
+const DEFAULT_IMPORT_STALL: u64 = 10 * 60;
 pub(crate) const READ_TIMEOUT: u64 = 5 * 60;
 
 /// The image resource over a transport; caches one Keystone token per cloud.
@@ -69,10 +71,10 @@ impl<T: Transport> Provider<T> {
     /// Validates a spec (including that its local file is readable) and fills defaults.
     pub fn check(&mut self, spec: ImageSpec) -> Result<ImageSpec, Error> {
         let spec = validate::check(spec).map_err(Error::InvalidSpec)?;
-        if let Some(path) = &spec.local_file_path
-            && let Err(message) = probe_file(path)
-        {
-            return Err(invalid("local_file_path", message));
+        if let Some(path) = &spec.local_file_path {
+            probe_file(path).map_err(|message| invalid("local_file_path", message))?;
+            // The bytes against the declared format, at plan time: nothing is created.
+            inspect_file(&spec, "local_file_path", std::path::Path::new(path))?;
         }
         Ok(spec)
     }

@@ -92,17 +92,24 @@ fn cloud() -> Cloud {
     }
 }
 
-/// A spec for the image `ID` whose data is a 3-byte file.
+/// A spec for the image `ID` whose data is a 3-byte raw file.
 fn spec(file: &str) -> ImageSpec {
+    spec_of(file, b"abc", "raw")
+}
+
+/// A spec for the image `ID` whose data is `data`, declared `disk_format`.
+fn spec_of(file: &str, data: &[u8], disk_format: &str) -> ImageSpec {
     let path = std::env::temp_dir().join(file);
-    std::fs::write(&path, b"abc").unwrap();
+    std::fs::write(&path, data).unwrap();
     let mut spec = crate::validate::tests::spec();
+    spec.disk_format = disk_format.into();
     spec.local_file_path = Some(path.to_string_lossy().into_owned());
     spec.image_id = Some(ID.into());
     spec.timeouts = Timeouts {
         create: Some(30),
         update: Some(30),
         delete: Some(30),
+        import_stall: None,
     };
     spec
 }
@@ -371,7 +378,7 @@ fn a_failed_copy_to_new_stores_is_undone() {
 
 #[test]
 fn a_converted_glance_direct_import_keeps_the_spec_format() {
-    let staged = image(json!({"status": "uploading", "size": 3}));
+    let staged = image(json!({"status": "uploading", "size": 104}));
     let converted = image(json!({"disk_format": "raw", "size": 64, "stores": "fast"}));
     let script = ScriptedCloud::new()
         .on(
@@ -393,7 +400,10 @@ fn a_converted_glance_direct_import_keeps_the_spec_format() {
         )
         .on(&format!("POST /images/{ID}/import"), &[(202, json!({}))]);
     let mut provider = Provider::new(script);
-    let mut spec = spec("convert.img");
+    // A qcow2 header alone (version 3, no backing file): 104 bytes.
+    let mut qcow2 = b"QFI\xfb\0\0\0\x03".to_vec();
+    qcow2.resize(104, 0);
+    let mut spec = spec_of("convert.img", &qcow2, "qcow2");
     spec.import_method = Some("glance-direct".into());
     let state = provider.create(&cloud(), spec).unwrap();
     assert_eq!(state.spec.disk_format, "qcow2");
@@ -403,7 +413,7 @@ fn a_converted_glance_direct_import_keeps_the_spec_format() {
         ("glance-direct", Some("raw"))
     );
     assert_eq!(import.task_id.as_deref(), Some("t1"));
-    assert_eq!(provider.transport.inner.uploaded, 3);
+    assert_eq!(provider.transport.inner.uploaded, 104);
     assert_eq!(
         provider.transport.inner.sent(&format!("PUT /images/{ID}/file")),
         0
@@ -505,4 +515,100 @@ fn a_member_rejects_when_deleted_and_the_owner_withdraws() {
         &[format!("PUT {route}"), format!("DELETE {route}")],
         "gone counts as done"
     );
+}
+
+/// An import whose image and task stop changing: stalled after `timeouts.import_stall`, the
+/// error names the import, the time and the stores still being written, and the half-made
+/// image is deleted. The same import with a task heartbeat that keeps moving is waited for.
+#[test]
+fn an_import_that_stops_moving_is_stalled_and_one_that_moves_is_not() {
+    let importing = image(json!({"status": "importing", "os_glance_importing_to_stores": "fast"}));
+    let task = |message: &str| {
+        json!({"tasks": [{"id": "t1", "status": "processing", "message": message,
+                          "updated_at": "2026-12-03T08:00:00Z"}]})
+    };
+    let script = |tasks: &[(u16, Value)], images: &[(u16, Value)]| {
+        ScriptedCloud::new()
+            .on(
+                "GET /info/import",
+                &[(200, json!({"import-methods": {"value": ["web-download"]}}))],
+            )
+            .on("POST /images", &[(201, json!({}))])
+            .on(&format!("POST /images/{ID}/import"), &[(202, json!({}))])
+            .on(&format!("GET /images/{ID}"), images)
+            .on(&format!("GET /images/{ID}/tasks"), tasks)
+            .on(&format!("DELETE /images/{ID}"), &[(204, json!({}))])
+    };
+    let mut spec = spec("stall.img");
+    spec.local_file_path = None;
+    spec.image_source_url = Some("https://images.example.org/disk.img".into());
+    spec.web_download = Some(true);
+    spec.timeouts.import_stall = Some(1);
+
+    let stuck = script(
+        &[(200, json!({"tasks": []})), (200, task("Copied 16 MiB"))],
+        &[(200, importing.clone())],
+    );
+    let mut provider = Provider::new(stuck);
+    let started = std::time::Instant::now();
+    let err = provider.create(&cloud(), spec.clone()).unwrap_err();
+    assert!(
+        matches!(&err, Error::ImportFailed(m) if m.contains("web-download import of https://images.example.org/disk.img")
+            && m.contains("stalled: no progress for 1 s")
+            && m.contains("still importing to fast")
+            && m.contains("task: Copied 16 MiB")
+            && m.contains("timeouts.import_stall is 1 s")),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "ended by the stall limit, not the create timeout");
+    assert_eq!(provider.transport.inner.sent(&format!("DELETE /images/{ID}")), 1);
+
+    // A heartbeat per poll (Glance's "Copied N MiB"), then active: no stall.
+    let mut beats: Vec<(u16, Value)> = vec![(200, json!({"tasks": []}))];
+    beats.extend((1..=4).map(|mib| (200, task(&format!("Copied {} MiB", mib * 16)))));
+    let done = json!({"tasks": [{"id": "t1", "status": "success", "message": "done",
+                                  "updated_at": "2026-12-03T08:01:00Z"}]});
+    beats.push((200, done));
+    let mut images: Vec<(u16, Value)> = vec![(200, importing.clone()); 5];
+    images.push((200, image(json!({"status": "active"}))));
+    let mut provider = Provider::new(script(&beats, &images));
+    let state = provider.create(&cloud(), spec).unwrap();
+    assert_eq!(state.status, "active");
+    assert_eq!(provider.transport.inner.sent(&format!("DELETE /images/{ID}")), 0);
+}
+
+/// Glance's 409 to the import request while the image is already `importing` (a retried
+/// request whose first answer was lost) is followed like a 202, not a failure.
+#[test]
+fn a_409_from_an_import_already_running_is_followed() {
+    let importing = image(json!({"status": "importing"}));
+    let script = ScriptedCloud::new()
+        .on(
+            "GET /info/import",
+            &[(200, json!({"import-methods": {"value": ["web-download"]}}))],
+        )
+        .on("POST /images", &[(201, json!({}))])
+        .on(
+            &format!("POST /images/{ID}/import"),
+            &[(409, json!({"message": "Image status transition from importing to importing is not allowed"}))],
+        )
+        .on(
+            &format!("GET /images/{ID}"),
+            &[(200, importing.clone()), (200, importing), (200, image(json!({"status": "active"})))],
+        )
+        .on(
+            &format!("GET /images/{ID}/tasks"),
+            &[
+                (200, json!({"tasks": []})),
+                (200, json!({"tasks": [{"id": "t1", "status": "success", "message": ""}]})),
+            ],
+        );
+    let mut spec = spec("conflict.img");
+    spec.local_file_path = None;
+    spec.image_source_url = Some("https://images.example.org/disk.img".into());
+    spec.web_download = Some(true);
+    let mut provider = Provider::new(script);
+    let state = provider.create(&cloud(), spec).unwrap();
+    assert_eq!(state.status, "active");
+    assert_eq!(provider.transport.inner.sent(&format!("POST /images/{ID}/import")), 1);
 }
