@@ -298,7 +298,10 @@ mod tests {
         assert_eq!(spec["properties"]["image_source_password"]["x-secret"], true);
         assert_eq!(
             spec["properties"]["timeouts"]["anyOf"][0]["properties"]["create"],
-            json!({ "type": "integer", "minimum": 0, "x-unit": "seconds" })
+            json!({
+                "type": "integer", "minimum": 0, "x-unit": "seconds",
+                "description": "The whole create: upload or import, waiting for active, verifying. Default 1800 (30m)."
+            })
         );
         let state = &schema["$defs"]["state"];
         assert_eq!(state["required"], json!(["id"]));

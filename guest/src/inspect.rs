@@ -5,8 +5,9 @@
 //! file (the class of flaws behind Glance's own format-inspector advisories). Pure: it looks
 //! at the first bytes (and, for a fixed VHD's footer, the last 512 when known).
 
-/// How much of the data's beginning inspection looks at (a vmdk descriptor must lie inside).
-pub const HEAD_BYTES: usize = 1024 * 1024;
+/// How much of the data's beginning inspection looks at: an ISO's volume descriptor is at
+/// 32 KiB, a vmdk's embedded descriptor usually at 512 bytes (and must lie inside).
+pub const HEAD_BYTES: usize = 64 * 1024;
 
 /// A VHD's footer: the last 512 bytes (a fixed VHD has no header).
 pub const TAIL_BYTES: usize = 512;
@@ -39,7 +40,9 @@ pub fn inspect(head: &[u8], tail: Option<&[u8]>) -> Found {
     if head.starts_with(b"vhdxfile") {
         return Found::Format("vhdx");
     }
-    if head.starts_with(b"conectix") || tail.is_some_and(|t| t.len() == TAIL_BYTES && t.starts_with(b"conectix")) {
+    if head.starts_with(b"conectix")
+        || tail.is_some_and(|t| t.len() == TAIL_BYTES && t.starts_with(b"conectix"))
+    {
         return Found::Format("vhd");
     }
     if head.get(0x40..0x44) == Some(&[0x7f, 0x10, 0xda, 0xbe][..]) {
@@ -135,13 +138,20 @@ fn vmdk_sparse(head: &[u8]) -> Found {
     if end > head.len() as u64 {
         return Found::Unsafe(
             "vmdk",
-            format!("its descriptor lies beyond the first {} MiB, so its extents cannot be checked", HEAD_BYTES >> 20),
+            format!(
+                "its descriptor lies beyond the first {} MiB, so its extents cannot be checked",
+                HEAD_BYTES >> 20
+            ),
         );
     }
     let descriptor = String::from_utf8_lossy(&head[start as usize..end as usize]);
     let descriptor = descriptor.trim_end_matches('\0');
     let create_type = descriptor.lines().find_map(|line| {
-        let value = line.trim().strip_prefix("createType")?.trim_start().strip_prefix('=')?;
+        let value = line
+            .trim()
+            .strip_prefix("createType")?
+            .trim_start()
+            .strip_prefix('=')?;
         Some(value.trim().trim_matches('"').to_string())
     });
     match create_type.as_deref() {
@@ -149,7 +159,9 @@ fn vmdk_sparse(head: &[u8]) -> Found {
         Some(other) => {
             return Found::Unsafe(
                 "vmdk",
-                format!("its type {other} keeps data in other files (only monolithicSparse and streamOptimized are self-contained)"),
+                format!(
+                    "its type {other} keeps data in other files (only monolithicSparse and streamOptimized are self-contained)"
+                ),
             );
         }
         None => return Found::Unsafe("vmdk", "its descriptor names no createType".into()),
@@ -162,7 +174,10 @@ fn vmdk_sparse(head: &[u8]) -> Found {
         })
         .count();
     if extents != 1 {
-        return Found::Unsafe("vmdk", format!("its descriptor lists {extents} extents; a self-contained vmdk has one"));
+        return Found::Unsafe(
+            "vmdk",
+            format!("its descriptor lists {extents} extents; a self-contained vmdk has one"),
+        );
     }
     Found::Format("vmdk")
 }
@@ -213,18 +228,29 @@ mod tests {
 
     #[test]
     fn images_that_read_other_files_are_unsafe() {
-        assert!(matches!(inspect(&qcow2_header(2, 512, 0), None), Found::Unsafe("qcow2", why) if why.contains("backing file")));
-        assert!(matches!(inspect(&qcow2_header(3, 0, 1 << 2), None), Found::Unsafe("qcow2", why) if why.contains("external data file")));
+        assert!(
+            matches!(inspect(&qcow2_header(2, 512, 0), None), Found::Unsafe("qcow2", why) if why.contains("backing file"))
+        );
+        assert!(
+            matches!(inspect(&qcow2_header(3, 0, 1 << 2), None), Found::Unsafe("qcow2", why) if why.contains("external data file"))
+        );
         // Version 2 has no feature bits: the bytes there mean nothing.
         assert_eq!(inspect(&qcow2_header(2, 0, 1 << 2), None), Found::Format("qcow2"));
-        assert_eq!(inspect(&qcow2_header(3, 0, 1 << 3), None), Found::Format("qcow2"), "other feature bits pass");
+        assert_eq!(
+            inspect(&qcow2_header(3, 0, 1 << 3), None),
+            Found::Format("qcow2"),
+            "other feature bits pass"
+        );
         assert!(matches!(inspect(b"QFI\xfb", None), Found::Unsafe("qcow2", _)));
 
         let one = vmdk("monolithicSparse", &["RW 2048 SPARSE \"disk.vmdk\""]);
         assert_eq!(inspect(&one, None), Found::Format("vmdk"));
         let stream = vmdk("streamOptimized", &["RW 2048 SPARSE \"disk.vmdk\""]);
         assert_eq!(inspect(&stream, None), Found::Format("vmdk"));
-        let split = vmdk("monolithicSparse", &["RW 2048 SPARSE \"a.vmdk\"", "RW 2048 SPARSE \"/etc/shadow\""]);
+        let split = vmdk(
+            "monolithicSparse",
+            &["RW 2048 SPARSE \"a.vmdk\"", "RW 2048 SPARSE \"/etc/shadow\""],
+        );
         assert!(matches!(inspect(&split, None), Found::Unsafe("vmdk", why) if why.contains("2 extents")));
         let flat = vmdk("monolithicFlat", &["RW 2048 FLAT \"disk-flat.vmdk\" 0"]);
         assert!(matches!(inspect(&flat, None), Found::Unsafe("vmdk", why) if why.contains("monolithicFlat")));
@@ -244,15 +270,29 @@ mod tests {
         assert_eq!(matches("ami", &raw, true), Ok(()));
         assert_eq!(matches("raw", &Found::Format("iso"), true), Ok(()));
         let declared_qcow2 = matches("qcow2", &raw, true).unwrap_err();
-        assert!(declared_qcow2.contains("no qcow2 header") && declared_qcow2.contains("set disk_format: raw"), "{declared_qcow2}");
+        assert!(
+            declared_qcow2.contains("no qcow2 header") && declared_qcow2.contains("set disk_format: raw"),
+            "{declared_qcow2}"
+        );
         let declared_raw = matches("raw", &qcow2, true).unwrap_err();
-        assert_eq!(declared_raw, "the data is a qcow2 image, not raw; set disk_format: qcow2");
+        assert_eq!(
+            declared_raw,
+            "the data is a qcow2 image, not raw; set disk_format: qcow2"
+        );
         assert!(matches("vmdk", &qcow2, true).is_err());
         assert!(matches("iso", &raw, true).is_err());
         // A fixed VHD is told by its footer only.
         assert_eq!(matches("vhd", &raw, false), Ok(()));
         assert!(matches("vhd", &raw, true).is_err());
-        let unsafe_one = matches("qcow2", &Found::Unsafe("qcow2", "it names a backing file, whose data it reads".into()), true).unwrap_err();
-        assert!(unsafe_one.contains("unsafe to store: it names a backing file"), "{unsafe_one}");
+        let unsafe_one = matches(
+            "qcow2",
+            &Found::Unsafe("qcow2", "it names a backing file, whose data it reads".into()),
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            unsafe_one.contains("unsafe to store: it names a backing file"),
+            "{unsafe_one}"
+        );
     }
 }

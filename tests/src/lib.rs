@@ -14,6 +14,7 @@ pub mod cloud_resolution;
 pub mod hostile;
 pub mod keepalive_relay;
 pub mod keystone_counter;
+pub mod region_two;
 pub mod source_server;
 pub mod tls_proxy;
 

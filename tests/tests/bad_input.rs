@@ -567,12 +567,22 @@ fn spec_errors_are_found_before_the_cloud_is_needed() {
         (
             "raw bytes declared qcow2",
             "    disk_format: qcow2\n    local_file_path: raw.img\n",
-            &["image 'web'", "field disk_format", "no qcow2 header", "set disk_format: raw"][..],
+            &[
+                "image 'web'",
+                "field disk_format",
+                "no qcow2 header",
+                "set disk_format: raw",
+            ][..],
         ),
         (
             "a qcow2 declared raw",
             "    disk_format: raw\n    local_file_path: web.qcow2\n",
-            &["image 'web'", "field disk_format", "is a qcow2 image, not raw", "set disk_format: qcow2"][..],
+            &[
+                "image 'web'",
+                "field disk_format",
+                "is a qcow2 image, not raw",
+                "set disk_format: qcow2",
+            ][..],
         ),
         (
             "a qcow2 with a backing file",

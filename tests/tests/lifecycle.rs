@@ -124,7 +124,18 @@ fn changing_disk_format_replaces_the_image() {
     s.apply();
     let old = s.state_id("web");
 
-    s.write_spec(&spec(&s, "web", "").replace("disk_format: qcow2", "disk_format: raw"));
+    // The same disk as raw data: the bytes must agree with the declared format.
+    let converted = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "qcow2", "-O", "raw", "web.qcow2", "web.raw"])
+        .current_dir(s.path(""))
+        .status()
+        .expect("run qemu-img");
+    assert!(converted.success());
+    s.write_spec(
+        &spec(&s, "web", "")
+            .replace("disk_format: qcow2", "disk_format: raw")
+            .replace("web.qcow2", "web.raw"),
+    );
     let plan = s.plan().expect_code(2);
     assert!(plan.stdout.contains("-/+ web: replace"), "{}", plan.stdout);
     assert!(

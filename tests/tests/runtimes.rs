@@ -329,8 +329,9 @@ fn the_stock_wasmtime_cli_runs_a_full_cycle_on_the_json_face() {
     .expect("diff");
     assert_eq!(plan["action"], "update", "{plan}");
     assert_eq!(plan["replaces"], json!([]));
+    // Another container (the data is raw either way: its bytes decide disk_format).
     let mut reformatted = changed.clone();
-    reformatted["disk_format"] = json!("qcow2");
+    reformatted["container_format"] = json!("ovf");
     let plan = invoke(
         &component,
         &dirs,
@@ -339,7 +340,7 @@ fn the_stock_wasmtime_cli_runs_a_full_cycle_on_the_json_face() {
     )
     .expect("diff");
     assert_eq!(plan["action"], "replace", "{plan}");
-    assert_eq!(plan["replaces"], json!(["disk_format"]));
+    assert_eq!(plan["replaces"], json!(["container_format"]));
 
     // update
     let updated = invoke(

@@ -500,7 +500,12 @@ fn downloaded_bytes_that_contradict_the_disk_format_are_refused_before_the_image
 /// The seconds in the tool's "no progress for N s".
 fn quiet_seconds(stderr: &str) -> u64 {
     let at = stderr.find("no progress for ").expect("the stall is reported") + "no progress for ".len();
-    stderr[at..].split(' ').next().unwrap().parse().expect("a number of seconds")
+    stderr[at..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("a number of seconds")
 }
 
 #[test]

@@ -6,79 +6,12 @@
 //! anything is created. Observed with `openstack image show` and the store directories.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
+use openstack_image_tests::region_two::{
+    Cleanup, hold_edge_store, images_here, on_disk, region, show, stores,
+};
 use openstack_image_tests::{Run, Scenario, cloud_env, observer};
 use serde_json::Value;
-
-/// The store the failing-store test breaks: tests that write to it take this lock.
-static EDGE: Mutex<()> = Mutex::new(());
-
-fn region() -> String {
-    cloud_env()["DEV_CLOUD_STORES_REGION"].clone()
-}
-
-/// `openstack image show` in RegionTwo.
-fn show(id: &str) -> Option<Value> {
-    let out = observer::openstack_as(
-        &[("OS_REGION_NAME", &region())],
-        &["image", "show", id, "-f", "json"],
-    );
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).expect("openstack prints JSON"))
-}
-
-/// The stores an image's data is in, as Glance reports them (sorted).
-fn stores(id: &str) -> Vec<String> {
-    let image = show(id).expect("the image exists");
-    let text = image["stores"]
-        .as_str()
-        .or_else(|| image["properties"]["stores"].as_str())
-        .unwrap_or("");
-    let mut stores: Vec<String> = text
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    stores.sort();
-    stores
-}
-
-/// Whether store `store`'s directory holds the data of image `id`.
-fn on_disk(store: &str, id: &str) -> bool {
-    PathBuf::from(&cloud_env()["DEV_CLOUD_STORES_DATADIR"])
-        .join(store)
-        .join(id)
-        .is_file()
-}
-
-/// This scenario's images in RegionTwo.
-fn images_here(s: &Scenario) -> Vec<String> {
-    let prefix = s.image_name("");
-    observer::list_as(&[("OS_REGION_NAME", &region())])
-        .into_iter()
-        .filter(|i| i["Name"].as_str().is_some_and(|n| n.starts_with(&prefix)))
-        .filter_map(|i| i["ID"].as_str().map(str::to_string))
-        .collect()
-}
-
-/// Deletes the scenario's RegionTwo images when the test ends, passed or not (the Scenario
-/// cleans RegionOne).
-struct RegionTwoCleanup<'a>(&'a Scenario);
-
-impl Drop for RegionTwoCleanup<'_> {
-    fn drop(&mut self) {
-        let region = region();
-        for id in images_here(self.0) {
-            let _ = observer::openstack_as(
-                &[("OS_REGION_NAME", &region)],
-                &["image", "set", "--unprotected", &id],
-            );
-            let _ = observer::openstack_as(&[("OS_REGION_NAME", &region)], &["image", "delete", &id]);
-        }
-    }
-}
 
 fn spec(s: &Scenario, fields: &str) -> String {
     format!(
@@ -108,9 +41,9 @@ fn fails(run: Run, code: i32, words: &[&str]) -> Run {
 
 #[test]
 fn stores_are_added_and_removed_in_place() {
-    let _edge = EDGE.lock().unwrap_or_else(|e| e.into_inner());
+    let _edge = hold_edge_store();
     let s = Scenario::new("stores");
-    let _cleanup = RegionTwoCleanup(&s);
+    let _cleanup = Cleanup(&s);
     s.qcow2("disk.qcow2", 1);
     let with = |stores: &str| in_stores(&s, stores);
 
@@ -158,7 +91,7 @@ fn stores_are_added_and_removed_in_place() {
 #[test]
 fn glance_direct_converts_qcow2_to_raw_and_plans_clean() {
     let s = Scenario::new("convert");
-    let _cleanup = RegionTwoCleanup(&s);
+    let _cleanup = Cleanup(&s);
     s.qcow2("disk.qcow2", 4);
     s.write_spec(&spec(
         &s,
@@ -192,7 +125,7 @@ fn glance_direct_converts_qcow2_to_raw_and_plans_clean() {
 #[test]
 fn glance_download_copies_an_image_from_another_region() {
     let s = Scenario::new("gdl");
-    let _cleanup = RegionTwoCleanup(&s);
+    let _cleanup = Cleanup(&s);
     // The source, in RegionOne (the Scenario deletes it): raw, so no plugin converts the copy.
     let raw = s.path("source.raw");
     std::fs::write(&raw, vec![7u8; 3 * 1024 * 1024]).unwrap();
@@ -246,9 +179,9 @@ fn glance_download_copies_an_image_from_another_region() {
 
 #[test]
 fn a_copy_to_a_failing_store_leaves_the_image_as_it_was() {
-    let _edge = EDGE.lock().unwrap_or_else(|e| e.into_inner());
+    let _edge = hold_edge_store();
     let s = Scenario::new("badstore");
-    let _cleanup = RegionTwoCleanup(&s);
+    let _cleanup = Cleanup(&s);
     s.qcow2("disk.qcow2", 1);
     let with = |stores: &str| in_stores(&s, stores);
     s.write_spec(&with("fast"));
@@ -296,7 +229,7 @@ fn a_copy_to_a_failing_store_leaves_the_image_as_it_was() {
 #[test]
 fn specs_the_cloud_cannot_serve_are_refused_before_anything_exists() {
     let s = Scenario::new("offer");
-    let _cleanup = RegionTwoCleanup(&s);
+    let _cleanup = Cleanup(&s);
     s.qcow2("disk.qcow2", 1);
     let file = "    disk_format: qcow2\n    local_file_path: disk.qcow2\n";
 

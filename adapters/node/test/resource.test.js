@@ -13,6 +13,24 @@ import * as pulumi from "@pulumi/pulumi";
 // The loader Pulumi's dynamic-provider host uses, resolved from @pulumi/pulumi itself.
 const pulumiRequire = createRequire(createRequire(import.meta.url).resolve("@pulumi/pulumi"));
 
+/** Pulumi's mocks instead of an engine; returns the list each registered resource lands in. */
+async function mockedResources() {
+  const registered = [];
+  await pulumi.runtime.setMocks(
+    {
+      newResource: (args) => {
+        registered.push(args);
+        return { id: "mock-id", state: args.inputs };
+      },
+      call: () => ({}),
+    },
+    "project",
+    "stack",
+    true,
+  );
+  return registered;
+}
+
 describe("Resource classes", () => {
   let cacheBase;
   before(async () => {
@@ -26,19 +44,7 @@ describe("Resource classes", () => {
   });
 
   it("registers the seed example as a dynamic resource whose serialized provider works", async () => {
-    const registered = [];
-    await pulumi.runtime.setMocks(
-      {
-        newResource: (args) => {
-          registered.push(args);
-          return { id: "mock-id", state: args.inputs };
-        },
-        call: () => ({}),
-      },
-      "project",
-      "stack",
-      true,
-    );
+    const registered = await mockedResources();
     // Imported after setMocks, as Pulumi's mock tests do.
     const { Image } = await import("../src/provider.js");
 
@@ -76,19 +82,7 @@ describe("Resource classes", () => {
   });
 
   it("registers ImageAccessAccept with a serialized provider that keeps its side", async () => {
-    const registered = [];
-    await pulumi.runtime.setMocks(
-      {
-        newResource: (args) => {
-          registered.push(args);
-          return { id: "mock-id", state: args.inputs };
-        },
-        call: () => ({}),
-      },
-      "project",
-      "stack",
-      true,
-    );
+    const registered = await mockedResources();
     const { ImageAccessAccept } = await import("../src/provider.js");
 
     const imageId = "6ac31a7f-1e4e-4a3b-8d43-3a3b6fb6a9e1";

@@ -472,7 +472,10 @@ pub(crate) mod tests {
         let Type::Object(fields) = &timeouts.ty else {
             panic!()
         };
-        assert_eq!(fields.keys().collect::<Vec<_>>(), ["create", "delete", "import_stall", "update"]);
+        assert_eq!(
+            fields.keys().collect::<Vec<_>>(),
+            ["create", "delete", "import_stall", "update"]
+        );
         assert!(fields.values().all(|t| *t == Type::Duration));
         let proto = schema.to_proto();
         let block = proto.block.unwrap();

@@ -137,10 +137,19 @@ fn create_update_replace_drift_and_destroy_a_local_image() {
         digest("sha512sum", &file)
     );
 
-    // A disk format change: a replacement too.
+    // A disk format change (the same disk converted to raw: the bytes must agree with the
+    // declared format): a replacement too.
+    let raw_file = s.path("web.raw");
+    let converted = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "qcow2", "-O", "raw"])
+        .arg(&file)
+        .arg(&raw_file)
+        .status()
+        .expect("run qemu-img");
+    assert!(converted.success());
     w.configure(&image_tf(
         &s.image_name("web"),
-        &file,
+        &raw_file,
         "  disk_format = \"raw\"\n",
     ));
     let plan = expect_code(w.plan(), 2);

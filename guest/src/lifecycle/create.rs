@@ -402,12 +402,17 @@ pub(super) fn inspect_data(
 
 /// [`inspect_data`] for a file: its first [`inspect::HEAD_BYTES`] and last
 /// [`inspect::TAIL_BYTES`].
-pub(super) fn inspect_file(spec: &ImageSpec, source_field: &str, path: &std::path::Path) -> Result<(), Error> {
+pub(super) fn inspect_file(
+    spec: &ImageSpec,
+    source_field: &str,
+    path: &std::path::Path,
+) -> Result<(), Error> {
     use std::io::{Seek, SeekFrom};
     if spec.container_format != "bare" {
         return Ok(());
     }
-    let unreadable = |e: std::io::Error| invalid(source_field, format!("cannot read '{}': {e}", path.display()));
+    let unreadable =
+        |e: std::io::Error| invalid(source_field, format!("cannot read '{}': {e}", path.display()));
     let mut file = File::open(path).map_err(unreadable)?;
     let mut head = Vec::with_capacity(inspect::HEAD_BYTES);
     (&mut file)

@@ -193,7 +193,13 @@ impl<T: Transport> Provider<T> {
                 marks = now;
                 moved_at = Instant::now();
             } else if moved_at.elapsed() >= import.stall {
-                return Err(Error::ImportFailed(stalled(import, id, &image, task.as_ref(), moved_at.elapsed())));
+                return Err(Error::ImportFailed(stalled(
+                    import,
+                    id,
+                    &image,
+                    task.as_ref(),
+                    moved_at.elapsed(),
+                )));
             }
             delay.sleep(op)?;
         }
@@ -383,7 +389,8 @@ impl<T: Transport> Provider<T> {
 /// status, size and update time, the stores being written and failed, and the task's status,
 /// message (Glance's "Copied N MiB" heartbeat) and update time.
 fn progress_marks(image: &Value, task: Option<&Value>) -> String {
-    let field = |value: Option<&Value>, key: &str| value.and_then(|v| v.get(key)).cloned().unwrap_or(Value::Null);
+    let field =
+        |value: Option<&Value>, key: &str| value.and_then(|v| v.get(key)).cloned().unwrap_or(Value::Null);
     json!([
         field(Some(image), "status"),
         field(Some(image), "size"),

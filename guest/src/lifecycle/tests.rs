@@ -560,7 +560,10 @@ fn an_import_that_stops_moving_is_stalled_and_one_that_moves_is_not() {
             && m.contains("timeouts.import_stall is 1 s")),
         "{err:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(10), "ended by the stall limit, not the create timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "ended by the stall limit, not the create timeout"
+    );
     assert_eq!(provider.transport.inner.sent(&format!("DELETE /images/{ID}")), 1);
 
     // A heartbeat per poll (Glance's "Copied N MiB"), then active: no stall.
@@ -590,17 +593,27 @@ fn a_409_from_an_import_already_running_is_followed() {
         .on("POST /images", &[(201, json!({}))])
         .on(
             &format!("POST /images/{ID}/import"),
-            &[(409, json!({"message": "Image status transition from importing to importing is not allowed"}))],
+            &[(
+                409,
+                json!({"message": "Image status transition from importing to importing is not allowed"}),
+            )],
         )
         .on(
             &format!("GET /images/{ID}"),
-            &[(200, importing.clone()), (200, importing), (200, image(json!({"status": "active"})))],
+            &[
+                (200, importing.clone()),
+                (200, importing),
+                (200, image(json!({"status": "active"}))),
+            ],
         )
         .on(
             &format!("GET /images/{ID}/tasks"),
             &[
                 (200, json!({"tasks": []})),
-                (200, json!({"tasks": [{"id": "t1", "status": "success", "message": ""}]})),
+                (
+                    200,
+                    json!({"tasks": [{"id": "t1", "status": "success", "message": ""}]}),
+                ),
             ],
         );
     let mut spec = spec("conflict.img");
@@ -610,5 +623,11 @@ fn a_409_from_an_import_already_running_is_followed() {
     let mut provider = Provider::new(script);
     let state = provider.create(&cloud(), spec).unwrap();
     assert_eq!(state.status, "active");
-    assert_eq!(provider.transport.inner.sent(&format!("POST /images/{ID}/import")), 1);
+    assert_eq!(
+        provider
+            .transport
+            .inner
+            .sent(&format!("POST /images/{ID}/import")),
+        1
+    );
 }
