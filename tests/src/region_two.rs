@@ -92,3 +92,25 @@ pub fn hold_edge_store() -> EdgeStore {
         .unwrap_or_else(|e| panic!("lock {}: {e}", path.display()));
     EdgeStore(file)
 }
+
+/// A raw image of `mib` MiB made in RegionOne by the observer, active, for glance-download
+/// to copy (raw, so no import plugin converts the copy); the Scenario deletes it. Its id.
+pub fn glance_download_source(s: &Scenario, mib: usize) -> String {
+    let file = s.path("source.raw");
+    std::fs::write(&file, vec![7u8; mib * 1024 * 1024]).expect("write the source data");
+    let created = observer::json(&[
+        "image",
+        "create",
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+        "--private",
+        "--file",
+        file.to_str().expect("a UTF-8 path"),
+        "-f",
+        "json",
+        &s.image_name("source"),
+    ]);
+    created["id"].as_str().expect("an image id").to_string()
+}

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use openstack_image_tests::region_two::{
-    Cleanup, hold_edge_store, images_here, on_disk, region, show, stores,
+    Cleanup, glance_download_source, hold_edge_store, images_here, on_disk, region, show, stores,
 };
 use openstack_image_tests::source_server::{Served, SourceServer, compressed_variants};
 use openstack_image_tests::{Run, Scenario, WEB_DOWNLOAD_PORTS, cloud_env, digest, observer, root};
@@ -269,23 +269,7 @@ fn the_stores_examples_run_in_region_two() {
 
     // glance-download's source, in RegionOne (the Scenario deletes it): raw, as the example's
     // disk_format says.
-    let source_file = s.path("source.raw");
-    std::fs::write(&source_file, vec![7u8; 2 * 1024 * 1024]).unwrap();
-    let created = observer::json(&[
-        "image",
-        "create",
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--private",
-        "--file",
-        source_file.to_str().unwrap(),
-        "-f",
-        "json",
-        &s.image_name("source"),
-    ]);
-    let source_id = created["id"].as_str().unwrap().to_string();
+    let source_id = glance_download_source(&s, 2);
     let source = observer::image(&source_id).expect("the source exists");
     assert_eq!(source["status"], "active", "{source}");
 

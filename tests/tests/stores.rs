@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use openstack_image_tests::region_two::{
-    Cleanup, hold_edge_store, images_here, on_disk, region, show, stores,
+    Cleanup, glance_download_source, hold_edge_store, images_here, on_disk, region, show, stores,
 };
 use openstack_image_tests::{Run, Scenario, cloud_env, observer};
 use serde_json::Value;
@@ -127,23 +127,7 @@ fn glance_download_copies_an_image_from_another_region() {
     let s = Scenario::new("gdl");
     let _cleanup = Cleanup(&s);
     // The source, in RegionOne (the Scenario deletes it): raw, so no plugin converts the copy.
-    let raw = s.path("source.raw");
-    std::fs::write(&raw, vec![7u8; 3 * 1024 * 1024]).unwrap();
-    let created = observer::json(&[
-        "image",
-        "create",
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--private",
-        "--file",
-        raw.to_str().unwrap(),
-        "-f",
-        "json",
-        &s.image_name("source"),
-    ]);
-    let source_id = created["id"].as_str().unwrap().to_string();
+    let source_id = glance_download_source(&s, 3);
     let source = observer::image(&source_id).unwrap();
 
     s.write_spec(&spec(
