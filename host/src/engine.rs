@@ -579,6 +579,15 @@ pub async fn finish_interrupted(
     narrator: Narrator,
 ) -> Result<()> {
     for (name, intent) in ledger.read(|state| state.creating.clone()) {
+        let recorded = ledger.read(|s| s.images.get(&name).is_some_and(|e| e.image.id == intent.id));
+        if recorded {
+            // Recorded already (a state an earlier release wrote between its two writes): the
+            // image is the state's own, only the intent is left over.
+            ledger.update(|state| {
+                state.creating.remove(&name);
+            })?;
+            continue;
+        }
         let cloud = in_region(cloud, &intent);
         match named(&name, instance.read(&cloud, &intent.id, None).await)? {
             None => say!(
@@ -592,7 +601,9 @@ pub async fn finish_interrupted(
                     "{name}: adopting {}, which an interrupted apply had finished uploading",
                     image.id
                 );
-                ledger.record(&name, image, Vec::new())?;
+                // Recorded and the intent dropped in one write, as apply does.
+                ledger.record_created(&name, image, Vec::new())?;
+                continue;
             }
             Some(image) => {
                 say!(
@@ -1442,6 +1453,24 @@ mod tests {
         assert!(world.fake.image(&half.id).is_none());
         assert!(world.fake.image(&second.id).is_none());
         assert!(world.fake.image(&finished.id).is_some());
+    }
+
+    #[tokio::test]
+    async fn finish_interrupted_keeps_an_image_the_state_already_records() {
+        let web = active(&spec("web"));
+        let mut state = state_of(&[&web]);
+        state.creating.insert("web".into(), intent(&web.id));
+        let world = World::new(&[&web], state);
+
+        finish_interrupted(&mut world.fake.instance(), &cloud(), &world.ledger, QUIET)
+            .await
+            .unwrap();
+
+        let saved = world.saved();
+        assert!(saved.creating.is_empty());
+        assert_eq!(world.id_of("web"), web.id);
+        assert!(world.fake.image(&web.id).is_some(), "the recorded image is kept");
+        assert!(!world.fake.calls().contains(&Call::Delete(web.id.clone())));
     }
 
     #[tokio::test]
