@@ -81,9 +81,8 @@ pub fn matches(disk_format: &str, found: &Found, tail_known: bool) -> Result<(),
         return Ok(());
     }
     match format {
-        // An ISO 9660 image is also usable as raw data (hybrid images boot either way).
-        "iso" if disk_format == "raw" => Ok(()),
-        // Kernel, ramdisk and machine images are raw bytes of their own kinds.
+        // An ISO 9660 image is also usable as raw data (hybrid images boot either way), and
+        // kernel, ramdisk and machine images are raw bytes of their own kinds.
         "raw" | "iso" if matches!(disk_format, "raw" | "aki" | "ari" | "ami") => Ok(()),
         // Without the footer a fixed VHD looks raw: nothing to say.
         "raw" if disk_format == "vhd" && !tail_known => Ok(()),
@@ -139,8 +138,8 @@ fn vmdk_sparse(head: &[u8]) -> Found {
         return Found::Unsafe(
             "vmdk",
             format!(
-                "its descriptor lies beyond the first {} MiB, so its extents cannot be checked",
-                HEAD_BYTES >> 20
+                "its descriptor lies beyond the first {} KiB, so its extents cannot be checked",
+                HEAD_BYTES >> 10
             ),
         );
     }
@@ -258,7 +257,9 @@ mod tests {
         assert!(matches!(inspect(descriptor_only, None), Found::Unsafe("vmdk", _)));
         let mut far = vmdk("monolithicSparse", &["RW 1 SPARSE \"d.vmdk\""]);
         far[28..36].copy_from_slice(&4096u64.to_le_bytes());
-        assert!(matches!(inspect(&far, None), Found::Unsafe("vmdk", why) if why.contains("beyond")));
+        assert!(
+            matches!(inspect(&far, None), Found::Unsafe("vmdk", why) if why.contains("beyond the first 64 KiB"))
+        );
     }
 
     #[test]

@@ -383,8 +383,6 @@ impl<T: Transport> Provider<T> {
     }
 }
 
-/// A converted image keeps, in state, the disk format its spec asked for while Glance holds
-/// the one recorded in its import result, so it does not plan as a change forever.
 /// Everything of the image and its import task that changes while an import moves: its
 /// status, size and update time, the stores being written and failed, and the task's status,
 /// message (Glance's "Copied N MiB" heartbeat) and update time.
@@ -431,6 +429,8 @@ fn stalled(import: &Import, id: &str, image: &Value, task: Option<&Value>, quiet
     )
 }
 
+/// A converted image keeps, in state, the disk format its spec asked for while Glance holds
+/// the one recorded in its import result, so it does not plan as a change forever.
 pub(super) fn keep_requested_format(state: &mut ImageState, requested: &str) {
     let converted_to = state
         .import_result
