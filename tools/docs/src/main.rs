@@ -59,31 +59,29 @@ fn root() -> PathBuf {
 /// Brings every generated page and include up to date (or, with `check`, reports each that
 /// is not), then checks the links. Returns the problems found.
 fn run(root: &Path, check: bool) -> Result<Vec<String>> {
-    let mut problems = Vec::new();
-    let mut pages: Vec<(PathBuf, String)> = vec![
+    // Each page as it is on disk and as it should be.
+    let mut pages: Vec<(PathBuf, String, String)> = Vec::new();
+    for (path, generated) in [
         (
             root.join("docs/reference/spec.md"),
-            format!(
-                "{GENERATED}\n\n{}",
-                reference::spec_page(&openstack_image_documents::schema::schema())?
-            ),
+            reference::spec_page(&openstack_image_documents::schema::schema())?,
         ),
-        (
-            root.join("docs/reference/cli.md"),
-            format!("{GENERATED}\n\n{}", reference::cli_page()),
-        ),
-    ];
+        (root.join("docs/reference/cli.md"), reference::cli_page()),
+    ] {
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        pages.push((path, current, format!("{GENERATED}\n\n{generated}")));
+    }
     for page in markdown_files(root)? {
-        if pages.iter().any(|(path, _)| *path == page) {
+        if pages.iter().any(|(path, ..)| *path == page) {
             continue;
         }
-        let text = read(&page)?;
-        let expanded = expand_includes(root, &page, &text)?;
-        pages.push((page, expanded));
+        let current = read(&page)?;
+        let wanted = expand_includes(root, &page, &current)?;
+        pages.push((page, current, wanted));
     }
-    for (path, wanted) in &pages {
-        let current = std::fs::read_to_string(path).unwrap_or_default();
-        if current == *wanted {
+    let mut problems = Vec::new();
+    for (path, current, wanted) in &pages {
+        if current == wanted {
             continue;
         }
         let shown = shown(root, path);
@@ -99,14 +97,11 @@ fn run(root: &Path, check: bool) -> Result<Vec<String>> {
             eprintln!("docs: wrote {shown}");
         }
     }
-    let texts: Vec<(PathBuf, String)> = if check {
-        pages
-    } else {
-        markdown_files(root)?
-            .into_iter()
-            .map(|p| read(&p).map(|t| (p, t)))
-            .collect::<Result<_>>()?
-    };
+    // The links as the pages read once brought up to date (with --check, as they should be).
+    let texts: Vec<(PathBuf, String)> = pages
+        .into_iter()
+        .map(|(path, _, wanted)| (path, wanted))
+        .collect();
     problems.extend(links::check(root, &texts));
     Ok(problems)
 }
