@@ -165,14 +165,15 @@ impl Scenario {
         rand::rng().fill_bytes(&mut data);
         std::fs::write(&raw, data).expect("write raw data");
         let out = self.path(file);
-        let status = Command::new("qemu-img")
-            .args(["convert", "-f", "raw", "-O", "qcow2"])
-            .arg(&raw)
-            .arg(&out)
-            .status()
-            .expect("run qemu-img (package qemu-utils)");
-        assert!(status.success(), "qemu-img convert failed");
+        convert("raw", &raw, "qcow2", &out);
         std::fs::remove_file(raw).expect("remove raw data");
+        out
+    }
+
+    /// The same disk as the qcow2 image `qcow2`, as raw data in `file` (qemu-img convert).
+    pub fn raw_copy(&self, qcow2: &Path, file: &str) -> PathBuf {
+        let out = self.path(file);
+        convert("qcow2", qcow2, "raw", &out);
         out
     }
 
@@ -293,6 +294,14 @@ pub fn user_settings(who: &str) -> Vec<(&'static str, String)> {
 
 pub mod observer {
     use super::*;
+
+    /// The id of the dev cloud's project `name`, as the admin observer sees it.
+    pub fn project_id(name: &str) -> String {
+        json(&["project", "show", name, "-f", "json"])["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the dev cloud's project {name}"))
+            .to_string()
+    }
 
     /// Runs `openstack ARGS` (with `-f json`), which must succeed, and parses its output.
     pub fn json(args: &[&str]) -> Value {
@@ -644,4 +653,15 @@ impl Drop for TestRegion {
         let _ = observer::openstack(&["endpoint", "delete", &self.endpoint_id]);
         let _ = observer::openstack(&["region", "delete", &self.name]);
     }
+}
+
+/// `qemu-img convert -f FROM -O TO input output`, which must succeed.
+fn convert(from: &str, input: &Path, to: &str, output: &Path) {
+    let status = Command::new("qemu-img")
+        .args(["convert", "-f", from, "-O", to])
+        .arg(input)
+        .arg(output)
+        .status()
+        .expect("run qemu-img (package qemu-utils)");
+    assert!(status.success(), "qemu-img convert {from} -> {to} failed");
 }

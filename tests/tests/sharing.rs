@@ -15,14 +15,6 @@ fn vars<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a st
     settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-/// A project's id, as the admin observer sees it.
-fn project_id(name: &str) -> String {
-    observer::json(&["project", "show", name, "-f", "json"])["id"]
-        .as_str()
-        .expect("a project id")
-        .to_string()
-}
-
 fn members_of(id: &str) -> Vec<(String, String)> {
     observer::members(id)
 }
@@ -40,7 +32,7 @@ fn a_shared_image_is_offered_answered_and_withdrawn_and_drift_shows() {
     let publisher = vars(&publisher);
     let consumer = as_user("consumer");
     let consumer = vars(&consumer);
-    let (consumer_id, other_id) = (project_id("consumer"), project_id("quota"));
+    let (consumer_id, other_id) = (observer::project_id("consumer"), observer::project_id("quota"));
     s.qcow2("base.qcow2", 1);
     // examples/sharing as shipped, with the consumer's project id and the image's test name.
     let example = |file: &str| {
@@ -346,7 +338,7 @@ fn properties_the_clouds_definitions_rule_out_are_refused_before_anything_is_mad
 fn bad_sharing_input_names_the_field_and_changes_nothing() {
     let s = Scenario::new("share-bad");
     s.qcow2("disk.qcow2", 1);
-    let consumer_id = project_id("consumer");
+    let consumer_id = observer::project_id("consumer");
     let spec = |visibility: &str, members: &str| {
         format!(
             "images:\n  bad:\n    name: {}\n    container_format: bare\n    disk_format: qcow2\n    \
@@ -391,7 +383,7 @@ fn import_manages_the_properties_and_members_the_spec_names() {
     let s = Scenario::new("share-import");
     let file = s.qcow2("disk.qcow2", 1);
     let name = s.image_name("adopted");
-    let consumer_id = project_id("consumer");
+    let consumer_id = observer::project_id("consumer");
     let id = observer::create_qcow2(
         &name,
         &file,

@@ -139,14 +139,7 @@ fn create_update_replace_drift_and_destroy_a_local_image() {
 
     // A disk format change (the same disk converted to raw: the bytes must agree with the
     // declared format): a replacement too.
-    let raw_file = s.path("web.raw");
-    let converted = std::process::Command::new("qemu-img")
-        .args(["convert", "-f", "qcow2", "-O", "raw"])
-        .arg(&file)
-        .arg(&raw_file)
-        .status()
-        .expect("run qemu-img");
-    assert!(converted.success());
+    let raw_file = s.raw_copy(&file, "web.raw");
     w.configure(&image_tf(
         &s.image_name("web"),
         &raw_file,
@@ -343,10 +336,7 @@ fn bad_input_is_a_diagnostic_on_its_attribute_and_creates_nothing() {
 fn members_deactivation_and_the_clouds_property_definitions() {
     let s = Scenario::new("tf-share");
     let file = s.qcow2("disk.qcow2", 1);
-    let consumer = observer::json(&["project", "show", "consumer", "-f", "json"])["id"]
-        .as_str()
-        .expect("the dev cloud's consumer project")
-        .to_string();
+    let consumer = observer::project_id("consumer");
     let w = workspace(&[]);
     let shared = |extra: &str| {
         web(
@@ -406,10 +396,7 @@ fn provider_as(who: &str) -> String {
 fn an_image_offered_by_one_project_and_accepted_by_another() {
     let s = Scenario::new("tf-access");
     let file = s.qcow2("disk.qcow2", 1);
-    let consumer_id = observer::json(&["project", "show", "consumer", "-f", "json"])["id"]
-        .as_str()
-        .expect("the dev cloud's consumer project")
-        .to_string();
+    let consumer_id = observer::project_id("consumer");
     let image = format!(
         r#"resource "openstack_images_image_v2" "web" {{
   provider         = openstackimage.publisher
