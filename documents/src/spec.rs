@@ -57,6 +57,16 @@ pub const NO_CACHE: &str = "none";
 /// this directory below its cache directory (`~/.cache/openstack-image`).
 pub const DEFAULT_CACHE_SUBDIR: &str = "images";
 
+/// The download cache's file for a URL and decompress flag: `<md5(url + flag)>.img`, as the
+/// peers name it, with its record beside it as `<name>.json`. The flag is part of the key, so
+/// a decompressed and a raw copy of one URL never share a file; a change at the source (its
+/// ETag or Last-Modified) replaces the file in place.
+pub fn cache_entry_name(url: &str, decompress: bool) -> String {
+    use md5::{Digest, Md5};
+    let key = hex::encode(Md5::digest(format!("{url}{decompress}").as_bytes()));
+    format!("{key}.img")
+}
+
 /// How an image's data reaches Glance: `import_method`, with `web_download: true` as the older
 /// way of saying `web-download`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

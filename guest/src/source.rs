@@ -12,6 +12,8 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use sha2::{Sha256, Sha512};
 
+use openstack_image_documents::spec::cache_entry_name;
+
 use crate::decompress::{self, Compression, SourceHints};
 use crate::http::{Request, StreamedResponse, Transport, same_origin};
 use crate::progress;
@@ -177,10 +179,9 @@ pub struct Sidecar {
     pub last_modified: Option<String>,
 }
 
-/// The cache file for a URL and decompress flag: `<md5(url + flag)>.img`, as the peers name it.
+/// The cache file for a URL and decompress flag (the one naming rule, shared with the host).
 pub fn cache_file(dir: &Path, url: &str, decompress: bool) -> PathBuf {
-    let key = hex::encode(Md5::digest(format!("{url}{decompress}").as_bytes()));
-    dir.join(format!("{key}.img"))
+    dir.join(cache_entry_name(url, decompress))
 }
 
 fn sidecar_path(data: &Path) -> PathBuf {

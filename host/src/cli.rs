@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::image_cache::{self, MaxSize};
 use crate::{bindings, engine, exit_help};
 
 /// Manage OpenStack Glance images declaratively, through a sandboxed WebAssembly component.
@@ -50,6 +51,7 @@ Environment:
   RUST_LOG                   log filter (overrides -v/-q), e.g. RUST_LOG=debug
   OPENSTACK_IMAGE_CACHE_DIR  where downloads and the compiled component are cached
                              [default: ~/.cache/openstack-image]
+  OPENSTACK_IMAGE_CACHE_MAX_SIZE  the download cache's limit (--cache-max-size)
 
 Examples:
   eval \"$(scripts/dev-cloud env)\"            # or: export OS_CLOUD=mycloud
@@ -101,6 +103,17 @@ pub struct GlobalArgs {
     /// Also OPENSTACK_IMAGE_TOKEN_CACHE=1 or clouds.yaml `cache: {auth: true}`.
     #[arg(long, global = true)]
     pub token_cache: bool,
+    /// How large each download cache may grow (512M, 20G, ...: binary units; none: no
+    /// limit). After every plan and apply, the least recently used downloads beyond it are
+    /// removed, except those another running process is using.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SIZE",
+        env = "OPENSTACK_IMAGE_CACHE_MAX_SIZE",
+        default_value = image_cache::DEFAULT_MAX_SIZE
+    )]
+    pub cache_max_size: MaxSize,
 }
 
 #[derive(Subcommand)]
@@ -207,6 +220,50 @@ pub enum Command {
     /// Show the cloud the settings resolve to.
     #[command(subcommand)]
     Cloud(CloudCommand),
+    /// List and trim the download cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Subcommand)]
+pub enum CacheCommand {
+    /// List the cached downloads: size, last use, source URL, least recently used first.
+    ///
+    /// Every component build keeps its downloads in its own directory below the cache
+    /// directory; all of them are listed. An entry marked `in use` is held by a running
+    /// process and is never removed while it is.
+    #[command(after_long_help = concat!("Examples:\n  openstack-image cache list\n  openstack-image cache list --dir ./cache --json | jq '.entries[].url'\n\n", exit_help!()))]
+    List {
+        #[command(flatten)]
+        dir: CacheDirArgs,
+        /// Print the entries as JSON (for machines) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove cached downloads: the least recently used beyond a size, those unused for a
+    /// while, and partial files killed runs left.
+    ///
+    /// Without options the cache is trimmed to --cache-max-size, as after every run. Entries
+    /// another running process is using are kept (and named).
+    #[command(after_long_help = concat!("Examples:\n  openstack-image cache prune --max-size 5G\n  openstack-image cache prune --older-than 30d\n  openstack-image cache prune --max-size 0     # everything not in use\n\n", exit_help!()))]
+    Prune {
+        #[command(flatten)]
+        dir: CacheDirArgs,
+        /// Trim to this size (least recently used first) [default: --cache-max-size].
+        #[arg(long, value_name = "SIZE")]
+        max_size: Option<MaxSize>,
+        /// Remove entries not used for this long (30d, 12h, 1w).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+    },
+}
+
+#[derive(Args)]
+pub struct CacheDirArgs {
+    /// The cache directory (a spec's image_cache_path) [default: the default download cache,
+    /// images/ below OPENSTACK_IMAGE_CACHE_DIR or ~/.cache/openstack-image].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]

@@ -20,6 +20,8 @@ pub mod grants;
 #[cfg(feature = "runtime")]
 pub mod guest_log;
 #[cfg(feature = "runtime")]
+pub mod image_cache;
+#[cfg(feature = "runtime")]
 pub mod memberships;
 #[cfg(feature = "runtime")]
 pub mod network;

@@ -13,9 +13,11 @@ use tracing_subscriber::EnvFilter;
 use openstack_image::auth::TokenCache;
 use openstack_image::bindings::{self, Cloud};
 use openstack_image::cli::{
-    Cli, CloudCommand, Command, ComponentCommand, GlobalArgs, SpecArgs, StateFileArgs,
+    CacheCommand, CacheDirArgs, Cli, CloudCommand, Command, ComponentCommand, GlobalArgs, SpecArgs,
+    StateFileArgs,
 };
 use openstack_image::grants::{DataSource, SpecGrants};
+use openstack_image::image_cache::{self, ImageCache, PruneRule, RunCaches};
 use openstack_image::network::AllowedHost;
 use openstack_image::report::Narrator;
 use openstack_image::runtime::{EMBEDDED_COMPONENT, Instance, Limits};
@@ -109,6 +111,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 desired,
                 memberships,
                 state,
+                caches,
                 ..
             } = prepare(&global, &args).await?;
             let steps = engine::plan(
@@ -123,6 +126,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             .await?;
             let membership_steps =
                 memberships::plan(&mut instance, &cloud, &memberships, &state, &args.targets).await?;
+            caches.finish();
             if !global.quiet {
                 for (name, intent) in &state.creating {
                     eprintln!(
@@ -172,6 +176,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 memberships,
                 state,
                 path,
+                caches,
             } = prepare(&global, &args).await?;
             let ledger = Arc::new(Ledger::new(state, path));
             engine::finish_interrupted(&mut instance, &cloud, &ledger, narrator).await?;
@@ -203,6 +208,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 &mut outcome,
             )
             .await;
+            caches.finish();
             Ok(finish(&outcome, "apply"))
         }
         Command::Destroy { state: args, force } => {
@@ -264,6 +270,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&resolved.masked())?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Cache(command) => cache_command(&global, command),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -351,6 +358,8 @@ struct Prepared {
     memberships: std::collections::BTreeMap<String, bindings::MembershipSpec>,
     state: State,
     path: PathBuf,
+    /// The download caches the images may use, held until the run ends.
+    caches: RunCaches,
 }
 
 /// Loads spec and state, validates every image (no cloud needed), then loads the cloud and
@@ -392,6 +401,11 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     let grants = SpecGrants::for_images(spec.images.values())?;
     let source_hosts = grants.hosts.clone();
     let offline = Sandbox::new(&sandbox_settings(global)?)?;
+    let caches = RunCaches::begin(
+        spec.images.values(),
+        offline.component_id(),
+        global.cache_max_size,
+    )?;
     let mut instance = offline.instance(grants, "check").await?;
     let desired = engine::check_all(&mut instance, &spec.images)
         .await
@@ -411,7 +425,52 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
         memberships,
         state,
         path,
+        caches,
     })
+}
+
+/// `cache list` and `cache prune`.
+fn cache_command(global: &GlobalArgs, command: CacheCommand) -> Result<ExitCode> {
+    let dir = |args: CacheDirArgs| match args.dir {
+        Some(dir) => Ok(dir),
+        None => default_image_cache(),
+    };
+    match command {
+        CacheCommand::List { dir: args, json } => {
+            let cache = ImageCache::new(dir(args)?);
+            let entries = cache.entries()?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&image_cache::list_json(
+                        &cache,
+                        &entries,
+                        global.cache_max_size
+                    ))?
+                );
+            } else {
+                print!(
+                    "{}",
+                    image_cache::list_text(&cache, &entries, global.cache_max_size)
+                );
+            }
+        }
+        CacheCommand::Prune {
+            dir: args,
+            max_size,
+            older_than,
+        } => {
+            let cache = ImageCache::new(dir(args)?);
+            let leftovers = cache.remove_leftovers()?;
+            let rule = PruneRule {
+                max_size: max_size.unwrap_or(global.cache_max_size).0,
+                older_than,
+            };
+            let pruned = cache.prune(rule)?;
+            print!("{}", image_cache::pruned_text(&cache, &pruned, leftovers.len()));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Opens each image's instance in `sandbox`, with only that image's grants.

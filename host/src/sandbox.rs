@@ -121,6 +121,12 @@ impl Sandbox {
         self.cloud.as_ref().map(|access| access.cloud.clone())
     }
 
+    /// The component build's identity: its instances write below `component-<id>/` of each
+    /// writable directory.
+    pub fn component_id(&self) -> &str {
+        self.runtime.component_id()
+    }
+
     /// The same sandbox whose instances may also reach `hosts`.
     pub fn with_allowed_hosts(&self, hosts: Vec<AllowedHost>) -> Sandbox {
         let mut sandbox = self.clone();

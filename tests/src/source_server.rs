@@ -41,6 +41,9 @@ pub struct Served {
     /// Sends this many bytes of the body, then holds the connection open without sending
     /// for this long before closing it (a source that stops moving mid-body), when set.
     pub stall_after: Option<(usize, std::time::Duration)>,
+    /// Sends this many bytes of the body, pauses this long, then sends the rest (a slow
+    /// source that still delivers), when set.
+    pub pause_after: Option<(usize, std::time::Duration)>,
 }
 
 impl Served {
@@ -55,12 +58,19 @@ impl Served {
             last_modified: None,
             delay: None,
             stall_after: None,
+            pause_after: None,
         }
     }
 
     /// Sends `bytes` of the body, then nothing for `hold` before closing the connection.
     pub fn stall_after(mut self, bytes: usize, hold: std::time::Duration) -> Self {
         self.stall_after = Some((bytes, hold));
+        self
+    }
+
+    /// Sends `bytes` of the body, then nothing for `pause`, then the rest.
+    pub fn pause_after(mut self, bytes: usize, pause: std::time::Duration) -> Self {
+        self.pause_after = Some((bytes, pause));
         self
     }
 
@@ -470,6 +480,16 @@ fn answer(mut stream: &TcpStream, request: &Request, state: &Mutex<State>) -> st
     }
     if let (false, Some((bytes, hold))) = (head, served.stall_after) {
         return respond_then_stall(stream, &headers, &served.body, bytes, hold);
+    }
+    if let (false, Some((bytes, pause))) = (head, served.pause_after) {
+        let bytes = bytes.min(served.body.len());
+        respond(stream, "200 OK", &headers, Some(&served.body), false, Some(bytes))?;
+        std::thread::sleep(pause);
+        let mut stream = stream;
+        for chunk in served.body[bytes..].chunks(CHUNK) {
+            stream.write_all(chunk)?;
+        }
+        return stream.flush();
     }
     respond(stream, "200 OK", &headers, Some(&served.body), head, truncation)?;
     stream.flush()
