@@ -230,11 +230,19 @@ def _dirs_for(doc: Optional[Dict[str, Any]]) -> "tuple[set[str], set[str]]":
             ro.add(parent)
     cache = doc.get("image_cache_path")
     if (isinstance(cache, str) and cache not in ("", "none") and os.path.isabs(cache)
-            and doc.get("image_source_url") and doc.get("web_download") is not True
-            and doc.get("import_method") not in ("web-download", "glance-download")):
+            and doc.get("image_source_url") and not leaves_url_to_glance(doc)):
         os.makedirs(cache, exist_ok=True)
         rw.add(os.path.normpath(cache))
     return ro, rw
+
+
+def leaves_url_to_glance(doc: Dict[str, Any]) -> bool:
+    """Whether the component never fetches the spec's URL: Glance fetches it (web-download,
+    glance-download) and no `import_fallback: upload` has the component fetch it when Glance's
+    import fails (the component's own rule, `ImportMethod::leaves_url_to_glance`)."""
+    glance_fetches = (doc.get("web_download") is True
+                      or doc.get("import_method") in ("web-download", "glance-download"))
+    return glance_fetches and doc.get("import_fallback") != "upload"
 
 
 class _Live:

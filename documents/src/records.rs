@@ -66,6 +66,10 @@ macro_rules! image_records {
                 #[serde(default)]
                 #[schemars(extend("enum" = $crate::spec::IMPORT_METHODS, "x-force-new" = true))]
                 import_method: Option<String> => into,
+                /// web-download only: what to do when Glance's import fails or stalls (timeouts.import_stall). upload: delete the half-made image, fetch the data here (through the cache, verified as any image_source_url download) and upload it into the same stores, as a new image whose id derives from the import's; the state's import_result says so. Unset: the create fails. Changing it changes only the state.
+                #[serde(default)]
+                #[schemars(extend("enum" = $crate::spec::IMPORT_FALLBACKS))]
+                import_fallback: Option<String> => into,
                 /// glance-download: the region whose Glance holds the image to copy.
                 #[serde(default)]
                 #[schemars(extend("x-force-new" = true))]
@@ -311,6 +315,9 @@ macro_rules! image_records {
                 /// The disk format Glance stored when an import plugin converted the data.
                 #[serde(default)]
                 converted_to: Option<String> => into,
+                /// How the data arrived after this import failed: upload (import_fallback).
+                #[serde(default)]
+                fallback: Option<String> => into,
             }
 
             /// What the image's data was when it was uploaded.

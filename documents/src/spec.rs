@@ -109,6 +109,39 @@ impl ImportMethod {
     pub fn glance_fetches(self) -> bool {
         matches!(self, ImportMethod::WebDownload | ImportMethod::GlanceDownload)
     }
+
+    /// Whether the component never fetches the spec's URL: Glance fetches it, and no
+    /// `import_fallback: upload` has the component fetch it when Glance's import fails.
+    pub fn leaves_url_to_glance(self, import_fallback: Option<&str>) -> bool {
+        self.glance_fetches() && import_fallback != Some(FALLBACK_UPLOAD)
+    }
+}
+
+/// `import_fallback: upload`: when Glance's web-download fails or stalls, the component
+/// fetches the data itself (through the cache, verified) and uploads it into the same stores.
+pub const FALLBACK_UPLOAD: &str = "upload";
+
+/// The values `import_fallback` takes.
+pub const IMPORT_FALLBACKS: &[&str] = &[FALLBACK_UPLOAD];
+
+/// The id of the image an upload fallback creates in place of the import's image `id`
+/// (Glance never reuses a deleted image's id): derived from it, so a run that finds an
+/// interrupted create's intent for `id` also finds its fallback. A name-based UUID (version
+/// 3: the MD5 of the id, as RFC 9562 lays it out).
+pub fn fallback_image_id(id: &str) -> String {
+    use md5::{Digest, Md5};
+    let mut bytes: [u8; 16] = Md5::digest(format!("openstack-image fallback of {id}").as_bytes()).into();
+    bytes[6] = (bytes[6] & 0x0f) | 0x30;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// How the component gets an image's data from its `image_source_url`.
@@ -142,6 +175,34 @@ impl<'a> UrlData<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fallback_id_is_a_stable_version_3_uuid_of_its_import() {
+        let id = "0b8f4c52-4f8e-4f53-9a59-7d5f8c1e2a10";
+        let fallback = fallback_image_id(id);
+        assert_eq!(fallback, fallback_image_id(id));
+        assert_ne!(
+            fallback,
+            fallback_image_id("0b8f4c52-4f8e-4f53-9a59-7d5f8c1e2a11")
+        );
+        let groups: Vec<&str> = fallback.split('-').collect();
+        assert_eq!(
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(groups[2].starts_with('3'), "{fallback}");
+        assert!(
+            matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'),
+            "{fallback}"
+        );
+    }
+
+    #[test]
+    fn only_an_upload_fallback_has_the_component_fetch_a_web_download() {
+        assert!(ImportMethod::WebDownload.leaves_url_to_glance(None));
+        assert!(!ImportMethod::WebDownload.leaves_url_to_glance(Some(FALLBACK_UPLOAD)));
+        assert!(!ImportMethod::Direct.leaves_url_to_glance(None));
+    }
 
     #[test]
     fn web_download_is_the_older_name_of_an_import_method() {

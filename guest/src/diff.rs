@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use openstack_image_documents::spec::{FALLBACK_UPLOAD, fallback_image_id};
+
 use crate::placement;
 use crate::types::{Action, FieldChange, ImageSpec, ImageState, Plan};
 
@@ -42,7 +44,14 @@ pub fn diff(desired: &ImageSpec, prior: &ImageState) -> Plan {
     );
     field("region", opt(&old.region), opt(&desired.region), true);
     if let Some(id) = &desired.image_id {
-        field("image_id", json(&prior.id), json(id), true);
+        // An upload fallback's image has the id derived from the one asked for.
+        let fell_back = prior
+            .import_result
+            .as_ref()
+            .is_some_and(|r| r.fallback.as_deref() == Some(FALLBACK_UPLOAD))
+            && prior.id == fallback_image_id(id);
+        let current = if fell_back { id } else { &prior.id };
+        field("image_id", json(current), json(id), true);
     }
     // An adopted image's source is unknown: the spec's source is taken to describe it.
     let adopted =

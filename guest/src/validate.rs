@@ -1,8 +1,8 @@
 //! Spec validation and defaults: every rule that needs no I/O.
 
 use openstack_image_documents::spec::{
-    CONTAINER_FORMATS, DEFAULT_CACHE_SUBDIR, DISK_FORMATS, ImportMethod, NO_CACHE, UrlData, VISIBILITIES,
-    defaults, is_project_id,
+    CONTAINER_FORMATS, DEFAULT_CACHE_SUBDIR, DISK_FORMATS, FALLBACK_UPLOAD, IMPORT_FALLBACKS, ImportMethod,
+    NO_CACHE, UrlData, VISIBILITIES, defaults, is_project_id,
 };
 
 use crate::glance_fields::{is_core_attribute, is_read_only};
@@ -173,7 +173,7 @@ fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
                 );
             } else if let UrlData::Cached(_, None) = UrlData::of(
                 Some(url),
-                method.glance_fetches(),
+                method.leaves_url_to_glance(spec.import_fallback.as_deref()),
                 spec.image_cache_path.as_deref(),
             ) {
                 // The component has no directory of its own: the runtime says where downloads go.
@@ -202,6 +202,24 @@ fn check_source(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
     }
     if method == ImportMethod::WebDownload {
         check_web_download(err, spec);
+    }
+    if let Some(fallback) = &spec.import_fallback {
+        if !IMPORT_FALLBACKS.contains(&fallback.as_str()) {
+            err(
+                "import_fallback",
+                format!(
+                    "'{fallback}' is not a fallback; use {FALLBACK_UPLOAD}, or leave it out to fail when the import does"
+                ),
+            );
+        } else if method != ImportMethod::WebDownload {
+            err(
+                "import_fallback",
+                format!(
+                    "applies only when Glance imports from image_source_url (import_method web-download, or web_download: true), not with import_method {}; remove it",
+                    method.name()
+                ),
+            );
+        }
     }
     if spec.decompress == Some(true) && spec.image_source_url.is_none() {
         err(
@@ -241,8 +259,11 @@ fn check_web_download(err: &mut impl FnMut(&str, String), spec: &ImageSpec) {
     if spec.image_source_username.is_some() {
         err("image_source_username", not_with.to_string());
     }
-    if spec.image_cache_path.is_some() {
-        err("image_cache_path", not_with.to_string());
+    if spec.image_cache_path.is_some() && spec.import_fallback.as_deref() != Some(FALLBACK_UPLOAD) {
+        err(
+            "image_cache_path",
+            format!("{not_with} (or add import_fallback: {FALLBACK_UPLOAD}, whose download it is for)"),
+        );
     }
     if let Some(checksum) = &spec.source_checksum
         && let Ok(parsed) = parse_checksum(checksum)
@@ -443,6 +464,50 @@ pub(crate) mod tests {
                 "image_cache_path",
                 "source_checksum"
             ]
+        );
+    }
+
+    #[test]
+    fn an_upload_fallback_is_for_web_download_and_brings_its_cache() {
+        let mut s = spec();
+        s.local_file_path = None;
+        s.image_source_url = Some("https://example.org/x.img".into());
+        s.web_download = Some(true);
+        s.import_fallback = Some("upload".into());
+        // The fallback downloads here: it needs the cache the runtime fills in, and may name one.
+        let errors = check(s.clone()).unwrap_err();
+        assert_eq!(errors[0].field, "image_cache_path");
+        assert!(errors[0].message.contains("is not set"), "{}", errors[0].message);
+        s.image_cache_path = Some("/cache".into());
+        assert!(check(s.clone()).is_ok());
+
+        s.import_fallback = Some("retry".into());
+        let errors = check(s.clone()).unwrap_err();
+        assert_eq!(
+            fields(Err(errors.clone())),
+            vec!["image_cache_path", "import_fallback"]
+        );
+        assert!(
+            errors[0].message.contains("or add import_fallback: upload"),
+            "{}",
+            errors[0].message
+        );
+        assert!(
+            errors[1]
+                .message
+                .contains("'retry' is not a fallback; use upload"),
+            "{}",
+            errors[1].message
+        );
+
+        let mut direct = spec();
+        direct.import_fallback = Some("upload".into());
+        let errors = check(direct).unwrap_err();
+        assert_eq!(errors[0].field, "import_fallback");
+        assert!(
+            errors[0].message.contains("not with import_method direct"),
+            "{}",
+            errors[0].message
         );
     }
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
+use openstack_image_documents::spec::fallback_image_id;
 
 use crate::bindings::{Action, Cloud, GuestError, ImageQuery, ImageSpec, ImageState, Plan};
 use crate::exit::{CloudError, Outcome};
@@ -543,11 +544,15 @@ async fn create_recorded(
         if created.is_ok() {
             return created;
         }
-        // A failed create deletes its image; keep the intent only if that did not work out.
-        let leftover = !matches!(
-            instance.read(&in_region(cloud, &intent), &id, None).await,
-            Ok(Ok(None))
-        );
+        // A failed create deletes its image (and an upload fallback's); keep the intent only
+        // if that did not work out.
+        let mut leftover = false;
+        for made in made_for(&id) {
+            leftover |= !matches!(
+                instance.read(&in_region(cloud, &intent), &made, None).await,
+                Ok(Ok(None))
+            );
+        }
         if !leftover {
             ledger.update(|state| {
                 state.creating.remove(name);
@@ -559,6 +564,12 @@ async fn create_recorded(
         return created;
     }
     unreachable!("the second attempt returns")
+}
+
+/// The images a create with the id `id` may have made: its own, and the one an upload
+/// fallback (`import_fallback: upload`) makes in its place when Glance's import fails.
+fn made_for(id: &str) -> [String; 2] {
+    [id.to_string(), fallback_image_id(id)]
 }
 
 /// `cloud` with `image`'s region as the default region.
@@ -579,7 +590,11 @@ pub async fn finish_interrupted(
     narrator: Narrator,
 ) -> Result<()> {
     for (name, intent) in ledger.read(|state| state.creating.clone()) {
-        let recorded = ledger.read(|s| s.images.get(&name).is_some_and(|e| e.image.id == intent.id));
+        let recorded = ledger.read(|s| {
+            s.images
+                .get(&name)
+                .is_some_and(|e| made_for(&intent.id).contains(&e.image.id))
+        });
         if recorded {
             // Recorded already (a state an earlier release wrote between its two writes): the
             // image is the state's own, only the intent is left over.
@@ -589,35 +604,49 @@ pub async fn finish_interrupted(
             continue;
         }
         let cloud = in_region(cloud, &intent);
-        match named(&name, instance.read(&cloud, &intent.id, None).await)? {
-            None => say!(
+        let mut found = false;
+        let mut adopted = false;
+        for id in made_for(&intent.id) {
+            match named(&name, instance.read(&cloud, &id, None).await)? {
+                None => {}
+                Some(image)
+                    if image.status == "active"
+                        && !adopted
+                        && !ledger.read(|s| s.images.contains_key(&name)) =>
+                {
+                    say!(
+                        narrator,
+                        "{name}: adopting {}, which an interrupted apply had finished uploading",
+                        image.id
+                    );
+                    // Recorded and the intent dropped in one write, as apply does.
+                    ledger.record_created(&name, image, Vec::new())?;
+                    (found, adopted) = (true, true);
+                }
+                Some(image) => {
+                    say!(
+                        narrator,
+                        "{name}: deleting {} ({}), left by an interrupted apply",
+                        image.id,
+                        image.status
+                    );
+                    named(&name, instance.delete(&cloud, &image.id, None, None).await)?;
+                    found = true;
+                }
+            }
+        }
+        if !found {
+            say!(
                 narrator,
                 "{name}: an interrupted create of {} left nothing behind",
                 intent.id
-            ),
-            Some(image) if image.status == "active" && !ledger.read(|s| s.images.contains_key(&name)) => {
-                say!(
-                    narrator,
-                    "{name}: adopting {}, which an interrupted apply had finished uploading",
-                    image.id
-                );
-                // Recorded and the intent dropped in one write, as apply does.
-                ledger.record_created(&name, image, Vec::new())?;
-                continue;
-            }
-            Some(image) => {
-                say!(
-                    narrator,
-                    "{name}: deleting {} ({}), left by an interrupted apply",
-                    image.id,
-                    image.status
-                );
-                named(&name, instance.delete(&cloud, &image.id, None, None).await)?;
-            }
+            );
         }
-        ledger.update(|state| {
-            state.creating.remove(&name);
-        })?;
+        if !adopted {
+            ledger.update(|state| {
+                state.creating.remove(&name);
+            })?;
+        }
     }
     Ok(())
 }

@@ -41,7 +41,7 @@ pub struct Preopen {
 
 /// Where an image's data comes from: all the grants and the download cache depend on. Read
 /// through the spec document, from a typed spec or from a JSON spec document.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct DataSource(SpecDoc);
 
 impl DataSource {
@@ -58,6 +58,11 @@ impl DataSource {
             .unwrap_or_default()
     }
 
+    /// Whether a downloaded URL is decompressed (part of its cache entry's name).
+    pub fn decompress(&self) -> bool {
+        self.0.decompress == Some(true)
+    }
+
     /// The image file to read, if any.
     pub fn local_file_path(&self) -> Option<&str> {
         self.0.local_file_path.as_deref()
@@ -70,7 +75,7 @@ impl DataSource {
         let method = ImportMethod::of(spec.import_method.as_deref(), spec.web_download);
         UrlData::of(
             spec.image_source_url.as_deref(),
-            method.is_some_and(ImportMethod::glance_fetches),
+            method.is_some_and(|m| m.leaves_url_to_glance(spec.import_fallback.as_deref())),
             spec.image_cache_path.as_deref(),
         )
     }

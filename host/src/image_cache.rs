@@ -27,7 +27,6 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 use openstack_image_documents::spec::cache_entry_name;
 
-use crate::bindings::ImageSpec;
 use crate::grants::DataSource;
 
 /// The size limit when none is given: room for a handful of cloud images on a laptop.
@@ -129,19 +128,18 @@ pub struct RunCaches {
 }
 
 impl RunCaches {
-    pub fn begin<'a>(
-        images: impl IntoIterator<Item = &'a ImageSpec>,
+    pub fn begin(
+        sources: impl IntoIterator<Item = DataSource>,
         component: &str,
         limit: MaxSize,
     ) -> Result<RunCaches> {
-        let used: Vec<(ImageCache, String, bool)> = images
+        let used: Vec<(ImageCache, String, bool)> = sources
             .into_iter()
-            .filter_map(|image| {
-                let source = DataSource::of(image);
+            .filter_map(|source| {
                 Some((
                     ImageCache::new(source.cache_dir()?),
                     source.downloaded_url()?.to_string(),
-                    image.decompress == Some(true),
+                    source.decompress(),
                 ))
             })
             .collect();

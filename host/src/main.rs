@@ -402,7 +402,7 @@ async fn prepare(global: &GlobalArgs, args: &SpecArgs) -> Result<Prepared> {
     let source_hosts = grants.hosts.clone();
     let offline = Sandbox::new(&sandbox_settings(global)?)?;
     let caches = RunCaches::begin(
-        spec.images.values(),
+        spec.images.values().map(DataSource::of),
         offline.component_id(),
         global.cache_max_size,
     )?;

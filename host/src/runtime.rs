@@ -4,6 +4,7 @@
 //! cap and a deadline; every call that talks to the cloud gets the run's session from
 //! [`Authenticator`] and never a secret.
 
+use openstack_image_documents::spec::{FALLBACK_UPLOAD, fallback_image_id};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -742,10 +743,19 @@ const MAX_ERROR_TEXT: usize = 4096;
 /// Most field errors of one `invalid-spec` the host passes on.
 const MAX_FIELD_ERRORS: usize = 100;
 
-/// Checks an image the component describes: the id asked for, a status Glance knows, a sane size.
+/// Checks an image the component describes: the id asked for (or, for a create that fell
+/// back to uploading, the one id derived from it), a status Glance knows, a sane size.
 fn well_formed(image: &ImageState, id: Option<&str>) -> Result<()> {
+    let fell_back = |id: &str| {
+        image
+            .import_result
+            .as_ref()
+            .is_some_and(|r| r.fallback.as_deref() == Some(FALLBACK_UPLOAD))
+            && image.id.eq_ignore_ascii_case(&fallback_image_id(id))
+    };
     if let Some(id) = id
         && !image.id.eq_ignore_ascii_case(id)
+        && !fell_back(id)
     {
         anyhow::bail!("image {id} came back with the id {:?}", cut(&image.id));
     }

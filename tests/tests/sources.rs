@@ -538,3 +538,66 @@ fn a_web_download_whose_source_stops_sending_is_given_up_at_the_stall_limit() {
     assert!((20..=26).contains(&quiet), "quiet for {quiet} s\n{}", run.stderr);
     assert_no_image_left(&s, &run);
 }
+
+#[test]
+fn a_stalled_web_download_falls_back_to_uploading_the_data_itself_when_asked() {
+    let s = Scenario::new("fallback");
+    let (raw, bytes) = image_file(&s);
+    let server = SourceServer::start_in_ports(WEB_DOWNLOAD_PORTS);
+    // Glance's download gets 256 KiB and then nothing; once it has started, the source serves
+    // whole again, for the fallback's own download.
+    server.serve(
+        "/disk.qcow2",
+        Served::new(bytes.clone())
+            .etag("v1")
+            .stall_after(256 * 1024, std::time::Duration::from_secs(120)),
+    );
+    s.write_spec(&spec(&[url_image(
+        &s,
+        "web",
+        &server.url("/disk.qcow2"),
+        "    web_download: true\n    import_fallback: upload\n    image_cache_path: cache\n    timeouts:\n      import_stall: 15s\n",
+    )]));
+    let mut command = s.command(&["apply", "-f", "images.yaml"]);
+    let apply = std::thread::spawn(move || Run::from(command.output().expect("run openstack-image")));
+    let started = std::time::Instant::now();
+    while server.hits("/disk.qcow2") == 0 {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "Glance never asked for the data"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server.serve("/disk.qcow2", Served::new(bytes).etag("v1"));
+    let run = apply.join().unwrap().expect_code(0);
+    assert!(
+        run.stderr.contains("stalled: no progress for") && run.stderr.contains("import_fallback is upload"),
+        "{}",
+        run.stderr
+    );
+
+    let state = s.state().unwrap();
+    let recorded = &state["images"]["web"]["image"];
+    assert_eq!(recorded["import_result"]["method"], "web-download");
+    assert_eq!(recorded["import_result"]["fallback"], "upload");
+    let image = observer::image(&s.state_id("web")).unwrap();
+    assert_eq!(image["status"], "active");
+    assert_eq!(
+        image["properties"]["os_hash_value"],
+        digest("sha512sum", &raw).as_str()
+    );
+    assert_eq!(
+        s.cloud_images().len(),
+        1,
+        "the stalled import's image is gone: {:?}",
+        s.cloud_images()
+    );
+    assert_eq!(
+        cache_files(&s).len(),
+        1,
+        "the fallback downloaded through the cache"
+    );
+    s.plan().expect_code(0);
+    s.run(&["destroy", "-f", "images.yaml"]).expect_code(0);
+    assert!(s.cloud_images().is_empty());
+}

@@ -76,9 +76,7 @@ export function grantsFor(docs) {
       typeof cache === "string" &&
       isAbsolute(cache) &&
       typeof doc.image_source_url === "string" &&
-      doc.web_download !== true &&
-      doc.import_method !== "web-download" &&
-      doc.import_method !== "glance-download"
+      !leavesUrlToGlance(doc)
     ) {
       mkdirSync(cache, { recursive: true });
       readWriteDirs.add(cache);
@@ -87,6 +85,18 @@ export function grantsFor(docs) {
   // A directory granted read-write is not granted again read-only.
   for (const dir of readWriteDirs) readOnlyDirs.delete(dir);
   return { readOnlyDirs: [...readOnlyDirs], readWriteDirs: [...readWriteDirs] };
+}
+
+/**
+ * Whether the component never fetches the spec's URL: Glance fetches it (web-download,
+ * glance-download) and no `import_fallback: upload` has the component fetch it when Glance's
+ * import fails (the component's own rule, `ImportMethod::leaves_url_to_glance`).
+ * @param {Record<string, any>} spec
+ */
+export function leavesUrlToGlance(spec) {
+  const glanceFetches =
+    spec.web_download === true || spec.import_method === "web-download" || spec.import_method === "glance-download";
+  return glanceFetches && spec.import_fallback !== "upload";
 }
 
 function isDir(path) {

@@ -5,7 +5,7 @@ import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 
 import { applicableCloud, cloudEnvironment, resolveCloud } from "./cloud.js";
-import { callComponent, ComponentError, grantsFor } from "./component.js";
+import { callComponent, ComponentError, grantsFor, leavesUrlToGlance } from "./component.js";
 import { fieldToProperty, fromDocument, toDocument } from "./mapping.js";
 import { callWithSession } from "./session.js";
 
@@ -71,19 +71,6 @@ export function defaultCacheDir(env = process.env) {
 }
 
 /**
- * Whether Glance fetches the data itself (web-download, glance-download): then the
- * component never downloads it and a cache directory is an error.
- * @param {Record<string, any>} spec
- */
-function glanceFetches(spec) {
-  return (
-    spec.web_download === true ||
-    spec.import_method === "web-download" ||
-    spec.import_method === "glance-download"
-  );
-}
-
-/**
  * Pulumi inputs -> spec document. Relative local paths are made absolute against the
  * working directory (the Pulumi program's), as the component wants absolute paths; a
  * download that names no cache gets the default one (the component needs a directory or
@@ -92,7 +79,7 @@ function glanceFetches(spec) {
  */
 function specOf(inputs) {
   const spec = toDocument(inputs);
-  if (typeof spec.image_source_url === "string" && spec.image_cache_path == null && !glanceFetches(spec)) {
+  if (typeof spec.image_source_url === "string" && spec.image_cache_path == null && !leavesUrlToGlance(spec)) {
     spec.image_cache_path = defaultCacheDir();
   }
   for (const key of ["local_file_path", "image_cache_path"]) {

@@ -51,6 +51,8 @@ pub struct CloudConfig {
     pub allow_hosts: Vec<String>,
     /// The sandbox's memory limit.
     pub memory_limit_mib: Option<u64>,
+    /// The download cache's limit (`cache_max_size`), when the block sets it.
+    pub cache_max_size: Option<openstack_image::image_cache::MaxSize>,
 }
 
 impl std::fmt::Debug for CloudConfig {
@@ -60,6 +62,7 @@ impl std::fmt::Debug for CloudConfig {
             .field("cloud", &self.cloud)
             .field("allow_hosts", &self.allow_hosts)
             .field("memory_limit_mib", &self.memory_limit_mib)
+            .field("cache_max_size", &self.cache_max_size)
             .finish_non_exhaustive()
     }
 }

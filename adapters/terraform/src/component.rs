@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 use openstack_image::auth::TokenCache;
 use openstack_image::cloud::{self, CloudConfig as CloudSettings};
 use openstack_image::grants::{DataSource, SpecGrants};
+use openstack_image::image_cache::{DEFAULT_MAX_SIZE, MaxSize, RunCaches};
 use openstack_image::network::AllowedHost;
 use openstack_image::progress::Display;
 use openstack_image::runtime::Limits;
@@ -27,6 +28,9 @@ const DEFAULT_LIMITS: Limits = Limits {
     output_bytes: 4096 * 1024,
 };
 
+/// The variable the bundled host's `--cache-max-size` falls back on, read here too.
+const CACHE_MAX_SIZE_VAR: &str = "OPENSTACK_IMAGE_CACHE_MAX_SIZE";
+
 /// The embedded component, sandboxed as `openstack-image` runs it.
 pub struct SandboxBackend {
     /// The compiled component; its instances reach no host (`schema`, `check`).
@@ -38,6 +42,9 @@ pub struct SandboxBackend {
 /// The cloud of a configured provider.
 struct Configured {
     sandbox: Sandbox,
+    /// The download cache's limit: the block's, else OPENSTACK_IMAGE_CACHE_MAX_SIZE's, else
+    /// the bundled host's default.
+    cache_max_size: MaxSize,
 }
 
 impl SandboxBackend {
@@ -118,7 +125,17 @@ impl Backend for SandboxBackend {
                     .saturating_mul(1024 * 1024),
             );
         }
-        *self.configured.write().expect("backend lock") = Some(Arc::new(Configured { sandbox }));
+        let cache_max_size = match config.cache_max_size {
+            Some(size) => size,
+            None => std::env::var(CACHE_MAX_SIZE_VAR)
+                .unwrap_or_else(|_| DEFAULT_MAX_SIZE.to_string())
+                .parse()
+                .map_err(|e| ComponentError::new("invalid-config", format!("{CACHE_MAX_SIZE_VAR}: {e}")))?,
+        };
+        *self.configured.write().expect("backend lock") = Some(Arc::new(Configured {
+            sandbox,
+            cache_max_size,
+        }));
         Ok(())
     }
 
@@ -136,7 +153,7 @@ impl Backend for SandboxBackend {
             }
         }
         let source = request.get("spec").map(DataSource::from_json).unwrap_or_default();
-        let grants = SpecGrants::for_sources(std::iter::once(source)).map_err(host_error)?;
+        let grants = SpecGrants::for_sources(std::iter::once(source.clone())).map_err(host_error)?;
         let configured = self.configured();
         let sandbox = match (&configured, function) {
             (Some(configured), _) => &configured.sandbox,
@@ -149,6 +166,14 @@ impl Backend for SandboxBackend {
                 ));
             }
         };
+        // The download this call may use is held while it runs; then the cache is trimmed.
+        let caches = match &configured {
+            Some(configured) => Some(
+                RunCaches::begin([source], sandbox.component_id(), configured.cache_max_size)
+                    .map_err(host_error)?,
+            ),
+            None => None,
+        };
         let mut instance = sandbox
             .instance(grants, function.name())
             .await
@@ -156,7 +181,12 @@ impl Backend for SandboxBackend {
         let answer = instance
             .call_json(function, &request.to_string())
             .await
-            .map_err(host_error)?;
+            .map_err(host_error);
+        drop(instance);
+        if let Some(caches) = caches {
+            caches.finish();
+        }
+        let answer = answer?;
         match answer {
             Ok(text) => {
                 let mut answer: Json = serde_json::from_str(&text).map_err(|e| {

@@ -12,6 +12,7 @@ use crate::diagnostics::{Path, Secrets};
 use crate::proto::tfplugin6 as tf;
 use crate::schema::{Mode, proto_attribute};
 use crate::value::{Type, Value};
+use openstack_image::image_cache::MaxSize;
 use openstack_image_documents::cloud;
 
 /// One provider setting.
@@ -57,6 +58,7 @@ const SETTINGS: &[Setting] = &[
     Setting { name: "insecure", ty: flag, sensitive: false, description: "Skip TLS certificate verification." },
     Setting { name: "allow_hosts", ty: hosts, sensitive: false, description: "Extra hosts (host or host:port) the sandboxed component may reach, e.g. image source servers." },
     Setting { name: "memory_limit_mib", ty: number, sensitive: false, description: "Memory limit of the sandboxed component, in MiB." },
+    Setting { name: "cache_max_size", ty: text, sensitive: false, description: "How large the download cache may grow (512M, 20G, ...; none: no limit); after each operation the least recently used downloads beyond it are removed. Default: OPENSTACK_IMAGE_CACHE_MAX_SIZE, else 10G." },
 ];
 
 /// The provider block's schema.
@@ -220,6 +222,14 @@ pub fn cloud_config(config: &Value) -> Result<CloudConfig, Vec<(Path, String)>> 
         },
         _ => None,
     };
+    let cache_max_size = match get("cache_max_size").map(|size| size.parse::<MaxSize>()) {
+        Some(Ok(size)) => Some(size),
+        Some(Err(problem)) => {
+            problems.push((Path::attribute("cache_max_size"), problem));
+            None
+        }
+        None => None,
+    };
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -228,6 +238,7 @@ pub fn cloud_config(config: &Value) -> Result<CloudConfig, Vec<(Path, String)>> 
         cloud: get("cloud"),
         allow_hosts,
         memory_limit_mib,
+        cache_max_size,
     })
 }
 
@@ -340,14 +351,20 @@ mod tests {
     #[test]
     fn bad_settings_name_their_attribute_or_variable() {
         let problems = validate(
-            &block(json!({ "endpoint_type": "sideways", "memory_limit_mib": 0 })),
+            &block(json!({ "endpoint_type": "sideways", "memory_limit_mib": 0, "cache_max_size": "lots" })),
             &env(&[("OS_INSECURE", "maybe")]),
         );
-        assert_eq!(problems.len(), 3);
+        assert_eq!(problems.len(), 4);
         assert_eq!(problems[0].0, Some(Path::attribute("endpoint_type")));
         assert_eq!(problems[1].0, Some(Path::attribute("memory_limit_mib")));
+        assert_eq!(problems[2].0, Some(Path::attribute("cache_max_size")));
+        assert!(
+            problems[2].1.contains("'lots' is not a size"),
+            "{}",
+            problems[2].1
+        );
         assert_eq!(
-            problems[2],
+            problems[3],
             (None, "OS_INSECURE is 'maybe'; use true or false".to_string())
         );
     }

@@ -169,7 +169,9 @@ fn a_url_source_decompressed_as_it_streams_and_through_the_cache() {
         .1;
     server.serve("/disk.qcow2.gz", Served::new(std::fs::read(gzip).unwrap()));
     let cache = s.path("cache");
-    let w = workspace(&[]);
+    // The provider trims the cache after each operation: with a limit of nothing, no
+    // download outlives the create that used it.
+    let w = workspace(&[("OPENSTACK_IMAGE_CACHE_MAX_SIZE", "0")]);
     let image = |key: &str, extra: &str| {
         format!(
             r#"resource "openstack_images_image_v2" "{key}" {{
@@ -205,6 +207,13 @@ fn a_url_source_decompressed_as_it_streams_and_through_the_cache() {
             "{key}"
         );
     }
+    let kept: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .flat_map(|area| std::fs::read_dir(area.unwrap().path()).into_iter().flatten())
+        .map(|file| file.unwrap().path())
+        .filter(|file| file.extension().is_some_and(|e| e == "img"))
+        .collect();
+    assert!(kept.is_empty(), "the cache limit was not applied: {kept:?}");
     expect_code(w.plan(), 0);
     w.destroy();
 }

@@ -177,6 +177,7 @@ fn schema_force_new_agrees_with_diff() {
         ("all_stores_must_succeed", json!(false)),
         ("members", json!([])),
         ("deactivated", json!(true)),
+        ("import_fallback", json!("upload")),
     ];
     let glance_download = json!({
         "container_format": "bare",
@@ -186,6 +187,13 @@ fn schema_force_new_agrees_with_diff() {
         "source_image_id": "0c7a3f5e-1b2d-4c3e-8f9a-0b1c2d3e4f5a",
     });
     let copied = state_of(validate_spec(glance_download.clone()));
+    let web_download = json!({
+        "container_format": "bare",
+        "disk_format": "qcow2",
+        "image_source_url": "https://example.org/a.img",
+        "web_download": true,
+    });
+    let imported = state_of(validate_spec(web_download.clone()));
     let schema: Value = serde_json::from_str(&schema()).unwrap();
     let fields = schema["$defs"]["spec"]["properties"].as_object().unwrap();
     for (name, field) in fields
@@ -216,6 +224,12 @@ fn schema_force_new_agrees_with_diff() {
             desired = glance_download.clone();
             desired[name] = value.clone();
             prior = &copied;
+        }
+        if name == "import_fallback" {
+            desired = web_download.clone();
+            desired[name] = value.clone();
+            desired["image_cache_path"] = json!("/cache");
+            prior = &imported;
         }
         let plan = diff::diff(&validate_spec(desired), prior);
         let replaced = plan.action == Action::Replace;

@@ -76,6 +76,8 @@ impl<T: Transport> Provider<T> {
         }
         op.last_status = "queued".into();
 
+        // The image this create made: the import's, or the upload fallback's in its place.
+        let mut made = id.clone();
         let finished = match (data, &source) {
             (Some(data), _) => {
                 progress::info(format!("created image record {id}; uploading {}", data.label));
@@ -91,9 +93,19 @@ impl<T: Transport> Provider<T> {
                 progress::info(format!(
                     "created image record {id}; Glance imports it from its URL"
                 ));
-                self.web_download(&mut op, &spec, &id)
+                match self.web_download(&mut op, &spec, &id) {
+                    Err(Error::ImportFailed(reason))
+                        if spec.import_fallback.as_deref() == Some(FALLBACK_UPLOAD) =>
+                    {
+                        self.discard(cloud, &spec, &id);
+                        made = fallback_image_id(&id);
+                        self.upload_instead(&mut op, &spec, &made, reason)
+                    }
+                    imported => imported,
+                }
             }
         };
+        let id = made;
         let manage_members = spec.members.is_some();
         let finished = finished.and_then(|state| self.with_members(&mut op, state, manage_members));
         match finished {
@@ -105,19 +117,72 @@ impl<T: Transport> Provider<T> {
                 ..info
             })),
             Err(err) => {
-                // Cleaning up gets its own budget: a create that timed out must still clean up.
-                let cleanup = self
-                    .begin(cloud, spec.region.as_deref(), "delete", DEFAULT_DELETE_TIMEOUT)
-                    .and_then(|mut cleanup| self.delete_image(&mut cleanup, &id));
-                if let Err(cleanup) = cleanup {
-                    progress::warn(format!(
-                        "could not delete the half-made image {id}: {}",
-                        describe(&cleanup)
-                    ));
-                }
+                self.discard(cloud, &spec, &id);
                 Err(err)
             }
         }
+    }
+
+    /// Deletes the half-made image `id`, with a budget of its own (a create that timed out
+    /// must still clean up); a failure is a warning, the create's own error is what counts.
+    fn discard(&mut self, cloud: &Cloud, spec: &ImageSpec, id: &str) {
+        let cleanup = self
+            .begin(cloud, spec.region.as_deref(), "delete", DEFAULT_DELETE_TIMEOUT)
+            .and_then(|mut cleanup| self.delete_image(&mut cleanup, id));
+        if let Err(cleanup) = cleanup {
+            progress::warn(format!(
+                "could not delete the half-made image {id}: {}",
+                describe(&cleanup)
+            ));
+        }
+    }
+
+    /// `import_fallback: upload`: Glance's web-download failed or stalled (`reason`) and its
+    /// image is gone; the data is fetched here (through the cache, verified, inspected) and
+    /// uploaded into the same stores as the image `id`. The state keeps the spec as written and
+    /// records the failed import with `fallback: upload`.
+    fn upload_instead(
+        &mut self,
+        op: &mut Op,
+        spec: &ImageSpec,
+        id: &str,
+        reason: String,
+    ) -> Result<ImageState, Error> {
+        let url = spec.image_source_url.as_deref().unwrap_or_default();
+        progress::warn(format!(
+            "{reason}; import_fallback is {FALLBACK_UPLOAD}: downloading {url} here and uploading it as image {id}"
+        ));
+        let direct = ImageSpec {
+            import_method: Some(ImportMethod::Direct.name().into()),
+            web_download: None,
+            ..spec.clone()
+        };
+        let stores = direct.stores.iter().skip(1).cloned().collect::<Vec<_>>();
+        self.discover(op, &direct, &stores)?;
+        let data = self.open_data(&direct, op)?;
+        let images = op.url("/images");
+        let response = self.call(op, "POST", &images, Some(glance::create_body(&direct, id)))?;
+        expect(&response, "POST", &images, &[201])?;
+        op.last_status = "queued".into();
+        progress::info(format!("created image record {id}; uploading {}", data.label));
+        let pending = Pending {
+            id: id.to_string(),
+            data,
+        };
+        let mut state = self.upload_and_activate(op, &direct, pending, ImportMethod::Direct)?;
+        state.spec.import_method = spec.import_method.clone();
+        state.spec.web_download = spec.web_download;
+        state.import_result = Some(ImportResult {
+            method: ImportMethod::WebDownload.name().into(),
+            task_id: None,
+            status: "failure".into(),
+            message: reason,
+            stores: spec.stores.clone(),
+            failed_stores: Vec::new(),
+            converted_to: None,
+            fallback: Some(FALLBACK_UPLOAD.into()),
+        });
+        Ok(state)
     }
 
     /// Opens the spec's image data: the local file, the verified cache file of the URL, or

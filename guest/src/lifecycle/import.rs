@@ -131,6 +131,7 @@ impl<T: Transport> Provider<T> {
                 },
                 failed_stores: failed.clone(),
                 converted_to: None,
+                fallback: None,
             };
             let went_back = (importing && status == "queued") || status == "killed";
             let failed_now = match task_status {

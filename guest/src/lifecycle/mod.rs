@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use openstack_image_documents::spec::{ImportMethod, UrlData};
+use openstack_image_documents::spec::{FALLBACK_UPLOAD, ImportMethod, UrlData, fallback_image_id};
 use openstack_image_documents::state_file::store_list;
 
 use crate::http::{Request, Response, Transport, TransportError, status_error};
