@@ -601,3 +601,30 @@ fn a_stalled_web_download_falls_back_to_uploading_the_data_itself_when_asked() {
     s.run(&["destroy", "-f", "images.yaml"]).expect_code(0);
     assert!(s.cloud_images().is_empty());
 }
+
+#[test]
+fn a_slow_web_download_that_still_delivers_is_not_cut_off() {
+    let s = Scenario::new("webslow");
+    let (raw, bytes) = image_file(&s);
+    let server = SourceServer::start_in_ports(WEB_DOWNLOAD_PORTS);
+    // Half, then 8 s of silence, then the rest: slow, but within the 20 s stall limit.
+    server.serve(
+        "/slow.qcow2",
+        Served::new(bytes).pause_after(256 * 1024, std::time::Duration::from_secs(8)),
+    );
+    s.write_spec(&spec(&[url_image(
+        &s,
+        "web",
+        &server.url("/slow.qcow2"),
+        "    web_download: true\n    timeouts:\n      import_stall: 20s\n",
+    )]));
+    let run = s.apply();
+    assert!(!run.stderr.contains("stalled"), "{}", run.stderr);
+    let image = observer::image(&s.state_id("web")).unwrap();
+    assert_eq!(image["status"], "active");
+    assert_eq!(
+        image["properties"]["os_hash_value"],
+        digest("sha512sum", &raw).as_str()
+    );
+    s.run(&["destroy", "-f", "images.yaml"]).expect_code(0);
+}
