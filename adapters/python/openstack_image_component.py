@@ -36,18 +36,30 @@ directory of a spec's `local_file_path` read-only, a spec's `image_cache_path` (
 URL sources that the component downloads) read-write, plus any `dirs` given to the
 constructor read-only. wasmtime-py offers no hook to filter outgoing HTTP: the component
 may reach any host this process can reach.
+
+Download cache: as the bundled host does, each call that may download holds its cache
+entry (a shared flock on `<cache>/.locks/_/<entry>.lock`) while it runs and afterwards
+trims the cache to `cache_max_size` (default: OPENSTACK_IMAGE_CACHE_MAX_SIZE, else 10G),
+least recently used entries first, never one another process holds; so the adapter and
+`openstack-image` can share one cache directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
+import hashlib
 import json
 import os
+import re
 import threading
+import time
 import warnings
 from datetime import datetime, timedelta, timezone
+from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional
 
 import wasmtime
 from wasmtime import component as wc
@@ -58,7 +70,10 @@ __all__ = [
     "ComponentTrap",
     "cloud_environment",
     "session_only_cloud",
+    "parse_cache_size",
     "RESOURCE_INTERFACE",
+    "DEFAULT_CACHE_MAX_SIZE",
+    "CACHE_MAX_SIZE_VARIABLE",
 ]
 
 RESOURCE_INTERFACE = "openstack:image/resource@0.1.0"
@@ -74,6 +89,7 @@ _FUNCTIONS = (
     "read-json",
     "update-json",
     "delete-json",
+    "find-json",
     "check-membership-json",
     "diff-membership-json",
     "create-membership-json",
@@ -228,11 +244,10 @@ def _dirs_for(doc: Optional[Dict[str, Any]]) -> "tuple[set[str], set[str]]":
         parent = os.path.dirname(os.path.normpath(path))
         if os.path.isdir(parent):
             ro.add(parent)
-    cache = doc.get("image_cache_path")
-    if (isinstance(cache, str) and cache not in ("", "none") and os.path.isabs(cache)
-            and doc.get("image_source_url") and not leaves_url_to_glance(doc)):
-        os.makedirs(cache, exist_ok=True)
-        rw.add(os.path.normpath(cache))
+    download = _cached_download(doc)
+    if download is not None:
+        os.makedirs(download.cache, exist_ok=True)
+        rw.add(download.cache)
     return ro, rw
 
 
@@ -243,6 +258,303 @@ def leaves_url_to_glance(doc: Dict[str, Any]) -> bool:
     glance_fetches = (doc.get("web_download") is True
                       or doc.get("import_method") in ("web-download", "glance-download"))
     return glance_fetches and doc.get("import_fallback") != "upload"
+
+
+# ----- the download cache ----------------------------------------------------------------
+# The component downloads a URL source into the cache directory it is given (here the
+# spec's `image_cache_path` itself) as `<md5(url + "true"|"false")>.img` with a JSON record
+# `<entry>.img.json` beside it. It can neither lock files nor see other processes, so the
+# adapter keeps the cache as the bundled host does (host/src/image_cache.rs), on the same
+# directory and with the same locks, so that both may share it: a lock file per entry,
+# `<cache>/.locks/<area>/<entry>.lock` (`_` for entries directly in `<cache>/`, as this
+# adapter keeps them; `component-<id>` for the host's per-component areas), locked with
+# flock(2) (`fcntl.flock`, the lock Rust's `File::lock` takes). A call holds a shared lock
+# on the entry it may use from before the component starts until it returns; an entry is
+# removed only under an exclusive lock taken without waiting, so an entry another process
+# is using is never removed. An entry's last use is its data file's modification time.
+
+#: The download cache's size limit when neither `cache_max_size` nor the variable says.
+DEFAULT_CACHE_MAX_SIZE = "10G"
+
+#: The variable the limit is read from (the bundled host's `--cache-max-size` reads it too).
+CACHE_MAX_SIZE_VARIABLE = "OPENSTACK_IMAGE_CACHE_MAX_SIZE"
+
+_CACHE_LOCKS = ".locks"
+
+# A size: a number, then an optional binary multiple (K, M, G, T, P, E; `1G` is 1 GiB)
+# written with or without `B`/`iB`, or a plain `B`.
+_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgtpe])(?:i?b)?|b)?", re.IGNORECASE)
+_SIZE_EXPONENTS = {"k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
+
+
+def parse_cache_size(value: "str | int", name: str = "cache_max_size") -> Optional[int]:
+    """The download cache's limit in bytes from `value`: bytes as an int, or a size text
+    (`512M`, `20G`, `1.5GiB`, `0`: binary multiples, so `1G` is 1 GiB; `B`/`iB` optional), or
+    `none` for no limit (None). A ValueError names `name` and the value."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"{name}: {value!r} is not a size: bytes cannot be negative")
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: {value!r} is not a size: give a text such as 512M, 20G, "
+                         "1.5GiB or none (no limit), or a number of bytes")
+    text = value.strip()
+    if text.lower() == "none":
+        return None
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{name}: {value!r} is not a size: write e.g. 512M, 20G, 1.5GiB, 0, "
+                         "or none for no limit (binary multiples: 1G = 1 GiB)")
+    number, unit = match.groups()
+    return int(Fraction(number) * 1024 ** _SIZE_EXPONENTS.get((unit or "").lower(), 0))
+
+
+def _cache_limit(cache_max_size: "str | int | None") -> Optional[int]:
+    """The limit `ImageComponent(cache_max_size=...)` means: the value given, else
+    OPENSTACK_IMAGE_CACHE_MAX_SIZE, else 10G."""
+    if cache_max_size is not None:
+        return parse_cache_size(cache_max_size)
+    variable = os.environ.get(CACHE_MAX_SIZE_VARIABLE, "").strip()
+    if variable:
+        return parse_cache_size(variable, CACHE_MAX_SIZE_VARIABLE)
+    return parse_cache_size(DEFAULT_CACHE_MAX_SIZE)
+
+
+def _cache_entry_name(url: str, decompress: bool) -> str:
+    """The cache's file for a URL and decompress flag (the component's and the host's name)."""
+    key = url + ("true" if decompress else "false")
+    return hashlib.md5(key.encode("utf-8"), usedforsecurity=False).hexdigest() + ".img"
+
+
+class _Download(NamedTuple):
+    """A URL the component downloads into a cache directory."""
+    cache: str
+    url: str
+    decompress: bool
+
+
+def _cached_download(doc: Optional[Dict[str, Any]]) -> Optional[_Download]:
+    """The download `doc` (a spec) has the component make into its cache directory: a URL
+    source the component fetches itself, with an absolute `image_cache_path` (not `none`)."""
+    if not isinstance(doc, dict):
+        return None
+    cache, url = doc.get("image_cache_path"), doc.get("image_source_url")
+    if (isinstance(cache, str) and cache not in ("", "none") and os.path.isabs(cache)
+            and isinstance(url, str) and url and not leaves_url_to_glance(doc)):
+        return _Download(os.path.normpath(cache), url, doc.get("decompress") is True)
+    return None
+
+
+class _CacheEntry(NamedTuple):
+    data: str
+    #: The directory below the cache that holds it: "" or `component-<id>`.
+    area: str
+    #: Bytes on disk: the data and its record.
+    size: int
+    #: The data file's modification time (ns).
+    last_use: int
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.data)
+
+
+def _list_dir(path: str) -> List[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
+def _cache_areas(cache: str) -> List[str]:
+    """The directories entries live in: the cache itself (this adapter's) and every
+    component's area (`component-<id>`, the bundled host's)."""
+    return [""] + sorted(name for name in _list_dir(cache)
+                         if name.startswith("component-") and os.path.isdir(os.path.join(cache, name)))
+
+
+def _lock_path(cache: str, area: str, name: str) -> str:
+    return os.path.join(cache, _CACHE_LOCKS, area or "_", f"{name}.lock")
+
+
+def _lock(path: str, shared: bool) -> Optional[int]:
+    """A descriptor of the lock file at `path` (created, with its directory, if missing)
+    locked with flock(2): shared, waiting while another process holds it exclusively; or
+    exclusive if free (None when another process holds it). A lock file removed between
+    opening and locking it is opened again, so the lock taken is always on the file the path
+    names. Closing the descriptor releases the lock."""
+    while True:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            if shared:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            else:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    return None
+            held = os.fstat(fd)
+            try:
+                now: Optional[os.stat_result] = os.stat(path)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev):
+            return fd
+        os.close(fd)
+
+
+def _hold_cache_entry(download: _Download) -> int:
+    """Takes a shared lock on the entry of `download` (waiting while a prune removes it) and
+    marks the entry used now; returns the descriptor holding the lock."""
+    name = _cache_entry_name(download.url, download.decompress)
+    fd = _lock(_lock_path(download.cache, "", name), shared=True)
+    assert fd is not None
+    data = os.path.join(download.cache, name)
+    try:
+        os.utime(data, ns=(os.stat(data).st_atime_ns, time.time_ns()))
+    except OSError:
+        pass
+    return fd
+
+
+def _remove_unlocked(path: str) -> bool:
+    try:
+        os.remove(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _remove_cache_leftovers(cache: str) -> List[str]:
+    """Removes what killed runs left in `cache`: partial downloads (`.<entry>.<id>.part`,
+    `.<entry>.json.<id>.part`) and records (`<entry>.json`) without their data, of entries
+    no process holds. Returns the files removed."""
+    removed = []
+    for area in _cache_areas(cache):
+        directory = os.path.join(cache, area)
+        names = _list_dir(directory)
+        present = set(names)
+        for name in names:
+            if name.startswith(".") and name.endswith(".part"):
+                end = name.find(".img", 1)
+                if end < 0:
+                    continue
+                entry = name[1:end + 4]
+            elif name.endswith(".img.json"):
+                entry = name[:-len(".json")]
+                if entry in present:
+                    continue
+            else:
+                continue
+            fd = _lock(_lock_path(cache, area, entry), shared=False)
+            if fd is None:
+                continue
+            try:
+                if _remove_unlocked(os.path.join(directory, name)):
+                    removed.append(os.path.join(directory, name))
+            finally:
+                os.close(fd)
+    return removed
+
+
+def _cache_entries(cache: str) -> List[_CacheEntry]:
+    """Every entry of `cache`, least recently used first."""
+    entries = []
+    for area in _cache_areas(cache):
+        directory = os.path.join(cache, area)
+        for name in _list_dir(directory):
+            if name.startswith(".") or not name.endswith(".img"):
+                continue
+            data = os.path.join(directory, name)
+            try:
+                meta = os.stat(data)
+            except OSError:
+                continue
+            if not os.path.isfile(data):
+                continue
+            try:
+                record = os.stat(data + ".json").st_size
+            except OSError:
+                record = 0
+            entries.append(_CacheEntry(data, area, meta.st_size + record, meta.st_mtime_ns))
+    entries.sort(key=lambda e: e.last_use)
+    return entries
+
+
+def _remove_cache_entry(cache: str, entry: _CacheEntry) -> bool:
+    """Removes an entry unless a process holds it; True when removed."""
+    lock_path = _lock_path(cache, entry.area, entry.name)
+    fd = _lock(lock_path, shared=False)
+    if fd is None:
+        return False
+    try:
+        _remove_unlocked(entry.data)
+        _remove_unlocked(entry.data + ".json")
+        # Unlinked while locked: a process that opened it meanwhile sees, once it has the
+        # lock, that the path is no longer its file, and locks the new one.
+        with contextlib.suppress(OSError):
+            os.remove(lock_path)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _prune_cache(cache: str, max_bytes: int) -> "tuple[List[_CacheEntry], List[_CacheEntry], int]":
+    """Removes the least recently used entries of `cache` until it holds at most `max_bytes`,
+    skipping those another process holds. Returns (removed, kept in use, bytes left)."""
+    entries = _cache_entries(cache)
+    remaining = sum(e.size for e in entries)
+    removed: List[_CacheEntry] = []
+    kept: List[_CacheEntry] = []
+    for entry in entries:
+        if remaining <= max_bytes:
+            continue
+        if _remove_cache_entry(cache, entry):
+            remaining -= entry.size
+            removed.append(entry)
+        else:
+            kept.append(entry)
+    return removed, kept, remaining
+
+
+@contextlib.contextmanager
+def _using_caches(docs: Iterable[Optional[Dict[str, Any]]], max_bytes: Optional[int]) -> Iterator[None]:
+    """Around one component call, the download caches its specs' downloads use, as the
+    bundled host keeps them: first what killed runs left is removed and each download's
+    entry is held (shared lock, marked used); when the call ends (returned or failed) the
+    holds are released and each cache is trimmed to `max_bytes` (None: no limit), least
+    recently used first; a cache that cannot be trimmed is a warning."""
+    downloads = sorted({d for d in map(_cached_download, docs) if d is not None})
+    if not downloads:
+        yield
+        return
+    caches = sorted({d.cache for d in downloads})
+    holds: List[int] = []
+    try:
+        for cache in caches:
+            _remove_cache_leftovers(cache)
+        for download in downloads:
+            holds.append(_hold_cache_entry(download))
+    except BaseException:
+        for fd in holds:
+            os.close(fd)
+        raise
+    try:
+        yield
+    finally:
+        for fd in holds:
+            os.close(fd)
+        if max_bytes is not None:
+            for cache in caches:
+                try:
+                    _prune_cache(cache, max_bytes)
+                except OSError as e:
+                    warnings.warn(f"could not trim the download cache {cache}: {e}", stacklevel=3)
 
 
 class _Live:
@@ -276,7 +588,8 @@ class ImageComponent:
     def __init__(self, wasm_path: "str | os.PathLike[str]", cloud: Optional[Dict[str, Any]] = None,
                  dirs: Iterable["str | os.PathLike[str]"] = (), *,
                  memory_limit_mib: int = 512, deadline_seconds: Optional[float] = 7200,
-                 progress: Optional[Callable[[Dict[str, Any]], None]] = None):
+                 progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+                 cache_max_size: "str | int | None" = None):
         """`cloud`: cloud settings (a clouds.yaml cloud entry) that win over the OS_*
         variables and clouds.yaml, setting by setting; the cloud is resolved on first use
         (see `resolve_cloud`). `dirs`: extra directories to preopen read-only (under their
@@ -285,6 +598,11 @@ class ImageComponent:
         interrupts wasm code, not a host call blocked on I/O). `progress`: called with each
         progress JSON object the component writes on stderr, from a reader thread, so
         events may arrive shortly after the call returns (default: stderr is inherited).
+        `cache_max_size`: how large each download cache (`image_cache_path`) may grow, as the
+        bundled host's `--cache-max-size`: bytes, or a size such as `512M`, `20G`, `1.5GiB`
+        (binary multiples), or `none` for no limit (None: OPENSTACK_IMAGE_CACHE_MAX_SIZE, else
+        10G); after each call that may download, the least recently used entries beyond it
+        are removed (a ValueError here when the value is not a size).
         """
         self.wasm_path = os.fspath(wasm_path)
         self._settings = cloud
@@ -293,6 +611,8 @@ class ImageComponent:
         self.memory_limit_bytes = memory_limit_mib * 1024 * 1024
         self.deadline_seconds = deadline_seconds
         self.progress = progress
+        #: The download caches' limit in bytes (None: no limit).
+        self.cache_max_bytes = _cache_limit(cache_max_size)
 
         config = wasmtime.Config()
         config.epoch_interruption = deadline_seconds is not None
@@ -418,6 +738,12 @@ class ImageComponent:
     # ----- calls ---------------------------------------------------------------------
 
     def _invoke(self, name: str, args: tuple, dir_docs: Iterable[Optional[Dict[str, Any]]]) -> Any:
+        dir_docs = tuple(dir_docs)
+        # A download the call may make is held while it runs; then its cache is trimmed.
+        with _using_caches(dir_docs, self.cache_max_bytes):
+            return self._invoke_live(name, args, dir_docs)
+
+    def _invoke_live(self, name: str, args: tuple, dir_docs: Iterable[Optional[Dict[str, Any]]]) -> Any:
         live = self._instance_for(dir_docs)
         func = live.funcs[name]
         timer = None
@@ -581,6 +907,13 @@ class ImageComponent:
         if timeout_seconds is not None:
             request["timeout_seconds"] = timeout_seconds
         return self._on_cloud("delete-json", request)
+
+    def find(self, query: Dict[str, Any]) -> Dict[str, Any]:
+        """One image the query matches (Terraform's image data source: name, name_regex,
+        visibility, owner, tags, properties, size_min/max, sort, most_recent, member_status,
+        hidden, container_format, disk_format, region), as a flat state. ComponentError
+        `not-found` when none matches; several are an error unless `most_recent`."""
+        return self._on_cloud("find-json", {"query": query})
 
     # ----- the membership resource -----------------------------------------------------
     # One project's membership of a shared image: {"image_id", "member_id", "status",

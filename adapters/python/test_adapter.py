@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,14 +20,17 @@ import time
 import unittest
 import uuid
 from datetime import datetime, timedelta, timezone
+from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import openstack_image_component as oic  # noqa: E402
 from openstack_image_component import (  # noqa: E402
     ComponentError,
     ComponentTrap,
     ImageComponent,
     cloud_environment,
+    parse_cache_size,
     session_only_cloud,
 )
 
@@ -224,6 +228,188 @@ class CloudSettingsTest(unittest.TestCase):
             self.images.update({"id": "x"}, {"name": "n"})
         self.assertEqual(caught.exception.kind, "unauthorized")
         self.assertEqual(sum(1 for n, _ in calls if n == "authenticate-json"), 2)
+
+
+class CacheLimitTest(unittest.TestCase):
+    """The download cache kept as the bundled host keeps it (same files, same flock locks),
+    without a component or a cloud."""
+
+    def setUp(self):
+        if not shutil.which("flock"):
+            self.skipTest("needs flock(1) (util-linux) to hold locks from another process")
+        self.cache = tempfile.mkdtemp(prefix=f"{RUN}-cache-")
+        self.addCleanup(shutil.rmtree, self.cache, True)
+
+    def entry(self, url, size=1000, hours_ago=1, area=""):
+        """A cache entry (data + record) last used `hours_ago`; its data path."""
+        directory = os.path.join(self.cache, area)
+        os.makedirs(directory, exist_ok=True)
+        data = os.path.join(directory, oic._cache_entry_name(url, False))
+        with open(data, "wb") as f:
+            f.write(b"\0" * size)
+        with open(data + ".json", "w", encoding="utf-8") as f:
+            json.dump({"url": url, "decompress": False}, f)
+        when = time.time() - hours_ago * 3600
+        os.utime(data, (when, when))
+        return data
+
+    def lock_of(self, data, area="_"):
+        return os.path.join(self.cache, ".locks", area, os.path.basename(data) + ".lock")
+
+    def held_elsewhere(self, lock):
+        """Holds `lock` shared from another process (flock(1)) until the test ends, or the
+        returned function ends it. (`--close`: only flock(1) itself, the process waited for,
+        holds the lock, not the command it runs.)"""
+        os.makedirs(os.path.dirname(lock), exist_ok=True)
+        proc = subprocess.Popen(["flock", "--shared", "--close", lock, "sh", "-c", "echo held; exec sleep 30"],
+                                stdout=subprocess.PIPE, start_new_session=True)
+        self.assertEqual(proc.stdout.readline(), b"held\n")
+
+        def end():
+            if proc.returncode is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                proc.stdout.close()
+        self.addCleanup(end)
+        return end
+
+    def free_elsewhere(self, lock):
+        """Whether another process could take `lock` exclusively now (as a prune would)."""
+        return subprocess.run(["flock", "--exclusive", "--nonblock", lock, "true"]).returncode == 0
+
+    def spec(self, url, **more):
+        return {"container_format": "bare", "disk_format": "raw", "image_source_url": url,
+                "image_cache_path": self.cache, **more}
+
+    def test_sizes_parse_in_binary_units_or_none(self):
+        self.assertEqual(parse_cache_size("512M"), 512 << 20)
+        self.assertEqual(parse_cache_size("20G"), 20 << 30)
+        self.assertEqual(parse_cache_size("1.5GiB"), 3 << 29)
+        self.assertEqual(parse_cache_size("10 MB"), 10 << 20)
+        self.assertEqual(parse_cache_size("2k"), 2048)
+        self.assertEqual(parse_cache_size("0"), 0)
+        self.assertEqual(parse_cache_size("123B"), 123)
+        self.assertEqual(parse_cache_size(4096), 4096)
+        self.assertIsNone(parse_cache_size("none"))
+        self.assertIsNone(parse_cache_size(" None "))
+        for bad in ("lots", "-1", "1.5X", "G", "", "1iB"):
+            with self.subTest(bad), self.assertRaises(ValueError) as caught:
+                parse_cache_size(bad)
+            self.assertIn(repr(bad), str(caught.exception))
+            self.assertIn("20G", str(caught.exception))
+        with self.assertRaises(ValueError):
+            parse_cache_size(-5)
+
+    def test_the_limit_is_the_option_else_the_variable_else_10g(self):
+        variable = oic.CACHE_MAX_SIZE_VARIABLE
+        with mock.patch.dict(os.environ):
+            os.environ.pop(variable, None)
+            self.assertEqual(oic._cache_limit(None), 10 << 30)
+            os.environ[variable] = "none"
+            self.assertIsNone(oic._cache_limit(None))
+            self.assertEqual(oic._cache_limit("1M"), 1 << 20)
+            os.environ[variable] = "big"
+            with self.assertRaises(ValueError) as caught:
+                oic._cache_limit(None)
+            self.assertIn(variable, str(caught.exception))
+
+    def test_entry_names_are_the_hosts(self):
+        # md5 of the URL and "true"/"false", as documents::spec::cache_entry_name.
+        self.assertEqual(oic._cache_entry_name("http://h/x", False), "cae0cdf7a338e3e15a34a479e13eaf5d.img")
+        self.assertEqual(oic._cache_entry_name("http://h/x", True), "ac23090939691c4838365695847855ea.img")
+
+    def test_leftovers_of_killed_runs_go_unless_their_entry_is_held(self):
+        name = lambda url: oic._cache_entry_name(url, False)  # noqa: E731
+        killed = os.path.join(self.cache, f".{name('http://h/killed')}.0123.part")
+        killed_record = os.path.join(self.cache, f".{name('http://h/killed')}.json.4567.part")
+        orphan_record = os.path.join(self.cache, f"{name('http://h/orphan')}.json")
+        running = os.path.join(self.cache, f".{name('http://h/running')}.89ab.part")
+        kept = self.entry("http://h/kept", 10)
+        for path in (killed, killed_record, orphan_record, running):
+            with open(path, "wb") as f:
+                f.write(b"partial")
+        self.held_elsewhere(os.path.join(self.cache, ".locks", "_", name("http://h/running") + ".lock"))
+
+        removed = oic._remove_cache_leftovers(self.cache)
+        self.assertEqual(sorted(removed), sorted([killed, killed_record, orphan_record]))
+        self.assertTrue(os.path.exists(running), "a download in progress elsewhere is left alone")
+        self.assertTrue(os.path.exists(kept) and os.path.exists(kept + ".json"))
+
+    def test_prune_removes_the_least_recently_used_beyond_the_limit(self):
+        old = self.entry("http://h/old", hours_ago=4, area="component-abc")
+        mid = self.entry("http://h/mid", hours_ago=3)
+        new = self.entry("http://h/new", hours_ago=2)
+        entries = oic._cache_entries(self.cache)
+        self.assertEqual([e.data for e in entries], [old, mid, new])
+        each = entries[0].size
+        self.assertEqual(each, 1000 + os.path.getsize(old + ".json"))
+
+        removed, kept, remaining = oic._prune_cache(self.cache, 2 * each)
+        self.assertEqual(([e.data for e in removed], kept, remaining), ([old], [], 2 * each))
+        self.assertFalse(os.path.exists(old) or os.path.exists(old + ".json"))
+        self.assertFalse(os.path.exists(self.lock_of(old, "component-abc")), "its lock file goes too")
+        self.assertTrue(os.path.exists(mid) and os.path.exists(new))
+
+        removed, _, remaining = oic._prune_cache(self.cache, each + 1)
+        self.assertEqual(([e.data for e in removed], remaining), ([mid], each))
+        self.assertEqual(oic._prune_cache(self.cache, each), ([], [], each))
+
+    def test_an_entry_another_process_holds_is_kept(self):
+        held = self.entry("http://h/held", hours_ago=5)
+        free = self.entry("http://h/free", hours_ago=1)
+        release = self.held_elsewhere(self.lock_of(held))
+        removed, kept, _ = oic._prune_cache(self.cache, 0)
+        self.assertEqual(([e.data for e in removed], [e.data for e in kept]), ([free], [held]))
+        self.assertTrue(os.path.exists(held) and os.path.exists(held + ".json"))
+
+        release()
+        removed, kept, remaining = oic._prune_cache(self.cache, 0)
+        self.assertEqual(([e.data for e in removed], kept, remaining), ([held], [], 0))
+        self.assertEqual(os.listdir(self.cache), [".locks"])
+
+    def test_a_call_holds_its_entry_then_trims_the_cache(self):
+        used = self.entry("http://h/used", hours_ago=5)
+        other = self.entry("http://h/other", hours_ago=1)
+        leftover = os.path.join(self.cache, f".{oic._cache_entry_name('http://h/gone', False)}.1.part")
+        with open(leftover, "wb") as f:
+            f.write(b"partial")
+        seen = {}
+
+        class Func:
+            def __call__(_, store, *args):
+                seen["leftover"] = os.path.exists(leftover)
+                seen["free"] = self.free_elsewhere(self.lock_of(used))
+                seen["mtime"] = os.path.getmtime(used)
+                return "answer"
+
+            def post_return(_, store):
+                pass
+
+        images = ImageComponent.__new__(ImageComponent)
+        images.deadline_seconds = None
+        images.cache_max_bytes = os.path.getsize(used) + os.path.getsize(used + ".json")
+        images._instance_for = lambda docs: type("Live", (), {"store": None, "funcs": {"check-json": Func()}})
+        started = time.time()
+        self.assertEqual(images._invoke("check-json", (), (self.spec("http://h/used"),)), "answer")
+        self.assertEqual(seen["leftover"], False, "leftovers go before the call")
+        self.assertEqual(seen["free"], False, "the entry is held while the call runs")
+        self.assertGreaterEqual(seen["mtime"], started - 1, "holding it marked it used")
+        self.assertTrue(self.free_elsewhere(self.lock_of(used)), "released after the call")
+        self.assertTrue(os.path.exists(used), "the entry just used is the most recent")
+        self.assertFalse(os.path.exists(other), "the least recently used one went to fit the limit")
+
+        # A failed call releases and trims as well; specs Glance fetches hold nothing.
+        images.cache_max_bytes = 0
+        images._instance_for = lambda docs: (_ for _ in ()).throw(ComponentTrap("boom"))
+        with self.assertRaises(ComponentTrap):
+            images._invoke("check-json", (), (self.spec("http://h/used"),))
+        self.assertFalse(os.path.exists(used))
+        kept = self.entry("http://h/kept")
+        answer = type("Func", (), {"__call__": lambda *_: "answer", "post_return": lambda *_: None})()
+        images._instance_for = lambda docs: type("Live", (), {"store": None, "funcs": {"check-json": answer}})
+        images._invoke("check-json", (), (self.spec("http://h/kept", import_method="web-download"),
+                                          self.spec("http://h/kept", image_cache_path="none")))
+        self.assertTrue(os.path.exists(kept), "no download in the call: the cache is left alone")
 
 
 class AdapterTest(unittest.TestCase):

@@ -4,6 +4,7 @@
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 
+import { useCaches } from "./cache.js";
 import { applicableCloud, cloudEnvironment, resolveCloud } from "./cloud.js";
 import { callComponent, ComponentError, grantsFor, leavesUrlToGlance } from "./component.js";
 import { fieldToProperty, fromDocument, toDocument } from "./mapping.js";
@@ -15,6 +16,10 @@ import { callWithSession } from "./session.js";
  *   OS_* variables and clouds.yaml of the process running the provider
  * @property {string} [componentDir] directory of the transpiled component (default: generated/component)
  * @property {(line: string) => void} [onStderr] receives the component's stderr lines (progress JSON)
+ * @property {string | number} [cacheMaxSize] how large each download cache (`imageCachePath`)
+ *   may grow, as the bundled host's `--cache-max-size`: bytes, or a size such as "512M", "20G",
+ *   "1.5GiB" (binary multiples), or "none" for no limit (default: $OPENSTACK_IMAGE_CACHE_MAX_SIZE
+ *   of the process running the provider, else "10G"); see src/cache.js
  */
 
 /** Outputs that an in-place update (one Glance PATCH) never changes. */
@@ -32,19 +37,27 @@ export async function cloudOf(options) {
 }
 
 /**
+ * Calls the component with the grants `grantDocs` need. A download the call may make is held
+ * in its cache while the component runs; then the cache is trimmed to `cacheMaxSize`.
  * @param {ProviderOptions} options
  * @param {import("./component.js").FaceFunction} fn
  * @param {any} request
  * @param {any[]} [grantDocs]
  */
-function call(options, fn, request, grantDocs = []) {
-  return callComponent({
-    fn,
-    request,
-    grants: grantsFor(grantDocs),
-    componentDir: options.componentDir,
-    onStderr: options.onStderr,
-  });
+async function call(options, fn, request, grantDocs = []) {
+  const grants = grantsFor(grantDocs);
+  const caches = await useCaches(grantDocs, options.cacheMaxSize);
+  try {
+    return await callComponent({
+      fn,
+      request,
+      grants,
+      componentDir: options.componentDir,
+      onStderr: options.onStderr,
+    });
+  } finally {
+    await caches.finish();
+  }
 }
 
 /**
