@@ -170,6 +170,23 @@ fn a_playbook_creates_updates_replaces_and_deletes_an_image() {
         digest("sha512sum", &newer).as_str()
     );
 
+    // ansible-doc renders both modules' documentation.
+    for module in ["openstackimage.cloud.image", "openstackimage.cloud.image_info"] {
+        let doc = Command::new(ansible_bin().join("ansible-doc"))
+            .arg(module)
+            .env("PATH", path_with_ansible())
+            .env("HOME", s.path(""))
+            .env("ANSIBLE_COLLECTIONS_PATH", &p.collections)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&doc.stdout);
+        assert!(
+            doc.status.success() && text.contains("OPTIONS") && text.contains("cloud"),
+            "{module}: {text}\n{}",
+            String::from_utf8_lossy(&doc.stderr)
+        );
+    }
+
     // image_info finds it.
     let info = format!(
         "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - openstackimage.cloud.image_info:\n        image: {name}\n"
