@@ -35,6 +35,24 @@ pub fn input(schema: &Schema, config: &Value) -> Result<Json, Vec<Problem>> {
             Err(problem) => problems.push(problem),
         }
     }
+    // A write-only value goes to the component as the input it stands for (the configuration
+    // setting both is refused before this).
+    for attr in &schema.attributes {
+        let Some(target) = &attr.write_only_of else {
+            continue;
+        };
+        match to_json(
+            config.get(&attr.name),
+            &attr.ty,
+            &mut vec![Step::Attribute(attr.name.clone())],
+        ) {
+            Ok(Some(json)) => {
+                doc.entry(target.clone()).or_insert(json);
+            }
+            Ok(None) => {}
+            Err(problem) => problems.push(problem),
+        }
+    }
     if problems.is_empty() {
         Ok(Json::Object(doc))
     } else {

@@ -42,8 +42,9 @@ pub fn plan(schema: &Schema, prior: &Value, config: &Value, decision: Decision) 
     // A no-op whose configuration still differs from the state (a recorded input such as a
     // timeout or the source of an adopted image): Terraform applies it as an update, and the
     // component's update may refresh outputs, so only stable outputs are promised.
+    // Write-only values are never planned, so they are no record either.
     let records = matches!(decision, Decision::NoOp)
-        && schema.attributes.iter().any(|a| {
+        && schema.attributes.iter().filter(|a| !a.write_only).any(|a| {
             let configured = config.get(&a.name);
             match a.mode {
                 Mode::Required | Mode::Optional => !equivalent(&a.ty, configured, prior.get(&a.name)),
@@ -60,6 +61,8 @@ pub fn plan(schema: &Schema, prior: &Value, config: &Value, decision: Decision) 
         let checked =
             |checked: &Json, reference: &Value| from_document(checked.get(&attr.name), &attr.ty, reference);
         let value = match (attr.mode, decision) {
+            // Never in a plan: Terraform >= 1.11 refuses a non-null write-only value.
+            _ if attr.write_only => Value::Null,
             (Mode::Required | Mode::Optional, _) => configured.clone(),
             (Mode::OptionalComputed, _) if !configured.is_null() => configured.clone(),
             (
@@ -196,6 +199,87 @@ mod tests {
         for name in ["id", "status", "checksum", "metadata", "created_at"] {
             assert_eq!(p.get(name), &Value::Unknown, "{name}");
         }
+        assert!(plan.requires_replace.is_empty());
+    }
+
+    fn with(mut value: Value, entries: &[(&str, Value)]) -> Value {
+        let Value::Map(map) = &mut value else { panic!() };
+        for (name, v) in entries {
+            map.insert(name.to_string(), v.clone());
+        }
+        value
+    }
+
+    #[test]
+    fn write_only_values_are_never_planned() {
+        let cfg = with(
+            config(),
+            &[
+                ("image_source_password", Value::Null),
+                ("image_source_password_wo", Value::String("hunter22".into())),
+                ("image_source_password_wo_version", Value::Number(1.into())),
+            ],
+        );
+        let spec = checked();
+        for decision in [
+            Decision::Create { checked: Some(&spec) },
+            Decision::Create { checked: None },
+        ] {
+            let plan = plan(&resource(), &Value::Null, &cfg, decision).unwrap();
+            assert_eq!(plan.planned.get("image_source_password_wo"), &Value::Null);
+            assert_eq!(
+                plan.planned.get("image_source_password_wo_version"),
+                &Value::Number(1.into())
+            );
+        }
+        let prior = with(
+            prior(),
+            &[
+                ("image_source_password", Value::Null),
+                ("image_source_password_wo_version", Value::Number(1.into())),
+            ],
+        );
+        // The same version: nothing to do although the configuration holds a value the state
+        // does not.
+        let same = plan(&resource(), &prior, &cfg, Decision::NoOp).unwrap();
+        assert_eq!(same.planned, prior);
+        for decision in [
+            Decision::Update { checked: &spec },
+            Decision::Undecided,
+            Decision::Replace {
+                checked: &spec,
+                replaces: &["disk_format".to_string()],
+            },
+        ] {
+            let p = plan(&resource(), &prior, &cfg, decision).unwrap();
+            assert_eq!(p.planned.get("image_source_password_wo"), &Value::Null);
+        }
+    }
+
+    #[test]
+    fn a_new_write_only_version_is_an_update_in_place() {
+        let prior = with(
+            prior(),
+            &[
+                ("image_source_password", Value::Null),
+                ("image_source_password_wo_version", Value::Number(1.into())),
+            ],
+        );
+        let cfg = with(
+            config(),
+            &[
+                ("image_source_password", Value::Null),
+                ("image_source_password_wo", Value::String("hunter23".into())),
+                ("image_source_password_wo_version", Value::Number(2.into())),
+            ],
+        );
+        let plan = plan(&resource(), &prior, &cfg, Decision::NoOp).unwrap();
+        assert_eq!(
+            plan.planned.get("image_source_password_wo_version"),
+            &Value::Number(2.into())
+        );
+        assert_eq!(plan.planned.get("image_source_password_wo"), &Value::Null);
+        assert_eq!(plan.planned.get("id"), prior.get("id"), "the same image");
         assert!(plan.requires_replace.is_empty());
     }
 

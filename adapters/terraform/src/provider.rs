@@ -199,7 +199,8 @@ impl<B: Backend> Provider<B> {
             // Destroying: nothing to plan.
             return Ok(planned_response(Value::Null, &ty, Vec::new(), &req.prior_private));
         }
-        let problems = problem_diagnostics(document::duration_problems(schema, &config));
+        let mut problems = write_only_conflicts(schema, &config);
+        problems.extend(problem_diagnostics(document::duration_problems(schema, &config)));
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -288,7 +289,7 @@ impl<B: Backend> Provider<B> {
             .map(|name| Path::attribute(name).to_proto())
             .collect();
         Ok(planned_response(
-            result.planned,
+            schema.without_write_only(result.planned),
             &ty,
             requires_replace,
             &req.prior_private,
@@ -316,7 +317,7 @@ impl<B: Backend> Provider<B> {
             Ok(values) => values,
             Err(diags) => return (req.prior_state.clone(), diags),
         };
-        let unchanged = || Some(encode(&prior, &ty));
+        let unchanged = || Some(encode(&schema.without_write_only(prior.clone()), &ty));
         if planned.is_null() && resource.kind == Kind::Membership {
             let request = json!({ "state": resource.state(&prior) });
             return match self.call(Function::DeleteMembership, request, schema).await {
@@ -361,8 +362,9 @@ impl<B: Backend> Provider<B> {
         let keep = |attr: &crate::schema::Attribute| {
             attr.mode != Mode::Computed && planned.get(&attr.name).is_known()
         };
+        // Write-only values (read from `config` for the spec) are never kept.
         match document::from_state(schema, &doc, &planned, keep) {
-            Ok(new) => (Some(encode(&new, &ty)), Vec::new()),
+            Ok(new) => (Some(encode(&schema.without_write_only(new), &ty)), Vec::new()),
             // The image exists but its state cannot be read: keep the prior state so that a
             // later refresh finds it.
             Err(e) => (unchanged(), vec![component_answer_error(&e.0)]),
@@ -400,7 +402,7 @@ impl<B: Backend> Provider<B> {
         }
         let new = document::from_state(schema, &doc, &prior, |_| false)
             .map_err(|e| vec![component_answer_error(&e.0)])?;
-        Ok(Some(encode(&new, &ty)))
+        Ok(Some(encode(&schema.without_write_only(new), &ty)))
     }
 
     async fn read_data(&self, req: &tf::read_data_source::Request) -> Result<tf::DynamicValue, Diagnostics> {
@@ -432,6 +434,57 @@ fn unknown_type(type_name: &str) -> Diagnostics {
         ),
         None,
     )]
+}
+
+/// A write-only attribute set alongside the input it stands for (both known: an unknown one
+/// may still turn out null, and the plan, where both are known, looks again).
+fn write_only_conflicts(schema: &Schema, config: &Value) -> Diagnostics {
+    let set = |v: &Value| !matches!(v, Value::Null | Value::Unknown);
+    schema
+        .write_only_set(config)
+        .filter(|attr| set(config.get(&attr.name)))
+        .filter_map(|attr| {
+            let target = attr.write_only_of.as_deref()?;
+            set(config.get(target)).then(|| {
+                diagnostics::error(
+                    "Conflicting configuration arguments",
+                    format!(
+                        "\"{}\": conflicts with {target}. Set one of them: {target} (sensitive, \
+                         kept in the state) or {} (write-only, never in the plan or the state).",
+                        attr.name, attr.name
+                    ),
+                    Some(&Path::attribute(&attr.name)),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Write-only attributes a client cannot handle (`write_only_attributes_allowed` unset: an
+/// older Terraform would plan and store the value like any other), and conflicts.
+fn write_only_problems(schema: &Schema, config: &Value, allowed: bool) -> Diagnostics {
+    let mut problems = Vec::new();
+    if !allowed {
+        problems.extend(schema.write_only_set(config).map(|attr| {
+            let instead = attr
+                .write_only_of
+                .as_deref()
+                .map(|target| format!(" Use {target} instead (sensitive; the component never stores it, Terraform keeps it in the state)."))
+                .unwrap_or_default();
+            diagnostics::error(
+                "Write-only attribute not supported by this Terraform",
+                format!(
+                    "{} is write-only: it needs Terraform 1.11 or later (or an OpenTofu release \
+                     with write-only attribute support), which never writes its value to the \
+                     plan or the state. This client did not announce write-only support.{instead}",
+                    attr.name
+                ),
+                Some(&Path::attribute(&attr.name)),
+            )
+        }));
+    }
+    problems.extend(write_only_conflicts(schema, config));
+    problems
 }
 
 fn component_answer_error(detail: &str) -> tf::Diagnostic {
@@ -587,12 +640,17 @@ impl<B: Backend> tf::provider_server::Provider for Provider<B> {
         req: Request<tf::validate_resource_config::Request>,
     ) -> Result<Response<tf::validate_resource_config::Response>, Status> {
         let req = req.into_inner();
+        let write_only_allowed = req
+            .client_capabilities
+            .as_ref()
+            .is_some_and(|c| c.write_only_attributes_allowed);
         let result = async {
             let resource = self.resource(&req.type_name).await?;
             let schema = &resource.schema;
             let config = decode(req.config.as_ref(), &schema.object_type())?;
             let secrets = Secrets::of(schema, &config);
-            let problems = problem_diagnostics(document::duration_problems(schema, &config));
+            let mut problems = write_only_problems(schema, &config, write_only_allowed);
+            problems.extend(problem_diagnostics(document::duration_problems(schema, &config)));
             if !problems.is_empty() || !config.is_known() {
                 return Ok::<_, Diagnostics>(self.redacted(problems, &secrets));
             }
@@ -661,7 +719,9 @@ impl<B: Backend> tf::provider_server::Provider for Provider<B> {
             // Version 0 is the only version: reading the JSON through the current type
             // drops attributes a component update removed and adds the new ones as null.
             let value = decode(Some(&tf::DynamicValue { msgpack: Vec::new(), json: raw.json }), &ty)?;
-            Ok(encode(&value, &ty))
+            // A write-only value never belongs in a state (one an older Terraform wrote is
+            // dropped).
+            Ok(encode(&schema.without_write_only(value), &ty))
         }
         .await;
         let response = match result {
@@ -1058,12 +1118,234 @@ mod tests {
             .validate_resource_config(Request::new(tf::validate_resource_config::Request {
                 type_name: TYPE_NAME.into(),
                 config: dynamic(config()),
+                client_capabilities: None,
             }))
             .await
             .unwrap()
             .into_inner();
         let path = response.diagnostics[0].attribute.clone().unwrap();
         assert_eq!(path.steps.len(), 2);
+    }
+
+    /// `config()` with the password as a write-only value instead.
+    fn write_only_config() -> Json {
+        let mut config = config();
+        config["image_source_password"] = Json::Null;
+        config["image_source_password_wo"] = json!("hunter22");
+        config["image_source_password_wo_version"] = json!(1);
+        config
+    }
+
+    async fn validate(
+        provider: &Provider<Scripted>,
+        config: Json,
+        capabilities: Option<tf::ClientCapabilities>,
+    ) -> Vec<tf::Diagnostic> {
+        provider
+            .validate_resource_config(Request::new(tf::validate_resource_config::Request {
+                type_name: TYPE_NAME.into(),
+                config: dynamic(config),
+                client_capabilities: capabilities,
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .diagnostics
+    }
+
+    fn write_only_client() -> Option<tf::ClientCapabilities> {
+        Some(tf::ClientCapabilities {
+            deferral_allowed: false,
+            write_only_attributes_allowed: true,
+        })
+    }
+
+    #[tokio::test]
+    async fn write_only_values_need_a_client_that_says_it_handles_them() {
+        let provider = Scripted::answering(&[(Function::Check, Ok(json!({ "spec": config() })))]);
+        let wo_path = Some(Path::attribute("image_source_password_wo").to_proto());
+        for capabilities in [
+            None,
+            Some(tf::ClientCapabilities {
+                deferral_allowed: true,
+                write_only_attributes_allowed: false,
+            }),
+        ] {
+            let diagnostics = validate(&provider, write_only_config(), capabilities).await;
+            assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+            let d = &diagnostics[0];
+            assert_eq!(d.severity, tf::diagnostic::Severity::Error as i32);
+            assert_eq!(d.attribute, wo_path);
+            assert!(d.detail.contains("Terraform 1.11"), "{}", d.detail);
+            assert!(d.detail.contains("OpenTofu"), "{}", d.detail);
+            assert!(
+                d.detail.contains("Use image_source_password instead"),
+                "{}",
+                d.detail
+            );
+            assert!(!d.detail.contains("hunter22"));
+        }
+        // An unknown value (a variable during `terraform validate`) is refused too.
+        let mut unknown = Value::from_json(&write_only_config(), &ty()).unwrap();
+        let Value::Map(map) = &mut unknown else { panic!() };
+        map.insert("image_source_password_wo".into(), Value::Unknown);
+        let response = provider
+            .validate_resource_config(Request::new(tf::validate_resource_config::Request {
+                type_name: TYPE_NAME.into(),
+                config: Some(encode(&unknown, &ty())),
+                client_capabilities: None,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(response.diagnostics[0].attribute, wo_path);
+        // Without a write-only value, an old client is fine.
+        assert!(validate(&provider, config(), None).await.is_empty());
+        // A client that handles them: the component checks the password as its own.
+        assert!(
+            validate(&provider, write_only_config(), write_only_client())
+                .await
+                .is_empty()
+        );
+        let requests = provider.backend.requests.lock().unwrap();
+        let (_, checked) = requests.last().unwrap();
+        assert_eq!(checked["spec"]["image_source_password"], "hunter22");
+        assert!(checked["spec"].get("image_source_password_wo").is_none());
+        assert!(checked["spec"].get("image_source_password_wo_version").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_write_only_value_conflicts_with_the_sensitive_one() {
+        let provider = Scripted::answering(&[(Function::Check, Ok(json!({ "spec": config() })))]);
+        let mut both = write_only_config();
+        both["image_source_password"] = json!("hunter33");
+        let diagnostics = validate(&provider, both.clone(), write_only_client()).await;
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        assert_eq!(diagnostics[0].summary, "Conflicting configuration arguments");
+        assert_eq!(
+            diagnostics[0].attribute,
+            Some(Path::attribute("image_source_password_wo").to_proto())
+        );
+        let planned = provider
+            .plan_resource_change(Request::new(tf::plan_resource_change::Request {
+                type_name: TYPE_NAME.into(),
+                prior_state: dynamic(Json::Null),
+                config: dynamic(both),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            planned.diagnostics[0].summary,
+            "Conflicting configuration arguments"
+        );
+        assert!(provider.backend.requests.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn write_only_values_reach_the_component_and_no_answer() {
+        let created = json!({
+            "id": "6b0f", "name": "cirros", "container_format": "bare", "disk_format": "qcow2",
+            "status": "active", "image_source_url": "https://images.example.org/cirros.img",
+        });
+        let provider = Scripted::answering(&[
+            (Function::Check, Ok(json!({ "spec": config() }))),
+            (Function::Create, Ok(created.clone())),
+            (Function::Read, Ok(created.clone())),
+        ]);
+        let wo =
+            |response: &Option<tf::DynamicValue>| value(response).get("image_source_password_wo").clone();
+
+        let planned = provider
+            .plan_resource_change(Request::new(tf::plan_resource_change::Request {
+                type_name: TYPE_NAME.into(),
+                prior_state: dynamic(Json::Null),
+                config: dynamic(write_only_config()),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(planned.diagnostics.is_empty(), "{:?}", planned.diagnostics);
+        assert_eq!(wo(&planned.planned_state), Value::Null);
+        assert_eq!(
+            value(&planned.planned_state).get("image_source_password_wo_version"),
+            &Value::Number(1.into())
+        );
+
+        // Terraform sends the write-only value in the configuration only.
+        let applied = provider
+            .apply_resource_change(Request::new(tf::apply_resource_change::Request {
+                type_name: TYPE_NAME.into(),
+                prior_state: dynamic(Json::Null),
+                planned_state: planned.planned_state.clone(),
+                config: dynamic(write_only_config()),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(applied.diagnostics.is_empty(), "{:?}", applied.diagnostics);
+        let new_state = value(&applied.new_state);
+        assert_eq!(new_state.get("image_source_password_wo"), &Value::Null);
+        assert_eq!(new_state.get("image_source_password"), &Value::Null);
+        assert_eq!(new_state.get("id"), &Value::String("6b0f".into()));
+        assert_eq!(
+            new_state.get("image_source_password_wo_version"),
+            &Value::Number(1.into())
+        );
+        {
+            let requests = provider.backend.requests.lock().unwrap();
+            let (function, create) = requests.last().unwrap();
+            assert_eq!(function.name(), Function::Create.name());
+            assert_eq!(create["spec"]["image_source_password"], "hunter22");
+            assert!(create["spec"].get("image_source_password_wo").is_none());
+        }
+
+        // Even a state that somehow holds one (written by a client without write-only support)
+        // is answered without it: read and upgrade.
+        let mut stored = created.clone();
+        stored["image_source_password_wo"] = json!("hunter22");
+        stored["image_source_password_wo_version"] = json!(1);
+        let read = provider
+            .read_resource(Request::new(tf::read_resource::Request {
+                type_name: TYPE_NAME.into(),
+                current_state: dynamic(stored.clone()),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(read.diagnostics.is_empty(), "{:?}", read.diagnostics);
+        assert_eq!(wo(&read.new_state), Value::Null);
+        assert_eq!(
+            value(&read.new_state).get("image_source_password_wo_version"),
+            &Value::Number(1.into())
+        );
+        let upgraded = provider
+            .upgrade_resource_state(Request::new(tf::upgrade_resource_state::Request {
+                type_name: TYPE_NAME.into(),
+                version: 0,
+                raw_state: Some(tf::RawState {
+                    json: stored.to_string().into_bytes(),
+                    ..Default::default()
+                }),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(upgraded.diagnostics.is_empty(), "{:?}", upgraded.diagnostics);
+        assert_eq!(wo(&upgraded.upgraded_state), Value::Null);
+        let imported = provider
+            .import_resource_state(Request::new(tf::import_resource_state::Request {
+                type_name: TYPE_NAME.into(),
+                id: "6b0f".into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(wo(&imported.imported_resources[0].state), Value::Null);
     }
 
     #[tokio::test]

@@ -8,6 +8,12 @@
 //!   runtime fills it in, e.g. a download cache directory);
 //! - a property only in the state is Computed;
 //! - `x-secret` makes it Sensitive; `x-force-new` and `x-stable` steer planning (`plan`);
+//! - a resource spec's string secret that is also `writeOnly` (the component never stores it,
+//!   e.g. `image_source_password`) gets two Terraform-side companions that are not in the
+//!   component's schema: `NAME_wo`, a write-only (protocol 6.8, Terraform >= 1.11) sensitive
+//!   string sent to the component as `NAME` and never planned or stored, and
+//!   `NAME_wo_version`, a number kept in the state whose change is how the configuration says
+//!   the write-only value is new (see [`Attribute::write_only_of`]);
 //! - `anyOf [T, null]` is T; arrays with `uniqueItems` are sets, other arrays lists; objects
 //!   with `additionalProperties` are maps (of string when values may be several scalar types);
 //!   objects with fixed `properties` are nested blocks (nesting single) when they are inputs and
@@ -19,7 +25,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value as Json};
 
 use crate::proto::tfplugin6 as tf;
-use crate::value::Type;
+use crate::value::{Type, Value};
 
 /// How Terraform treats an attribute in configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,8 +58,19 @@ pub struct Attribute {
     pub input: bool,
     /// Part of the state document the component returns.
     pub output: bool,
+    /// A write-only attribute (protocol 6.8): Terraform sends its value in the configuration
+    /// only and the provider answers it as null everywhere (plan, apply, read, import,
+    /// upgrade).
+    pub write_only: bool,
+    /// For a write-only attribute: the spec input its value is sent as.
+    pub write_only_of: Option<String>,
     pub description: String,
 }
+
+/// The suffix of a write-only companion attribute (`image_source_password_wo`).
+pub const WRITE_ONLY_SUFFIX: &str = "_wo";
+/// The suffix of its version attribute (`image_source_password_wo_version`).
+pub const WRITE_ONLY_VERSION_SUFFIX: &str = "_wo_version";
 
 /// A resource's or data source's attributes.
 #[derive(Clone, Debug)]
@@ -140,8 +157,18 @@ impl Schema {
                 cloud_default: flag(prop, "x-cloud-default"),
                 input: true,
                 output: in_state,
+                write_only: false,
+                write_only_of: None,
                 description: description(prop),
             });
+        }
+        if input_def == "spec" {
+            for (name, prop) in input_props.iter().filter(|(name, _)| !fixed.contains_key(*name)) {
+                let secret = flag(prop, "x-secret") && flag(prop, "writeOnly");
+                if secret && type_of(prop, name)? == Type::String && !state_props.contains_key(name) {
+                    attributes.extend(write_only_companions(name));
+                }
+            }
         }
         for (name, prop) in state_props {
             if input_props.contains_key(name) || fixed.contains_key(name) {
@@ -158,6 +185,8 @@ impl Schema {
                 cloud_default: false,
                 input: false,
                 output: true,
+                write_only: false,
+                write_only_of: None,
                 description: description(prop),
             });
         }
@@ -183,6 +212,29 @@ impl Schema {
         self.attributes.iter().find(|a| a.name == name)
     }
 
+    /// The write-only attributes that are set (non-null, known or not) in `config`.
+    pub fn write_only_set<'a>(&'a self, config: &'a Value) -> impl Iterator<Item = &'a Attribute> + 'a {
+        self.attributes
+            .iter()
+            .filter(move |a| a.write_only && !config.get(&a.name).is_null())
+    }
+
+    /// `value` (a whole resource value) with every write-only attribute null: what every
+    /// answer to Terraform carries (Terraform >= 1.11 refuses anything else).
+    pub fn without_write_only(&self, value: Value) -> Value {
+        match value {
+            Value::Map(mut map) => {
+                for attr in self.attributes.iter().filter(|a| a.write_only) {
+                    if let Some(v) = map.get_mut(&attr.name) {
+                        *v = Value::Null;
+                    }
+                }
+                Value::Map(map)
+            }
+            other => other,
+        }
+    }
+
     /// The type of a whole resource or data source value.
     pub fn object_type(&self) -> Type {
         Type::Object(
@@ -199,7 +251,10 @@ impl Schema {
             .attributes
             .iter()
             .filter(|a| !a.block)
-            .map(|a| proto_attribute(&a.name, &a.ty, a.mode, a.sensitive, &a.description))
+            .map(|a| tf::schema::Attribute {
+                write_only: a.write_only,
+                ..proto_attribute(&a.name, &a.ty, a.mode, a.sensitive, &a.description)
+            })
             .collect();
         let block_types = self
             .attributes
@@ -255,6 +310,53 @@ pub fn proto_attribute(
         sensitive,
         ..Default::default()
     }
+}
+
+/// The Terraform-side companions of the write-only secret input `name`.
+fn write_only_companions(name: &str) -> [Attribute; 2] {
+    let wo = format!("{name}{WRITE_ONLY_SUFFIX}");
+    let version = format!("{name}{WRITE_ONLY_VERSION_SUFFIX}");
+    [
+        Attribute {
+            name: wo.clone(),
+            ty: Type::String,
+            mode: Mode::Optional,
+            block: false,
+            sensitive: true,
+            force_new: false,
+            stable: false,
+            cloud_default: false,
+            input: false,
+            output: false,
+            write_only: true,
+            write_only_of: Some(name.to_string()),
+            description: format!(
+                "Write-only (Terraform >= 1.11): `{name}` without it ever being in the plan or \
+                 the state. It conflicts with `{name}`. Terraform does not know when a \
+                 write-only value changes: change `{version}` to have a new value recorded. \
+                 The component uses it when it makes the image (create or replace)."
+            ),
+        },
+        Attribute {
+            name: version,
+            ty: Type::Number,
+            mode: Mode::Optional,
+            block: false,
+            sensitive: false,
+            force_new: false,
+            stable: false,
+            cloud_default: false,
+            input: false,
+            output: false,
+            write_only: false,
+            write_only_of: None,
+            description: format!(
+                "A number to change whenever `{wo}` changes. Changing it alone updates the \
+                 state in place (no replacement): the new value takes effect the next time \
+                 the image is made."
+            ),
+        },
+    ]
 }
 
 fn definition<'a>(component: &'a Json, name: &str) -> Result<&'a Json, SchemaError> {
@@ -507,6 +609,64 @@ pub(crate) mod tests {
             .find(|a| a.name == "image_source_password")
             .unwrap();
         assert!(attr.sensitive && attr.optional && !attr.computed);
+    }
+
+    #[test]
+    fn a_write_only_secret_gets_a_write_only_companion_and_its_version() {
+        let schema = resource();
+        let wo = schema.attribute("image_source_password_wo").unwrap();
+        assert!(wo.write_only && wo.sensitive && !wo.input && !wo.output);
+        assert_eq!(wo.mode, Mode::Optional);
+        assert_eq!(wo.ty, Type::String);
+        assert_eq!(wo.write_only_of.as_deref(), Some("image_source_password"));
+        let version = schema.attribute("image_source_password_wo_version").unwrap();
+        assert!(!version.write_only && !version.sensitive && !version.input && !version.output);
+        assert_eq!((version.mode, &version.ty), (Mode::Optional, &Type::Number));
+        assert!(!version.force_new, "a new version alone replaces nothing");
+        let block = schema.to_proto().block.unwrap();
+        let attr = |name: &str| block.attributes.iter().find(|a| a.name == name).unwrap().clone();
+        let wo = attr("image_source_password_wo");
+        assert!(wo.write_only && wo.sensitive && wo.optional && !wo.computed && !wo.required);
+        assert_eq!(wo.r#type, b"\"string\"");
+        let version = attr("image_source_password_wo_version");
+        assert!(!version.write_only && version.optional && !version.computed);
+        assert_eq!(version.r#type, b"\"number\"");
+        assert!(!attr("image_source_password").write_only);
+        assert_eq!(
+            block.attributes.iter().filter(|a| a.write_only).count(),
+            1,
+            "only the companion"
+        );
+        // Only the image resource: the data source and the membership resources have none.
+        let data = Schema::data_source(&fixture()).unwrap();
+        assert!(data.attributes.iter().all(|a| !a.write_only));
+        assert!(data.attribute("image_source_password_wo_version").is_none());
+    }
+
+    #[test]
+    fn write_only_values_are_nulled() {
+        let schema = resource();
+        let value = Value::from_json(
+            &serde_json::json!({ "id": "6b0f", "image_source_password_wo": "hunter22",
+                "image_source_password_wo_version": 2 }),
+            &schema.object_type(),
+        )
+        .unwrap();
+        let config = value.clone();
+        assert_eq!(
+            schema
+                .write_only_set(&config)
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>(),
+            ["image_source_password_wo"]
+        );
+        let nulled = schema.without_write_only(value);
+        assert_eq!(nulled.get("image_source_password_wo"), &Value::Null);
+        assert_eq!(
+            nulled.get("image_source_password_wo_version"),
+            &Value::Number(2.into())
+        );
+        assert_eq!(nulled.get("id"), &Value::String("6b0f".into()));
     }
 
     #[test]

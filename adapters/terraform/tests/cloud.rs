@@ -1,5 +1,7 @@
 //! The provider binary, with the real component in its sandbox, under the real Terraform
-//! 1.0.3 against the dev cloud (`scripts/dev-cloud`): every step is checked with
+//! 1.0.3 (the oldest supported) and, for write-only attributes, the machine's Terraform >= 1.11
+//! when there is one (each workspace prints which version ran), against the dev cloud
+//! (`scripts/dev-cloud`): every step is checked with
 //! python-openstackclient (`openstack image show`), the observer the CLI's tests use too.
 //! Scenarios read as a user's session: write a configuration, plan, apply, look at the cloud,
 //! change the configuration, look again.
@@ -622,4 +624,131 @@ fn one_login_per_provider_process_and_none_with_a_token() {
         "at most one token description per provider process"
     );
     assert!(s.cloud_images().is_empty(), "{:?}", s.cloud_images());
+}
+
+/// `image_source_password_wo` (write-only, Terraform >= 1.11): the password reaches the source's
+/// Basic auth at create and is never in the plan or the state (Terraform 1.11 refuses a
+/// provider answer that holds a write-only value, so a clean apply is that check too); a new
+/// `image_source_password_wo_version` is an update in place. Terraform 1.0.3, which never
+/// announces write-only support, gets the capability diagnostic before anything is made.
+#[test]
+fn a_write_only_source_password_reaches_the_download_and_never_the_state() {
+    const PASSWORD: &str = "wo-secret-5d1c9a7e";
+    let s = Scenario::new("tf-wo");
+    let file = s.qcow2("disk.qcow2", 1);
+    let server = SourceServer::start();
+    server.serve(
+        "/disk.qcow2",
+        Served::new(std::fs::read(&file).unwrap()).basic_auth("mirror", PASSWORD),
+    );
+    let address = "openstack_images_image_v2.wo";
+    let config = |version: u32, extra: &str| {
+        main_tf(&format!(
+            r#"variable "pw" {{
+  type      = string
+  sensitive = true
+}}
+
+resource "openstack_images_image_v2" "wo" {{
+  provider                         = openstackimage
+  name                             = "{name}"
+  container_format                 = "bare"
+  disk_format                      = "qcow2"
+  image_source_url                 = "{url}"
+  image_source_username            = "mirror"
+  image_source_password_wo         = var.pw
+  image_source_password_wo_version = {version}
+  image_cache_path                 = "none"
+{extra}}}
+"#,
+            name = s.image_name("wo"),
+            url = server.url("/disk.qcow2")
+        ))
+    };
+    let pw = [("TF_VAR_pw", PASSWORD)];
+
+    // Terraform 1.0.3 would plan and store the value like any other: refused at validate and
+    // at plan, on the attribute, before the source is fetched or an image made.
+    let old = workspace(&pw);
+    old.configure(&config(1, ""));
+    old.init();
+    for args in [&["validate", "-no-color"][..], &["plan", "-no-color"][..]] {
+        let refused = expect_code(old.run(args), 1);
+        let output = refused.output();
+        assert!(
+            output.contains("Write-only attribute not supported by this Terraform"),
+            "terraform {args:?}:\n{output}"
+        );
+        assert!(output.contains("Terraform 1.11"), "{output}");
+        assert!(output.contains("image_source_password_wo"), "{output}");
+        assert!(!output.contains(PASSWORD), "{output}");
+    }
+    assert_eq!(server.hits("/disk.qcow2"), 0);
+    assert!(s.cloud_images().is_empty(), "{:?}", s.cloud_images());
+
+    let (terraform, version) = match support::newer_terraform() {
+        Ok(found) => found,
+        Err(why) => {
+            eprintln!(
+                "SKIPPED the write-only part: it needs Terraform {} or later ({why})",
+                support::WRITE_ONLY_TERRAFORM
+            );
+            return;
+        }
+    };
+    eprintln!(
+        "write-only part with Terraform {version} ({})",
+        terraform.display()
+    );
+    let w = real_cloud::workspace_with(terraform, &pw);
+    w.configure(&config(1, ""));
+    w.init();
+    w.apply();
+    let id = id_of(&w, address);
+    let image = observer::image(&id).expect("the image exists");
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["checksum"], digest("md5sum", &file));
+    assert!(server.hits("/disk.qcow2") >= 1, "the source was downloaded");
+    let no_secret = |w: &support::Workspace| {
+        let state = attributes(w, address);
+        assert_eq!(state["image_source_password_wo"], Json::Null, "{state}");
+        assert_eq!(state["image_source_password"], Json::Null, "{state}");
+        let shown = w.ok(&["show", "-json"]).stdout;
+        assert!(
+            !shown.contains(PASSWORD),
+            "terraform show -json holds the password"
+        );
+        let stored = std::fs::read_to_string(w.dir().join("terraform.tfstate")).unwrap();
+        assert!(!stored.contains(PASSWORD), "the state file holds the password");
+        state
+    };
+    assert_eq!(no_secret(&w)["image_source_password_wo_version"], 1);
+    expect_code(w.plan(), 0);
+
+    // A new version: recorded in place (the password is used when an image is made), no
+    // replacement.
+    w.configure(&config(2, ""));
+    let plan = expect_code(w.plan(), 2);
+    assert!(plan.stdout.contains("updated in-place"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("must be replaced"), "{}", plan.stdout);
+    assert!(!plan.output().contains(PASSWORD), "{}", plan.output());
+    w.apply();
+    assert_eq!(id_of(&w, address), id, "the same image");
+    assert_eq!(no_secret(&w)["image_source_password_wo_version"], 2);
+    expect_code(w.plan(), 0);
+
+    // Both passwords at once: a diagnostic on the write-only one (at plan: `validate` sees
+    // the variable as unknown, which may still be null).
+    w.configure(&config(2, "  image_source_password = var.pw\n"));
+    let conflict = expect_code(w.plan(), 1);
+    assert!(
+        conflict.output().contains("Conflicting configuration arguments"),
+        "{}",
+        conflict.output()
+    );
+    assert!(!conflict.output().contains(PASSWORD), "{}", conflict.output());
+
+    w.configure(&config(2, ""));
+    w.destroy();
+    assert!(observer::image(&id).is_none());
 }

@@ -36,6 +36,73 @@ pub fn terraform() -> PathBuf {
     )
 }
 
+/// The version `terraform version -json` reports for `binary` (none when it cannot run), asked
+/// without the developer's TF_* settings (this machine's TF_CLI_CONFIG_FILE names a file that
+/// does not exist) and without a version check over the network.
+pub fn version_of(binary: &Path) -> Option<String> {
+    let mut command = Command::new(binary);
+    command.args(["version", "-json"]);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TF_") {
+            command.env_remove(key);
+        }
+    }
+    let output = command.env("CHECKPOINT_DISABLE", "1").output().ok()?;
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    shown["terraform_version"].as_str().map(str::to_string)
+}
+
+/// `major.minor.patch` of a version such as `1.11.4` or `1.12.0-beta1`.
+fn numbers(version: &str) -> Vec<u64> {
+    version
+        .split(['-', '+'])
+        .next()
+        .unwrap_or_default()
+        .split('.')
+        .map(|n| n.parse().unwrap_or(0))
+        .collect()
+}
+
+/// The first Terraform with write-only attributes (plugin protocol 6.8).
+pub const WRITE_ONLY_TERRAFORM: &str = "1.11.0";
+
+/// The machine's newer Terraform, for what 1.0.3 cannot do (write-only attributes): the first of
+/// `$TERRAFORM` and the `terraform`s on PATH whose `terraform version -json` reports 1.11 or
+/// later. `Err`
+/// says why there is none, for the test to print as it skips.
+#[allow(
+    dead_code,
+    reason = "each test binary compiles this module; not all of them use every helper"
+)]
+pub fn newer_terraform() -> Result<(PathBuf, String), String> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("TERRAFORM")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    if let Some(paths) = std::env::var_os("PATH") {
+        candidates.extend(
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("terraform"))
+                .filter(|p| p.is_file()),
+        );
+    }
+    let mut seen = Vec::new();
+    for binary in candidates {
+        match version_of(&binary) {
+            Some(version) if numbers(&version) >= numbers(WRITE_ONLY_TERRAFORM) => {
+                return Ok((binary, version));
+            }
+            Some(version) => seen.push(format!("{} is {version}", binary.display())),
+            None => seen.push(format!("{} does not report a version", binary.display())),
+        }
+    }
+    Err(if seen.is_empty() {
+        "no terraform on PATH (nor $TERRAFORM)".to_string()
+    } else {
+        format!("none at {WRITE_ONLY_TERRAFORM} or later: {}", seen.join(", "))
+    })
+}
+
 /// What one Terraform command did.
 #[derive(Debug)]
 pub struct Run {
@@ -62,6 +129,12 @@ impl Workspace {
     /// A workspace whose mirror offers `provider` (the executable Terraform will start, with
     /// `env` added to Terraform's, and so the provider's, environment).
     pub fn new(terraform: PathBuf, provider: &Path, env: &[(&str, &str)]) -> Workspace {
+        // Which Terraform ran, in the test's output (`--nocapture` shows it, a failure too).
+        eprintln!(
+            "terraform: {} ({})",
+            version_of(&terraform).as_deref().unwrap_or("version unknown"),
+            terraform.display()
+        );
         let root = tempfile::tempdir().expect("temp dir");
         let mirror = root.path().join("mirror");
         let platform = mirror
@@ -86,6 +159,8 @@ impl Workspace {
         )
         .expect("CLI config");
         std::fs::create_dir_all(root.path().join("home")).expect("home");
+        // `run_with` drops every TF_* variable of the caller's (TF_CLI_CONFIG_FILE included,
+        // which may name a file that does not exist) and sets this one instead.
         std::fs::create_dir_all(root.path().join("work")).expect("work dir");
         let mut all_env = vec![
             ("HOME".to_string(), root.path().join("home").display().to_string()),

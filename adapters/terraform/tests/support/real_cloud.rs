@@ -8,6 +8,15 @@ use serde_json::Value as Json;
 /// A Terraform workspace for the provider binary, with the dev cloud's OS_* variables (the
 /// provider's fallbacks, as terraform-provider-openstack reads them).
 pub fn workspace(extra: &[(&str, &str)]) -> Workspace {
+    workspace_with(support::terraform(), extra)
+}
+
+/// [`workspace`] with a given Terraform binary (the newer one: `support::newer_terraform`).
+#[allow(
+    dead_code,
+    reason = "each test binary compiles this module; not all of them use every helper"
+)]
+pub fn workspace_with(terraform: std::path::PathBuf, extra: &[(&str, &str)]) -> Workspace {
     let cache = root().join("target/component-cache");
     let mut env: Vec<(&str, &str)> = cloud_env()
         .iter()
@@ -17,7 +26,7 @@ pub fn workspace(extra: &[(&str, &str)]) -> Workspace {
     env.push(("OPENSTACK_IMAGE_CACHE_DIR", cache.to_str().expect("utf-8 path")));
     env.extend_from_slice(extra);
     let provider = std::path::Path::new(env!("CARGO_BIN_EXE_terraform-provider-openstackimage"));
-    Workspace::new(support::terraform(), provider, &env)
+    Workspace::new(terraform, provider, &env)
 }
 
 /// `main.tf`: the provider block and `body`, the resources exactly as a
