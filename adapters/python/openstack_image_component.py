@@ -413,7 +413,8 @@ def _hold_cache_entry(download: _Download) -> int:
     marks the entry used now; returns the descriptor holding the lock."""
     name = _cache_entry_name(download.url, download.decompress)
     fd = _lock(_lock_path(download.cache, "", name), shared=True)
-    assert fd is not None
+    if fd is None:
+        raise RuntimeError("a waiting shared lock is always taken")
     data = os.path.join(download.cache, name)
     try:
         os.utime(data, ns=(os.stat(data).st_atime_ns, time.time_ns()))

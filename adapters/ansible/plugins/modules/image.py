@@ -51,7 +51,7 @@ options:
     description:
       - Directory downloads are cached in, or C(none) to stream the download into Glance.
       - Default C(~/.cache/openstack-image/images) (or C($OPENSTACK_IMAGE_CACHE_DIR/images)).
-    type: str
+    type: path
   decompress:
     description: Decompress the downloaded data (gzip, bzip2, xz, zstd) before upload.
     type: bool
@@ -298,7 +298,7 @@ def argument_spec():
         image_source_url=dict(type="str"),
         image_source_username=dict(type="str"),
         image_source_password=dict(type="str", no_log=True),
-        image_cache_path=dict(type="str"),
+        image_cache_path=dict(type="path"),
         decompress=dict(type="bool"),
         web_download=dict(type="bool"),
         import_method=dict(type="str", choices=["direct", "glance-direct", "web-download", "glance-download"]),
@@ -352,11 +352,12 @@ def spec_of(params):
         spec["timeouts"] = {"create": params["timeout"]}
     cache = spec.get("image_cache_path")
     if cache and cache != "none":
-        spec["image_cache_path"] = os.path.abspath(os.path.expanduser(cache))
+        spec["image_cache_path"] = os.path.abspath(cache)
     elif spec.get("image_source_url") and cache is None and not leaves_url_to_glance(spec):
         # A download needs a cache directory; the openstack-image CLI's default serves here too.
         base = os.environ.get("OPENSTACK_IMAGE_CACHE_DIR") or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "openstack-image")
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.environ.get("HOME") or "/", ".cache"),
+            "openstack-image")
         spec["image_cache_path"] = os.path.join(os.path.abspath(base), "images")
     return spec
 
