@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -619,21 +620,37 @@ class Bench:
     # -------------------------------------------------------------- 5. cold start
 
     def case_cold_start(self) -> None:
-        samples = {"cold": [], "warm": [], "process": []}
+        samples = {"cold": [], "compile": [], "store": [], "warm": [], "process": []}
+        phases = re.compile(r"compiled (\d+) KiB of component in (\d+) ms, serialized and stored it in (\d+) ms")
+        size_kib = 0
         for rep in range(self.sizes.reps):
             empty = self.work / f"cold-cache-{rep}"
-            samples["cold"].append(
-                self.plan_new_image({**self.env, "OPENSTACK_IMAGE_CACHE_DIR": str(empty)}).seconds)
+            # -vv logs the cold start's phases: compile (Cranelift, validation included) and
+            # serialize + store; the rest of the run is process start, reading the spec and
+            # instantiating, as in a warm run.
+            m = self.plan_new_image({**self.env, "OPENSTACK_IMAGE_CACHE_DIR": str(empty),
+                                     "RUST_LOG": "openstack_image=debug"})
+            samples["cold"].append(m.seconds)
+            found = phases.search(m.output)
+            if found:
+                size_kib = int(found.group(1))
+                samples["compile"].append(int(found.group(2)) / 1000)
+                samples["store"].append(int(found.group(3)) / 1000)
             shutil.rmtree(empty)
             for _ in range(5):
                 samples["warm"].append(self.plan_new_image().seconds)
                 samples["process"].append(measure([str(self.binary), "--version"], self.env).seconds)
         cold, warm, process = (median(samples[k]) for k in ("cold", "warm", "process"))
         self.add(Row("5. Cold start: plan, empty component cache (s)", f"{cold:.2f}", "—", None,
-                     "≤ 3 s", cold <= 3.0, samples=samples))
+                     "< 1 s", cold < 1.0, samples=samples))
+        if samples["compile"]:
+            compile_s, store_s = median(samples["compile"]), median(samples["store"])
+            self.add(Row(f"5. (info) Cold start phases: Cranelift compile of the {size_kib} KiB "
+                         "component vs serialize + store (s)", f"{compile_s:.3f}", f"{store_s:.3f}",
+                         None, "—", None))
         self.add(Row("5. Warm instantiate: plan (no cloud calls) − process start (ms)",
                      f"{(warm - process) * 1000:.1f}", f"{warm * 1000:.1f} (whole run)", None,
-                     "≤ 20 ms", (warm - process) <= 0.020))
+                     "≤ 15 ms", (warm - process) <= 0.015))
 
     # -------------------------------------------------------------- 6. parallel apply
 

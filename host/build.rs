@@ -30,6 +30,10 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=OPENSTACK_IMAGE_GUEST_TARGET_DIR");
+    println!(
+        "cargo:rerun-if-env-changed={}",
+        openstack_image_component_build::PROFILE_VAR
+    );
     // CI's lint wrapper reaches the guest's build too (`ComponentCrate::lint`).
     println!("cargo:rerun-if-env-changed=RUSTC_WORKSPACE_WRAPPER");
     println!("cargo:rerun-if-env-changed=CLIPPY_ARGS");
@@ -46,6 +50,10 @@ fn main() {
     match guest.build() {
         Ok(wasm) => {
             println!("cargo:rustc-env=OPENSTACK_IMAGE_COMPONENT={}", wasm.display());
+            println!(
+                "cargo:rustc-env=OPENSTACK_IMAGE_COMPONENT_BUILT_WITH={}",
+                openstack_image_component_build::profile()
+            );
             // Its identity, hashed here once instead of at every start.
             let bytes = std::fs::read(&wasm).expect("the component just built");
             println!(

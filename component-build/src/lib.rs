@@ -35,13 +35,15 @@ const OUTER_BUILD_VARS: &[&str] = &[
 ];
 
 impl ComponentCrate<'_> {
-    /// Builds it (release, `--locked`) and returns the path of its `.wasm` file. The
+    /// Builds it (`--locked`, with [`profile`]) and returns the path of its `.wasm` file. The
     /// `wasm32-wasip2` target is added with rustup first when the toolchain lacks it.
     pub fn build(&self) -> Result<PathBuf, String> {
         ensure_target()?;
+        let profile = profile();
         let mut build = Command::new(cargo());
         build
-            .args(["build", "--release", "--locked", "--quiet", "--target", TARGET])
+            .args(["build", "--locked", "--quiet", "--target", TARGET])
+            .args(["--profile", &profile])
             .arg("--manifest-path")
             .arg(self.manifest)
             .args(["-p", self.package])
@@ -64,7 +66,7 @@ impl ComponentCrate<'_> {
         let wasm = self
             .target_dir
             .join(TARGET)
-            .join("release")
+            .join(&profile)
             .join(format!("{}.wasm", self.package.replace('-', "_")));
         if wasm.exists() {
             Ok(wasm)
@@ -84,6 +86,15 @@ impl ComponentCrate<'_> {
 pub fn component_id(wasm: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(&Sha256::digest(wasm)[..16])
+}
+
+/// The variable that picks the cargo profile components are built with.
+pub const PROFILE_VAR: &str = "OPENSTACK_IMAGE_COMPONENT_PROFILE";
+
+/// The cargo profile components are built with: `component` (release, no DWARF), or what
+/// [`PROFILE_VAR`] names (`component-debug`: full DWARF).
+pub fn profile() -> String {
+    std::env::var(PROFILE_VAR).unwrap_or_else(|_| "component".to_string())
 }
 
 fn cargo() -> OsString {

@@ -448,6 +448,46 @@ pub fn pruned_text(cache: &ImageCache, pruned: &Pruned, leftovers: usize) -> Str
     text
 }
 
+/// The compiled components kept in `dir` (`<component id>-<engine hash>.cwasm`, see
+/// `runtime::load_cached`): each file and its size.
+pub fn compiled_components(dir: &Path) -> Result<Vec<(PathBuf, u64)>> {
+    Ok(read_dir(dir)?
+        .into_iter()
+        .filter(|file| file.extension().is_some_and(|e| e == "cwasm"))
+        .filter_map(|file| {
+            let size = fs::metadata(&file).ok()?.len();
+            Some((file, size))
+        })
+        .collect())
+}
+
+/// Removes the compiled components in `dir` that are not of the component `keep` (other
+/// builds: older releases, other components run with --component), and temporary files a
+/// killed compile left; returns what was removed. A process still running one of them keeps
+/// its mapping (the file goes when it is unmapped).
+pub fn prune_compiled(dir: &Path, keep: &str) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let keep = format!("{keep}-");
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    for file in read_dir(dir)? {
+        let name = file_name(&file);
+        let stale_temporary = name.starts_with(".tmp")
+            && fs::metadata(&file)
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at < an_hour_ago);
+        let other_build = name.ends_with(".cwasm") && !name.starts_with(&keep);
+        if !(stale_temporary || other_build) || !file.is_file() {
+            continue;
+        }
+        match fs::remove_file(&file) {
+            Ok(()) => removed.push(file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", file.display())),
+        }
+    }
+    Ok(removed)
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Lock {
     SharedWaiting,
@@ -611,6 +651,36 @@ mod tests {
             .unwrap();
         assert!(!held.exists());
         assert!(cache.entries().unwrap().is_empty());
+    }
+
+    #[test]
+    fn only_this_builds_compiled_components_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "aaa-1.cwasm",
+            "aaa-2.cwasm",
+            "bbb-1.cwasm",
+            "ccc-1.cwasm",
+            "keep.txt",
+        ] {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let mut removed = prune_compiled(dir.path(), "aaa").unwrap();
+        removed.sort();
+        assert_eq!(
+            removed,
+            [dir.path().join("bbb-1.cwasm"), dir.path().join("ccc-1.cwasm")]
+        );
+        let mut left: Vec<_> = compiled_components(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [dir.path().join("aaa-1.cwasm"), dir.path().join("aaa-2.cwasm")]
+        );
     }
 
     #[test]

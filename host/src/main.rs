@@ -20,8 +20,8 @@ use openstack_image::grants::{DataSource, SpecGrants};
 use openstack_image::image_cache::{self, ImageCache, PruneRule, RunCaches};
 use openstack_image::network::AllowedHost;
 use openstack_image::report::Narrator;
-use openstack_image::runtime::{EMBEDDED_COMPONENT, Instance, Limits};
-use openstack_image::sandbox::{Sandbox, SandboxSettings, default_image_cache, token_cache_dir};
+use openstack_image::runtime::{EMBEDDED_COMPONENT, EMBEDDED_COMPONENT_ID, Instance, Limits};
+use openstack_image::sandbox::{Sandbox, SandboxSettings, cache_base, default_image_cache, token_cache_dir};
 use openstack_image::spec::SpecFile;
 use openstack_image::state::{Ledger, State, StateFileExt, StateLock};
 use openstack_image::transport::TlsSettings;
@@ -439,20 +439,31 @@ fn cache_command(global: &GlobalArgs, command: CacheCommand) -> Result<ExitCode>
         CacheCommand::List { dir: args, json } => {
             let cache = ImageCache::new(dir(args)?);
             let entries = cache.entries()?;
+            let compiled = match cache_base() {
+                Some(base) => image_cache::compiled_components(&base)?,
+                None => Vec::new(),
+            };
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&image_cache::list_json(
-                        &cache,
-                        &entries,
-                        global.cache_max_size
-                    ))?
-                );
+                let mut listed = image_cache::list_json(&cache, &entries, global.cache_max_size);
+                listed["compiled"] = compiled
+                    .iter()
+                    .map(|(path, size)| serde_json::json!({ "path": path, "size": size }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&listed)?);
             } else {
                 print!(
                     "{}",
                     image_cache::list_text(&cache, &entries, global.cache_max_size)
                 );
+                if let Some((first, _)) = compiled.first() {
+                    let size: u64 = compiled.iter().map(|(_, size)| size).sum();
+                    println!(
+                        "{} compiled component(s), {} in {}",
+                        compiled.len(),
+                        indicatif::BinaryBytes(size),
+                        first.parent().unwrap_or(first).display()
+                    );
+                }
             }
         }
         CacheCommand::Prune {
@@ -468,6 +479,16 @@ fn cache_command(global: &GlobalArgs, command: CacheCommand) -> Result<ExitCode>
             };
             let pruned = cache.prune(rule)?;
             print!("{}", image_cache::pruned_text(&cache, &pruned, leftovers.len()));
+            if let Some(base) = cache_base() {
+                let removed = image_cache::prune_compiled(&base, EMBEDDED_COMPONENT_ID)?;
+                if !removed.is_empty() {
+                    println!(
+                        "removed {} compiled component(s) of other builds from {}",
+                        removed.len(),
+                        base.display()
+                    );
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

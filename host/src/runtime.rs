@@ -911,18 +911,29 @@ fn load_cached(engine: &Engine, wasm: &[u8], id: &str, cache: Option<&Path>) -> 
         // fails to deserialize and is rebuilt below.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => return Ok(component),
+            // Removed meanwhile (another build's run trims the cache): compiled again below.
+            Err(_) if !path.exists() => {}
             Err(e) => tracing::warn!("ignoring unusable compiled component {}: {e}", path.display()),
         }
     }
+    // Phase by phase, for `-vv` and the bench's cold-start case.
+    let started = std::time::Instant::now();
     let component = Component::new(engine, wasm)
         .map_err(anyhow::Error::from)
         .context("compiling the component")?;
+    let compiled = started.elapsed();
     if let Err(e) = store_cached(&path, &component) {
         tracing::warn!(
             "could not cache the compiled component at {}: {e:#}",
             path.display()
         );
     }
+    tracing::debug!(
+        "cold start: validated and compiled {} KiB of component in {} ms, serialized and stored it in {} ms",
+        wasm.len() / 1024,
+        compiled.as_millis(),
+        (started.elapsed() - compiled).as_millis()
+    );
     Ok(component)
 }
 
@@ -940,4 +951,53 @@ fn cache_path(dir: &Path, engine: &Engine, id: &str) -> PathBuf {
     let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut engine_hash);
     dir.join(format!("{id}-{:016x}.cwasm", engine_hash.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The most the shipped component may weigh: every runtime loads it, and the host binary,
+    /// the Node package, the Python adapter and the Ansible collection carry it.
+    const COMPONENT_BUDGET_BYTES: usize = 3_000_000;
+
+    /// Custom sections of a component and the core modules inside it, with their sizes.
+    fn custom_sections(wasm: &[u8]) -> Vec<(String, usize)> {
+        let mut found = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+            if let Ok(wasmparser::Payload::CustomSection(section)) = payload {
+                found.push((section.name().to_string(), section.data().len()));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_shipped_component_carries_no_dwarf_and_fits_its_budget() {
+        let profile = env!("OPENSTACK_IMAGE_COMPONENT_BUILT_WITH");
+        if profile != "component" {
+            eprintln!("skipped: the embedded component was built with the profile {profile} (a debug build)");
+            return;
+        }
+        let sections = custom_sections(EMBEDDED_COMPONENT);
+        let dwarf: Vec<_> = sections
+            .iter()
+            .filter(|(name, _)| name.starts_with(".debug"))
+            .collect();
+        assert!(
+            dwarf.is_empty(),
+            "the shipped component carries DWARF {dwarf:?}: it is built with the `component` \
+             profile (strip = \"debuginfo\"), see Cargo.toml"
+        );
+        assert!(
+            sections.iter().any(|(name, _)| name == "name"),
+            "the `name` section must stay, so traps name functions"
+        );
+        let size = EMBEDDED_COMPONENT.len();
+        assert!(
+            size <= COMPONENT_BUDGET_BYTES,
+            "the shipped component is {size} bytes, over its budget of {COMPONENT_BUDGET_BYTES}: \
+             find what grew (custom sections: {sections:?}) before raising the budget"
+        );
+    }
 }

@@ -13,6 +13,7 @@ use openstack_image_documents::spec::DEFAULT_CACHE_SUBDIR;
 use crate::auth::{Authenticator, TokenCache};
 use crate::bindings::{Cloud, Credentials};
 use crate::grants::SpecGrants;
+use crate::image_cache;
 use crate::network::{AllowedHost, CatalogHosts, NetworkPolicy};
 use crate::progress::{Display, ImageProgress};
 use crate::runtime::{
@@ -65,12 +66,31 @@ impl Sandbox {
                     .with_context(|| format!("cannot read the component {}", path.display()))?;
                 Runtime::new(&wasm, None, settings.limits, cache.as_deref())?
             }
-            None => Runtime::new(
-                EMBEDDED_COMPONENT,
-                Some(EMBEDDED_COMPONENT_ID),
-                settings.limits,
-                cache.as_deref(),
-            )?,
+            None => {
+                let runtime = Runtime::new(
+                    EMBEDDED_COMPONENT,
+                    Some(EMBEDDED_COMPONENT_ID),
+                    settings.limits,
+                    cache.as_deref(),
+                )?;
+                // The installed binary's component is loaded: compiled forms of other builds
+                // (older releases, components run with --component) are of no more use.
+                if let Some(dir) = &cache {
+                    match image_cache::prune_compiled(dir, EMBEDDED_COMPONENT_ID) {
+                        Ok(removed) if !removed.is_empty() => tracing::info!(
+                            "removed {} compiled component(s) of other builds from {}",
+                            removed.len(),
+                            dir.display()
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(
+                            "could not trim the compiled components in {}: {e:#}",
+                            dir.display()
+                        ),
+                    }
+                }
+                runtime
+            }
         };
         Ok(Sandbox {
             runtime,
