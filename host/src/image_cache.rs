@@ -282,10 +282,8 @@ impl ImageCache {
                 let Some(_lock) = lock(&self.lock_path(&area, &entry), Lock::ExclusiveIfFree)? else {
                     continue;
                 };
-                match fs::remove_file(&file) {
-                    Ok(()) => removed.push(file),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e).with_context(|| format!("cannot remove {}", file.display())),
+                if remove_if_present(&file)? {
+                    removed.push(file);
                 }
             }
         }
@@ -323,11 +321,7 @@ impl ImageCache {
             return Ok(false);
         };
         for file in [entry.data.clone(), entry.record()] {
-            match fs::remove_file(&file) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("cannot remove {}", file.display())),
-            }
+            remove_if_present(&file)?;
         }
         // Unlinked while locked: a process that opened it meanwhile sees, once it has the
         // lock, that the path is no longer its file, and locks the new one.
@@ -479,13 +473,20 @@ pub fn prune_compiled(dir: &Path, keep: &str) -> Result<Vec<PathBuf>> {
         if !(stale_temporary || other_build) || !file.is_file() {
             continue;
         }
-        match fs::remove_file(&file) {
-            Ok(()) => removed.push(file),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", file.display())),
+        if remove_if_present(&file)? {
+            removed.push(file);
         }
     }
     Ok(removed)
+}
+
+/// Removes `file`; false when it was gone already (another process removed it first).
+fn remove_if_present(file: &Path) -> Result<bool> {
+    match fs::remove_file(file) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", file.display())),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -114,6 +114,28 @@ impl Run {
     }
 }
 
+/// Runs a test tool's setup script (`bash SCRIPT`: Terraform 1.0.3, Ansible), which must
+/// succeed, and returns the last line it printed (the path it installed to).
+pub fn setup_script(script: &Path) -> String {
+    let output = Command::new("bash")
+        .arg(script)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        output.status.success(),
+        "{} failed:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8 path")
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("{} printed no path", script.display()))
+        .trim()
+        .to_string()
+}
+
 /// One test's scratch directory, spec, state and uniquely named images. Dropping it deletes
 /// any image whose name carries its prefix, so a failed test leaves the cloud clean.
 pub struct Scenario {

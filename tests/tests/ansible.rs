@@ -7,24 +7,13 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use openstack_image_tests::source_server::{Served, SourceServer};
-use openstack_image_tests::{Run, Scenario, cloud_env, digest, observer, root};
+use openstack_image_tests::{Run, Scenario, cloud_env, digest, observer, root, setup_script};
 use serde_json::Value;
 
 /// The venv's bin directory with ansible-core and wasmtime-py (adapters/ansible/test-setup.sh).
 fn ansible_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let output = Command::new("bash")
-            .arg(root().join("adapters/ansible/test-setup.sh"))
-            .output()
-            .expect("run test-setup.sh");
-        assert!(
-            output.status.success(),
-            "test-setup.sh failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
-    })
+    BIN.get_or_init(|| PathBuf::from(setup_script(&root().join("adapters/ansible/test-setup.sh"))))
 }
 
 /// A scenario with the collection installed into its own collections path.

@@ -17,23 +17,7 @@ pub fn terraform() -> PathBuf {
         return PathBuf::from(path);
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-setup.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .output()
-        .expect("run test-setup.sh");
-    assert!(
-        output.status.success(),
-        "test-setup.sh failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).expect("utf-8 path");
-    PathBuf::from(
-        stdout
-            .lines()
-            .last()
-            .expect("test-setup.sh prints the binary's path")
-            .trim(),
-    )
+    PathBuf::from(openstack_image_tests::setup_script(&script))
 }
 
 /// The version `terraform version -json` reports for `binary` (none when it cannot run), asked
