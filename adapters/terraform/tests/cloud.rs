@@ -711,7 +711,14 @@ resource "openstack_images_image_v2" "wo" {{
     let w = real_cloud::workspace_with(terraform, &pw);
     w.configure(&config(1, ""));
     w.init();
-    w.apply();
+    // Under TF_LOG=trace: the password is in no line Terraform or the provider logs.
+    let apply = w.run_with(&["apply", "-auto-approve", "-no-color"], &[("TF_LOG", "trace")]);
+    assert_eq!(apply.code, 0, "{}", apply.output());
+    assert!(
+        apply.output().contains("calling the component's"),
+        "the trace log holds the provider's own lines"
+    );
+    assert!(!apply.output().contains(PASSWORD), "the password is in the trace log");
     let id = id_of(&w, address);
     let image = observer::image(&id).expect("the image exists");
     assert_eq!(image["status"], "active");
