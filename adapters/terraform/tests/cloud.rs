@@ -718,7 +718,10 @@ resource "openstack_images_image_v2" "wo" {{
         apply.output().contains("calling the component's"),
         "the trace log holds the provider's own lines"
     );
-    assert!(!apply.output().contains(PASSWORD), "the password is in the trace log");
+    assert!(
+        !apply.output().contains(PASSWORD),
+        "the password is in the trace log"
+    );
     let id = id_of(&w, address);
     let image = observer::image(&id).expect("the image exists");
     assert_eq!(image["status"], "active");
